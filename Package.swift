@@ -1,0 +1,39 @@
+// swift-tools-version:6.0
+// weir: node-level traffic capture (nftables over netlink), sysctl tuning and an in-process transparent proxy.
+// Licensed GPL-2.0-or-later because it links libnftnl.
+import PackageDescription
+
+let package = Package(
+    name: "weir",
+    products: [
+        .executable(name: "weir", targets: ["weir"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // libnftnl + libmnl + libnetfilter_conntrack, from Debian's -dev packages.
+        .systemLibrary(
+            name: "CNetfilter",
+            pkgConfig: "libnftnl",
+            providers: [.apt(["libnftnl-dev", "libmnl-dev", "libnetfilter-conntrack-dev"])]
+        ),
+        // Syscalls and constants Glibc does not expose to Swift (epoll, splice, SO_ORIGINAL_DST, ...).
+        .target(name: "CWeirLinux", cSettings: [.define("_GNU_SOURCE")]),
+        // Pure model: no Glibc, no C, no syscalls.
+        .target(name: "WeirCore"),
+        .target(name: "WeirNetfilter", dependencies: ["WeirCore", "CNetfilter"]),
+        .target(name: "WeirTuning", dependencies: ["WeirCore"]),
+        .target(name: "WeirProxy", dependencies: ["WeirCore", "CWeirLinux"]),
+        .executableTarget(
+            name: "weir",
+            dependencies: [
+                "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"]),
+        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

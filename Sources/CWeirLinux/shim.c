@@ -1,0 +1,2 @@
+#include "CWeirLinux.h"
+int weir_placeholder(void) { return 0; }

@@ -1,0 +1,2 @@
+// Placeholder until the proxy module lands.
+public enum WeirProxyModule {}

@@ -1,0 +1,2 @@
+// Placeholder until the tuning module lands.
+public enum WeirTuningModule {}

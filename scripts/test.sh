@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# The whole suite: pure unit tests and kernel tests (root, inside throwaway network namespaces).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ "$(id -u)" != 0 ]; then
+  echo "kernel tests need root (they create network namespaces); running pure tests only" >&2
+  exec swift test --skip WeirKernelTests
+fi
+exec swift test --no-parallel
