@@ -1,0 +1,137 @@
+import Foundation
+
+/// Result of a command run by the kernel tests.
+struct CommandResult {
+    let status: Int32
+    let stdout: String
+    let stderr: String
+}
+
+/// Runs a program to completion and captures its output. `input` is written to standard input.
+@discardableResult
+func runCommand(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = arguments
+    if let environment {
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { _, new in new }
+    }
+    let out = Pipe(), err = Pipe(), inp = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    process.standardInput = inp
+    try process.run()
+    if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
+    try? inp.fileHandleForWriting.close()
+    // Read both pipes before waiting so a large output cannot block the child.
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    outData = out.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return CommandResult(
+        status: process.terminationStatus,
+        stdout: String(decoding: outData, as: UTF8.self),
+        stderr: String(decoding: errData, as: UTF8.self)
+    )
+}
+
+struct CommandFailed: Error, CustomStringConvertible {
+    let arguments: [String]
+    let result: CommandResult
+    var description: String { "\(arguments.joined(separator: " ")) exited \(result.status): \(result.stderr)" }
+}
+
+/// Runs a program and throws if it fails.
+@discardableResult
+func mustRun(_ arguments: [String], input: String? = nil) throws -> String {
+    let result = try runCommand(arguments, input: input)
+    guard result.status == 0 else { throw CommandFailed(arguments: arguments, result: result) }
+    return result.stdout
+}
+
+/// Path of the built `weir` executable (next to the test bundle in .build/<config>/).
+var weirBinary: String {
+    let bundle = Bundle.main.bundleURL.deletingLastPathComponent()
+    let candidates = [
+        bundle.appendingPathComponent("weir").path,
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("weir").path,
+    ]
+    for path in candidates where FileManager.default.isExecutableFile(atPath: path) { return path }
+    // Swift Testing runs the bundle from .build/<triple>/debug; fall back to the package's debug symlink.
+    let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().deletingLastPathComponent()
+    return root.appendingPathComponent(".build/debug/weir").path
+}
+
+/// True when the tests run as root and can create network namespaces.
+var canUseNamespaces: Bool { getuid() == 0 }
+
+/// A throwaway network namespace. Always call `delete()` (use `withNamespace`), also when a test fails.
+///
+/// Addresses used inside are from 198.18.0.0/15 and 2001:db8::/32 only.
+final class TestNamespace {
+    let name: String
+    private(set) var deleted = false
+
+    init(prefix: String = "wt") throws {
+        let unique = String(UInt32.random(in: 0...UInt32.max), radix: 16)
+        name = "\(prefix)-\(getpid())-\(unique)"
+        try mustRun(["ip", "netns", "add", name])
+        try exec(["ip", "link", "set", "lo", "up"])
+    }
+
+    /// Runs a command inside the namespace and throws if it fails.
+    @discardableResult
+    func exec(_ arguments: [String], input: String? = nil) throws -> String {
+        try mustRun(["ip", "netns", "exec", name] + arguments, input: input)
+    }
+
+    /// Runs a command inside the namespace and returns its result whatever the status.
+    func run(_ arguments: [String], input: String? = nil, environment: [String: String]? = nil) throws -> CommandResult {
+        try runCommand(["ip", "netns", "exec", name] + arguments, input: input, environment: environment)
+    }
+
+    /// Runs the built `weir` binary inside the namespace.
+    func weir(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
+        try run([weirBinary] + arguments, environment: environment)
+    }
+
+    /// Connects this namespace to `peer` with a veth pair and assigns addresses (CIDR notation, with `nodad` for IPv6).
+    func link(
+        to peer: TestNamespace, localName: String, peerName: String,
+        localAddresses: [String], peerAddresses: [String]
+    ) throws {
+        try mustRun(["ip", "link", "add", localName, "netns", name, "type", "veth", "peer", "name", peerName,
+                     "netns", peer.name])
+        for (ns, dev, addrs) in [(self, localName, localAddresses), (peer, peerName, peerAddresses)] {
+            for a in addrs {
+                var args = ["ip", "addr", "add", a, "dev", dev]
+                if a.contains(":") { args.append("nodad") }
+                try ns.exec(args)
+            }
+            try ns.exec(["ip", "link", "set", dev, "up"])
+        }
+    }
+
+    func delete() {
+        guard !deleted else { return }
+        deleted = true
+        // Kill anything still running in the namespace, then remove it.
+        if let pids = try? runCommand(["ip", "netns", "pids", name]).stdout {
+            for pid in pids.split(separator: "\n") { _ = try? runCommand(["kill", "-9", String(pid)]) }
+        }
+        _ = try? runCommand(["ip", "netns", "delete", name])
+    }
+
+    deinit { delete() }
+}
+
+/// Creates a namespace, runs `body`, and deletes the namespace whatever happens.
+func withNamespace<T>(prefix: String = "wt", _ body: (TestNamespace) throws -> T) throws -> T {
+    let ns = try TestNamespace(prefix: prefix)
+    defer { ns.delete() }
+    return try body(ns)
+}
