@@ -14,9 +14,9 @@ struct CaptureRulesetTests {
     @Test func defaultsCaptureNothingInboundAndOnlyOwnerRulesOutbound() throws {
         let t = try table([:])
         #expect(t.family == .inet)
-        #expect(t.chains.map(\.name) == ["in-redirect", "outbound", "output"])
+        #expect(t.chains.map(\.name) == ["redirect-inbound", "outbound", "output"])
         #expect(t.sets.isEmpty)
-        #expect(rules(t, "in-redirect") == ["meta l4proto tcp counter redirect to :15006"])
+        #expect(rules(t, "redirect-inbound") == ["meta l4proto tcp counter redirect to :15006"])
     }
 
     @Test func excludeCIDRsComeBeforeIncludesAndPorts() throws {
@@ -24,8 +24,8 @@ struct CaptureRulesetTests {
                            "istio-outbound-ports": ["8080"]])
         let r = rules(t, "outbound")
         let exclude = r.firstIndex(of: "ip daddr @outbound-exclude-v4 counter return")!
-        let ports = r.firstIndex(of: "tcp dport @outbound-ports-include counter jump redirect")!
-        let include = r.firstIndex(of: "ip daddr @outbound-include-v4 counter jump redirect")!
+        let ports = r.firstIndex(of: "tcp dport @outbound-ports-include counter jump redirect-outbound")!
+        let include = r.firstIndex(of: "ip daddr @outbound-include-v4 counter jump redirect-outbound")!
         #expect(exclude < ports && ports < include)
     }
 
@@ -42,7 +42,7 @@ struct CaptureRulesetTests {
         #expect(rules(wildcard, "inbound") == [
             "meta l4proto tcp tcp dport 15008 counter return",
             "tcp dport @inbound-ports-exclude counter return",
-            "meta l4proto tcp counter jump in-redirect",
+            "meta l4proto tcp counter jump redirect-inbound",
         ])
     }
 
@@ -74,7 +74,7 @@ struct CaptureRulesetTests {
     @Test func tproxyModeCapturesInboundInMangleChainsOnly() throws {
         let t = try table(["istio-inbound-ports": ["8080"], "istio-inbound-interception-mode": ["TPROXY"]])
         #expect(rules(t, "prerouting").isEmpty)
-        #expect(rules(t, "tproxy") == [
+        #expect(rules(t, "tproxy-capture") == [
             "meta l4proto tcp ip daddr != 127.0.0.1 tproxy ip to :15006 meta mark set 1337 counter accept",
             "meta l4proto tcp ip6 daddr != ::1 tproxy ip6 to :15006 meta mark set 1337 counter accept",
         ])

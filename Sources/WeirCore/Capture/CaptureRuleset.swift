@@ -19,8 +19,8 @@ public enum CaptureRuleset {
     // Chain names.
     static let prerouting = "prerouting", output = "output"
     static let manglePrerouting = "mangle-prerouting", mangleOutput = "mangle-output"
-    static let inbound = "inbound", inRedirect = "in-redirect", redirect = "redirect", outbound = "outbound"
-    static let tproxyInbound = "tproxy-inbound", tproxyDivert = "tproxy-divert", tproxy = "tproxy"
+    static let inbound = "inbound", inRedirect = "redirect-inbound", redirect = "redirect-outbound", outbound = "outbound"
+    static let tproxyInbound = "tproxy-inbound", tproxyDivert = "tproxy-divert", tproxy = "tproxy-capture"
     static let dropInvalid = "drop-invalid"
 
     public static func build(_ c: CaptureConfig) -> Table {
