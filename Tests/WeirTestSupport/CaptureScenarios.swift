@@ -25,7 +25,7 @@ public struct CaptureScenario: Sendable {
         for key in flags.keys.sorted() {
             for v in flags[key]! {
                 if key == "drop-invalid" { out.append("--drop-invalid"); continue }
-                out.append("--\(key)=\(v)")
+                out += ["--\(key)", v]
             }
         }
         if ipv4Only { out.append("--ipv4-only") }
