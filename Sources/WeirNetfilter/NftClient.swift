@@ -203,7 +203,13 @@ public final class NftClient {
             }
         }
         for chain in table.chains {
-            for (index, rule) in chain.rules.enumerated() {
+            var rules = chain.rules
+            // Test hook: a rule the kernel must refuse (jump to a chain that does not exist), to prove that a failed
+            // batch leaves the previous ruleset exactly as it was.
+            if let broken = getenv("WEIR_TEST_REFUSE_RULE_IN_CHAIN"), String(cString: broken) == chain.name {
+                rules.append(Rule([], [.verdict(.jump("weir-test-missing-chain"))]))
+            }
+            for (index, rule) in rules.enumerated() {
                 batch.add(NFT_MSG_NEWRULE, family: fam, flags: NLM_F_CREATE | NLM_F_APPEND,
                           operation: "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))") {
                     let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
@@ -366,6 +372,11 @@ func setObject(_ table: Table, _ set: NamedSet, id: UInt32) -> OpaquePointer {
     nftnl_set_set_u32(s, attr(NFTNL_SET_KEY_LEN), set.keyType.keyLength)
     nftnl_set_set_u32(s, attr(NFTNL_SET_FLAGS), set.isInterval ? num(NFT_SET_INTERVAL) : 0)
     nftnl_set_set_u32(s, attr(NFTNL_SET_ID), id)
+    // nft reads the key byte order from the set's user data (NFTNL_UDATA_SET_KEYBYTEORDER); without it, host-order
+    // keys (interface names, GIDs) list wrongly. 1 = host endian, 2 = big endian.
+    let order: UInt8 = (set.keyType == .ifname || set.keyType == .gid) ? 1 : 2
+    let udata: [UInt8] = [0, 4, order, 0, 0, 0]
+    udata.withUnsafeBytes { _ = nftnl_set_set_data(s, attr(NFTNL_SET_USERDATA), $0.baseAddress, UInt32($0.count)) }
     return s
 }
 

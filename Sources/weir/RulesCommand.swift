@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import WeirCore
 import WeirNetfilter
 
@@ -20,6 +21,9 @@ struct RulesCommand: ParsableCommand {
 
     @Flag(name: [.customShort("n"), .long], help: "Print the ruleset as nft text and change nothing.")
     var dryRun = false
+
+    @Flag(help: "Stay running and keep owning the table (no other process can change it) until SIGTERM or SIGINT.")
+    var hold = false
 
     func run() throws {
         let config = try capture.config()
@@ -49,6 +53,19 @@ struct RulesCommand: ParsableCommand {
             }
             if !config.ipv4Only, try routes.ensurePassthroughAddress() {
                 print("added address ::6/128 dev lo")
+            }
+            if hold {
+                print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
+                fflush(stdout)
+                var signals = sigset_t()
+                sigemptyset(&signals)
+                sigaddset(&signals, SIGTERM)
+                sigaddset(&signals, SIGINT)
+                pthread_sigmask(SIG_BLOCK, &signals, nil)
+                var received: Int32 = 0
+                sigwait(&signals, &received)
+                // Exiting closes the netlink socket: the persistent table stays, unowned, until weir claims it again.
+                withExtendedLifetime(nft) {}
             }
         } catch let error as NetlinkError {
             throw RuntimeFailure(message: error.description)
