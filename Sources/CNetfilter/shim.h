@@ -2,6 +2,7 @@
 #define WEIR_CNETFILTER_SHIM_H
 #include <stdint.h>
 #include <sys/socket.h>
+#include <netinet/in.h> /* before the linux/ headers, so linux/libc-compat.h skips its own in_addr */
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/fib_rules.h>
@@ -26,7 +27,6 @@ static inline size_t weir_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFE
  * ctnetlink has no statistics API in libnetfilter_conntrack 1.0.9, so the requests are built with libmnl here and
  * the CTA_STATS_* / NFTA_TABLE_* / NFTA_GEN_* attributes are parsed in C, where the NLA macros live. */
 #include <string.h>
-#include <arpa/inet.h>
 #include <endian.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
 
@@ -74,7 +74,7 @@ static inline int weir_ct_cpu_stats_attr(const struct nlattr *attr, void *data) 
     struct weir_ct_cpu_stats *s = (struct weir_ct_cpu_stats *)data;
     uint16_t type = mnl_attr_get_type(attr);
     if (type > CTA_STATS_MAX || mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return MNL_CB_OK;
-    uint32_t v = ntohl(mnl_attr_get_u32(attr));
+    uint32_t v = be32toh(mnl_attr_get_u32(attr));
     switch (type) {
     case CTA_STATS_FOUND: s->found = v; break;
     case CTA_STATS_INVALID: s->invalid = v; break;
@@ -96,7 +96,7 @@ static inline int weir_ct_cpu_stats_attr(const struct nlattr *attr, void *data) 
 static inline void weir_ct_parse_cpu_stats(const struct nlmsghdr *nlh, struct weir_ct_cpu_stats *out) {
     memset(out, 0, sizeof(*out));
     const struct nfgenmsg *nfg = (const struct nfgenmsg *)mnl_nlmsg_get_payload(nlh);
-    out->cpu = ntohs(nfg->res_id);
+    out->cpu = be16toh(nfg->res_id);
     mnl_attr_parse(nlh, sizeof(struct nfgenmsg), weir_ct_cpu_stats_attr, out);
 }
 
@@ -104,7 +104,7 @@ static inline int weir_ct_global_stats_attr(const struct nlattr *attr, void *dat
     struct weir_ct_global_stats *s = (struct weir_ct_global_stats *)data;
     uint16_t type = mnl_attr_get_type(attr);
     if (type > CTA_STATS_GLOBAL_MAX || mnl_attr_validate(attr, MNL_TYPE_U32) < 0) return MNL_CB_OK;
-    uint32_t v = ntohl(mnl_attr_get_u32(attr));
+    uint32_t v = be32toh(mnl_attr_get_u32(attr));
     if (type == CTA_STATS_GLOBAL_ENTRIES) s->entries = v;
     else if (type == CTA_STATS_GLOBAL_MAX_ENTRIES) s->max_entries = v;
     else return MNL_CB_OK;
@@ -122,10 +122,10 @@ static inline int weir_nft_table_attr(const struct nlattr *attr, void *data) {
     struct weir_nft_table_info *t = (struct weir_nft_table_info *)data;
     switch (mnl_attr_get_type(attr)) {
     case NFTA_TABLE_FLAGS:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->flags = ntohl(mnl_attr_get_u32(attr)); t->present |= 1; }
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->flags = be32toh(mnl_attr_get_u32(attr)); t->present |= 1; }
         break;
     case NFTA_TABLE_USE:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->use = ntohl(mnl_attr_get_u32(attr)); t->present |= 2; }
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->use = be32toh(mnl_attr_get_u32(attr)); t->present |= 2; }
         break;
     case NFTA_TABLE_HANDLE:
         if (mnl_attr_validate(attr, MNL_TYPE_U64) >= 0) {
@@ -133,7 +133,7 @@ static inline int weir_nft_table_attr(const struct nlattr *attr, void *data) {
         }
         break;
     case NFTA_TABLE_OWNER:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->owner = ntohl(mnl_attr_get_u32(attr)); t->present |= 8; }
+        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->owner = be32toh(mnl_attr_get_u32(attr)); t->present |= 8; }
         break;
     }
     return MNL_CB_OK;
@@ -147,7 +147,7 @@ static inline void weir_nft_parse_table(const struct nlmsghdr *nlh, struct weir_
 
 static inline int weir_nft_gen_attr(const struct nlattr *attr, void *data) {
     if (mnl_attr_get_type(attr) == NFTA_GEN_ID && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
-        *(int64_t *)data = (int64_t)ntohl(mnl_attr_get_u32(attr));
+        *(int64_t *)data = (int64_t)be32toh(mnl_attr_get_u32(attr));
     }
     return MNL_CB_OK;
 }

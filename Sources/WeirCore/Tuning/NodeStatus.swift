@@ -109,7 +109,7 @@ public struct NodeStatus: Equatable, Sendable {
     public var warnings: [String] {
         var out: [String] = []
         if let ct = conntrack, ct.usagePercent >= NodeStatus.conntrackWarnPercent {
-            out.append("conntrack table \(tuningDecimal(ct.usagePercent))% full: new flows will be dropped at 100%")
+            out.append("conntrack table \(tuningPercent(ct.usagePercent))% full: new flows will be dropped at 100%")
         }
         if let t = conntrackTotals {
             if t.insertFailed > 0 || t.drop > 0 || t.earlyDrop > 0 {
@@ -119,9 +119,6 @@ public struct NodeStatus: Equatable, Sendable {
         }
         if let o = listenOverflows, o > 0 {
             out.append("accept queues overflowed \(o) times (ListenOverflows): raise somaxconn and the proxy backlog")
-        }
-        if let s = somaxconn, proxyBacklog > s {
-            out.append("proxy backlog \(proxyBacklog) is cut to somaxconn \(s) by the kernel")
         }
         return out
     }
@@ -137,7 +134,7 @@ public struct NodeStatus: Equatable, Sendable {
         if let ct = conntrack {
             rows.append(["conntrack entries", "\(ct.entries)", "from \(ct.source)"])
             rows.append(["conntrack max", "\(ct.maximum)", ""])
-            rows.append(["conntrack usage", tuningDecimal(ct.usagePercent) + "%",
+            rows.append(["conntrack usage", tuningPercent(ct.usagePercent) + "%",
                          "warn at \(tuningDecimal(NodeStatus.conntrackWarnPercent))%"])
         } else {
             rows.append(["conntrack", "unknown", "nf_conntrack not loaded"])
@@ -153,15 +150,18 @@ public struct NodeStatus: Equatable, Sendable {
         rows.append(["ListenDrops", listenDrops.map(String.init) ?? "unknown", "/proc/net/netstat TcpExt"])
         rows.append(["net.core.somaxconn", somaxconn.map(String.init) ?? "unknown", "caps every listen() backlog"])
         rows.append(["net.ipv4.tcp_max_syn_backlog", tcpMaxSynBacklog.map(String.init) ?? "unknown", ""])
-        rows.append(["proxy listen backlog", "\(proxyBacklog)",
-                     effectiveBacklog.map { "effective \($0)" } ?? ""])
+        var backlogNote = ""
+        if let effective = effectiveBacklog {
+            backlogNote = "effective \(effective)" + (effective < proxyBacklog ? ", capped by somaxconn" : "")
+        }
+        rows.append(["proxy listen backlog", "\(proxyBacklog)", backlogNote])
         switch table {
         case .absent:
             rows.append(["table inet weir", "not installed", ""])
         case .present(let flags, let owner):
             let owned = flags & 0x2 != 0
             let persist = flags & 0x4 != 0
-            rows.append(["table inet weir", "installed", String(format0x: flags)])
+            rows.append(["table inet weir", "installed", "flags 0x" + String(flags, radix: 16)])
             rows.append(["table owned", owned ? "yes" : "no", owner.map { owned ? "netlink port \($0)" : "" } ?? ""])
             rows.append(["table persist", persist ? "yes" : "no", ""])
         case .unknown(let reason):
@@ -198,7 +198,9 @@ public struct NodeStatus: Equatable, Sendable {
             out.append(MetricSample(name: "weir_conntrack_early_drop_total", labels: labels,
                                     value: Double(s.earlyDrop)))
         }
-        if let v = listenOverflows { out.append(MetricSample(name: "weir_tcp_listen_overflows_total", value: Double(v))) }
+        if let v = listenOverflows {
+            out.append(MetricSample(name: "weir_tcp_listen_overflows_total", value: Double(v)))
+        }
         if let v = listenDrops { out.append(MetricSample(name: "weir_tcp_listen_drops_total", value: Double(v))) }
         if let v = somaxconn { out.append(MetricSample(name: "weir_net_core_somaxconn", value: Double(v))) }
         out.append(MetricSample(name: "weir_proxy_listen_backlog", value: Double(proxyBacklog)))
@@ -257,8 +259,9 @@ public enum NetstatCounters {
     }
 }
 
-extension String {
-    init(format0x value: UInt32) {
-        self = "flags 0x" + String(value, radix: 16)
-    }
+/// A percentage with two decimals: `0.00`, `12.50`.
+func tuningPercent(_ value: Double) -> String {
+    let hundredths = Int((value * 100).rounded())
+    let frac = hundredths % 100
+    return "\(hundredths / 100).\(frac < 10 ? "0" : "")\(frac)"
 }

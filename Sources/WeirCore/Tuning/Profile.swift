@@ -8,9 +8,9 @@
 ///     conntrack.per_core = 32768                 # parameter of the derived conntrack sizing
 ///     net.netfilter.nf_conntrack_max = derived raise-only
 ///
-/// `raise-only` (single integers only) means: never lower what the node already has. `derived` is allowed for
-/// `net.netfilter.nf_conntrack_max` (kube-proxy's formula over the CPU budget, parameters `conntrack.per_core`,
-/// `conntrack.min`, `conntrack.cap`) and for `sys.module.nf_conntrack.parameters.hashsize` (conntrack max / 4).
+/// `raise-only` (integers, and buffer triples component by component) means: never lower what the node already has.
+/// `derived` is allowed for `net.netfilter.nf_conntrack_max` (kube-proxy's formula over the CPU budget, parameters
+/// `conntrack.per_core`, `conntrack.min`, `conntrack.cap`) and for `sys.module.nf_conntrack.parameters.hashsize` (conntrack max / 4).
 public struct Profile: Equatable, Sendable {
     /// What a setting asks for.
     public enum Desired: Equatable, Sendable {
@@ -86,7 +86,7 @@ public struct Profile: Equatable, Sendable {
                 raiseOnly = true
                 words.removeLast()
                 guard key.shape.supportsRaiseOnly else {
-                    throw ConfigError("\(place): \(name): raise-only applies to single integers, "
+                    throw ConfigError("\(place): \(name): raise-only applies to integers and buffer triples, "
                         + "but this key expects \(key.shape)")
                 }
             }

@@ -62,10 +62,13 @@ public enum ValueShape: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
-    /// Raise-only compares single integers; ranges and triples have no "higher".
+    /// Raise-only compares single integers, and triples (buffer sizes) component by component; a port range or a
+    /// choice has no "higher".
     public var supportsRaiseOnly: Bool {
-        if case .integer = self { return true }
-        return false
+        switch self {
+        case .integer, .triple: return true
+        default: return false
+        }
     }
 }
 

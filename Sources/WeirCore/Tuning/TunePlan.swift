@@ -116,9 +116,18 @@ public struct TunePlan: Equatable, Sendable {
                 note = "\(entry.key.path) does not exist or is not a number here"
             } else if current == desired {
                 action = .keep
-            } else if entry.raiseOnly, let c = current?.scalar, let d = desired.scalar, c > d {
-                action = .raiseOnlySkip
-                note = "node already has \(c), higher than \(d)"
+            } else if entry.raiseOnly, let c = current, c.components.count == desired.components.count,
+                      zip(c.components, desired.components).contains(where: { $0 > $1 }) {
+                // Raise-only: never lower any component below what the node has.
+                let raised = SysctlValue(zip(c.components, desired.components).map { max($0, $1) })
+                let reason = "node already has \(c), higher than \(desired)"
+                note = note.isEmpty ? reason : note + "; " + reason
+                if raised == c {
+                    action = .raiseOnlySkip
+                } else {
+                    action = .set
+                    desired = raised
+                }
             } else {
                 action = .set
             }
