@@ -34,6 +34,7 @@ let package = Package(
         ),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore"]),
+        .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning"]),
     ],
     swiftLanguageModes: [.v5]
 )
