@@ -11,7 +11,7 @@ struct StatusCommand: ParsableCommand {
             Shows conntrack entries, maximum and usage, per-CPU conntrack statistics (insert_failed, drop, \
             early_drop; read over ctnetlink), TcpExt ListenOverflows and ListenDrops, somaxconn against the \
             proxy's listen backlog, and whether the nftables table inet weir is installed and owned, with the \
-            ruleset generation. All numbers are for the network namespace weir runs in.
+            ruleset generation. Counts are for the network namespace weir runs in; the conntrack maximum is global.
             """
     )
 

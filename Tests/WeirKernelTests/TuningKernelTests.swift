@@ -99,7 +99,8 @@ struct TuningKernelTests {
             let common = ["--profiles-dir", scratch.profiles, "--state-dir", scratch.state]
             let cases: [([String], String)] = [
                 (["tune", "--profile", "nosuch"] + common, "unknown profile 'nosuch', expected one of badshape"),
-                (["tune", "--profile", "unknownkey"] + common, "unknownkey.profile:2: unknown key 'net.core.somaxconnn'"),
+                (["tune", "--profile", "unknownkey"] + common,
+                 "unknownkey.profile:2: unknown key 'net.core.somaxconnn'"),
                 (["tune", "--profile", "badshape"] + common,
                  "badshape.profile:2: net.ipv4.ip_local_port_range: value '40000' is not valid, expected two integers"),
             ]
@@ -154,6 +155,60 @@ struct TuningKernelTests {
             #expect(second.stdout.contains("from ctnetlink"))
             #expect(second.stdout.contains("CPU  FOUND"))
             print("conntrack fill: entries \(entries0) -> \(entries1), usage \(usage0)% -> \(usage1)%")
+        }
+    }
+
+    @Test func perCPUStatisticsMatchConntrackTool() throws {
+        try withNamespace(prefix: "wtt") { ns in
+            try ns.exec(["nft", "-f", "-"], input: """
+                table inet wtt {
+                    chain out {
+                        type filter hook output priority 0;
+                        ct state new counter
+                    }
+                }
+                """)
+            // 40 TCP segments with SYN and FIN both set over loopback: conntrack counts them as invalid.
+            try ns.exec(["python3", "-c", """
+                import socket, struct
+                s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_TCP)
+                for i in range(40):
+                    s.sendto(struct.pack("!HHIIBBHHH", 40000 + i, 9, 1, 0, 5 << 4, 0x03, 1024, 0, 0), ("127.0.0.1", 0))
+                """])
+            let status = try ns.weir(["status"])
+            let tool = try ns.exec(["conntrack", "-S"])
+            // conntrack -S: "cpu=0   \tfound=0 invalid=80 ..." -> per CPU, per counter.
+            var expected: [String: [String: String]] = [:]
+            for line in tool.split(separator: "\n") {
+                let fields = line.split(whereSeparator: { $0 == " " || $0 == "\t" }).map { $0.split(separator: "=") }
+                guard let cpu = fields.first, cpu.count == 2, cpu[0] == "cpu" else { continue }
+                expected[String(cpu[1])] = Dictionary(uniqueKeysWithValues: fields.dropFirst().compactMap {
+                    $0.count == 2 ? (String($0[0]), String($0[1])) : nil
+                })
+            }
+            let lines = status.stdout.split(separator: "\n")
+            let header = try #require(lines.first { $0.hasPrefix("CPU  ") }).split(separator: " ").map(String.init)
+            var seen: [String: [String: String]] = [:]
+            for line in lines where line.first?.isNumber == true {
+                let cells = line.split(separator: " ").map(String.init)
+                guard cells.count == header.count else { continue }
+                var row: [String: String] = [:]
+                for (name, value) in zip(header.dropFirst(), cells.dropFirst()) {
+                    row[name.lowercased().replacingOccurrences(of: "_", with: "")] = value
+                }
+                seen[cells[0]] = row
+            }
+            #expect(seen.keys.sorted() == expected.keys.sorted())
+            var invalidTotal = 0
+            for (cpu, counters) in expected {
+                for name in ["found", "invalid", "insert", "insert_failed", "drop", "early_drop", "error",
+                             "search_restart", "clash_resolve", "chaintoolong"] {
+                    let key = name.replacingOccurrences(of: "_", with: "")
+                    #expect(seen[cpu]?[key] == counters[name], "cpu \(cpu) \(name)")
+                }
+                invalidTotal += Int(counters["invalid"] ?? "0") ?? 0
+            }
+            #expect(invalidTotal >= 40)
         }
     }
 

@@ -170,10 +170,12 @@ public struct NodeStatus: Equatable, Sendable {
         rows.append(["nftables generation", generation.map(String.init) ?? "unknown", ""])
         var out = TextTable.render(rows)
         if let cpus = conntrackCPUs, !cpus.isEmpty {
-            var perCPU = [["CPU", "FOUND", "INSERT", "INSERT_FAILED", "DROP", "EARLY_DROP", "ERROR", "CLASH_RESOLVE"]]
+            var perCPU = [["CPU", "FOUND", "INVALID", "INSERT", "INSERT_FAILED", "DROP", "EARLY_DROP", "ERROR",
+                           "SEARCH_RESTART", "CLASH_RESOLVE", "CHAIN_TOOLONG"]]
             for s in cpus.sorted(by: { $0.cpu < $1.cpu }) {
-                perCPU.append(["\(s.cpu)", "\(s.found)", "\(s.insert)", "\(s.insertFailed)", "\(s.drop)",
-                               "\(s.earlyDrop)", "\(s.error)", "\(s.clashResolve)"])
+                perCPU.append(["\(s.cpu)", "\(s.found)", "\(s.invalid)", "\(s.insert)", "\(s.insertFailed)",
+                               "\(s.drop)", "\(s.earlyDrop)", "\(s.error)", "\(s.searchRestart)",
+                               "\(s.clashResolve)", "\(s.chainTooLong)"])
             }
             out += "\n" + TextTable.render(perCPU)
         }

@@ -10,7 +10,8 @@
 ///
 /// `raise-only` (integers, and buffer triples component by component) means: never lower what the node already has.
 /// `derived` is allowed for `net.netfilter.nf_conntrack_max` (kube-proxy's formula over the CPU budget, parameters
-/// `conntrack.per_core`, `conntrack.min`, `conntrack.cap`) and for `sys.module.nf_conntrack.parameters.hashsize` (conntrack max / 4).
+/// `conntrack.per_core`, `conntrack.min`, `conntrack.cap`) and for `sys.module.nf_conntrack.parameters.hashsize`
+/// (conntrack max / 4).
 public struct Profile: Equatable, Sendable {
     /// What a setting asks for.
     public enum Desired: Equatable, Sendable {
