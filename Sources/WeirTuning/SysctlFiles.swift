@@ -55,6 +55,11 @@ public struct SysctlFiles: Sendable {
         access(location(path), F_OK) == 0
     }
 
+    /// Nil when this process may open the file for writing, else the errno that access(2) reports.
+    public func writeAccessError(_ path: String) -> Int32? {
+        access(location(path), W_OK) == 0 ? nil : Glibc.errno
+    }
+
     /// Writes `text` plus a newline in one write(2), as sysctl(8) does; the kernel parses it on write.
     public func write(_ path: String, _ text: String) throws {
         let full = location(path)

@@ -1,5 +1,8 @@
 import Foundation
 import WeirCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Where profiles are looked up when no directory is given: the installed copy first, then the source tree.
 public let defaultProfileDirectories = ["/etc/weir/profiles", "profiles"]
@@ -91,6 +94,14 @@ public struct Tuner {
     public func apply(_ plan: TunePlan) throws -> [KeyResult] {
         let changes = plan.changes
         guard !changes.isEmpty else { return [] }
+        // Refuse before the state file and the first write when some key cannot be written at all (not root).
+        let denied = changes.compactMap { item in
+            files.writeAccessError(item.key.path).map { "\(item.key.name) (\(String(cString: strerror($0))))" }
+        }
+        if !denied.isEmpty {
+            throw TuningFailure("cannot write \(denied.joined(separator: ", ")); nothing changed "
+                + "(weir tune needs root, or CAP_SYS_ADMIN and CAP_NET_ADMIN)")
+        }
         let state = (try loadState() ?? TuneState.empty).merging(plan)
         try saveState(state)
         return changes.map { item in

@@ -80,6 +80,21 @@ import WeirCore
         #expect(state.saved.map(\.key) == ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"])
     }
 
+    @Test func unwritableKeyStopsBeforeAnyChange() throws {
+        let node = try FakeNode()
+        let before = node.snapshot()
+        let tuner = node.tuner()
+        // Plan against a reader that claims an existing key; the file itself is missing, so access(W_OK) fails.
+        let profile = try Profile(name: "t", text: "net.core.somaxconn = 8192\nnet.ipv4.tcp_keepalive_time = 300",
+                                  file: "t")
+        let plan = try TunePlan.make(profile: profile, environment: tuner.environment, read: { key in
+            key.name == "net.ipv4.tcp_keepalive_time" ? "7200" : node.files.read(key.path)
+        })
+        #expect(throws: TuningFailure.self) { try tuner.apply(plan) }
+        #expect(node.snapshot() == before)
+        #expect(!node.stateExists)
+    }
+
     @Test func secondApplyKeepsOriginalValuesForRevert() throws {
         let node = try FakeNode()
         let tuner = node.tuner()
