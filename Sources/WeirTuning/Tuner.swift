@@ -100,7 +100,7 @@ public struct Tuner {
         }
         if !denied.isEmpty {
             throw TuningFailure("cannot write \(denied.joined(separator: ", ")); nothing changed "
-                + "(weir tune needs root, or CAP_SYS_ADMIN and CAP_NET_ADMIN)")
+                + "(weir tune needs root)")
         }
         let state = (try loadState() ?? TuneState.empty).merging(plan)
         try saveState(state)

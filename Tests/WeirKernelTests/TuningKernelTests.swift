@@ -212,6 +212,46 @@ struct TuningKernelTests {
         }
     }
 
+    /// Creates `table inet weir` with the owner flag over raw nfnetlink, runs the command given as arguments while
+    /// the owning socket is open, prints its output and then the owning netlink port. nft 1.0.6 cannot set the flag.
+    static let ownedTableScript = #"""
+        import socket, struct, subprocess, sys
+        def nlattr(t, data):
+            l = 4 + len(data)
+            return struct.pack("=HH", l, t) + data + b"\0" * ((4 - l % 4) % 4)
+        def msg(t, flags, seq, family, res_id, payload=b""):
+            body = struct.pack("=BBH", family, 0, socket.htons(res_id)) + payload
+            return struct.pack("=IHHII", 16 + len(body), t, flags, seq, 0) + body
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, 12)
+        s.bind((0, 0))
+        attrs = nlattr(1, b"weir\0") + nlattr(2, struct.pack("!I", 0x2))
+        batch = msg(0x10, 1, 1, 0, 10) + msg((10 << 8) | 0, 1 | 0x400 | 4, 2, 1, 0, attrs) + msg(0x11, 1, 3, 0, 10)
+        s.send(batch)
+        reply = s.recv(65536)
+        err = struct.unpack("=i", reply[16:20])[0]
+        if err != 0:
+            sys.exit("create owned table: errno %d" % -err)
+        out = subprocess.run(sys.argv[1:], capture_output=True, text=True)
+        print(out.stdout, end="")
+        print("owner-port %d" % s.getsockname()[0])
+        """#
+
+    @Test func statusSeesAnOwnedTable() throws {
+        let scratch = try Scratch()
+        let script = scratch.base + "/owned.py"
+        try Self.ownedTableScript.write(toFile: script, atomically: true, encoding: .utf8)
+        try withNamespace(prefix: "wtt") { ns in
+            let output = try ns.exec(["python3", script, weirBinary, "status"])
+            #expect(statusValue(output, "table inet weir") == "installed")
+            #expect(statusValue(output, "table owned") == "yes")
+            let port = try #require(output.split(separator: "\n").last?.split(separator: " ").last)
+            #expect(output.contains("netlink port \(port)"))
+            // The owner exited: the kernel removed the table with it.
+            let after = try ns.weir(["status"])
+            #expect(statusValue(after.stdout, "table inet weir") == "not")
+        }
+    }
+
     @Test func statusSeesTheWeirTableAndGeneration() throws {
         try withNamespace(prefix: "wtt") { ns in
             let before = try ns.weir(["status"])
