@@ -27,3 +27,58 @@ public struct StatusFiles: Sendable {
         files.read(path).flatMap { SysctlValue(parsing: $0)?.scalar }
     }
 }
+
+/// The netlink parts of the status, passed in by the caller (WeirNetfilter's `NodeStatusNetlink` on a real node),
+/// so this module needs no C and tests can fake them.
+public struct StatusNetlinkReaders {
+    public var conntrackUsage: () throws -> ConntrackUsage
+    public var conntrackCPUStats: () throws -> [ConntrackCPUStats]
+    public var table: () throws -> TableStatus
+    public var generation: () throws -> UInt32
+
+    public init(conntrackUsage: @escaping () throws -> ConntrackUsage,
+                conntrackCPUStats: @escaping () throws -> [ConntrackCPUStats],
+                table: @escaping () throws -> TableStatus, generation: @escaping () throws -> UInt32) {
+        self.conntrackUsage = conntrackUsage
+        self.conntrackCPUStats = conntrackCPUStats
+        self.table = table
+        self.generation = generation
+    }
+}
+
+extension NodeStatus {
+    /// Gathers everything `weir status` shows (and a metrics endpoint exports) for the caller's network namespace.
+    /// Netlink failures (EPERM without CAP_NET_ADMIN) become "unknown" with the reason; conntrack count and max
+    /// fall back to /proc/sys/net/netfilter.
+    public static func collect(probe: NodeProbe = NodeProbe(), netlink: StatusNetlinkReaders,
+                               proxyBacklog: Int) -> NodeStatus {
+        let files = StatusFiles(files: probe.files)
+        var conntrack = files.conntrackUsage()
+        var cpuStats: [ConntrackCPUStats]?
+        var statsError: String?
+        if conntrack != nil {
+            if let usage = try? netlink.conntrackUsage() { conntrack = usage }
+            do {
+                cpuStats = try netlink.conntrackCPUStats()
+            } catch {
+                statsError = "\(error)"
+            }
+        } else {
+            statsError = "nf_conntrack not loaded"
+        }
+        let table: TableStatus
+        do {
+            table = try netlink.table()
+        } catch {
+            table = .unknown("\(error)")
+        }
+        let listen = files.listenCounters()
+        return NodeStatus(
+            initialNetworkNamespace: probe.isInitialNetworkNamespace(), cpu: probe.cpuBudget(),
+            conntrack: conntrack, conntrackCPUs: cpuStats, conntrackStatsError: statsError,
+            listenOverflows: listen.overflows, listenDrops: listen.drops,
+            somaxconn: files.readInt("/proc/sys/net/core/somaxconn"),
+            tcpMaxSynBacklog: files.readInt("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
+            proxyBacklog: proxyBacklog, table: table, generation: try? netlink.generation())
+    }
+}

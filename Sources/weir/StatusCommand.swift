@@ -25,35 +25,9 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let probe = NodeProbe()
-        let files = StatusFiles(files: probe.files)
-        var conntrack = files.conntrackUsage()
-        var cpuStats: [ConntrackCPUStats]?
-        var statsError: String?
-        if conntrack != nil {
-            if let usage = try? NodeStatusNetlink.conntrackUsage() { conntrack = usage }
-            do {
-                cpuStats = try NodeStatusNetlink.conntrackCPUStats()
-            } catch {
-                statsError = "\(error)"
-            }
-        } else {
-            statsError = "nf_conntrack not loaded"
-        }
-        let table: TableStatus
-        do {
-            table = try NodeStatusNetlink.table(named: "weir")
-        } catch {
-            table = .unknown("\(error)")
-        }
-        let listen = files.listenCounters()
-        let status = NodeStatus(
-            initialNetworkNamespace: probe.isInitialNetworkNamespace(), cpu: probe.cpuBudget(),
-            conntrack: conntrack, conntrackCPUs: cpuStats, conntrackStatsError: statsError,
-            listenOverflows: listen.overflows, listenDrops: listen.drops,
-            somaxconn: files.readInt("/proc/sys/net/core/somaxconn"),
-            tcpMaxSynBacklog: files.readInt("/proc/sys/net/ipv4/tcp_max_syn_backlog"),
-            proxyBacklog: proxyBacklog, table: table, generation: try? NodeStatusNetlink.generation())
-        print(status.report(), terminator: "")
+        let netlink = StatusNetlinkReaders(
+            conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
+            table: { try NodeStatusNetlink.table(named: "weir") }, generation: NodeStatusNetlink.generation)
+        print(NodeStatus.collect(netlink: netlink, proxyBacklog: proxyBacklog).report(), terminator: "")
     }
 }

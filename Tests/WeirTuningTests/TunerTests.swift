@@ -177,3 +177,26 @@ import WeirCore
         #expect(node.snapshot() == (try FakeNode()).snapshot())
     }
 }
+
+@Suite struct StatusCollectTests {
+    struct Refused: Error, CustomStringConvertible { var description: String { "EPERM" } }
+
+    @Test func collectsFromFilesAndFallsBackWhenNetlinkIsRefused() throws {
+        let node = try FakeNode()
+        try node.write("/proc/net/netstat", "TcpExt: ListenOverflows ListenDrops\nTcpExt: 5 7\n")
+        let refused = StatusNetlinkReaders(conntrackUsage: { throw Refused() }, conntrackCPUStats: { throw Refused() },
+                                           table: { throw Refused() }, generation: { throw Refused() })
+        let status = NodeStatus.collect(probe: NodeProbe(files: node.files), netlink: refused, proxyBacklog: 1024)
+        #expect(status.conntrack == ConntrackUsage(entries: 12, maximum: 65536, source: "procfs"))
+        #expect(status.conntrackCPUs == nil)
+        #expect(status.conntrackStatsError == "EPERM")
+        #expect(status.table == .unknown("EPERM"))
+        #expect(status.listenOverflows == 5)
+        #expect(status.listenDrops == 7)
+        #expect(status.somaxconn == 4096)
+        #expect(status.effectiveBacklog == 1024)
+        #expect(status.cpu.usable == 3)
+        #expect(status.warnings == ["accept queues overflowed 5 times (ListenOverflows): raise somaxconn and the "
+            + "proxy backlog"])
+    }
+}
