@@ -88,7 +88,6 @@ public enum NodeStatusNetlink {
         guard mnl_socket_bind(socket, 0, pid_t(0)) == 0 else {
             throw Failure(operation: "\(operation): bind netlink socket", errno: errno)
         }
-        let portID = mnl_socket_get_portid(socket)
         let size = max(weir_mnl_socket_buffer_size(), 8192)
         let buffer = UnsafeMutableRawPointer.allocate(byteCount: size, alignment: 8)
         defer { buffer.deallocate() }
@@ -106,7 +105,7 @@ public enum NodeStatusNetlink {
             var remaining = Int32(received)
             var current: UnsafePointer<nlmsghdr>? = UnsafePointer(buffer.assumingMemoryBound(to: nlmsghdr.self))
             while let msg = current, mnl_nlmsg_ok(msg, remaining) {
-                if msg.pointee.nlmsg_seq == seq && msg.pointee.nlmsg_pid == portID || msg.pointee.nlmsg_pid == 0 {
+                if msg.pointee.nlmsg_seq == seq {
                     switch Int32(msg.pointee.nlmsg_type) {
                     case NLMSG_DONE:
                         return

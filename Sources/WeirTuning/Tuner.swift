@@ -113,6 +113,11 @@ public struct Tuner {
     /// Puts back the saved values, verifying each, then removes the state file. Returns nil when there is no state.
     public func revert() throws -> [KeyResult]? {
         guard let state = try loadState() else { return nil }
+        // Only ever write the files weir knows, whatever the state file says.
+        for saved in state.saved where KeyRegistry.key(named: saved.key)?.path != saved.path {
+            throw TuningFailure("state file \(statePath) names \(saved.key) at \(saved.path), which is not a key weir "
+                + "knows; nothing changed")
+        }
         var results: [KeyResult] = []
         for saved in state.saved {
             guard let value = SysctlValue(parsing: saved.previous) else {

@@ -95,6 +95,16 @@ import WeirCore
         #expect(!node.stateExists)
     }
 
+    @Test func revertRefusesPathsWeirDoesNotKnow() throws {
+        let node = try FakeNode()
+        try FileManager.default.createDirectory(atPath: node.stateDir, withIntermediateDirectories: true)
+        let state = #"{"version":1,"profiles":["x"],"saved":[{"key":"net.core.somaxconn","path":"/etc/passwd","#
+            + #""previous":"1"}]}"#
+        try state.write(toFile: node.stateDir + "/tune-state.json", atomically: true, encoding: .utf8)
+        #expect(throws: TuningFailure.self) { _ = try node.tuner().revert() }
+        #expect(node.stateExists)
+    }
+
     @Test func secondApplyKeepsOriginalValuesForRevert() throws {
         let node = try FakeNode()
         let tuner = node.tuner()
