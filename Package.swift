@@ -32,8 +32,10 @@ let package = Package(
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
-        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore"]),
-        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore"]),
+        // Scenario table shared by the golden-text tests and the kernel tests.
+        .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"]),
+        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning"]),
     ],
     swiftLanguageModes: [.v5]

@@ -2,7 +2,8 @@
 #define WEIR_CNETFILTER_SHIM_H
 #include <stdint.h>
 #include <sys/socket.h>
-#include <netinet/in.h> /* before the linux/ headers, so linux/libc-compat.h skips its own in_addr */
+#include <netinet/in.h>
+#include <net/if.h>
 #include <linux/netlink.h>
 #include <linux/rtnetlink.h>
 #include <linux/fib_rules.h>
@@ -18,6 +19,7 @@
 #include <libnftnl/set.h>
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
+#include <libnftnl/gen.h>
 #include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
 /* Macros Swift cannot import. */
@@ -165,5 +167,9 @@ static inline int weir_nlmsg_error_code(const struct nlmsghdr *nlh) {
     return err->error;
 }
 /* ---- end weir tuning/status */
+
+/* Netlink message walking (NLMSG_* are macros). */
+static inline size_t weir_nlmsg_hdrlen(void) { return NLMSG_HDRLEN; }
+static inline uint32_t weir_nlmsg_align(uint32_t len) { return NLMSG_ALIGN(len); }
 
 #endif

@@ -126,15 +126,3 @@ public enum NodeStatusNetlink {
         }
     }
 }
-
-private func errnoName(_ code: Int32) -> String {
-    switch code {
-    case EPERM: return "EPERM"
-    case ENOENT: return "ENOENT"
-    case EACCES: return "EACCES"
-    case EOPNOTSUPP: return "EOPNOTSUPP"
-    case EPROTONOSUPPORT: return "EPROTONOSUPPORT"
-    case ENODATA: return "ENODATA"
-    default: return "errno \(code)"
-    }
-}

@@ -1,6 +1,57 @@
 import ArgumentParser
+import WeirCore
+import WeirNetfilter
 
 struct RulesCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "rules", abstract: "Install capture rules.")
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "rules",
+        abstract: "Install the capture rules (istio-iptables semantics) as one nftables table, over netlink.",
+        discussion: """
+            Computes weir's table (inet weir; ip weir with --ipv4-only) from istio-iptables' flags and applies it in \
+            one atomic netlink batch, replacing weir's previous table. Re-applying an unchanged configuration sends \
+            nothing and prints 'unchanged'. The table carries the owner and persist flags (kernel >= 6.9): no other \
+            process can edit it while weir holds it, and it stays in place when weir exits. In TPROXY mode the policy \
+            routing (ip rule fwmark <-t> lookup <-r>, local default route in table <-r>) is installed too. List \
+            flags take comma lists and '@PATH' (one entry per line, '#' comments).
+            """
+    )
+
+    @OptionGroup var capture: CaptureOptions
+
+    @Flag(name: [.customShort("n"), .long], help: "Print the ruleset as nft text and change nothing.")
+    var dryRun = false
+
+    func run() throws {
+        let config = try capture.config()
+        let table = CaptureRuleset.build(config)
+        if dryRun {
+            print(NftText.render(table, header: ["weir capture ruleset (weir rules --dry-run)"]), terminator: "")
+            return
+        }
+        do {
+            let nft = try NftClient()
+            let outcome = try nft.apply(table)
+            print("table \(table.family.rawValue) \(table.name): \(outcome)")
+            if nft.ownershipUnsupported {
+                print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
+            }
+            let routes = try RouteClient()
+            if config.mode == .tproxy {
+                let removed = try routes.removeWeirRouting(
+                    keeping: (config.tproxyMark, config.tproxyRouteTable, config.families), keepAddress: true)
+                removed.forEach { print("removed \($0)") }
+                let added = try routes.ensureTPROXYRouting(mark: config.tproxyMark, table: config.tproxyRouteTable,
+                                                           families: config.families)
+                added.forEach { print("added \($0)") }
+                if added.isEmpty && removed.isEmpty { print("tproxy routing: unchanged") }
+            } else {
+                try routes.removeWeirRouting(keepAddress: true).forEach { print("removed \($0)") }
+            }
+            if !config.ipv4Only, try routes.ensurePassthroughAddress() {
+                print("added address ::6/128 dev lo")
+            }
+        } catch let error as NetlinkError {
+            throw RuntimeFailure(message: error.description)
+        }
+    }
 }

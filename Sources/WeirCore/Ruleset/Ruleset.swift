@@ -1,0 +1,187 @@
+/// An nftables ruleset as values: one table with its sets and chains, in a stable order.
+///
+/// This is the single desired state. `NftText` renders it for `--dry-run`; WeirNetfilter encodes the same value as
+/// one netlink batch. Every match and statement here has both a text form and a netlink form, nothing else.
+
+/// Table family. `inet` carries IPv4 and IPv6 together; `ip` is the explicit IPv4-only choice.
+public enum TableFamily: String, Hashable, Sendable {
+    case inet, ip
+}
+
+/// Transport protocol of a port match.
+public enum L4Proto: String, Hashable, Sendable {
+    case tcp, udp
+
+    public var number: UInt8 { self == .tcp ? 6 : 17 }
+}
+
+/// Hook of a base chain.
+public enum Hook: String, Hashable, Sendable {
+    case prerouting, output
+}
+
+/// Type of a base chain.
+public enum ChainType: String, Hashable, Sendable {
+    case nat, filter, route
+}
+
+/// What makes a chain a base chain: attached to a hook with a type and a priority.
+public struct BaseChain: Hashable, Sendable {
+    public var type: ChainType
+    public var hook: Hook
+    public var priority: Int32
+
+    public init(type: ChainType, hook: Hook, priority: Int32) {
+        self.type = type
+        self.hook = hook
+        self.priority = priority
+    }
+}
+
+/// Connection tracking states as the kernel's bit mask.
+public struct CtState: OptionSet, Hashable, Sendable {
+    public let rawValue: UInt32
+    public init(rawValue: UInt32) { self.rawValue = rawValue }
+
+    public static let invalid = CtState(rawValue: 1)
+    public static let established = CtState(rawValue: 2)
+    public static let related = CtState(rawValue: 4)
+    public static let new = CtState(rawValue: 8)
+}
+
+/// A condition of a rule. All conditions of a rule must hold.
+public enum Match: Hashable, Sendable {
+    case iifname(String)
+    case oifname(String)
+    case iifnameInSet(String)
+    case oifnameInSet(String)
+    case l4proto(L4Proto)
+    case saddr(CIDR)
+    case daddr(CIDR, negated: Bool)
+    case daddrInSet(IPFamily, set: String)
+    case dport(L4Proto, UInt16, negated: Bool)
+    case dportInSet(L4Proto, set: String)
+    case skuid(UInt32, negated: Bool)
+    case skgid(UInt32, negated: Bool)
+    case skgidInSet(set: String, negated: Bool)
+    case mark(UInt32, negated: Bool)
+    case ctState(CtState)
+    case ctMark(UInt32)
+}
+
+/// Where a verdict sends the packet.
+public enum Verdict: Hashable, Sendable {
+    case accept, drop, `return`
+    case jump(String)
+}
+
+/// An action of a rule, applied in order once all matches hold.
+public enum Statement: Hashable, Sendable {
+    case counter
+    case redirect(port: UInt16)
+    case tproxy(IPFamily, port: UInt16)
+    case setMark(UInt32)
+    case setMarkFromCtMark
+    case setCtMarkFromMark
+    case verdict(Verdict)
+}
+
+public struct Rule: Hashable, Sendable {
+    public var matches: [Match]
+    public var statements: [Statement]
+
+    public init(_ matches: [Match], _ statements: [Statement]) {
+        self.matches = matches
+        self.statements = statements
+    }
+}
+
+public struct Chain: Hashable, Sendable {
+    public var name: String
+    public var base: BaseChain?
+    public var rules: [Rule]
+
+    public init(name: String, base: BaseChain? = nil, rules: [Rule] = []) {
+        self.name = name
+        self.base = base
+        self.rules = rules
+    }
+}
+
+/// Key type of a named set.
+public enum SetKeyType: String, Hashable, Sendable {
+    case ipv4Addr = "ipv4_addr"
+    case ipv6Addr = "ipv6_addr"
+    case inetService = "inet_service"
+    case ifname
+    case gid
+
+    /// nftables' datatype number, stored in the set so `nft list` can print it.
+    public var datatype: UInt32 {
+        switch self {
+        case .ipv4Addr: return 7
+        case .ipv6Addr: return 8
+        case .inetService: return 13
+        case .gid: return 25
+        case .ifname: return 41
+        }
+    }
+
+    /// Key length in bytes.
+    public var keyLength: UInt32 {
+        switch self {
+        case .ipv4Addr: return 4
+        case .ipv6Addr: return 16
+        case .inetService: return 2
+        case .gid: return 4
+        case .ifname: return 16
+        }
+    }
+}
+
+public enum SetElement: Hashable, Sendable, CustomStringConvertible {
+    case port(UInt16)
+    case ifname(String)
+    case gid(UInt32)
+    case range(IPRange)
+
+    public var description: String {
+        switch self {
+        case .port(let p): return String(p)
+        case .ifname(let n): return "\"\(n)\""
+        case .gid(let g): return String(g)
+        case .range(let r): return r.description
+        }
+    }
+}
+
+public struct NamedSet: Hashable, Sendable {
+    public var name: String
+    public var keyType: SetKeyType
+    public var elements: [SetElement]
+
+    /// Address sets are interval sets so a CIDR costs one tree lookup, whatever the list length.
+    public var isInterval: Bool { keyType == .ipv4Addr || keyType == .ipv6Addr }
+
+    public init(name: String, keyType: SetKeyType, elements: [SetElement]) {
+        self.name = name
+        self.keyType = keyType
+        self.elements = elements
+    }
+}
+
+public struct Table: Hashable, Sendable {
+    public var family: TableFamily
+    public var name: String
+    public var sets: [NamedSet]
+    public var chains: [Chain]
+
+    public init(family: TableFamily, name: String, sets: [NamedSet] = [], chains: [Chain] = []) {
+        self.family = family
+        self.name = name
+        self.sets = sets
+        self.chains = chains
+    }
+
+    public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
+}

@@ -1,0 +1,425 @@
+import CNetfilter
+import Glibc
+import WeirCore
+
+/// What `apply` did.
+public enum ApplyOutcome: Equatable, Sendable {
+    /// The kernel already held exactly this ruleset; nothing was sent.
+    case unchanged
+    /// The table did not exist and was created.
+    case created
+    /// The table existed with other content and was replaced in one batch.
+    case replaced
+}
+
+/// A table as the kernel reports it.
+public struct TableInfo: Equatable, Sendable {
+    public let family: TableFamily
+    public let name: String
+    public let flags: UInt32
+    /// Netlink port ID of the owning socket, if owned.
+    public let ownerPortID: UInt32?
+
+    public var isOwned: Bool { flags & TableFlag.owner != 0 }
+    public var isPersistent: Bool { flags & TableFlag.persist != 0 }
+}
+
+/// nftables over netlink (libnftnl + libmnl): applies weir's table in one batch, reads it back, removes it.
+///
+/// Keep one client alive as long as weir should own its table: the owner flag binds the table to this socket.
+public final class NftClient {
+    private let socket: NetlinkSocket
+    /// Set when the kernel refused the persist flag; the table is then applied without owner/persist.
+    public private(set) var ownershipUnsupported = false
+    private var nextSetID: UInt32 = 1
+
+    public init() throws {
+        socket = try NetlinkSocket(bus: NETLINK_NETFILTER)
+    }
+
+    /// Current ruleset generation (changes with every committed batch, anyone's).
+    public func generation() throws -> UInt32 {
+        let seq = socket.nextSequence()
+        var buf = [UInt8](repeating: 0, count: 256)
+        let len = buf.withUnsafeMutableBytes { raw -> Int in
+            let nlh = nftnl_nlmsg_build_hdr(raw.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                            UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC),
+                                            UInt16(NLM_F_REQUEST | NLM_F_ACK), seq)!
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        let replies = try socket.transact(Array(buf[0..<len]), sequence: seq, dump: false,
+                                          operation: "get nftables generation")
+        guard let m = replies.first else { throw NetlinkError("get nftables generation", errno: ENOENT) }
+        let gen = nftnl_gen_alloc()!
+        defer { nftnl_gen_free(gen) }
+        _ = m.withHeader { nftnl_gen_nlmsg_parse($0, gen) }
+        return nftnl_gen_get_u32(gen, attr(NFTNL_GEN_ID))
+    }
+
+    /// The table, or nil if it does not exist.
+    public func table(family: TableFamily, name: String) throws -> TableInfo? {
+        let replies: [NetlinkMessage]
+        do {
+            replies = try get(NFT_MSG_GETTABLE, family: family, dump: false, operation: "get table \(family.rawValue) \(name)") {
+                let t = nftnl_table_alloc()!
+                defer { nftnl_table_free(t) }
+                nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), name)
+                nftnl_table_nlmsg_build_payload($0, t)
+            }
+        } catch let e as NetlinkError where e.errno == ENOENT {
+            return nil
+        }
+        guard let m = replies.first else { return nil }
+        let t = nftnl_table_alloc()!
+        defer { nftnl_table_free(t) }
+        _ = m.withHeader { nftnl_table_nlmsg_parse($0, t) }
+        let flags = nftnl_table_get_u32(t, attr(NFTNL_TABLE_FLAGS))
+        let owner = nftnl_table_is_set(t, attr(NFTNL_TABLE_OWNER)) ? nftnl_table_get_u32(t, attr(NFTNL_TABLE_OWNER))
+                                                                   : nil
+        return TableInfo(family: family, name: name, flags: flags, ownerPortID: owner)
+    }
+
+    /// Installs `table`, replacing weir's previous table of that family and name in one batch.
+    /// Sends nothing if the kernel already holds exactly this content.
+    public func apply(_ table: Table) throws -> ApplyOutcome {
+        let existing = try self.table(family: table.family, name: table.name)
+        // A table of the other family is weir's previous choice of --ipv4-only: replaced in the same batch.
+        let otherFamily: TableFamily = table.family == .inet ? .ip : .inet
+        let stale = try self.table(family: otherFamily, name: table.name) != nil ? otherFamily : nil
+        if let existing, stale == nil {
+            let current = try fingerprint(family: table.family, name: table.name)
+            let desired = describe(table)
+            let flagsOK = ownershipUnsupported || existing.isPersistent
+            if current == desired && flagsOK { return .unchanged }
+        }
+        do {
+            try commit(table, replacing: existing != nil, stale: stale, flags: TableFlag.owner | TableFlag.persist)
+        } catch let e as NetlinkError where (e.errno == EOPNOTSUPP || e.errno == EINVAL)
+            && e.operation.hasPrefix("add table") {
+            // Kernel older than 6.9: no persist flag. An owner-only table would vanish when weir exits and leave
+            // traffic uncaptured, so apply without ownership and let the caller say so.
+            ownershipUnsupported = true
+            try commit(table, replacing: existing != nil, stale: stale, flags: 0)
+        }
+        return existing == nil ? .created : .replaced
+    }
+
+    /// Deletes weir's tables (both families). Returns the ones that existed.
+    @discardableResult
+    public func removeTables(named name: String) throws -> [TableFamily] {
+        var present: [TableFamily] = []
+        for family in [TableFamily.inet, .ip] where try table(family: family, name: name) != nil {
+            present.append(family)
+        }
+        guard !present.isEmpty else { return [] }
+        var batch = NftBatch(socket: socket)
+        for family in present {
+            batch.add(NFT_MSG_DELTABLE, family: family.nfproto, flags: 0,
+                      operation: "delete table \(family.rawValue) \(name)") {
+                let t = nftnl_table_alloc()!
+                defer { nftnl_table_free(t) }
+                nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), name)
+                nftnl_table_set_u32(t, attr(NFTNL_TABLE_FAMILY), UInt32(family.nfproto))
+                nftnl_table_nlmsg_build_payload($0, t)
+            }
+        }
+        try batch.commit()
+        return present
+    }
+
+    // MARK: - Batch
+
+    func commit(_ table: Table, replacing: Bool, stale: TableFamily?, flags: UInt32) throws {
+        var batch = NftBatch(socket: socket)
+        let fam = table.family.nfproto
+        let id = "\(table.family.rawValue) \(table.name)"
+        if let stale {
+            batch.add(NFT_MSG_DELTABLE, family: stale.nfproto, flags: 0,
+                      operation: "delete table \(stale.rawValue) \(table.name)") {
+                let t = nftnl_table_alloc()!
+                defer { nftnl_table_free(t) }
+                nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), table.name)
+                nftnl_table_set_u32(t, attr(NFTNL_TABLE_FAMILY), UInt32(stale.nfproto))
+                nftnl_table_nlmsg_build_payload($0, t)
+            }
+        }
+        if replacing {
+            batch.add(NFT_MSG_DELTABLE, family: fam, flags: 0, operation: "delete table \(id)") {
+                let t = tableObject(table, flags: nil)
+                defer { nftnl_table_free(t) }
+                nftnl_table_nlmsg_build_payload($0, t)
+            }
+        }
+        batch.add(NFT_MSG_NEWTABLE, family: fam, flags: NLM_F_CREATE, operation: "add table \(id)") {
+            let t = tableObject(table, flags: flags)
+            defer { nftnl_table_free(t) }
+            nftnl_table_nlmsg_build_payload($0, t)
+        }
+        for chain in table.chains {
+            batch.add(NFT_MSG_NEWCHAIN, family: fam, flags: NLM_F_CREATE, operation: "add chain \(id) \(chain.name)") {
+                let c = chainObject(table, chain)
+                defer { nftnl_chain_free(c) }
+                nftnl_chain_nlmsg_build_payload($0, c)
+            }
+        }
+        var setIDs: [String: UInt32] = [:]
+        for set in table.sets {
+            let setID = nextSetID
+            nextSetID += 1
+            setIDs[set.name] = setID
+            batch.add(NFT_MSG_NEWSET, family: fam, flags: NLM_F_CREATE, operation: "add set \(id) \(set.name)") {
+                let s = setObject(table, set, id: setID)
+                defer { nftnl_set_free(s) }
+                nftnl_set_nlmsg_build_payload($0, s)
+            }
+            // Chunks keep each message's nested element list under the 64 KiB attribute limit.
+            let elements = encodedElements(set)
+            var start = 0
+            while start < elements.count {
+                let chunk = elements[start..<min(start + 1000, elements.count)]
+                start += chunk.count
+                batch.add(NFT_MSG_NEWSETELEM, family: fam, flags: NLM_F_CREATE,
+                          operation: "add elements to set \(id) \(set.name)") {
+                    let s = setObject(table, set, id: setID)
+                    defer { nftnl_set_free(s) }
+                    for e in chunk {
+                        let el = nftnl_set_elem_alloc()!
+                        e.key.withUnsafeBytes {
+                            _ = nftnl_set_elem_set(el, attr(NFTNL_SET_ELEM_KEY), $0.baseAddress, UInt32($0.count))
+                        }
+                        if e.end {
+                            nftnl_set_elem_set_u32(el, attr(NFTNL_SET_ELEM_FLAGS), num(NFT_SET_ELEM_INTERVAL_END))
+                        }
+                        if e.open {
+                            openIntervalUserData.withUnsafeBytes {
+                                _ = nftnl_set_elem_set(el, attr(NFTNL_SET_ELEM_USERDATA), $0.baseAddress,
+                                                       UInt32($0.count))
+                            }
+                        }
+                        nftnl_set_elem_add(s, el)
+                    }
+                    nftnl_set_elems_nlmsg_build_payload($0, s)
+                }
+            }
+        }
+        for chain in table.chains {
+            for (index, rule) in chain.rules.enumerated() {
+                batch.add(NFT_MSG_NEWRULE, family: fam, flags: NLM_F_CREATE | NLM_F_APPEND,
+                          operation: "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))") {
+                    let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
+                    for m in rule.matches { b.add(m, setIDs: setIDs) }
+                    for s in rule.statements { b.add(s) }
+                    nftnl_rule_nlmsg_build_payload($0, b.rule)
+                }
+            }
+        }
+        try batch.commit()
+    }
+
+    // MARK: - Read back
+
+    private func get(_ type: nf_tables_msg_types, family: TableFamily, dump: Bool, operation: String,
+                     payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkMessage] {
+        let seq = socket.nextSequence()
+        var buf = [UInt8](repeating: 0, count: 4096)
+        let len = buf.withUnsafeMutableBytes { raw -> Int in
+            let flags = NLM_F_REQUEST | NLM_F_ACK | (dump ? NLM_F_DUMP : 0)
+            let nlh = nftnl_nlmsg_build_hdr(raw.baseAddress!.assumingMemoryBound(to: CChar.self),
+                                            UInt16(type.rawValue), family.nfproto, UInt16(flags), seq)!
+            payload(nlh)
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        return try socket.transact(Array(buf[0..<len]), sequence: seq, dump: dump, operation: operation)
+    }
+
+    /// A canonical description of what the kernel holds in the table: chains, sets, elements, rules with their
+    /// expressions. Counters' values, handles and positions are left out.
+    func fingerprint(family: TableFamily, name: String) throws -> [String] {
+        var out: [String] = []
+        let chainMsgs = try get(NFT_MSG_GETCHAIN, family: family, dump: true, operation: "list chains") {
+            let c = nftnl_chain_alloc()!
+            defer { nftnl_chain_free(c) }
+            nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TABLE), name)
+            nftnl_chain_nlmsg_build_payload($0, c)
+        }
+        for m in chainMsgs {
+            let c = nftnl_chain_alloc()!
+            defer { nftnl_chain_free(c) }
+            _ = m.withHeader { nftnl_chain_nlmsg_parse($0, c) }
+            guard String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == name else { continue }
+            out.append(describeChain(c))
+        }
+        let setMsgs = try get(NFT_MSG_GETSET, family: family, dump: true, operation: "list sets") {
+            let s = nftnl_set_alloc()!
+            defer { nftnl_set_free(s) }
+            nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), name)
+            nftnl_set_nlmsg_build_payload($0, s)
+        }
+        for m in setMsgs {
+            let s = nftnl_set_alloc()!
+            defer { nftnl_set_free(s) }
+            _ = m.withHeader { nftnl_set_nlmsg_parse($0, s) }
+            guard String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == name else { continue }
+            out.append(describeSet(s))
+            let setName = String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME)))
+            let elemMsgs = try get(NFT_MSG_GETSETELEM, family: family, dump: true, operation: "list set \(setName)") {
+                let q = nftnl_set_alloc()!
+                defer { nftnl_set_free(q) }
+                nftnl_set_set_str(q, attr(NFTNL_SET_TABLE), name)
+                nftnl_set_set_str(q, attr(NFTNL_SET_NAME), setName)
+                nftnl_set_elems_nlmsg_build_payload($0, q)
+            }
+            var elements: [String] = []
+            for em in elemMsgs {
+                let holder = nftnl_set_alloc()!
+                defer { nftnl_set_free(holder) }
+                _ = em.withHeader { nftnl_set_elems_nlmsg_parse($0, holder) }
+                elements += describeElements(holder, set: setName)
+            }
+            out += elements.sorted()
+        }
+        let ruleMsgs = try get(NFT_MSG_GETRULE, family: family, dump: true, operation: "list rules") {
+            let r = nftnl_rule_alloc()!
+            defer { nftnl_rule_free(r) }
+            nftnl_rule_set_str(r, attr(NFTNL_RULE_TABLE), name)
+            nftnl_rule_nlmsg_build_payload($0, r)
+        }
+        var rulesByChain: [String: [String]] = [:]
+        for m in ruleMsgs {
+            let r = nftnl_rule_alloc()!
+            defer { nftnl_rule_free(r) }
+            _ = m.withHeader { nftnl_rule_nlmsg_parse($0, r) }
+            guard String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == name else { continue }
+            let chain = String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN)))
+            rulesByChain[chain, default: []].append(describeRule(r))
+        }
+        return canonical(out, rulesByChain)
+    }
+
+    /// The same description for the desired table, built from the same libnftnl objects the batch sends.
+    func describe(_ table: Table) -> [String] {
+        var out: [String] = []
+        var setIDs: [String: UInt32] = [:]
+        for chain in table.chains {
+            let c = chainObject(table, chain)
+            out.append(describeChain(c))
+            nftnl_chain_free(c)
+        }
+        for set in table.sets {
+            setIDs[set.name] = 0
+            let s = setObject(table, set, id: 0)
+            out.append(describeSet(s))
+            nftnl_set_free(s)
+            out += encodedElements(set).map { describeElement(set.name, key: $0.key, flags: $0.end ? 1 : 0) }.sorted()
+        }
+        var rulesByChain: [String: [String]] = [:]
+        for chain in table.chains {
+            for rule in chain.rules {
+                let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
+                for m in rule.matches { b.add(m, setIDs: setIDs) }
+                for s in rule.statements { b.add(s) }
+                rulesByChain[chain.name, default: []].append(describeRule(b.rule))
+            }
+        }
+        return canonical(out, rulesByChain)
+    }
+
+    private func canonical(_ objects: [String], _ rules: [String: [String]]) -> [String] {
+        // Chains and sets in name order; rules in chain order (order decides behaviour).
+        var out = objects.sorted()
+        for chain in rules.keys.sorted() { out += rules[chain]!.map { "rule \(chain) \($0)" } }
+        return out
+    }
+}
+
+// MARK: - libnftnl objects
+
+func tableObject(_ table: Table, flags: UInt32?) -> OpaquePointer {
+    let t = nftnl_table_alloc()!
+    nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), table.name)
+    nftnl_table_set_u32(t, attr(NFTNL_TABLE_FAMILY), UInt32(table.family.nfproto))
+    if let flags { nftnl_table_set_u32(t, attr(NFTNL_TABLE_FLAGS), flags) }
+    return t
+}
+
+func chainObject(_ table: Table, _ chain: Chain) -> OpaquePointer {
+    let c = nftnl_chain_alloc()!
+    nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TABLE), table.name)
+    nftnl_chain_set_str(c, attr(NFTNL_CHAIN_NAME), chain.name)
+    nftnl_chain_set_u32(c, attr(NFTNL_CHAIN_FAMILY), UInt32(table.family.nfproto))
+    if let base = chain.base {
+        let hook: UInt32 = base.hook == .prerouting ? num(NF_INET_PRE_ROUTING) : num(NF_INET_LOCAL_OUT)
+        nftnl_chain_set_u32(c, attr(NFTNL_CHAIN_HOOKNUM), hook)
+        nftnl_chain_set_s32(c, attr(NFTNL_CHAIN_PRIO), base.priority)
+        nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TYPE), base.type.rawValue)
+        nftnl_chain_set_u32(c, attr(NFTNL_CHAIN_POLICY), UInt32(NF_ACCEPT))
+    }
+    return c
+}
+
+func setObject(_ table: Table, _ set: NamedSet, id: UInt32) -> OpaquePointer {
+    let s = nftnl_set_alloc()!
+    nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), table.name)
+    nftnl_set_set_str(s, attr(NFTNL_SET_NAME), set.name)
+    nftnl_set_set_u32(s, attr(NFTNL_SET_FAMILY), UInt32(table.family.nfproto))
+    nftnl_set_set_u32(s, attr(NFTNL_SET_KEY_TYPE), set.keyType.datatype)
+    nftnl_set_set_u32(s, attr(NFTNL_SET_KEY_LEN), set.keyType.keyLength)
+    nftnl_set_set_u32(s, attr(NFTNL_SET_FLAGS), set.isInterval ? num(NFT_SET_INTERVAL) : 0)
+    nftnl_set_set_u32(s, attr(NFTNL_SET_ID), id)
+    return s
+}
+
+func describeChain(_ c: OpaquePointer) -> String {
+    var text = "chain " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME)))
+    if nftnl_chain_is_set(c, attr(NFTNL_CHAIN_HOOKNUM)) {
+        text += " hook \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_HOOKNUM)))"
+        text += " prio \(nftnl_chain_get_s32(c, attr(NFTNL_CHAIN_PRIO)))"
+        text += " type " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE)))
+        text += " policy \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_POLICY)))"
+    }
+    return text
+}
+
+func describeSet(_ s: OpaquePointer) -> String {
+    "set " + String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME)))
+        + " flags \(nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)))"
+        + " type \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)))"
+        + " len \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)))"
+}
+
+func describeElement(_ set: String, key: [UInt8], flags: UInt32) -> String {
+    "element \(set) " + key.map { String($0, radix: 16) }.joined(separator: ".") + " flags \(flags & 1)"
+}
+
+func describeElements(_ s: OpaquePointer, set: String) -> [String] {
+    var out: [String] = []
+    guard let iter = nftnl_set_elems_iter_create(s) else { return out }
+    defer { nftnl_set_elems_iter_destroy(iter) }
+    // iter_next returns the current element and advances.
+    while let el = nftnl_set_elems_iter_next(iter) {
+        var len: UInt32 = 0
+        var key: [UInt8] = []
+        if let p = nftnl_set_elem_get(el, attr(NFTNL_SET_ELEM_KEY), &len) {
+            key = Array(UnsafeRawBufferPointer(start: p, count: Int(len)))
+        }
+        let flags = nftnl_set_elem_is_set(el, attr(NFTNL_SET_ELEM_FLAGS))
+            ? nftnl_set_elem_get_u32(el, attr(NFTNL_SET_ELEM_FLAGS)) : 0
+        out.append(describeElement(set, key: key, flags: flags))
+    }
+    return out
+}
+
+/// A rule's expressions as libnftnl prints them, with counter values left out.
+func describeRule(_ r: OpaquePointer) -> String {
+    var parts: [String] = []
+    guard let iter = nftnl_expr_iter_create(r) else { return "" }
+    defer { nftnl_expr_iter_destroy(iter) }
+    var buf = [CChar](repeating: 0, count: 1024)
+    while let e = nftnl_expr_iter_next(iter) {
+        let name = String(cString: nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)))
+        if name == "counter" { parts.append("[counter]"); continue }
+        _ = nftnl_expr_snprintf(&buf, buf.count, e, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0)
+        parts.append("[\(name) \(String(cString: buf))]")
+    }
+    return parts.joined(separator: " ")
+}

@@ -1,0 +1,244 @@
+import CNetfilter
+import Glibc
+import WeirCore
+
+/// rtnetlink for TPROXY's policy routing and the inbound hand-off address. Everything weir adds carries protocol
+/// `RouteClient.weirProtocol`, which is how `weir clean` finds it again whatever flags installed it.
+public final class RouteClient {
+    /// Route/rule/address protocol number marking weir's objects (shown as `proto 87` by `ip`).
+    public static let weirProtocol: UInt8 = 87
+
+    private let socket: NetlinkSocket
+
+    public init() throws {
+        socket = try NetlinkSocket(bus: NETLINK_ROUTE)
+    }
+
+    /// A policy rule `fwmark MARK lookup TABLE` or a `local default dev lo table TABLE` route, as found.
+    public struct Entry: Equatable, Sendable, CustomStringConvertible {
+        public let family: IPFamily
+        public let description: String
+    }
+
+    private func request(_ type: Int32, flags: Int32, build: (UnsafeMutablePointer<nlmsghdr>) -> Void) -> ([UInt8], UInt32) {
+        var buf = [UInt8](repeating: 0, count: 1024)
+        let seq = socket.nextSequence()
+        let len = buf.withUnsafeMutableBytes { raw -> Int in
+            let nlh = mnl_nlmsg_put_header(raw.baseAddress)!
+            nlh.pointee.nlmsg_type = UInt16(type)
+            nlh.pointee.nlmsg_flags = UInt16(NLM_F_REQUEST | flags)
+            nlh.pointee.nlmsg_seq = seq
+            build(nlh)
+            return Int(nlh.pointee.nlmsg_len)
+        }
+        return (Array(buf[0..<len]), seq)
+    }
+
+    private func af(_ f: IPFamily) -> UInt8 { f == .ipv4 ? UInt8(AF_INET) : UInt8(AF_INET6) }
+
+    // MARK: Rules
+
+    struct RuleRecord {
+        let family: IPFamily
+        let header: [UInt8]
+        let attributes: [UInt16: [UInt8]]
+        var mark: UInt32? { attributes[UInt16(FRA_FWMARK)]?.u32 }
+        var table: UInt32 { attributes[UInt16(FRA_TABLE)]?.u32 ?? UInt32(header[4]) }
+        var proto: UInt8 { attributes[UInt16(FRA_PROTOCOL)]?.u8 ?? 0 }
+    }
+
+    func rules(_ family: IPFamily) throws -> [RuleRecord] {
+        let (req, seq) = request(Int32(RTM_GETRULE), flags: NLM_F_DUMP) { nlh in
+            let frh = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<fib_rule_hdr>.size)!
+                .assumingMemoryBound(to: fib_rule_hdr.self)
+            frh.pointee.family = af(family)
+        }
+        let size = MemoryLayout<fib_rule_hdr>.size
+        return try socket.transact(req, sequence: seq, dump: true, operation: "list ip rules").compactMap { m in
+            guard m.type == UInt16(RTM_NEWRULE), m.bytes.count >= 16 + size, m.bytes[16] == af(family) else { return nil }
+            return RuleRecord(family: family, header: Array(m.bytes[16..<(16 + size)]),
+                              attributes: m.attributes(after: size))
+        }
+    }
+
+    private func ruleMessage(_ type: Int32, flags: Int32, family: IPFamily, mark: UInt32?, table: UInt32,
+                             proto: UInt8?, priority: UInt32?) -> ([UInt8], UInt32) {
+        request(type, flags: flags) { nlh in
+            let frh = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<fib_rule_hdr>.size)!
+                .assumingMemoryBound(to: fib_rule_hdr.self)
+            frh.pointee.family = af(family)
+            frh.pointee.action = UInt8(FR_ACT_TO_TBL)
+            frh.pointee.table = table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue)
+            if let mark { mnl_attr_put_u32(nlh, UInt16(FRA_FWMARK), mark) }
+            mnl_attr_put_u32(nlh, UInt16(FRA_TABLE), table)
+            if let proto { mnl_attr_put_u8(nlh, UInt16(FRA_PROTOCOL), proto) }
+            if let priority { mnl_attr_put_u32(nlh, UInt16(FRA_PRIORITY), priority) }
+        }
+    }
+
+    // MARK: Routes
+
+    struct RouteRecord {
+        let family: IPFamily
+        let header: [UInt8]  // struct rtmsg
+        let attributes: [UInt16: [UInt8]]
+        var table: UInt32 { attributes[UInt16(RTA_TABLE.rawValue)]?.u32 ?? UInt32(header[4]) }
+        var proto: UInt8 { header[5] }
+        var type: UInt8 { header[7] }
+        var dstLength: UInt8 { header[1] }
+        var oif: UInt32? { attributes[UInt16(RTA_OIF.rawValue)]?.u32 }
+    }
+
+    func routes(_ family: IPFamily) throws -> [RouteRecord] {
+        let (req, seq) = request(Int32(RTM_GETROUTE), flags: NLM_F_DUMP) { nlh in
+            let rtm = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<rtmsg>.size)!.assumingMemoryBound(to: rtmsg.self)
+            rtm.pointee.rtm_family = af(family)
+        }
+        let size = MemoryLayout<rtmsg>.size
+        return try socket.transact(req, sequence: seq, dump: true, operation: "list routes").compactMap { m in
+            guard m.type == UInt16(RTM_NEWROUTE), m.bytes.count >= 16 + size, m.bytes[16] == af(family) else { return nil }
+            return RouteRecord(family: family, header: Array(m.bytes[16..<(16 + size)]), attributes: m.attributes(after: size))
+        }
+    }
+
+    private func routeMessage(_ type: Int32, flags: Int32, family: IPFamily, table: UInt32, proto: UInt8,
+                              loopbackIndex: UInt32) -> ([UInt8], UInt32) {
+        request(type, flags: flags) { nlh in
+            let rtm = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<rtmsg>.size)!.assumingMemoryBound(to: rtmsg.self)
+            rtm.pointee.rtm_family = af(family)
+            rtm.pointee.rtm_dst_len = 0
+            rtm.pointee.rtm_table = table < 256 ? UInt8(table) : UInt8(RT_TABLE_UNSPEC.rawValue)
+            rtm.pointee.rtm_protocol = proto
+            rtm.pointee.rtm_scope = UInt8(RT_SCOPE_HOST.rawValue)
+            rtm.pointee.rtm_type = UInt8(RTN_LOCAL)
+            mnl_attr_put_u32(nlh, UInt16(RTA_TABLE.rawValue), table)
+            mnl_attr_put_u32(nlh, UInt16(RTA_OIF.rawValue), loopbackIndex)
+        }
+    }
+
+    private func run(_ message: ([UInt8], UInt32), operation: String) throws {
+        _ = try socket.transact(message.0, sequence: message.1, dump: false, operation: operation)
+    }
+
+    // MARK: Public API
+
+    /// Ensures `ip rule fwmark MARK lookup TABLE` and `ip route local default dev lo table TABLE` for each family.
+    /// Returns what was added (empty when everything was already there).
+    @discardableResult
+    public func ensureTPROXYRouting(mark: UInt32, table: UInt32, families: [IPFamily]) throws -> [String] {
+        let lo = if_nametoindex("lo")
+        guard lo != 0 else { throw NetlinkError("find interface lo", errno: ENODEV) }
+        var added: [String] = []
+        for f in families {
+            let v = f == .ipv4 ? "-4" : "-6"
+            if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
+                try run(ruleMessage(Int32(RTM_NEWRULE), flags: NLM_F_CREATE | NLM_F_ACK, family: f, mark: mark,
+                                    table: table, proto: Self.weirProtocol, priority: nil),
+                        operation: "add ip \(v) rule fwmark \(mark) lookup \(table)")
+                added.append("ip \(v) rule fwmark \(mark) lookup \(table)")
+            }
+            if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL) && $0.dstLength == 0
+                                                && $0.oif == lo }) {
+                try run(routeMessage(Int32(RTM_NEWROUTE), flags: NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, family: f,
+                                     table: table, proto: Self.weirProtocol, loopbackIndex: lo),
+                        operation: "add ip \(v) route local default dev lo table \(table)")
+                added.append("ip \(v) route local default dev lo table \(table)")
+            }
+        }
+        return added
+    }
+
+    /// Ensures `::6/128` on `lo` (the inbound hand-off source). Returns true if it was added.
+    @discardableResult
+    public func ensurePassthroughAddress() throws -> Bool {
+        let lo = if_nametoindex("lo")
+        guard lo != 0 else { throw NetlinkError("find interface lo", errno: ENODEV) }
+        if try addresses().contains(where: { $0.index == lo && $0.address == Self.passthrough6 }) { return false }
+        let msg = addressMessage(Int32(RTM_NEWADDR), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, index: lo,
+                                 proto: Self.weirProtocol)
+        try run(msg, operation: "add address ::6/128 dev lo")
+        return true
+    }
+
+    static let passthrough6: [UInt8] = [UInt8](repeating: 0, count: 15) + [6]
+
+    struct AddressRecord {
+        let index: UInt32
+        let prefixLength: UInt8
+        let address: [UInt8]
+        let proto: UInt8
+    }
+
+    func addresses() throws -> [AddressRecord] {
+        let (req, seq) = request(Int32(RTM_GETADDR), flags: NLM_F_DUMP) { nlh in
+            let ifa = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<ifaddrmsg>.size)!
+                .assumingMemoryBound(to: ifaddrmsg.self)
+            ifa.pointee.ifa_family = UInt8(AF_INET6)
+        }
+        let size = MemoryLayout<ifaddrmsg>.size
+        return try socket.transact(req, sequence: seq, dump: true, operation: "list addresses").compactMap { m in
+            guard m.type == UInt16(RTM_NEWADDR), m.bytes.count >= 16 + size else { return nil }
+            let a = m.attributes(after: size)
+            let index = Array(m.bytes[20..<24]).u32
+            // IFA_PROTO (kernel >= 6.3) is attribute 11.
+            return AddressRecord(index: index, prefixLength: m.bytes[17], address: a[UInt16(IFA_ADDRESS)] ?? [],
+                                 proto: a[11]?.u8 ?? 0)
+        }
+    }
+
+    private func addressMessage(_ type: Int32, flags: Int32, index: UInt32, proto: UInt8?) -> ([UInt8], UInt32) {
+        request(type, flags: flags) { nlh in
+            let ifa = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<ifaddrmsg>.size)!
+                .assumingMemoryBound(to: ifaddrmsg.self)
+            ifa.pointee.ifa_family = UInt8(AF_INET6)
+            ifa.pointee.ifa_prefixlen = 128
+            ifa.pointee.ifa_flags = UInt8(IFA_F_NODAD)
+            ifa.pointee.ifa_scope = UInt8(RT_SCOPE_HOST.rawValue)
+            ifa.pointee.ifa_index = index
+            Self.passthrough6.withUnsafeBytes {
+                mnl_attr_put(nlh, UInt16(IFA_LOCAL), 16, $0.baseAddress)
+                mnl_attr_put(nlh, UInt16(IFA_ADDRESS), 16, $0.baseAddress)
+            }
+            mnl_attr_put_u32(nlh, UInt16(IFA_FLAGS), UInt32(IFA_F_NODAD))
+            if let proto { mnl_attr_put_u8(nlh, 11, proto) }
+        }
+    }
+
+    /// Removes every rule, route and address weir added (found by protocol), nothing else, except what `keep` names.
+    /// Returns what it removed.
+    @discardableResult
+    public func removeWeirRouting(keeping keep: (mark: UInt32, table: UInt32, families: [IPFamily])? = nil,
+                                  keepAddress: Bool = false) throws -> [String] {
+        var removed: [String] = []
+        for f in [IPFamily.ipv4, .ipv6] {
+            let v = f == .ipv4 ? "-4" : "-6"
+            let kept = keep.map { $0.families.contains(f) } ?? false
+            for r in try rules(f) where r.proto == Self.weirProtocol
+                && !(kept && r.mark == keep!.mark && r.table == keep!.table) {
+                try run(request(Int32(RTM_DELRULE), flags: NLM_F_ACK) { nlh in
+                    let frh = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<fib_rule_hdr>.size)!
+                    r.header.withUnsafeBytes { frh.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    for (type, value) in r.attributes.sorted(by: { $0.key < $1.key }) {
+                        value.withUnsafeBytes { mnl_attr_put(nlh, type, $0.count, $0.baseAddress) }
+                    }
+                }, operation: "delete ip \(v) rule fwmark \(r.mark ?? 0) lookup \(r.table)")
+                removed.append("ip \(v) rule fwmark \(r.mark ?? 0) lookup \(r.table)")
+            }
+            for r in try routes(f) where r.proto == Self.weirProtocol && !(kept && r.table == keep!.table) {
+                try run(request(Int32(RTM_DELROUTE), flags: NLM_F_ACK) { nlh in
+                    let rtm = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<rtmsg>.size)!
+                    r.header.withUnsafeBytes { rtm.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    mnl_attr_put_u32(nlh, UInt16(RTA_TABLE.rawValue), r.table)
+                    if let oif = r.oif { mnl_attr_put_u32(nlh, UInt16(RTA_OIF.rawValue), oif) }
+                }, operation: "delete ip \(v) route local default table \(r.table)")
+                removed.append("ip \(v) route local default dev lo table \(r.table)")
+            }
+        }
+        for a in try addresses() where !keepAddress && a.proto == Self.weirProtocol && a.address == Self.passthrough6 {
+            try run(addressMessage(Int32(RTM_DELADDR), flags: NLM_F_ACK, index: a.index, proto: nil),
+                    operation: "delete address ::6/128 dev lo")
+            removed.append("address ::6/128 dev lo")
+        }
+        return removed
+    }
+}

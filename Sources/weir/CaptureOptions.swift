@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import WeirCore
+
+/// istio-iptables' flags, with istio's letters, long names and environment variables. Every option collects each
+/// occurrence so a flag given twice with different values is refused rather than silently overridden.
+struct CaptureOptions: ParsableArguments {
+    @Option(name: [.customShort("p"), .customLong("envoy-port")],
+            help: "Port outbound TCP is redirected to. Env ENVOY_PORT. (default: 15001)")
+    var proxyPort: [String] = []
+
+    @Option(name: [.customShort("z"), .customLong("inbound-capture-port")],
+            help: "Port inbound TCP is redirected to. Env INBOUND_CAPTURE_PORT. (default: 15006)")
+    var inboundCapturePort: [String] = []
+
+    @Option(name: [.customShort("e"), .customLong("inbound-tunnel-port")],
+            help: "Inbound tunnel port, never captured. Env INBOUND_TUNNEL_PORT. (default: 15008)")
+    var inboundTunnelPort: [String] = []
+
+    @Option(name: [.customShort("u"), .customLong("proxy-uid")],
+            help: "UIDs (comma list) whose traffic is never captured. Env PROXY_UID. (default: 1337)")
+    var proxyUID: [String] = []
+
+    @Option(name: [.customShort("g"), .customLong("proxy-gid")],
+            help: "GIDs (comma list) whose traffic is never captured. Env PROXY_GID. (default: the -u list)")
+    var proxyGID: [String] = []
+
+    @Option(name: [.customShort("m"), .customLong("istio-inbound-interception-mode")],
+            help: "Inbound capture mode: REDIRECT or TPROXY. Env ISTIO_INBOUND_INTERCEPTION_MODE. (default: REDIRECT)")
+    var mode: [String] = []
+
+    @Option(name: [.customShort("t"), .customLong("istio-inbound-tproxy-mark")],
+            help: "TPROXY packet mark. Env ISTIO_INBOUND_TPROXY_MARK. (default: 1337)")
+    var tproxyMark: [String] = []
+
+    @Option(name: [.customShort("r"), .customLong("istio-inbound-tproxy-route-table")],
+            help: "TPROXY routing table. Env ISTIO_INBOUND_TPROXY_ROUTE_TABLE. (default: 133)")
+    var tproxyRouteTable: [String] = []
+
+    @Option(name: [.customShort("b"), .customLong("istio-inbound-ports")],
+            help: "Inbound ports to capture: '*' or a comma list; empty captures none. Env ISTIO_INBOUND_PORTS.")
+    var inboundPorts: [String] = []
+
+    @Option(name: [.customShort("d"), .customLong("istio-local-exclude-ports")],
+            help: "Inbound ports never captured; only used with -b '*'. Env ISTIO_LOCAL_EXCLUDE_PORTS.")
+    var inboundPortsExclude: [String] = []
+
+    @Option(name: [.customShort("o"), .customLong("istio-local-outbound-ports-exclude")],
+            help: "Outbound ports never captured, TCP and UDP. Env ISTIO_LOCAL_OUTBOUND_PORTS_EXCLUDE.")
+    var outboundPortsExclude: [String] = []
+
+    @Option(name: [.customShort("q"), .customLong("istio-outbound-ports")],
+            help: "Outbound TCP ports always captured (unless -x excludes the address). Env ISTIO_OUTBOUND_PORTS.")
+    var outboundPortsInclude: [String] = []
+
+    @Option(name: [.customShort("i"), .customLong("istio-service-cidr")],
+            help: "Outbound CIDRs to capture: '*' or a comma list; empty captures none. Env ISTIO_SERVICE_CIDR.")
+    var outboundIncludeCIDRs: [String] = []
+
+    @Option(name: [.customShort("x"), .customLong("istio-service-exclude-cidr")],
+            help: "Outbound CIDRs never captured; wins over -i and -q. Env ISTIO_SERVICE_EXCLUDE_CIDR.")
+    var outboundExcludeCIDRs: [String] = []
+
+    @Option(name: [.customShort("k"), .customLong("kube-virt-interfaces")],
+            help: "Interfaces whose inbound traffic is treated as outbound. Env KUBE_VIRT_INTERFACES.")
+    var virtualInterfaces: [String] = []
+
+    @Option(name: [.customShort("c"), .customLong("istio-exclude-interfaces")],
+            help: "Interfaces never captured. Env ISTIO_EXCLUDE_INTERFACES.")
+    var excludeInterfaces: [String] = []
+
+    @Option(name: .customLong("outbound-owner-groups"),
+            help: "Only capture outbound traffic of these groups (names or GIDs, '*' for all). Env ISTIO_OUTBOUND_OWNER_GROUPS.")
+    var ownerGroupsInclude: [String] = []
+
+    @Option(name: .customLong("outbound-owner-groups-exclude"),
+            help: "Never capture outbound traffic of these groups. Env ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE.")
+    var ownerGroupsExclude: [String] = []
+
+    @Option(name: .customLong("outbound-ipv4-loopback-cidr"),
+            help: "IPv4 loopback range never captured. Env ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR. (default: 127.0.0.1/32)")
+    var ipv4LoopbackCIDR: [String] = []
+
+    @Flag(name: .customLong("drop-invalid"), help: "Drop TCP packets in conntrack state INVALID. Env INVALID_DROP.")
+    var dropInvalid = false
+
+    @Flag(name: .customLong("ipv4-only"), help: "Capture IPv4 only (an 'ip' table); IPv6 is then not captured.")
+    var ipv4Only = false
+
+    /// Values by istio long name, for `CaptureConfig.parse`.
+    var flagValues: [String: [String]] {
+        let pairs: [(CaptureFlag, [String])] = [
+            (.proxyPort, proxyPort), (.inboundCapturePort, inboundCapturePort), (.inboundTunnelPort, inboundTunnelPort),
+            (.proxyUID, proxyUID), (.proxyGID, proxyGID), (.mode, mode), (.tproxyMark, tproxyMark),
+            (.tproxyRouteTable, tproxyRouteTable), (.inboundPorts, inboundPorts),
+            (.inboundPortsExclude, inboundPortsExclude), (.outboundPortsExclude, outboundPortsExclude),
+            (.outboundPortsInclude, outboundPortsInclude), (.outboundIncludeCIDRs, outboundIncludeCIDRs),
+            (.outboundExcludeCIDRs, outboundExcludeCIDRs), (.virtualInterfaces, virtualInterfaces),
+            (.excludeInterfaces, excludeInterfaces), (.ownerGroupsInclude, ownerGroupsInclude),
+            (.ownerGroupsExclude, ownerGroupsExclude), (.ipv4LoopbackCIDR, ipv4LoopbackCIDR),
+        ]
+        var out: [String: [String]] = [:]
+        for (flag, values) in pairs where !values.isEmpty { out[flag.long] = values }
+        if dropInvalid { out[CaptureFlag.dropInvalid.long] = ["true"] }
+        return out
+    }
+
+    /// Parses and validates everything; throws `ConfigError` (exit 2) before anything touches the system.
+    func config() throws -> CaptureConfig {
+        try CaptureConfig.parse(
+            flags: flagValues,
+            environment: ProcessInfo.processInfo.environment,
+            ipv4Only: ipv4Only,
+            readFile: { path in try? String(contentsOfFile: path, encoding: .utf8) },
+            resolveGroup: { name in getgrnam(name).map { $0.pointee.gr_gid } }
+        )
+    }
+}

@@ -1,0 +1,91 @@
+import Testing
+import WeirCore
+
+/// Semantics that decide behaviour, checked on the model (the kernel tests check them with real connections).
+struct CaptureRulesetTests {
+    func table(_ flags: [String: [String]], env: [String: String] = [:], ipv4Only: Bool = false) throws -> Table {
+        CaptureRuleset.build(try CaptureConfig.parse(flags: flags, environment: env, ipv4Only: ipv4Only))
+    }
+
+    func rules(_ t: Table, _ chain: String) -> [String] {
+        t.chains.first { $0.name == chain }?.rules.map { NftText.render($0, family: t.family) } ?? []
+    }
+
+    @Test func defaultsCaptureNothingInboundAndOnlyOwnerRulesOutbound() throws {
+        let t = try table([:])
+        #expect(t.family == .inet)
+        #expect(t.chains.map(\.name) == ["redirect-inbound", "outbound", "output"])
+        #expect(t.sets.isEmpty)
+        #expect(rules(t, "redirect-inbound") == ["meta l4proto tcp counter redirect to :15006"])
+    }
+
+    @Test func excludeCIDRsComeBeforeIncludesAndPorts() throws {
+        let t = try table(["istio-service-cidr": ["198.18.0.0/15"], "istio-service-exclude-cidr": ["198.18.1.0/24"],
+                           "istio-outbound-ports": ["8080"]])
+        let r = rules(t, "outbound")
+        let exclude = r.firstIndex(of: "ip daddr @outbound-exclude-v4 counter return")!
+        let ports = r.firstIndex(of: "tcp dport @outbound-ports-include counter jump redirect-outbound")!
+        let include = r.firstIndex(of: "ip daddr @outbound-include-v4 counter jump redirect-outbound")!
+        #expect(exclude < ports && ports < include)
+    }
+
+    @Test func outboundPortExclusionsComeFirstForTCPAndUDP() throws {
+        let r = rules(try table(["istio-local-outbound-ports-exclude": ["53,9090"]]), "outbound")
+        #expect(Array(r.prefix(2)) == ["tcp dport @outbound-ports-exclude counter return",
+                                       "udp dport @outbound-ports-exclude counter return"])
+    }
+
+    @Test func inboundExcludePortsOnlyApplyWithWildcard() throws {
+        let listed = try table(["istio-inbound-ports": ["80"], "istio-local-exclude-ports": ["81"]])
+        #expect(listed.set(named: "inbound-ports-exclude") == nil)
+        let wildcard = try table(["istio-inbound-ports": ["*"], "istio-local-exclude-ports": ["81"]])
+        #expect(rules(wildcard, "inbound") == [
+            "meta l4proto tcp tcp dport 15008 counter return",
+            "tcp dport @inbound-ports-exclude counter return",
+            "meta l4proto tcp counter jump redirect-inbound",
+        ])
+    }
+
+    @Test func loopbackIncludeDropsTheLoReturnForOtherOwners() throws {
+        let withLoopback = rules(try table(["istio-service-cidr": ["127.1.2.3/32"]]), "outbound")
+        #expect(!withLoopback.contains("oifname \"lo\" meta skuid != 1337 counter return"))
+        let without = rules(try table(["istio-service-cidr": ["198.18.0.0/15"]]), "outbound")
+        #expect(without.contains("oifname \"lo\" meta skuid != 1337 counter return"))
+    }
+
+    @Test func cidrsMergeIntoTheFewestRanges() throws {
+        let t = try table(["istio-service-exclude-cidr": [
+            "198.18.0.0/24,198.18.1.0/24,198.18.0.128/25,198.19.0.0/16,2001:db8::/33,2001:db8:8000::/33"]])
+        #expect(t.set(named: "outbound-exclude-v4")?.elements.map(\.description) == [
+            "198.18.0.0/23", "198.19.0.0/16"])
+        #expect(t.set(named: "outbound-exclude-v6")?.elements.map(\.description) == ["2001:db8::/32"])
+        let odd = try table(["istio-service-exclude-cidr": ["198.18.0.0/24,198.18.1.0/25"]])
+        #expect(odd.set(named: "outbound-exclude-v4")?.elements.map(\.description) == ["198.18.0.0-198.18.1.127"])
+    }
+
+    @Test func ipv4OnlyUsesAnIPTableWithoutIPv6Rules() throws {
+        let t = try table(["istio-inbound-ports": ["*"], "istio-service-cidr": ["*"]], ipv4Only: true)
+        #expect(t.family == .ip)
+        let text = NftText.render(t)
+        #expect(!text.contains("ip6"))
+        #expect(text.contains("table ip weir {"))
+    }
+
+    @Test func tproxyModeCapturesInboundInMangleChainsOnly() throws {
+        let t = try table(["istio-inbound-ports": ["8080"], "istio-inbound-interception-mode": ["TPROXY"]])
+        #expect(rules(t, "prerouting").isEmpty)
+        #expect(rules(t, "tproxy-capture") == [
+            "meta l4proto tcp ip daddr != 127.0.0.1 tproxy ip to :15006 meta mark set 1337 counter accept",
+            "meta l4proto tcp ip6 daddr != ::1 tproxy ip6 to :15006 meta mark set 1337 counter accept",
+        ])
+        #expect(rules(t, "mangle-prerouting").first == "meta l4proto tcp counter jump tproxy-inbound")
+    }
+
+    @Test func largeCIDRListsBecomeOneSetAndOneRule() throws {
+        var cidrs: [String] = []
+        for a in 0..<40 { for b in 0..<250 { cidrs.append("198.\(18 + a % 2).\(a / 2 * 10 + b / 25).\(b % 25 * 8)/29") } }
+        let t = try table(["istio-service-exclude-cidr": [cidrs.joined(separator: ",")]])
+        #expect(cidrs.count == 10_000)
+        #expect(rules(t, "outbound").filter { $0.contains("outbound-exclude") }.count == 1)
+    }
+}
