@@ -25,9 +25,9 @@
 /* Macros Swift cannot import. */
 static inline size_t weir_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
 
-/* ---- weir tuning/status: ctnetlink statistics and nftables table probe (WeirNetfilter/NodeStatusNetlink.swift).
- * ctnetlink has no statistics API in libnetfilter_conntrack 1.0.9, so the requests are built with libmnl here and
- * the CTA_STATS_* / NFTA_TABLE_* / NFTA_GEN_* attributes are parsed in C, where the NLA macros live. */
+/* ---- weir tuning/status: ctnetlink statistics (WeirNetfilter/NodeStatusNetlink.swift).
+ * libnetfilter_conntrack 1.0.9 has no statistics API, so the requests are built with libmnl here and the
+ * CTA_STATS_* attributes are parsed in C. */
 #include <string.h>
 #include <endian.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>
@@ -46,14 +46,6 @@ struct weir_ct_global_stats {
     uint32_t present;
 };
 
-/** Table attributes read back from NFT_MSG_NEWTABLE replies, and the generation from NFT_MSG_NEWGEN. */
-struct weir_nft_table_info {
-    uint32_t flags, use;
-    uint64_t handle;
-    uint32_t owner;
-    uint32_t present; /* bit 0 flags, 1 use, 2 handle, 3 owner */
-};
-
 /** Builds a request for subsystem/message type (nfnetlink) with family and flags into buf; returns the header. */
 static inline struct nlmsghdr *weir_nfnl_request(void *buf, uint16_t subsys, uint16_t msg, uint16_t flags,
                                                  uint8_t family, uint32_t seq) {
@@ -66,10 +58,6 @@ static inline struct nlmsghdr *weir_nfnl_request(void *buf, uint16_t subsys, uin
     nfg->version = NFNETLINK_V0;
     nfg->res_id = 0;
     return nlh;
-}
-
-static inline void weir_nlmsg_put_strz(struct nlmsghdr *nlh, uint16_t type, const char *value) {
-    mnl_attr_put_strz(nlh, type, value);
 }
 
 static inline int weir_ct_cpu_stats_attr(const struct nlattr *attr, void *data) {
@@ -120,52 +108,6 @@ static inline void weir_ct_parse_global_stats(const struct nlmsghdr *nlh, struct
     mnl_attr_parse(nlh, sizeof(struct nfgenmsg), weir_ct_global_stats_attr, out);
 }
 
-static inline int weir_nft_table_attr(const struct nlattr *attr, void *data) {
-    struct weir_nft_table_info *t = (struct weir_nft_table_info *)data;
-    switch (mnl_attr_get_type(attr)) {
-    case NFTA_TABLE_FLAGS:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->flags = be32toh(mnl_attr_get_u32(attr)); t->present |= 1; }
-        break;
-    case NFTA_TABLE_USE:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->use = be32toh(mnl_attr_get_u32(attr)); t->present |= 2; }
-        break;
-    case NFTA_TABLE_HANDLE:
-        if (mnl_attr_validate(attr, MNL_TYPE_U64) >= 0) {
-            t->handle = be64toh(mnl_attr_get_u64(attr)); t->present |= 4;
-        }
-        break;
-    case NFTA_TABLE_OWNER:
-        if (mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) { t->owner = be32toh(mnl_attr_get_u32(attr)); t->present |= 8; }
-        break;
-    }
-    return MNL_CB_OK;
-}
-
-/** Parses an NFT_MSG_NEWTABLE message (reply to NFT_MSG_GETTABLE). */
-static inline void weir_nft_parse_table(const struct nlmsghdr *nlh, struct weir_nft_table_info *out) {
-    memset(out, 0, sizeof(*out));
-    mnl_attr_parse(nlh, sizeof(struct nfgenmsg), weir_nft_table_attr, out);
-}
-
-static inline int weir_nft_gen_attr(const struct nlattr *attr, void *data) {
-    if (mnl_attr_get_type(attr) == NFTA_GEN_ID && mnl_attr_validate(attr, MNL_TYPE_U32) >= 0) {
-        *(int64_t *)data = (int64_t)be32toh(mnl_attr_get_u32(attr));
-    }
-    return MNL_CB_OK;
-}
-
-/** Parses an NFT_MSG_NEWGEN message; returns the generation id or -1. */
-static inline int64_t weir_nft_parse_gen(const struct nlmsghdr *nlh) {
-    int64_t gen = -1;
-    mnl_attr_parse(nlh, sizeof(struct nfgenmsg), weir_nft_gen_attr, &gen);
-    return gen;
-}
-
-/** The error code of an NLMSG_ERROR message (negative errno, or 0 for an ack). */
-static inline int weir_nlmsg_error_code(const struct nlmsghdr *nlh) {
-    const struct nlmsgerr *err = (const struct nlmsgerr *)mnl_nlmsg_get_payload(nlh);
-    return err->error;
-}
 /* ---- end weir tuning/status */
 
 /* Netlink message walking (NLMSG_* are macros). */
