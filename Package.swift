@@ -36,6 +36,7 @@ let package = Package(
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"]),
+        .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning"]),
     ],
     swiftLanguageModes: [.v5]
 )

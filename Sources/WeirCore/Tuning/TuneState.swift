@@ -1,0 +1,40 @@
+/// What `weir tune` changed, saved before the first write so `weir tune --revert` can put it back.
+public struct TuneState: Codable, Equatable, Sendable {
+    /// One key weir changed, with the value the node had before weir touched it.
+    public struct Saved: Codable, Equatable, Sendable {
+        public let key: String
+        public let path: String
+        public let previous: String
+
+        public init(key: String, path: String, previous: String) {
+            self.key = key
+            self.path = path
+            self.previous = previous
+        }
+    }
+
+    public var version: Int
+    /// Profiles applied since the state file was created, in order.
+    public var profiles: [String]
+    /// Saved values, sorted by key.
+    public var saved: [Saved]
+
+    public init(version: Int = 1, profiles: [String], saved: [Saved]) {
+        self.version = version
+        self.profiles = profiles
+        self.saved = saved.sorted { $0.key < $1.key }
+    }
+
+    /// Adds the previous values of `plan`'s changes. A key already saved keeps its older value, so a revert after
+    /// several applies returns the node to what it had before the first one.
+    public func merging(_ plan: TunePlan) -> TuneState {
+        var byKey = Dictionary(uniqueKeysWithValues: saved.map { ($0.key, $0) })
+        for item in plan.changes where byKey[item.key.name] == nil {
+            guard let current = item.current else { continue }
+            byKey[item.key.name] = Saved(key: item.key.name, path: item.key.path, previous: current.description)
+        }
+        return TuneState(version: version, profiles: profiles + [plan.profile], saved: Array(byKey.values))
+    }
+
+    public static let empty = TuneState(profiles: [], saved: [])
+}

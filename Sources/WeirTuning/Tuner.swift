@@ -1,0 +1,170 @@
+import Foundation
+import WeirCore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where profiles are looked up when no directory is given: the installed copy first, then the source tree.
+public let defaultProfileDirectories = ["/etc/weir/profiles", "profiles"]
+
+/// Result of writing one key.
+public struct KeyResult: Equatable, Sendable {
+    public let key: String
+    public let previous: String
+    public let desired: String
+    /// What the kernel reports after the write.
+    public let readBack: String?
+    /// Nil on success, otherwise what went wrong.
+    public let failure: String?
+}
+
+/// Loads profiles, plans against the node, applies with read-back verification and reverts from the state file.
+public struct Tuner {
+    public let files: SysctlFiles
+    public let stateDirectory: String
+    public let environment: TuneEnvironment
+
+    public static let stateFileName = "tune-state.json"
+
+    public init(files: SysctlFiles, stateDirectory: String, environment: TuneEnvironment) {
+        self.files = files
+        self.stateDirectory = stateDirectory
+        self.environment = environment
+    }
+
+    public var statePath: String {
+        (stateDirectory.hasSuffix("/") ? stateDirectory : stateDirectory + "/") + Tuner.stateFileName
+    }
+
+    /// Finds and parses `NAME.profile` in the first directory that has it. Throws `ConfigError` for an unknown
+    /// profile (listing the ones that exist) or a bad file.
+    public static func loadProfile(named name: String, directories: [String]) throws -> Profile {
+        try Profile.validateName(name)
+        for dir in directories {
+            let path = dir + "/" + name + ".profile"
+            if let data = FileManager.default.contents(atPath: path) {
+                return try Profile(name: name, text: String(decoding: data, as: UTF8.self), file: path)
+            }
+        }
+        let known = availableProfiles(directories: directories)
+        let expected = known.isEmpty ? "a NAME.profile file in \(directories.joined(separator: " or "))"
+            : "one of " + known.joined(separator: ", ")
+        throw ConfigError("unknown profile '\(name)', expected \(expected)")
+    }
+
+    /// Profile names found in the first existing directory, sorted.
+    public static func availableProfiles(directories: [String]) -> [String] {
+        for dir in directories {
+            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            let profiles = names.filter { $0.hasSuffix(".profile") }.map { String($0.dropLast(".profile".count)) }
+            if !profiles.isEmpty { return profiles.sorted() }
+        }
+        return []
+    }
+
+    /// Compares the profile with the node. Throws `ConfigError` when a required module is missing.
+    public func plan(_ profile: Profile) throws -> TunePlan {
+        try TunePlan.make(profile: profile, environment: environment, read: { files.read($0.path) })
+    }
+
+    /// The saved state, or nil when there is none. Throws `RuntimeError` text for a corrupt file.
+    public func loadState() throws -> TuneState? {
+        guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
+        do {
+            return try JSONDecoder().decode(TuneState.self, from: data)
+        } catch {
+            throw TuningFailure("state file \(statePath) is not valid: \(error)")
+        }
+    }
+
+    func saveState(_ state: TuneState) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try encoder.encode(state)
+        do {
+            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+            try SysctlFiles.writeAtomically(statePath, String(decoding: data, as: UTF8.self) + "\n")
+        } catch {
+            throw TuningFailure("saving state before any change: \(error)")
+        }
+    }
+
+    /// Applies the plan's `set` items. The previous values are saved to the state file before the first write;
+    /// every write is verified by reading it back. Returns one result per written key.
+    public func apply(_ plan: TunePlan) throws -> [KeyResult] {
+        let changes = plan.changes
+        guard !changes.isEmpty else { return [] }
+        // Refuse before the state file and the first write when some key cannot be written at all (not root).
+        let denied = changes.compactMap { item in
+            files.writeAccessError(item.key.path).map { "\(item.key.name) (\(String(cString: strerror($0))))" }
+        }
+        if !denied.isEmpty {
+            throw TuningFailure("cannot write \(denied.joined(separator: ", ")); nothing changed "
+                + "(weir tune needs root)")
+        }
+        let state = (try loadState() ?? TuneState.empty).merging(plan)
+        try saveState(state)
+        return changes.map { item in
+            write(key: item.key.name, path: item.key.path, previous: item.current?.description ?? "-",
+                  desired: item.desired!)
+        }
+    }
+
+    /// Puts back the saved values, verifying each, then removes the state file. Returns nil when there is no state.
+    public func revert() throws -> [KeyResult]? {
+        guard let state = try loadState() else { return nil }
+        // Only ever write the files weir knows, whatever the state file says.
+        for saved in state.saved where KeyRegistry.key(named: saved.key)?.path != saved.path {
+            throw TuningFailure("state file \(statePath) names \(saved.key) at \(saved.path), which is not a key weir "
+                + "knows; nothing changed")
+        }
+        var results: [KeyResult] = []
+        for saved in state.saved {
+            guard let value = SysctlValue(parsing: saved.previous) else {
+                results.append(KeyResult(key: saved.key, previous: "-", desired: saved.previous, readBack: nil,
+                                         failure: "saved value is not a number"))
+                continue
+            }
+            let current = files.read(saved.path).flatMap { SysctlValue(parsing: $0) }
+            if current == value {
+                results.append(KeyResult(key: saved.key, previous: value.description, desired: value.description,
+                                         readBack: value.description, failure: nil))
+                continue
+            }
+            results.append(write(key: saved.key, path: saved.path, previous: current?.description ?? "-",
+                                 desired: value))
+        }
+        if results.allSatisfy({ $0.failure == nil }) {
+            try? FileManager.default.removeItem(atPath: statePath)
+        }
+        return results
+    }
+
+    private func write(key: String, path: String, previous: String, desired: SysctlValue) -> KeyResult {
+        do {
+            try files.write(path, desired.description)
+        } catch {
+            return KeyResult(key: key, previous: previous, desired: desired.description, readBack: nil,
+                             failure: "\(error)")
+        }
+        let back = files.read(path).flatMap { SysctlValue(parsing: $0) }
+        let failure = back == desired ? nil : "read back \(back?.description ?? "nothing") after writing \(desired)"
+        return KeyResult(key: key, previous: previous, desired: desired.description,
+                         readBack: back?.description, failure: failure)
+    }
+
+    /// The per-key report after apply or revert.
+    public static func report(_ results: [KeyResult]) -> String {
+        var rows = [["KEY", "BEFORE", "NOW", "RESULT"]]
+        for r in results.sorted(by: { $0.key < $1.key }) {
+            rows.append([r.key, r.previous, r.readBack ?? "-", r.failure.map { "failed: \($0)" } ?? "ok"])
+        }
+        return TextTable.render(rows)
+    }
+}
+
+/// A runtime failure in tuning (not bad input): I/O on the state file or a kernel refusal.
+public struct TuningFailure: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

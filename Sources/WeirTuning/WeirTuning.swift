@@ -1,2 +1,0 @@
-// Placeholder until the tuning module lands.
-public enum WeirTuningModule {}

@@ -1,0 +1,33 @@
+import ArgumentParser
+import WeirCore
+import WeirNetfilter
+import WeirTuning
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show how close the node is to a full conntrack table or overflowing accept queues.",
+        discussion: """
+            Shows conntrack entries, maximum and usage, per-CPU conntrack statistics (insert_failed, drop, \
+            early_drop; read over ctnetlink), TcpExt ListenOverflows and ListenDrops, somaxconn against the \
+            proxy's listen backlog, and whether the nftables table inet weir is installed and owned, with the \
+            ruleset generation. Counts are for the network namespace weir runs in; the conntrack maximum is global.
+            """
+    )
+
+    @Option(name: .long, help: "The backlog the proxy passes to listen(); the kernel caps it at somaxconn.")
+    var proxyBacklog = 65535
+
+    func validate() throws {
+        if proxyBacklog < 1 {
+            throw ValidationError("--proxy-backlog \(proxyBacklog): expected a positive integer")
+        }
+    }
+
+    func run() throws {
+        let netlink = StatusNetlinkReaders(
+            conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
+            table: { try NodeStatusNetlink.table(named: "weir") }, generation: NodeStatusNetlink.generation)
+        print(NodeStatus.collect(netlink: netlink, proxyBacklog: proxyBacklog).report(), terminator: "")
+    }
+}
