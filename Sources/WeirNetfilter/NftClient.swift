@@ -104,6 +104,22 @@ public final class NftClient {
         return existing == nil ? .created : .replaced
     }
 
+    /// Makes this socket the owner of an existing table that no live process owns (an orphaned persistent table, or
+    /// one created by `nft -f`), without touching its chains, sets or rules. Returns false if nothing had to be done.
+    @discardableResult
+    public func claim(family: TableFamily, name: String) throws -> Bool {
+        guard !ownershipUnsupported, let info = try table(family: family, name: name) else { return false }
+        if info.isOwned && info.ownerPortID == socket.portID { return false }
+        var batch = NftBatch(socket: socket)
+        batch.add(NFT_MSG_NEWTABLE, family: family.nfproto, flags: 0, operation: "claim table \(family.rawValue) \(name)") {
+            let t = tableObject(Table(family: family, name: name), flags: TableFlag.owner | TableFlag.persist)
+            defer { nftnl_table_free(t) }
+            nftnl_table_nlmsg_build_payload($0, t)
+        }
+        try batch.commit()
+        return true
+    }
+
     /// Deletes weir's tables (both families). Returns the ones that existed.
     @discardableResult
     public func removeTables(named name: String) throws -> [TableFamily] {

@@ -55,6 +55,10 @@ struct RulesCommand: ParsableCommand {
                 print("added address ::6/128 dev lo")
             }
             if hold {
+                // An unchanged table was left alone; owning it still needs a claim.
+                if try nft.claim(family: table.family, name: table.name) {
+                    print("claimed table \(table.family.rawValue) \(table.name)")
+                }
                 print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
                 fflush(stdout)
                 var signals = sigset_t()

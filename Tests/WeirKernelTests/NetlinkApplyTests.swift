@@ -118,8 +118,22 @@ struct NetlinkApplyTests {
             // Persist: the table survives its owner, so traffic stays captured.
             #expect(try ns.exec(["nft", "list", "tables"]).contains("table inet weir"))
             #expect(try ns.exec(["nft", "list", "chain", "inet", "weir", "outbound"]).contains("jump redirect-outbound"))
-            // A later weir rules re-claims it.
-            #expect(try ns.weir(["rules", "-i", "*"]).status == 0)
+            // A later weir re-claims it, also when the ruleset is unchanged.
+            let again = Process()
+            again.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            again.arguments = ["netns", "exec", ns.name, weirBinary, "rules", "-i", "*", "--hold"]
+            let out2 = Pipe()
+            again.standardOutput = out2
+            try again.run()
+            var seen2 = ""
+            while !seen2.contains("holding") && again.isRunning {
+                seen2 += String(decoding: out2.fileHandleForReading.availableData, as: UTF8.self)
+            }
+            #expect(seen2.contains("unchanged") && seen2.contains("claimed table inet weir"), "\(seen2)")
+            #expect(try ns.run(["nft", "flush", "table", "inet", "weir"]).status != 0)
+            again.terminate()
+            again.waitUntilExit()
+            #expect(try ns.run(["nft", "flush", "table", "inet", "weir"]).status == 0)
         }
     }
 
