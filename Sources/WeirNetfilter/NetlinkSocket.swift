@@ -14,7 +14,12 @@ public struct NetlinkError: Error, CustomStringConvertible, Equatable {
     /// `add chain inet weir output: EPERM (need CAP_NET_ADMIN, or another process owns the table)`
     public var description: String {
         var text = "\(operation): \(errnoName(errno))"
-        if let hint = errnoHint(errno) { text += " (\(hint))" }
+        let reading = operation.hasPrefix("get ") || operation.hasPrefix("list ")
+        if errno == EPERM && (reading || !operation.contains("table")) {
+            text += " (need CAP_NET_ADMIN)"
+        } else if let hint = errnoHint(errno) {
+            text += " (\(hint))"
+        }
         return text
     }
 }

@@ -155,6 +155,24 @@ struct NetlinkApplyTests {
         }
     }
 
+    @Test func kernelRefusalsNameTheOperationTheObjectAndErrno() throws {
+        try withNamespace(prefix: "wtn") { ns in
+            let r = try ns.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", weirBinary, "rules"])
+            #expect(r.status == 1)
+            #expect(r.stderr == "weir: get table inet weir: EPERM (need CAP_NET_ADMIN)\n", "\(r.stderr)")
+        }
+    }
+
+    @Test func tproxyRoutingIsInstalledForBothFamilies() throws {
+        try withNamespace(prefix: "wtn") { ns in
+            try #require(try ns.weir(["rules", "-m", "TPROXY", "-b", "*", "-t", "77", "-r", "177"]).status == 0)
+            #expect(try ns.exec(["ip", "-4", "rule"]).contains("from all fwmark 0x4d lookup 177 proto 87"))
+            #expect(try ns.exec(["ip", "-6", "rule"]).contains("from all fwmark 0x4d lookup 177 proto 87"))
+            #expect(try ns.exec(["ip", "-4", "route", "show", "table", "177"]).contains("local default dev lo"))
+            #expect(try ns.exec(["ip", "-6", "route", "show", "table", "177"]).contains("local default dev lo"))
+        }
+    }
+
     @Test func badInputChangesNothing() throws {
         try withNamespace(prefix: "wtn") { ns in
             try #require(try ns.weir(["rules", "-b", "80"]).status == 0)
