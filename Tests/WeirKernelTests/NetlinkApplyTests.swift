@@ -99,18 +99,24 @@ struct NetlinkApplyTests {
         }
     }
 
+    /// Starts `weir rules --hold` in the namespace and waits until it holds the table; returns it and its output.
+    func hold(_ ns: TestNamespace, _ args: [String]) throws -> (Process, String) {
+        let holder = Process()
+        holder.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        holder.arguments = ["netns", "exec", ns.name, weirBinary, "rules"] + args + ["--hold"]
+        let out = Pipe()
+        holder.standardOutput = out
+        try holder.run()
+        var seen = ""
+        while !seen.contains("holding") && holder.isRunning {
+            seen += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
+        }
+        return (holder, seen)
+    }
+
     @Test func theTableIsOwnedWhileHeldAndPersistsAfterwards() throws {
         try withNamespace(prefix: "wtn") { ns in
-            let holder = Process()
-            holder.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            holder.arguments = ["netns", "exec", ns.name, weirBinary, "rules", "-i", "*", "--hold"]
-            let out = Pipe()
-            holder.standardOutput = out
-            try holder.run()
-            var seen = ""
-            while !seen.contains("holding") && holder.isRunning {
-                seen += String(decoding: out.fileHandleForReading.availableData, as: UTF8.self)
-            }
+            let (holder, _) = try hold(ns, ["-i", "*"])
             let flush = try ns.run(["nft", "flush", "table", "inet", "weir"])
             #expect(flush.status != 0, "another process could flush weir's table while weir held it")
             holder.terminate()
@@ -119,16 +125,7 @@ struct NetlinkApplyTests {
             #expect(try ns.exec(["nft", "list", "tables"]).contains("table inet weir"))
             #expect(try ns.exec(["nft", "list", "chain", "inet", "weir", "outbound"]).contains("jump redirect-outbound"))
             // A later weir re-claims it, also when the ruleset is unchanged.
-            let again = Process()
-            again.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-            again.arguments = ["netns", "exec", ns.name, weirBinary, "rules", "-i", "*", "--hold"]
-            let out2 = Pipe()
-            again.standardOutput = out2
-            try again.run()
-            var seen2 = ""
-            while !seen2.contains("holding") && again.isRunning {
-                seen2 += String(decoding: out2.fileHandleForReading.availableData, as: UTF8.self)
-            }
+            let (again, seen2) = try hold(ns, ["-i", "*"])
             #expect(seen2.contains("unchanged") && seen2.contains("claimed table inet weir"), "\(seen2)")
             #expect(try ns.run(["nft", "flush", "table", "inet", "weir"]).status != 0)
             again.terminate()
