@@ -25,10 +25,12 @@ let package = Package(
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "CNetfilter"]),
         .target(name: "WeirTuning", dependencies: ["WeirCore"]),
         .target(name: "WeirProxy", dependencies: ["WeirCore", "CWeirLinux"]),
+        // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
+        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy"]),
         .executableTarget(
             name: "weir",
             dependencies: [
-                "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy",
+                "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
