@@ -10,9 +10,10 @@ tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 sed "s|/usr/local/bin/weir|$PWD/.build/debug/weir|" systemd/weir.service > "$tmp/weir.service"
 verify_unit() { local out; out=$(systemd-analyze verify "$tmp/weir.service" 2>&1); [ -z "$out" ] || { echo "$out"; return 1; }; }
 check "systemd-analyze verify systemd/weir.service" verify_unit
-if ! command -v kubernetes-validate >/dev/null 2>&1; then
+if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
   python3 -m pip install -q kubernetes-validate >/dev/null 2>&1 || true
 fi
-check "kubernetes-validate deploy/kubernetes/daemonset.yaml" kubernetes-validate --strict deploy/kubernetes/daemonset.yaml
+check "kubernetes-validate deploy/kubernetes/daemonset.yaml" python3 -m kubernetes_validate --strict \
+  deploy/kubernetes/daemonset.yaml
 echo "packaging: $passed passed, $failed failed"
 [ "$failed" = 0 ]

@@ -4,7 +4,7 @@ set -euo pipefail
 packages=(
   pkg-config libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
   nftables iproute2 conntrack iptables procps kmod
-  haproxy iperf3 wrk nginx-light systemd python3-pip
+  haproxy iperf3 wrk nginx-light systemd
 )
 missing=()
 for p in "${packages[@]}"; do
