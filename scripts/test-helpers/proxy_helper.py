@@ -272,6 +272,50 @@ def client(mode, host, port, arg):
                 fails += 1
             s.close()
         out("connections=%d fails=%d" % (total, fails))
+    elif mode == "idle-many":
+        # N connections, each answered once, then left idle: how many does the proxy close within WAIT seconds?
+        n, wait = arg.split(",")
+        held = []
+        for _ in range(int(n)):
+            s = connect(host, port)
+            s.sendall(b"PEER\n")
+            readline(s)
+            held.append(s)
+        out("HELD %d" % len(held))
+        closed = 0
+        deadline = time.monotonic() + float(wait)
+        for s in held:
+            s.settimeout(max(0.01, deadline - time.monotonic()))
+            if outcome(s) in ("eof", "reset"):
+                closed += 1
+        out("held=%d closed_by_proxy=%d" % (len(held), closed))
+    elif mode == "drain":
+        # One open connection; SIGTERM the proxy; new connections are refused, the open one still works.
+        pid = int(arg)
+        s = connect(host, port)
+        s.sendall(b"PEER\n")
+        readline(s)
+        before = ping(s)
+        os.kill(pid, 15)
+        time.sleep(0.5)
+        try:
+            n = connect(host, port, timeout=3)
+            n.sendall(b"PEER\n")
+            new = outcome(n)
+        except ConnectionRefusedError:
+            new = "refused"
+        after = ping(s)
+        s.close()
+        out("before=%s new=%s after=%s" % (before, new, after))
+    elif mode == "drain-held":
+        # One open connection that never finishes; SIGTERM the proxy; what happens to it.
+        pid = int(arg)
+        s = connect(host, port)
+        s.sendall(b"PEER\n")
+        readline(s)
+        os.kill(pid, 15)
+        s.settimeout(30)
+        out("held=%s" % outcome(s))
     else:
         raise SystemExit("unknown client mode " + mode)
 

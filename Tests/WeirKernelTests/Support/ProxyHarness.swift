@@ -118,6 +118,19 @@ func openDescriptors(_ pid: Int32) -> Int {
     (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
 }
 
+/// Open descriptors of a process by kind.
+func descriptors(_ pid: Int32) -> (sockets: Int, pipes: Int, other: Int) {
+    let dir = "/proc/\(pid)/fd"
+    var result = (sockets: 0, pipes: 0, other: 0)
+    for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
+        let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + entry)) ?? ""
+        if target.hasPrefix("socket:") { result.sockets += 1 } else if target.hasPrefix("pipe:") { result.pipes += 1 } else {
+            result.other += 1
+        }
+    }
+    return result
+}
+
 /// User + system CPU time of a process, in clock ticks.
 func cpuTicks(_ pid: Int32) -> Int {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
