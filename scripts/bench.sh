@@ -50,6 +50,7 @@ global
   maxconn $((HOLD + 400))
 defaults
   mode tcp
+  maxconn $((HOLD + 400))
   timeout connect 5s
   timeout client 1h
   timeout server 1h
@@ -115,7 +116,7 @@ measure direct
 
 capture_on
 echo "bench: weir" >&2
-ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS --max-connections $((HOLD + 500))" \
+ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS --max-connections $((HOLD + 500)) ${BENCH_WEIR_FLAGS:-}" \
   2>"$WORK/weir.log" &
 weir=$!
 wait_port 15001
@@ -141,7 +142,7 @@ capture_off
 
 ratio() { python3 -c "a,b='$1','$2'; print('%.2f' % (float(a)/float(b)) if b not in ('','0','n/a') and a not in ('','n/a') else 'n/a')"; }
 status() { # value target higher|lower
-  python3 -c "v,t,d='$1','$2','$3'
+  python3 -c "v,t,d='$1',float('$2'),'$3'
 try: v=float(v)
 except ValueError: print('?'); raise SystemExit
 print('met' if (v>=t if d=='higher' else v<=t) else 'NOT MET')" 2>/dev/null || echo '?'

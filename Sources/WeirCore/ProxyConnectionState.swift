@@ -39,7 +39,7 @@ public struct ProxyActions: OptionSet, Sendable, CustomStringConvertible {
     public static let resetClient = ProxyActions(rawValue: 1 << 3)
     /// Close the upstream with a RST (SO_LINGER 0).
     public static let resetUpstream = ProxyActions(rawValue: 1 << 4)
-    /// Close both sockets and free everything the connection holds.
+    /// Close both sockets and free everything the connection holds. Without a reset, close() sends a FIN.
     public static let close = ProxyActions(rawValue: 1 << 5)
 
     public static func shutdownWrite(_ side: ProxySide) -> ProxyActions {
@@ -139,7 +139,8 @@ public struct ProxyConnectionState: Equatable, Sendable {
             let from = toward.other
             guard connected, flow(from: from) == .ending else { return [] }
             setFlow(from: from, .shut)
-            if clientFlow == .shut && upstreamFlow == .shut { return close(.shutdownWrite(toward)) }
+            // Both ends finished: close() sends the last FIN, no shutdown needed (the receive queue is empty).
+            if clientFlow == .shut && upstreamFlow == .shut { return close([]) }
             return .shutdownWrite(toward)
         }
     }

@@ -12,6 +12,8 @@ struct Flight {
     var offset = 0
     /// Splice failed on this direction once (EINVAL): copy from now on.
     var copyOnly = false
+    /// A read once filled the worker's scratch buffer: this direction carries bulk data and splices from now on.
+    var bulk = false
 
     var hasPipe: Bool { pipeRead >= 0 }
 }

@@ -5,7 +5,9 @@
 // only while a direction has bytes in flight and goes back only when empty (drain before pump: the pipe is emptied
 // into the destination before the source is read again), so idle connections hold no pipe and no buffer. When a pipe
 // cannot be had (descriptors exhausted) or splice refuses the socket, the direction falls back to a copy through a
-// buffer of --buffer-limit bytes, freed again as soon as it is empty.
+// buffer of --buffer-limit bytes, freed again as soon as it is empty. Small messages (a read that does not fill the
+// worker's 16 KiB scratch buffer) are copied through that scratch buffer instead: for a request or a reply, one read
+// and one write are cheaper than two splices. The first read that fills it marks the direction bulk: splice from then.
 //
 // Every event goes through `ProxyConnectionState` (WeirCore), which returns the actions to perform: shutdown to
 // propagate half-close, SO_LINGER 0 to propagate a reset, close. Deadlines of one duration are FIFO lists
@@ -51,6 +53,9 @@ final class Worker {
     var draining = false
     var drainDeadline: Int64 = 0
     let pipeSize: Int32
+    /// Scratch buffer for small messages, shared by all connections of this worker (only used within one call).
+    let scratch: UnsafeMutableRawPointer
+    let scratchSize = 16 * 1024
     let touchGranularity: Int64
 
     init(index: Int, shared: SharedState, listeners: [Listener]) throws {
@@ -63,6 +68,7 @@ final class Worker {
         wake = weir_eventfd()
         guard epoll >= 0, wake >= 0 else { throw ListenError(description: "epoll/eventfd: \(errnoName(errno))") }
         pipeSize = Int32(shared.config.bufferLimit)
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
         let idle = shared.config.idleTimeoutMs
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : Int64.max
         _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake)
@@ -123,6 +129,7 @@ final class Worker {
         }
         for (r, w) in pipePool { close(r); close(w) }
         pipePool.removeAll()
+        scratch.deallocate()
         close(epoll)
         close(wake)
         if reserveFd >= 0 { close(reserveFd) }
@@ -238,15 +245,21 @@ final class Worker {
     }
 
     private func startConnection(_ fd: Int32, peer: SocketAddress, listener l: Listener) {
-        guard let local = SocketAddress.local(of: fd) else { refuse(fd); return }
         let target: SocketAddress
         let tproxy = l.kind == .inbound && config.mode == .tproxy
         if tproxy {
             // TPROXY: the listener is IP_TRANSPARENT and the accepted socket's local address is the destination.
+            guard let local = SocketAddress.local(of: fd) else { refuse(fd); return }
             target = local
             if local.port == l.port { notRedirected(fd, local: local, peer: peer); return }
         } else {
-            guard let original = SocketAddress.originalDestination(of: fd, family: l.family), original != local else {
+            // Not redirected: no NAT entry, or the original destination is the listener itself. Only a destination
+            // on the listener's port can be the listener, so the common case costs no getsockname.
+            guard let original = SocketAddress.originalDestination(of: fd, family: l.family) else {
+                notRedirected(fd, local: SocketAddress.local(of: fd) ?? SocketAddress(), peer: peer)
+                return
+            }
+            if original.port == l.port, let local = SocketAddress.local(of: fd), original == local {
                 notRedirected(fd, local: local, peer: peer)
                 return
             }
@@ -260,8 +273,6 @@ final class Worker {
             refuse(fd)
             return
         }
-        _ = weir_set_nodelay(fd)
-        _ = weir_set_nodelay(up)
         if l.kind == .inbound {
             var source: SocketAddress
             if tproxy {
@@ -322,6 +333,11 @@ final class Worker {
         if !c.state.connected {
             if side == .upstream {
                 if events & (WEIR_EPOLLOUT | WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 { return }
+                // Writable without error or hang-up means connected; SO_ERROR is asked only on failure.
+                if events & (WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 {
+                    apply(c, c.state.handle(.connected))
+                    return
+                }
                 let err = weir_socket_error(c.upstream)
                 if err == 0 && !failed && events & WEIR_EPOLLOUT != 0 {
                     apply(c, c.state.handle(.connected))
@@ -408,6 +424,43 @@ final class Worker {
             }
             if c.state.flow(from: source) != .open || !(source == .client ? c.clientReadable : c.upstreamReadable) {
                 break
+            }
+            if !f.bulk && !f.hasPipe && f.buffer == nil {
+                // Small messages: read into the worker's scratch buffer and write at once; cheaper than two
+                // splices for a request or a reply. Only what the destination does not take is kept, in a buffer.
+                let n = read(src, scratch, scratchSize)
+                if n > 0 {
+                    if n == scratchSize { f.bulk = true }
+                    var written = 0
+                    if dest == .client ? c.clientWritable : c.upstreamWritable {
+                        written = write(dst, scratch, n)
+                        if written < 0 {
+                            let e = errno
+                            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return .failed(dest) }
+                            written = 0
+                        }
+                    }
+                    if written < n {
+                        guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { return .failed(source) }
+                        memcpy(buffer, scratch + written, n - written)
+                        f.buffer = buffer
+                        f.offset = 0
+                        f.pending = n - written
+                    }
+                    continue
+                }
+                if n == 0 {
+                    setReadable(c, source, false)
+                    _ = c.state.handle(.endOfStream(from: source))
+                    break
+                }
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK {
+                    setReadable(c, source, false)
+                    break
+                }
+                if e == EINTR { continue }
+                return .failed(source)
             }
             if !f.hasPipe && f.buffer == nil && !acquire(&f) { break }
             let limit = config.bufferLimit
