@@ -29,6 +29,9 @@ gcc -O2 -o "$WORK/pingpong" scripts/bench/pingpong.c
 ip netns add "$NS"
 in_ns ip link set lo up
 in_ns ip addr add 198.18.0.1/32 dev lo
+# Per-namespace sysctls: tens of thousands of short connections per run must not exhaust ephemeral ports
+# (TIME_WAIT) for the measures that follow.
+in_ns sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
 
 # Upstreams: iperf3 (bulk), nginx (new connections), echo (latency, idle connections).
 bg_ns iperf3 -s -B 198.18.0.1 -p 8080 >/dev/null 2>&1
@@ -98,14 +101,19 @@ measure_memory() { # name pid
   local t=$1 pid=$2 before after hold
   R[$t,rss]=${R[$t,rss]:-$(rss_kb "$pid")}
   before=$(rss_kb "$pid")
-  ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WORK/pingpong hold 198.18.0.1 8082 $HOLD" >"$WORK/hold.out" &
+  ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WORK/pingpong hold 198.18.0.1 8082 $HOLD" >"$WORK/hold.out" 2>&1 &
   hold=$!
   for _ in $(seq 600); do grep -q HELD "$WORK/hold.out" && break; sleep 0.05; done
   sleep 0.5
   after=$(rss_kb "$pid")
   kill "$hold"; wait "$hold" 2>/dev/null || true
   R[$t,perconn]=$(python3 -c "print('%.2f' % (($after - $before) * 1024 / $HOLD / 1024))")
-  grep -q HELD "$WORK/hold.out" || R[$t,perconn]="n/a"
+  if ! grep -q HELD "$WORK/hold.out"; then
+    R[$t,perconn]="n/a"
+    echo "bench: $t: could not hold $HOLD connections: $(tail -c 300 "$WORK/hold.out")" >&2
+    [ "$t" = haproxy ] && tail -5 "$WORK/haproxy.log" >&2
+    in_ns ss -s >&2
+  fi
 }
 
 wait_port 8080; wait_port 8081; wait_port 8082

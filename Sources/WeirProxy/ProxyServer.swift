@@ -22,6 +22,13 @@ public final class ProxyServer {
         // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
         _ = weir_block_signals()
         let count = config.workers > 0 ? config.workers : usableCPUs()
+        let descriptors = raiseDescriptorLimit()
+        // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
+        if config.maxConnections * 2 + 64 > descriptors {
+            log("warning", ["reason": "--max-connections needs more descriptors than the limit; past it new "
+                                + "connections are refused as descriptors run out",
+                            "max_connections": config.maxConnections, "descriptor_limit": descriptors])
+        }
         let backlog = listenBacklog()
         let shared = SharedState(config: config, counters: counters)
         let ipv6 = ipv6Available()
@@ -46,6 +53,7 @@ public final class ProxyServer {
                         "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID, "proxy_gid": config.proxyGID,
                         "connect_timeout_ms": config.connectTimeoutMs, "idle_timeout_ms": config.idleTimeoutMs,
                         "max_connections": config.maxConnections, "buffer_limit": config.bufferLimit,
+                        "descriptor_limit": descriptors,
                         "drain_timeout_ms": config.drainTimeoutMs])
         var threads: [pthread_t] = []
         for w in workers {
@@ -69,6 +77,18 @@ public final class ProxyServer {
         for w in workers { w.notify() }
         for tid in threads { pthread_join(tid, nil) }
         log("stopped", ["counters": counters.snapshot()])
+    }
+
+    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.
+    private func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
     }
 
     /// False when this kernel or namespace has IPv6 turned off; the proxy then listens on IPv4 only and says so.
