@@ -30,7 +30,8 @@ public final class ProxyServer {
                             "max_connections": config.maxConnections, "descriptor_limit": descriptors])
         }
         let backlog = listenBacklog()
-        let shared = SharedState(config: config, counters: counters)
+        let copyOnly = getenv("WEIR_PROXY_COPY").map { String(cString: $0) == "1" } ?? false
+        let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly)
         let ipv6 = ipv6Available()
         for i in 0..<count {
             var listeners: [Listener] = []
@@ -53,7 +54,7 @@ public final class ProxyServer {
                         "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID, "proxy_gid": config.proxyGID,
                         "connect_timeout_ms": config.connectTimeoutMs, "idle_timeout_ms": config.idleTimeoutMs,
                         "max_connections": config.maxConnections, "buffer_limit": config.bufferLimit,
-                        "descriptor_limit": descriptors,
+                        "descriptor_limit": descriptors, "copy_only": copyOnly,
                         "drain_timeout_ms": config.drainTimeoutMs])
         var threads: [pthread_t] = []
         for w in workers {
@@ -73,7 +74,7 @@ public final class ProxyServer {
         }
         let signal = weir_wait_termination()
         log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
-        _ = weir_atomic_add(&shared.draining, 1)
+        _ = weir_atomic_add(shared.draining, 1)
         for w in workers { w.notify() }
         for tid in threads { pthread_join(tid, nil) }
         log("stopped", ["counters": counters.snapshot()])

@@ -21,12 +21,19 @@ final class SharedState: @unchecked Sendable {
     let config: ProxyConfig
     let counters: ProxyCounters
     /// 1 once SIGTERM arrived; read by workers after their eventfd fires.
-    var draining: Int64 = 0
+    let draining: UnsafeMutablePointer<Int64>
+    /// Diagnostic switch (WEIR_PROXY_COPY=1): never splice, always use the bounded copy, to exercise that path.
+    let copyOnly: Bool
 
-    init(config: ProxyConfig, counters: ProxyCounters) {
+    init(config: ProxyConfig, counters: ProxyCounters, copyOnly: Bool) {
         self.config = config
         self.counters = counters
+        self.copyOnly = copyOnly
+        draining = .allocate(capacity: 1)
+        draining.initialize(to: 0)
     }
+
+    deinit { draining.deallocate() }
 }
 
 private let tagWake: UInt64 = 1
@@ -113,7 +120,7 @@ final class Worker {
                 if e.data == tagWake {
                     var value: UInt64 = 0
                     _ = read(wake, &value, 8)
-                    if weir_atomic_load(&shared.draining) != 0 && !draining { startDrain() }
+                    if weir_atomic_load(shared.draining) != 0 && !draining { startDrain() }
                 } else if e.data < 4096 {
                     acceptAll(listeners[Int(e.data - tagListenerBase)])
                 } else {
@@ -305,6 +312,12 @@ final class Worker {
         }
         let c = Connection(client: fd, now: now)
         c.upstream = up
+        if shared.copyOnly {
+            c.up.copyOnly = true
+            c.up.bulk = true
+            c.down.copyOnly = true
+            c.down.bulk = true
+        }
         connecting.append(c)
         let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
         let mask = WEIR_EPOLLIN | WEIR_EPOLLOUT | WEIR_EPOLLRDHUP | WEIR_EPOLLET

@@ -74,6 +74,18 @@ def handle(c, peer):
         elif cmd == "SHA":
             n, digest = read_all(c)
             c.sendall(("%d %s\n" % (n, digest)).encode())
+        elif cmd == "SLOWSHA":
+            # A slow reader: the proxy's buffer toward it fills up and must stay bounded.
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                b = c.recv(16384)
+                if not b:
+                    break
+                h.update(b)
+                n += len(b)
+                time.sleep(0.0005)
+            c.sendall(("%d %s\n" % (n, h.hexdigest())).encode())
         elif cmd.startswith("SEND "):
             # Server first: send N bytes, half-close, then read what the client sends after that.
             total = int(cmd.split()[1])
@@ -163,6 +175,17 @@ def client(mode, host, port, arg):
         total = int(arg)
         s = connect(host, port, timeout=60)
         s.sendall(b"SHA\n")
+        h = hashlib.sha256()
+        for chunk in pattern(total):
+            h.update(chunk)
+            s.sendall(chunk)
+        s.shutdown(socket.SHUT_WR)
+        reply = readline(s).split()
+        out("bytes=%s match=%s" % (reply[0], reply[1] == h.hexdigest() and int(reply[0]) == total))
+    elif mode == "slowsha":
+        total = int(arg)
+        s = connect(host, port, timeout=60)
+        s.sendall(b"SLOWSHA\n")
         h = hashlib.sha256()
         for chunk in pattern(total):
             h.update(chunk)

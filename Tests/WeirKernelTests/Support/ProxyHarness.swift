@@ -131,6 +131,13 @@ func descriptors(_ pid: Int32) -> (sockets: Int, pipes: Int, other: Int) {
     return result
 }
 
+/// Resident memory of a process (VmRSS), in KiB.
+func residentKiB(_ pid: Int32) -> Int {
+    guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return -1 }
+    return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
+}
+
 /// User + system CPU time of a process, in clock ticks.
 func cpuTicks(_ pid: Int32) -> Int {
     guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
