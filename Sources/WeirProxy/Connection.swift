@@ -30,6 +30,8 @@ final class Connection {
     var down = Flight()
     var clientReadable = false, clientWritable = false
     var upstreamReadable = false, upstreamWritable = false
+    /// The peer's FIN (or hang-up) was signalled: read until end of stream even after a short read.
+    var clientHangup = false, upstreamHangup = false
     /// Position in the worker's deadline list (connecting or active), ordered by `listTime`.
     var next: Connection?
     unowned(unsafe) var prev: Connection?

@@ -370,6 +370,9 @@ final class Worker {
             return
         }
         if events & (WEIR_EPOLLIN | WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 { setReadable(c, side, true) }
+        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
+            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
+        }
         if events & (WEIR_EPOLLOUT | WEIR_EPOLLHUP) != 0 { setWritable(c, side, true) }
         pumpBoth(c)
         touch(c)
@@ -459,6 +462,12 @@ final class Worker {
                         f.buffer = buffer
                         f.offset = 0
                         f.pending = n - written
+                    }
+                    // A short read emptied the receive queue (as nginx assumes with edge-triggered epoll): new data
+                    // raises a new event, so skip the read that would only say EAGAIN. Not once the peer's FIN
+                    // was signalled: that event will not come again, so read on until end of stream.
+                    if n < scratchSize && !(source == .client ? c.clientHangup : c.upstreamHangup) {
+                        setReadable(c, source, false)
                     }
                     continue
                 }
