@@ -164,6 +164,7 @@ final class Worker {
             }
         }
         if !listenersRegistered && !draining && now >= acceptPausedUntil {
+            if reserveFd < 0 { reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
             registerListeners()
         }
         if draining && now >= drainDeadline {
