@@ -17,7 +17,7 @@ demo: build
 	bash scripts/demo.sh
 
 bench: deps
-	$(SWIFT) build -c release $(BUILD_FLAGS)
+	$(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
 	bash scripts/bench.sh
 
 clean:

@@ -1,2 +1,130 @@
 #include "CWeirLinux.h"
-int weir_placeholder(void) { return 0; }
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <time.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/syscall.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+const uint32_t WEIR_EPOLLIN = EPOLLIN, WEIR_EPOLLOUT = EPOLLOUT, WEIR_EPOLLERR = EPOLLERR, WEIR_EPOLLHUP = EPOLLHUP,
+               WEIR_EPOLLRDHUP = EPOLLRDHUP, WEIR_EPOLLET = EPOLLET;
+
+int weir_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
+
+static int ctl(int epfd, int op, int fd, uint32_t events, uint64_t data) {
+    struct epoll_event ev = {.events = events, .data.u64 = data};
+    return epoll_ctl(epfd, op, fd, &ev);
+}
+int weir_epoll_add(int epfd, int fd, uint32_t events, uint64_t data) { return ctl(epfd, EPOLL_CTL_ADD, fd, events, data); }
+int weir_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data) { return ctl(epfd, EPOLL_CTL_MOD, fd, events, data); }
+int weir_epoll_del(int epfd, int fd) { return ctl(epfd, EPOLL_CTL_DEL, fd, 0, 0); }
+
+int weir_epoll_wait(int epfd, weir_event *out, int max, int timeout_ms) {
+    struct epoll_event evs[256];
+    if (max > 256) max = 256;
+    int n = epoll_wait(epfd, evs, max, timeout_ms);
+    for (int i = 0; i < n; i++) { out[i].events = evs[i].events; out[i].data = evs[i].data.u64; }
+    return n;
+}
+
+int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len) {
+    *len = sizeof(*addr);
+    return accept4(fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+}
+
+ssize_t weir_splice(int fd_in, int fd_out, size_t len) {
+    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+}
+
+int weir_pipe(int fds[2], int size) {
+    if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
+    if (size > 0) (void)fcntl(fds[1], F_SETPIPE_SZ, size); /* best effort: the default 64 KiB also works */
+    return 0;
+}
+
+int weir_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
+
+int weir_original_dst(int fd, int family, struct sockaddr_storage *addr, socklen_t *len) {
+    *len = sizeof(*addr);
+    if (family == AF_INET6) return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, addr, len);
+    return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, addr, len);
+}
+
+static int on(int fd, int level, int name) { int one = 1; return setsockopt(fd, level, name, &one, sizeof(one)); }
+int weir_set_reuseport(int fd) { return on(fd, SOL_SOCKET, SO_REUSEPORT); }
+int weir_set_transparent(int fd, int family) {
+    return family == AF_INET6 ? on(fd, SOL_IPV6, IPV6_TRANSPARENT) : on(fd, SOL_IP, IP_TRANSPARENT);
+}
+int weir_set_freebind(int fd, int family) {
+    return family == AF_INET6 ? on(fd, SOL_IPV6, IPV6_FREEBIND) : on(fd, SOL_IP, IP_FREEBIND);
+}
+/* IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option that also applies to IPv6 sockets. */
+int weir_set_bind_address_no_port(int fd) { return on(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT); }
+int weir_set_mark(int fd, uint32_t mark) { return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)); }
+int weir_set_v6only(int fd) { return on(fd, SOL_IPV6, IPV6_V6ONLY); }
+int weir_set_nodelay(int fd) { return on(fd, IPPROTO_TCP, TCP_NODELAY); }
+int weir_set_linger_reset(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+int weir_socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
+int weir_affinity_cpus(void) {
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof(set), &set) != 0) return 1;
+    int n = CPU_COUNT(&set);
+    return n > 0 ? n : 1;
+}
+
+int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid) {
+    /* The raw syscalls change only the calling thread's credentials; glibc would not broadcast them anyway. */
+    syscall(SYS_setfsgid, gid);
+    syscall(SYS_setfsuid, uid);
+    if ((uint32_t)syscall(SYS_setfsuid, -1) != uid) return -1;
+    if ((uint32_t)syscall(SYS_setfsgid, -1) != gid) return -1;
+    return 0;
+}
+
+int weir_block_signals(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGPIPE);
+    return pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
+int weir_wait_termination(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    int sig = 0;
+    while (sigwait(&set, &sig) != 0) {}
+    return sig;
+}
+
+int64_t weir_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
+int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }

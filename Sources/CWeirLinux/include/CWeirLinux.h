@@ -1,5 +1,65 @@
 #ifndef WEIR_CWEIRLINUX_H
 #define WEIR_CWEIRLINUX_H
-/* Linux calls Glibc hides from Swift. Compiled with _GNU_SOURCE. */
-int weir_placeholder(void);
+/* Linux calls and constants Glibc hides from Swift. Compiled with _GNU_SOURCE; each wrapper is tiny on purpose. */
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+
+/* Event flags, re-exported because Swift imports <sys/epoll.h> poorly (enum EPOLL_EVENTS). */
+extern const uint32_t WEIR_EPOLLIN, WEIR_EPOLLOUT, WEIR_EPOLLERR, WEIR_EPOLLHUP, WEIR_EPOLLRDHUP, WEIR_EPOLLET;
+
+/* One epoll event flattened to plain fields so Swift never touches the packed struct epoll_event. */
+typedef struct weir_event {
+    uint32_t events;
+    uint64_t data;
+} weir_event;
+
+/* epoll_create1 is hidden from Swift. */
+int weir_epoll_create(void);
+/* epoll_ctl(ADD/MOD/DEL) with a 64-bit cookie; struct epoll_event is packed on x86-64 and awkward from Swift. */
+int weir_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
+int weir_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
+int weir_epoll_del(int epfd, int fd);
+/* epoll_wait into flattened events; returns the count or -1 with errno. */
+int weir_epoll_wait(int epfd, weir_event *out, int max, int timeout_ms);
+
+/* accept4 (non-blocking, close-on-exec) is hidden from Swift. Peer address is written to addr. */
+int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len);
+/* splice is hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe. */
+ssize_t weir_splice(int fd_in, int fd_out, size_t len);
+/* pipe2(O_NONBLOCK|O_CLOEXEC) then F_SETPIPE_SZ (hidden) when size > 0; fds[0] read end, fds[1] write end. */
+int weir_pipe(int fds[2], int size);
+/* eventfd, to wake a worker from another thread. */
+int weir_eventfd(void);
+
+/* SO_ORIGINAL_DST (IPv4) / IP6T_SO_ORIGINAL_DST (IPv6): the destination before REDIRECT rewrote it. */
+int weir_original_dst(int fd, int family, struct sockaddr_storage *addr, socklen_t *len);
+
+/* Boolean / integer setsockopt helpers; the constants are missing from Glibc as Swift sees it. */
+int weir_set_reuseport(int fd);
+int weir_set_transparent(int fd, int family);
+int weir_set_freebind(int fd, int family);
+int weir_set_bind_address_no_port(int fd);
+int weir_set_mark(int fd, uint32_t mark);
+int weir_set_v6only(int fd);
+int weir_set_nodelay(int fd);
+/* SO_LINGER {1, 0}: the next close() sends a RST instead of a FIN. */
+int weir_set_linger_reset(int fd);
+/* SO_ERROR, to learn how a non-blocking connect ended. */
+int weir_socket_error(int fd);
+
+/* Number of CPUs in this process's affinity mask (CPU_COUNT is a macro). */
+int weir_affinity_cpus(void);
+/* Per-thread setfsuid/setfsgid (raw syscalls): sockets created by this thread are owned by uid/gid, for owner match. */
+int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid);
+/* Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (inherited by threads it creates). */
+int weir_block_signals(void);
+/* Waits for SIGTERM or SIGINT (blocked beforehand); returns the signal number. */
+int weir_wait_termination(void);
+/* CLOCK_MONOTONIC in milliseconds. */
+int64_t weir_now_ms(void);
+/* Relaxed atomics on plain 64-bit words, for counters shared between workers. */
+int64_t weir_atomic_add(int64_t *p, int64_t v);
+int64_t weir_atomic_load(const int64_t *p);
 #endif

@@ -1,0 +1,102 @@
+import CWeirLinux
+import Glibc
+import WeirCore
+
+/// A failure to start the proxy (bind refused, no capability, ...), already worded for the operator.
+public struct ProxyStartError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// `weir proxy`: binds the capture ports, runs one worker thread per usable CPU, drains on SIGTERM.
+public final class ProxyServer {
+    public let config: ProxyConfig
+    public let counters = ProxyCounters()
+    private var workers: [Worker] = []
+
+    public init(config: ProxyConfig) {
+        self.config = config
+    }
+
+    /// Runs until SIGTERM or SIGINT, then drains and returns (the process should exit 0).
+    public func run() throws {
+        // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
+        _ = weir_block_signals()
+        let count = config.workers > 0 ? config.workers : usableCPUs()
+        let descriptors = raiseDescriptorLimit()
+        // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
+        if config.maxConnections * 2 + 64 > descriptors {
+            log("warning", ["reason": "--max-connections needs more descriptors than the limit; past it new "
+                                + "connections are refused as descriptors run out",
+                            "max_connections": config.maxConnections, "descriptor_limit": descriptors])
+        }
+        let backlog = listenBacklog()
+        let copyOnly = getenv("WEIR_PROXY_COPY").map { String(cString: $0) == "1" } ?? false
+        let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly)
+        let ipv6 = ipv6Available()
+        for i in 0..<count {
+            var listeners: [Listener] = []
+            do {
+                for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
+                    let transparent = kind == .inbound && config.mode == .tproxy
+                    for family in ipv6 ? [AF_INET, AF_INET6] : [AF_INET] {
+                        listeners.append(try openListener(kind: kind, family: family, port: port,
+                                                          transparent: transparent, backlog: backlog))
+                    }
+                }
+                workers.append(try Worker(index: i, shared: shared, listeners: listeners))
+            } catch {
+                for l in listeners { close(l.fd) }
+                throw ProxyStartError(description: "\(error)")
+            }
+        }
+        log("started", ["workers": count, "outbound_port": config.proxyPort,
+                        "inbound_port": config.inboundCapturePort, "mode": config.mode.rawValue,
+                        "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID, "proxy_gid": config.proxyGID,
+                        "connect_timeout_ms": config.connectTimeoutMs, "idle_timeout_ms": config.idleTimeoutMs,
+                        "max_connections": config.maxConnections, "buffer_limit": config.bufferLimit,
+                        "descriptor_limit": descriptors, "copy_only": copyOnly,
+                        "drain_timeout_ms": config.drainTimeoutMs])
+        var threads: [pthread_t] = []
+        for w in workers {
+            var tid = pthread_t()
+            let box = Unmanaged.passRetained(w).toOpaque()
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 256 * 1024)
+            let rc = pthread_create(&tid, &attributes, { arg in
+                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
+                worker.run()
+                return nil
+            }, box)
+            pthread_attr_destroy(&attributes)
+            guard rc == 0 else { throw ProxyStartError(description: "pthread_create: \(errnoName(rc))") }
+            threads.append(tid)
+        }
+        let signal = weir_wait_termination()
+        log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
+        _ = weir_atomic_add(shared.draining, 1)
+        for w in workers { w.notify() }
+        for tid in threads { pthread_join(tid, nil) }
+        log("stopped", ["counters": counters.snapshot()])
+    }
+
+    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.
+    private func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+
+    /// False when this kernel or namespace has IPv6 turned off; the proxy then listens on IPv4 only and says so.
+    private func ipv6Available() -> Bool {
+        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
+        if fd < 0 { return false }
+        close(fd)
+        return true
+    }
+}

@@ -1,2 +1,0 @@
-// Placeholder until the proxy module lands.
-public enum WeirProxyModule {}

@@ -1,0 +1,603 @@
+// The data path. One worker per usable CPU, each with its own SO_REUSEPORT listeners and an edge-triggered epoll
+// loop; a connection lives and dies on the worker that accepted it, so nothing on the data path is shared or locked.
+//
+// Bytes move with splice: source socket -> pipe -> destination socket. A pipe is borrowed from the worker's pool
+// only while a direction has bytes in flight and goes back only when empty (drain before pump: the pipe is emptied
+// into the destination before the source is read again), so idle connections hold no pipe and no buffer. When a pipe
+// cannot be had (descriptors exhausted) or splice refuses the socket, the direction falls back to a copy through a
+// buffer of --buffer-limit bytes, freed again as soon as it is empty. Small messages (a read that does not fill the
+// worker's 16 KiB scratch buffer) are copied through that scratch buffer instead: for a request or a reply, one read
+// and one write are cheaper than two splices. The first read that fills it marks the direction bulk: splice from then.
+//
+// Every event goes through `ProxyConnectionState` (WeirCore), which returns the actions to perform: shutdown to
+// propagate half-close, SO_LINGER 0 to propagate a reset, close. Deadlines of one duration are FIFO lists
+// (connecting, active), so timeouts cost O(1) per connection without timers in the kernel.
+import CWeirLinux
+import Glibc
+import WeirCore
+
+/// State shared by all workers and the main thread.
+final class SharedState: @unchecked Sendable {
+    let config: ProxyConfig
+    let counters: ProxyCounters
+    /// 1 once SIGTERM arrived; read by workers after their eventfd fires.
+    let draining: UnsafeMutablePointer<Int64>
+    /// Diagnostic switch (WEIR_PROXY_COPY=1): never splice, always use the bounded copy, to exercise that path.
+    let copyOnly: Bool
+
+    init(config: ProxyConfig, counters: ProxyCounters, copyOnly: Bool) {
+        self.config = config
+        self.counters = counters
+        self.copyOnly = copyOnly
+        draining = .allocate(capacity: 1)
+        draining.initialize(to: 0)
+    }
+
+    deinit { draining.deallocate() }
+}
+
+private let tagWake: UInt64 = 1
+private let tagListenerBase: UInt64 = 16
+private let maxPooledPipes = 16
+
+final class Worker {
+    let index: Int
+    let shared: SharedState
+    let config: ProxyConfig
+    let counters: ProxyCounters
+    let epoll: Int32
+    let wake: Int32
+    var listeners: [Listener]
+    var pipePool: [(Int32, Int32)] = []
+    var connecting = ConnectionList()
+    var active = ConnectionList()
+    /// Connections closed during the current batch of events; freed after it, as later events may name them.
+    var graveyard: [Connection] = []
+    var now: Int64 = weir_now_ms()
+    var acceptPausedUntil: Int64 = 0
+    var listenersRegistered = false
+    var reserveFd: Int32 = -1
+    var draining = false
+    var drainDeadline: Int64 = 0
+    let pipeSize: Int32
+    /// Scratch buffer for small messages, shared by all connections of this worker (only used within one call).
+    let scratch: UnsafeMutableRawPointer
+    let scratchSize = 16 * 1024
+    let touchGranularity: Int64
+
+    init(index: Int, shared: SharedState, listeners: [Listener]) throws {
+        self.index = index
+        self.shared = shared
+        self.config = shared.config
+        self.counters = shared.counters
+        self.listeners = listeners
+        epoll = weir_epoll_create()
+        wake = weir_eventfd()
+        guard epoll >= 0, wake >= 0 else { throw ListenError(description: "epoll/eventfd: \(errnoName(errno))") }
+        pipeSize = Int32(shared.config.bufferLimit)
+        scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
+        let idle = shared.config.idleTimeoutMs
+        touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : Int64.max
+        _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake)
+        registerListeners()
+        reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+    }
+
+    /// Wakes the worker from another thread (drain).
+    func notify() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    private func registerListeners() {
+        for (i, l) in listeners.enumerated() {
+            _ = weir_epoll_add(epoll, l.fd, WEIR_EPOLLIN, tagListenerBase + UInt64(i))
+        }
+        listenersRegistered = true
+    }
+
+    private func unregisterListeners() {
+        for l in listeners { _ = weir_epoll_del(epoll, l.fd) }
+        listenersRegistered = false
+    }
+
+    // MARK: loop
+
+    func run() {
+        let uid = config.proxyUID, gid = config.proxyGID
+        if weir_set_thread_fs_ids(uid, gid) != 0 {
+            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); run as root or as that user"])
+            exit(1)
+        }
+        let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
+        defer { events.deallocate() }
+        while true {
+            let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
+            now = weir_now_ms()
+            if n < 0 && errno != EINTR { log("fatal", ["reason": "epoll_wait: \(errnoName(errno))"]); exit(1) }
+            for i in 0..<max(0, Int(n)) {
+                let e = events[i]
+                if e.data == tagWake {
+                    var value: UInt64 = 0
+                    _ = read(wake, &value, 8)
+                    if weir_atomic_load(shared.draining) != 0 && !draining { startDrain() }
+                } else if e.data < 4096 {
+                    acceptAll(listeners[Int(e.data - tagListenerBase)])
+                } else {
+                    let side: ProxySide = e.data & 1 == 0 ? .client : .upstream
+                    let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.data & ~1))!)
+                        .takeUnretainedValue()
+                    handleIO(c, side: side, events: e.events)
+                }
+            }
+            expireDeadlines()
+            graveyard.removeAll(keepingCapacity: true)
+            if draining && connecting.count == 0 && active.count == 0 { break }
+        }
+        for (r, w) in pipePool { close(r); close(w) }
+        pipePool.removeAll()
+        scratch.deallocate()
+        close(epoll)
+        close(wake)
+        if reserveFd >= 0 { close(reserveFd) }
+    }
+
+    private func nextTimeout() -> Int32 {
+        var deadline = now + 1000
+        if let c = connecting.head { deadline = min(deadline, c.listTime + config.connectTimeoutMs) }
+        if config.idleTimeoutMs > 0, let c = active.head { deadline = min(deadline, c.listTime + config.idleTimeoutMs) }
+        if !listenersRegistered && !draining { deadline = min(deadline, acceptPausedUntil) }
+        if draining { deadline = min(deadline, drainDeadline) }
+        return Int32(max(0, min(1000, deadline - weir_now_ms())))
+    }
+
+    private func expireDeadlines() {
+        while let c = connecting.head, c.listTime + config.connectTimeoutMs <= now {
+            counters.add(.connectTimeouts)
+            log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
+            apply(c, c.state.handle(.connectTimeout))
+        }
+        if config.idleTimeoutMs > 0 {
+            while let c = active.head, c.listTime + config.idleTimeoutMs <= now {
+                counters.add(.idleTimeouts)
+                apply(c, c.state.handle(.idleTimeout))
+            }
+        }
+        if !listenersRegistered && !draining && now >= acceptPausedUntil {
+            if reserveFd < 0 { reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
+            registerListeners()
+        }
+        if draining && now >= drainDeadline {
+            for list in [connecting, active] {
+                var c = list.head
+                while let current = c {
+                    c = current.next
+                    counters.add(.drainClosed)
+                    apply(current, current.state.handle(.drainDeadline))
+                }
+            }
+        }
+    }
+
+    private func startDrain() {
+        draining = true
+        drainDeadline = now + config.drainTimeoutMs
+        for l in listeners { close(l.fd) }
+        listeners.removeAll()
+        listenersRegistered = false
+        log("drain_started", ["worker": index, "connections": connecting.count + active.count,
+                              "deadline_ms": config.drainTimeoutMs])
+        for list in [connecting, active] {
+            var c = list.head
+            while let current = c {
+                c = current.next
+                apply(current, current.state.handle(.drainStarted))
+            }
+        }
+    }
+
+    // MARK: accept
+
+    private func acceptAll(_ l: Listener) {
+        var peer = SocketAddress()
+        while listenersRegistered {
+            let fd = weir_accept(l.fd, &peer.storage, &peer.length)
+            if fd < 0 {
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK { return }
+                if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
+                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
+                    descriptorsExhausted(l, errno: e)
+                    return
+                }
+                log("accept_failed", ["worker": index, "errno": errnoName(e)])
+                return
+            }
+            counters.add(.accepted)
+            if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
+                counters.add(.active, -1)
+                counters.add(.refusedMaxConnections)
+                reset(fd)
+                continue
+            }
+            startConnection(fd, peer: peer, listener: l)
+        }
+    }
+
+    /// Out of descriptors: refuse one waiting client with the reserve descriptor, then stop accepting for 100 ms
+    /// (listeners out of epoll) so the loop does not spin; accepting resumes by itself when descriptors free up.
+    private func descriptorsExhausted(_ l: Listener, errno e: Int32) {
+        counters.add(.fdExhausted)
+        if reserveFd >= 0 {
+            close(reserveFd)
+            var peer = SocketAddress()
+            let fd = weir_accept(l.fd, &peer.storage, &peer.length)
+            if fd >= 0 { reset(fd) }
+            reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        }
+        pauseAccepting(reason: errnoName(e))
+    }
+
+    private func pauseAccepting(reason: String) {
+        if listenersRegistered {
+            unregisterListeners()
+            log("accept_paused", ["worker": index, "reason": reason, "for_ms": 100])
+        }
+        acceptPausedUntil = now + 100
+    }
+
+    /// Closes a socket with a RST.
+    private func reset(_ fd: Int32) {
+        _ = weir_set_linger_reset(fd)
+        close(fd)
+    }
+
+    private func startConnection(_ fd: Int32, peer: SocketAddress, listener l: Listener) {
+        let target: SocketAddress
+        let tproxy = l.kind == .inbound && config.mode == .tproxy
+        if tproxy {
+            // TPROXY: the listener is IP_TRANSPARENT and the accepted socket's local address is the destination.
+            guard let local = SocketAddress.local(of: fd) else { refuse(fd); return }
+            target = local
+            if local.port == l.port { notRedirected(fd, local: local, peer: peer); return }
+        } else {
+            // Not redirected: no NAT entry, or the original destination is the listener itself. Only a destination
+            // on the listener's port can be the listener, so the common case costs no getsockname.
+            guard let original = SocketAddress.originalDestination(of: fd, family: l.family) else {
+                notRedirected(fd, local: SocketAddress.local(of: fd) ?? SocketAddress(), peer: peer)
+                return
+            }
+            if original.port == l.port, let local = SocketAddress.local(of: fd), original == local {
+                notRedirected(fd, local: local, peer: peer)
+                return
+            }
+            target = original
+        }
+        let up = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
+                        | Int32(SOCK_CLOEXEC.rawValue), 0)
+        if up < 0 {
+            let e = errno
+            if e == EMFILE || e == ENFILE { counters.add(.fdExhausted); pauseAccepting(reason: errnoName(e)) }
+            refuse(fd)
+            return
+        }
+        if l.kind == .inbound {
+            var source: SocketAddress
+            if tproxy {
+                // Keep the client's address: transparent socket bound to it, marked so replies come back to us.
+                _ = weir_set_transparent(up, target.family)
+                _ = weir_set_mark(up, config.tproxyMark)
+                source = peer
+                source.port = 0
+            } else {
+                // Hand-off from 127.0.0.6 / ::6: FREEBIND works before ::6 exists on lo; NO_PORT defers the port
+                // choice to connect(), so binding does not use up ephemeral ports.
+                _ = weir_set_freebind(up, target.family)
+                source = SocketAddress(ip: target.family == AF_INET6 ? "::6" : "127.0.0.6", port: 0)!
+            }
+            _ = weir_set_bind_address_no_port(up)
+            if source.withSockaddr({ bind(up, $0, $1) }) != 0 {
+                log("bind_failed", ["worker": index, "source": source, "errno": errnoName(errno)])
+                close(up)
+                refuse(fd)
+                return
+            }
+        }
+        let rc = target.withSockaddr { connect(up, $0, $1) }
+        if rc != 0 && errno != EINPROGRESS {
+            counters.add(.connectFailures)
+            log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(errno)])
+            close(up)
+            refuse(fd)
+            return
+        }
+        let c = Connection(client: fd, now: now)
+        c.upstream = up
+        if shared.copyOnly {
+            c.up.copyOnly = true
+            c.up.bulk = true
+            c.down.copyOnly = true
+            c.down.bulk = true
+        }
+        connecting.append(c)
+        let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
+        let mask = WEIR_EPOLLIN | WEIR_EPOLLOUT | WEIR_EPOLLRDHUP | WEIR_EPOLLET
+        _ = weir_epoll_add(epoll, fd, mask, cookie)
+        _ = weir_epoll_add(epoll, up, mask, cookie | 1)
+    }
+
+    /// A connection we accepted but cannot forward: reset it and give back its slot.
+    private func refuse(_ fd: Int32) {
+        reset(fd)
+        counters.add(.active, -1)
+        counters.add(.closed)
+    }
+
+    private func notRedirected(_ fd: Int32, local: SocketAddress, peer: SocketAddress) {
+        counters.add(.notRedirected)
+        log("not_redirected", ["worker": index, "local": local, "peer": peer])
+        refuse(fd)
+    }
+
+    // MARK: I/O
+
+    private func handleIO(_ c: Connection, side: ProxySide, events: UInt32) {
+        if c.state.isClosed { return }
+        let failed = events & WEIR_EPOLLERR != 0
+        if !c.state.connected {
+            if side == .upstream {
+                if events & (WEIR_EPOLLOUT | WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 { return }
+                // Writable without error or hang-up means connected; SO_ERROR is asked only on failure.
+                if events & (WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 {
+                    apply(c, c.state.handle(.connected))
+                    return
+                }
+                let err = weir_socket_error(c.upstream)
+                if err == 0 && !failed && events & WEIR_EPOLLOUT != 0 {
+                    apply(c, c.state.handle(.connected))
+                } else {
+                    counters.add(.connectFailures)
+                    log("connect_failed", ["worker": index, "errno": errnoName(err)])
+                    apply(c, c.state.handle(.connectFailed))
+                }
+            } else if failed || events & WEIR_EPOLLHUP != 0 && events & WEIR_EPOLLIN == 0 {
+                apply(c, c.state.handle(.failed(.client)))
+            }
+            return
+        }
+        if failed, weir_socket_error(c.fd(side)) != 0 {
+            counters.add(.resets)
+            apply(c, c.state.handle(.failed(side)))
+            return
+        }
+        if events & (WEIR_EPOLLIN | WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 { setReadable(c, side, true) }
+        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
+            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
+        }
+        if events & (WEIR_EPOLLOUT | WEIR_EPOLLHUP) != 0 { setWritable(c, side, true) }
+        pumpBoth(c)
+        touch(c)
+    }
+
+    private func touch(_ c: Connection) {
+        if c.state.isClosed || c.inConnectingList || now - c.listTime < touchGranularity { return }
+        active.remove(c)
+        c.listTime = now
+        active.append(c)
+    }
+
+    @inline(__always) private func setReadable(_ c: Connection, _ side: ProxySide, _ v: Bool) {
+        if side == .client { c.clientReadable = v } else { c.upstreamReadable = v }
+    }
+
+    @inline(__always) private func setWritable(_ c: Connection, _ side: ProxySide, _ v: Bool) {
+        if side == .client { c.clientWritable = v } else { c.upstreamWritable = v }
+    }
+
+    private func pumpBoth(_ c: Connection) {
+        pump(c, from: .client)
+        if !c.state.isClosed { pump(c, from: .upstream) }
+    }
+
+    private enum PumpOutcome {
+        case blocked
+        case flushed
+        case failed(ProxySide)
+    }
+
+    private func pump(_ c: Connection, from source: ProxySide) {
+        let outcome = source == .client ? move(c, from: .client, flight: &c.up) : move(c, from: .upstream, flight: &c.down)
+        switch outcome {
+        case .blocked: break
+        case .flushed: apply(c, c.state.handle(.flushed(toward: source.other)))
+        case .failed(let side):
+            counters.add(.resets)
+            apply(c, c.state.handle(.failed(side)))
+        }
+    }
+
+    /// Moves bytes from `source` to the other side until one of them would block. Touches only this direction's
+    /// flight and the readiness flags, so the caller applies state changes afterwards.
+    private func move(_ c: Connection, from source: ProxySide, flight f: inout Flight) -> PumpOutcome {
+        let dest = source.other
+        let src = c.fd(source), dst = c.fd(dest)
+        while true {
+            if f.pending > 0 {
+                if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
+                let n = f.hasPipe ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
+                if n > 0 {
+                    f.pending -= n
+                    f.offset += n
+                    continue
+                }
+                let e = errno
+                if n < 0 && (e == EAGAIN || e == EWOULDBLOCK) {
+                    setWritable(c, dest, false)
+                    counters.add(.bufferFull)
+                    break
+                }
+                if n < 0 && e == EINTR { continue }
+                return .failed(dest)
+            }
+            if c.state.flow(from: source) != .open || !(source == .client ? c.clientReadable : c.upstreamReadable) {
+                break
+            }
+            if !f.bulk && !f.hasPipe && f.buffer == nil {
+                // Small messages: read into the worker's scratch buffer and write at once; cheaper than two
+                // splices for a request or a reply. Only what the destination does not take is kept, in a buffer.
+                let n = read(src, scratch, scratchSize)
+                if n > 0 {
+                    if n == scratchSize { f.bulk = true }
+                    var written = 0
+                    if dest == .client ? c.clientWritable : c.upstreamWritable {
+                        written = write(dst, scratch, n)
+                        if written < 0 {
+                            let e = errno
+                            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return .failed(dest) }
+                            written = 0
+                        }
+                    }
+                    if written < n {
+                        guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { return .failed(source) }
+                        memcpy(buffer, scratch + written, n - written)
+                        f.buffer = buffer
+                        f.offset = 0
+                        f.pending = n - written
+                    }
+                    // A short read emptied the receive queue (as nginx assumes with edge-triggered epoll): new data
+                    // raises a new event, so skip the read that would only say EAGAIN. Not once the peer's FIN
+                    // was signalled: that event will not come again, so read on until end of stream.
+                    if n < scratchSize && !(source == .client ? c.clientHangup : c.upstreamHangup) {
+                        setReadable(c, source, false)
+                    }
+                    continue
+                }
+                if n == 0 {
+                    setReadable(c, source, false)
+                    _ = c.state.handle(.endOfStream(from: source))
+                    break
+                }
+                let e = errno
+                if e == EAGAIN || e == EWOULDBLOCK {
+                    setReadable(c, source, false)
+                    break
+                }
+                if e == EINTR { continue }
+                return .failed(source)
+            }
+            if !f.hasPipe && f.buffer == nil && !acquire(&f) { break }
+            let limit = config.bufferLimit
+            let n = f.hasPipe ? weir_splice(src, f.pipeWrite, limit) : read(src, f.buffer!, limit)
+            if n > 0 {
+                f.pending = n
+                f.offset = 0
+                continue
+            }
+            if n == 0 {
+                setReadable(c, source, false)
+                _ = c.state.handle(.endOfStream(from: source))
+                break
+            }
+            let e = errno
+            if e == EAGAIN || e == EWOULDBLOCK {
+                setReadable(c, source, false)
+                break
+            }
+            if e == EINTR { continue }
+            if f.hasPipe && (e == EINVAL || e == ENOSYS) {
+                // splice cannot read this socket: copy from now on.
+                closePipe(&f)
+                f.copyOnly = true
+                continue
+            }
+            return .failed(source)
+        }
+        if f.pending == 0 {
+            release(&f)
+            return .flushed
+        }
+        return .blocked
+    }
+
+    /// Gives a direction somewhere to put bytes: a pooled or new pipe, else the bounded copy buffer.
+    private func acquire(_ f: inout Flight) -> Bool {
+        if !f.copyOnly {
+            if let (r, w) = pipePool.popLast() {
+                f.pipeRead = r
+                f.pipeWrite = w
+                return true
+            }
+            var fds: [Int32] = [-1, -1]
+            if weir_pipe(&fds, pipeSize) == 0 {
+                f.pipeRead = fds[0]
+                f.pipeWrite = fds[1]
+                return true
+            }
+        }
+        guard let buffer = malloc(config.bufferLimit) else { return false }
+        counters.add(.copyFallbacks)
+        f.buffer = buffer
+        return true
+    }
+
+    /// Returns an empty pipe to the pool, frees an empty copy buffer.
+    private func release(_ f: inout Flight) {
+        if f.hasPipe {
+            if f.pending == 0 && pipePool.count < maxPooledPipes {
+                pipePool.append((f.pipeRead, f.pipeWrite))
+                f.pipeRead = -1
+                f.pipeWrite = -1
+            } else {
+                closePipe(&f)
+            }
+        }
+        if let b = f.buffer {
+            free(b)
+            f.buffer = nil
+        }
+        f.offset = 0
+    }
+
+    private func closePipe(_ f: inout Flight) {
+        if f.pipeRead >= 0 { close(f.pipeRead); close(f.pipeWrite) }
+        f.pipeRead = -1
+        f.pipeWrite = -1
+    }
+
+    // MARK: actions
+
+    private func apply(_ c: Connection, _ actions: ProxyActions) {
+        if actions.isEmpty { return }
+        if actions.contains(.startForwarding) {
+            connecting.remove(c)
+            c.inConnectingList = false
+            c.listTime = now
+            active.append(c)
+            c.clientReadable = true
+            c.clientWritable = true
+            c.upstreamReadable = true
+            c.upstreamWritable = true
+            pumpBoth(c)
+            return
+        }
+        if actions.contains(.shutdownClientWrite) { shutdown(c.client, Int32(SHUT_WR)) }
+        if actions.contains(.shutdownUpstreamWrite) { shutdown(c.upstream, Int32(SHUT_WR)) }
+        if actions.contains(.resetClient) { _ = weir_set_linger_reset(c.client) }
+        if actions.contains(.resetUpstream) { _ = weir_set_linger_reset(c.upstream) }
+        if actions.contains(.close) {
+            // Pipes that still hold bytes are closed, never pooled.
+            c.up.pending = 0
+            c.down.pending = 0
+            closePipe(&c.up)
+            closePipe(&c.down)
+            release(&c.up)
+            release(&c.down)
+            close(c.client)
+            close(c.upstream)
+            graveyard.append(c)
+            if c.inConnectingList { connecting.remove(c) } else { active.remove(c) }
+            counters.add(.active, -1)
+            counters.add(.closed)
+        }
+    }
+}

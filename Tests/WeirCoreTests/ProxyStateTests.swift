@@ -1,0 +1,169 @@
+import Testing
+import WeirCore
+
+/// Every event in every phase, without sockets.
+struct ProxyStateTests {
+    static let allEvents: [ProxyEvent] = [
+        .connected, .connectFailed, .connectTimeout, .idleTimeout, .endOfStream(from: .client),
+        .endOfStream(from: .upstream), .flushed(toward: .client), .flushed(toward: .upstream), .failed(.client),
+        .failed(.upstream), .drainStarted, .drainDeadline,
+    ]
+
+    func established() -> ProxyConnectionState {
+        var s = ProxyConnectionState()
+        #expect(s.handle(.connected) == .startForwarding)
+        return s
+    }
+
+    @Test func startsConnecting() {
+        let s = ProxyConnectionState()
+        #expect(s.phase == .connecting)
+        #expect(s.clientFlow == .open && s.upstreamFlow == .open)
+    }
+
+    @Test func connectedStartsForwardingOnce() {
+        var s = established()
+        #expect(s.phase == .established)
+        #expect(s.handle(.connected) == [])
+    }
+
+    @Test(arguments: [ProxyEvent.connectFailed, .connectTimeout, .failed(.upstream)])
+    func connectFailureResetsClient(event: ProxyEvent) {
+        var s = ProxyConnectionState()
+        #expect(s.handle(event) == [.resetClient, .close])
+        #expect(s.phase == .closed)
+    }
+
+    @Test func clientGoneWhileConnectingClosesWithoutReset() {
+        var s = ProxyConnectionState()
+        #expect(s.handle(.failed(.client)) == .close)
+    }
+
+    @Test func connectEventsAfterConnectedAreIgnored() {
+        var s = established()
+        #expect(s.handle(.connectFailed) == [])
+        #expect(s.handle(.connectTimeout) == [])
+        #expect(s.phase == .established)
+    }
+
+    @Test(arguments: ProxySide.allCases)
+    func halfCloseIsForwardedAfterFlush(from side: ProxySide) {
+        var s = established()
+        #expect(s.handle(.endOfStream(from: side)) == [])
+        #expect(s.flow(from: side) == .ending)
+        // Flushing toward the sender itself does not forward its end of stream.
+        #expect(s.handle(.flushed(toward: side)) == [])
+        #expect(s.handle(.flushed(toward: side.other)) == .shutdownWrite(side.other))
+        #expect(s.phase == .halfClosed(finished: side))
+        // The other direction still flows; its end closes the connection.
+        #expect(s.handle(.endOfStream(from: side.other)) == [])
+        // The last end of stream is forwarded by close() itself (FIN).
+        #expect(s.handle(.flushed(toward: side)) == .close)
+        #expect(s.phase == .closed)
+    }
+
+    @Test func flushedWithoutEndOfStreamDoesNothing() {
+        var s = established()
+        #expect(s.handle(.flushed(toward: .client)) == [])
+        #expect(s.handle(.flushed(toward: .upstream)) == [])
+        #expect(s.phase == .established)
+    }
+
+    @Test func secondEndOfStreamIsIgnored() {
+        var s = established()
+        _ = s.handle(.endOfStream(from: .client))
+        _ = s.handle(.flushed(toward: .upstream))
+        #expect(s.handle(.endOfStream(from: .client)) == [])
+        #expect(s.clientFlow == .shut)
+    }
+
+    @Test func endOfStreamWhileConnectingIsForwardedAfterConnect() {
+        var s = ProxyConnectionState()
+        #expect(s.handle(.endOfStream(from: .client)) == [])
+        #expect(s.handle(.flushed(toward: .upstream)) == [])
+        #expect(s.handle(.connected) == .startForwarding)
+        #expect(s.handle(.flushed(toward: .upstream)) == .shutdownUpstreamWrite)
+    }
+
+    @Test(arguments: ProxySide.allCases)
+    func resetPropagatesToTheOtherSide(side: ProxySide) {
+        var s = established()
+        #expect(s.handle(.failed(side)) == [.reset(side.other), .close])
+        #expect(s.phase == .closed)
+    }
+
+    @Test(arguments: ProxySide.allCases)
+    func resetDuringHalfClosePropagates(side: ProxySide) {
+        var s = established()
+        _ = s.handle(.endOfStream(from: .client))
+        _ = s.handle(.flushed(toward: .upstream))
+        #expect(s.handle(.failed(side)) == [.reset(side.other), .close])
+    }
+
+    @Test func idleTimeoutClosesBoth() {
+        var s = established()
+        #expect(s.handle(.idleTimeout) == .close)
+        #expect(s.phase == .closed)
+    }
+
+    @Test func drainKeepsForwardingUntilDeadline() {
+        var s = established()
+        #expect(s.handle(.drainStarted) == [])
+        #expect(s.phase == .draining)
+        #expect(s.handle(.endOfStream(from: .upstream)) == [])
+        #expect(s.handle(.flushed(toward: .client)) == .shutdownClientWrite)
+        #expect(s.handle(.drainDeadline) == .close)
+    }
+
+    @Test func drainingConnectionCanFinishByItself() {
+        var s = established()
+        _ = s.handle(.drainStarted)
+        _ = s.handle(.endOfStream(from: .client))
+        _ = s.handle(.endOfStream(from: .upstream))
+        #expect(s.handle(.flushed(toward: .upstream)) == .shutdownUpstreamWrite)
+        #expect(s.handle(.flushed(toward: .client)) == .close)
+    }
+
+    @Test func drainWhileConnecting() {
+        var s = ProxyConnectionState()
+        _ = s.handle(.drainStarted)
+        #expect(s.handle(.connected) == .startForwarding)
+        #expect(s.handle(.drainDeadline) == .close)
+    }
+
+    @Test(arguments: allEvents)
+    func closedIgnoresEverything(event: ProxyEvent) {
+        var s = established()
+        _ = s.handle(.idleTimeout)
+        let before = s
+        #expect(s.handle(event) == [])
+        #expect(s == before)
+    }
+
+    /// Every event sequence of length 3 from every reachable state: close happens at most once, a reset is always
+    /// accompanied by close, and shutdowns of one side are never issued twice.
+    @Test func exhaustiveSequencesKeepInvariants() {
+        for a in Self.allEvents {
+            for b in Self.allEvents {
+                for c in Self.allEvents {
+                    var s = ProxyConnectionState()
+                    var closes = 0, clientShut = 0, upstreamShut = 0, starts = 0
+                    for e in [a, b, c] {
+                        let actions = s.handle(e)
+                        if actions.contains(.close) { closes += 1 }
+                        if actions.contains(.startForwarding) { starts += 1 }
+                        if actions.contains(.shutdownClientWrite) { clientShut += 1 }
+                        if actions.contains(.shutdownUpstreamWrite) { upstreamShut += 1 }
+                        if !actions.isDisjoint(with: [.resetClient, .resetUpstream]) { #expect(actions.contains(.close)) }
+                        if actions.contains(.close) { #expect(s.phase == .closed) }
+                    }
+                    #expect(closes <= 1 && starts <= 1 && clientShut <= 1 && upstreamShut <= 1)
+                }
+            }
+        }
+    }
+
+    @Test func actionsDescribeThemselves() {
+        #expect(ProxyActions([.resetClient, .close]).description == "[resetClient,close]")
+    }
+}

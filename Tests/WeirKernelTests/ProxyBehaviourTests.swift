@@ -1,0 +1,102 @@
+import Foundation
+import Testing
+
+/// Half-close, resets and failing upstreams, end to end through the proxy.
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct ProxyBehaviourTests {
+    @Test(arguments: ["198.18.0.1", "2001:db8::1"])
+    func halfCloseFromClientIsForwarded(address: String) throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1", "2001:db8::1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            // The client half-closes after 8 MiB; the server answers only after it saw end of stream.
+            #expect(try client(ns, "sha", address, "\(8 << 20)") == "bytes=\(8 << 20) match=True")
+            _ = try stopProxy(proxy)
+        }
+    }
+
+    @Test(arguments: ["198.18.0.1", "2001:db8::1"])
+    func halfCloseFromServerIsForwarded(address: String) throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1", "2001:db8::1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            // The server sends 4 MiB and half-closes; the client reads to end of stream and then still sends.
+            let reply = try client(ns, "server-first", address, "\(4 << 20)")
+            #expect(reply.hasPrefix("received=\(4 << 20) "))
+            #expect(reply.hasSuffix("eof=True"))
+            try server.waitFor("received_after=1000")
+            let sentSHA = server.output.components(separatedBy: "sent_sha=").last?.prefix(64) ?? ""
+            #expect(reply.contains("sha=\(sentSHA)"))
+            _ = try stopProxy(proxy)
+        }
+    }
+
+    @Test func resetFromServerResetsClient() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            #expect(try client(ns, "reset-by-server", "198.18.0.1") == "outcome=reset")
+            let c = try stopProxy(proxy)
+            #expect(c["resets"] == 1)
+        }
+    }
+
+    @Test func resetFromClientResetsServer() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            #expect(try client(ns, "reset-by-client", "198.18.0.1") == "done")
+            try server.waitFor("RESULT wait=reset")
+            let c = try stopProxy(proxy)
+            #expect(c["resets"] == 1)
+        }
+    }
+
+    @Test func refusingUpstreamResetsClient() throws {
+        try withOutboundNamespace { ns in
+            // Nothing listens on 8080.
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            #expect(try client(ns, "expect", "198.18.0.1").hasPrefix("outcome=reset"))
+            #expect(try client(ns, "expect", "2001:db8::1").hasPrefix("outcome=reset"))
+            let c = try stopProxy(proxy)
+            #expect(c["connect_failures"] == 2)
+            #expect(c["active"] == 0)
+        }
+    }
+
+    @Test func blackHoledUpstreamHitsConnectTimeout() throws {
+        try withOutboundNamespace { ns in
+            try withNamespace(prefix: "wtp") { hole in
+                // 198.18.2.1 answers nothing: its namespace drops every SYN to 8080.
+                let tag = String(UInt32.random(in: 0...0xffff), radix: 16)
+                try ns.link(to: hole, localName: "wb\(tag)", peerName: "wh\(tag)",
+                            localAddresses: ["198.18.2.2/24"], peerAddresses: ["198.18.2.1/24"])
+                try hole.exec(["nft", "-f", "-"], input: """
+                table inet wtdrop {
+                  chain input {
+                    type filter hook input priority 0; policy accept;
+                    tcp dport 8080 drop
+                  }
+                }
+
+                """)
+                let proxy = try startProxy(ns, ["--connect-timeout", "1s"])
+                defer { proxy.stop() }
+                let r = try client(ns, "expect", "198.18.2.1", "10")
+                #expect(r.hasPrefix("outcome=reset"), "\(r)")
+                let c = try stopProxy(proxy)
+                #expect(c["connect_timeouts"] == 1)
+                #expect(c["active"] == 0)
+            }
+        }
+    }
+}

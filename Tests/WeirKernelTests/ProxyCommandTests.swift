@@ -1,0 +1,43 @@
+import Testing
+
+/// The `weir proxy` command line: bad flags are one line and exit 2; --help explains the dangerous settings.
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct ProxyCommandTests {
+    @Test(arguments: [
+        (["--proxy-port", "0"], "weir: --proxy-port: '0' is not a port; expected 1 to 65535"),
+        (["-m", "NAT"], "weir: --mode: 'NAT' is not a mode; expected REDIRECT or TPROXY"),
+        (["--idle-timeout", "forever"],
+         "weir: --idle-timeout: 'forever' is not a duration; expected 0 or a number with ms, s, m or h, like 5s"),
+        (["--max-connections", "0"], "weir: --max-connections: '0' is not a positive count; expected 1 to 10000000"),
+    ])
+    func badFlagExitsTwoWithOneLine(arguments: [String], message: String) throws {
+        try withNamespace(prefix: "wtp") { ns in
+            let r = try ns.weir(["proxy"] + arguments)
+            #expect(r.status == 2)
+            #expect(r.stderr == message + "\n")
+        }
+    }
+
+    @Test func helpWarnsAboutIdleTimeoutZero() throws {
+        let r = try runCommand([weirBinary, "proxy", "--help"])
+        #expect(r.status == 0)
+        #expect(r.stdout.contains("dangerous"))
+        for flag in ["--proxy-port", "--inbound-capture-port", "--mode", "--proxy-uid", "--proxy-gid", "--tproxy-mark",
+                     "--connect-timeout", "--idle-timeout", "--max-connections", "--buffer-limit", "--drain-timeout",
+                     "--workers"] {
+            #expect(r.stdout.contains(flag), "\(flag)")
+        }
+    }
+
+    @Test func portInUseIsARuntimeFailure() throws {
+        try withNamespace(prefix: "wtp") { ns in
+            let first = try startProxy(ns, ["--workers", "1"])
+            defer { first.stop() }
+            // Another process (not SO_REUSEPORT-compatible: different user) cannot take the port.
+            let r = try ns.run(["setpriv", "--reuid", "4243", "--regid", "4243", "--clear-groups", weirBinary, "proxy",
+                                "-u", "4243", "-g", "4243"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("EADDRINUSE"))
+        }
+    }
+}
