@@ -1,10 +1,3 @@
-/// How inbound connections reach the proxy: NAT REDIRECT (original destination from conntrack) or TPROXY
-/// (original destination is the accepted socket's local address, client source address kept upstream).
-public enum InterceptionMode: String, Equatable, Sendable, CaseIterable {
-    case redirect = "REDIRECT"
-    case tproxy = "TPROXY"
-}
-
 /// Everything `weir proxy` needs, validated. Built from flag text by `ProxyConfig.parse`.
 public struct ProxyConfig: Equatable, Sendable {
     /// Outbound capture port (`-p`).

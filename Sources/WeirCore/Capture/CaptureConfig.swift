@@ -1,5 +1,7 @@
-/// How inbound connections are captured. Outbound capture always uses REDIRECT, as in istio.
-public enum InterceptionMode: String, Hashable, Sendable {
+/// How inbound connections are captured, and so how the proxy finds their original destination: NAT REDIRECT
+/// (`SO_ORIGINAL_DST`) or TPROXY (the accepted socket's local address; the client's source address is kept upstream).
+/// Outbound capture always uses REDIRECT, as in istio.
+public enum InterceptionMode: String, Hashable, Sendable, CaseIterable {
     case redirect = "REDIRECT"
     case tproxy = "TPROXY"
 }
