@@ -11,6 +11,12 @@ public struct ProxyStartError: Error, CustomStringConvertible {
 public final class ProxyServer {
     public let config: ProxyConfig
     public let counters = ProxyCounters()
+    /// Called once every listener is bound and every worker runs: the proxy is ready.
+    public var onStarted: (() -> Void)?
+    /// Called when SIGTERM or SIGINT arrives, before the drain starts.
+    public var onStopping: (() -> Void)?
+    /// The backlog every listener gets: net.core.somaxconn of this network namespace.
+    public var backlog: Int { Int(WeirProxy.listenBacklog()) }
     private var workers: [Worker] = []
 
     public init(config: ProxyConfig) {
@@ -72,7 +78,9 @@ public final class ProxyServer {
             guard rc == 0 else { throw ProxyStartError(description: "pthread_create: \(errnoName(rc))") }
             threads.append(tid)
         }
+        onStarted?()
         let signal = weir_wait_termination()
+        onStopping?()
         log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
         _ = weir_atomic_add(shared.draining, 1)
         for w in workers { w.notify() }

@@ -5,7 +5,7 @@ import WeirCore
 /// istio-iptables' flags, with istio's letters, long names and environment variables. Every option collects each
 /// occurrence so a flag given twice with different values is refused rather than silently overridden.
 struct CaptureOptions: ParsableArguments {
-    @Option(name: [.customShort("p"), .customLong("envoy-port")],
+    @Option(name: [.customShort("p"), .customLong("envoy-port"), .customLong("proxy-port")],
             help: "Port outbound TCP is redirected to. Env ENVOY_PORT. (default: 15001)")
     var proxyPort: [String] = []
 
@@ -25,11 +25,11 @@ struct CaptureOptions: ParsableArguments {
             help: "GIDs (comma list) whose traffic is never captured. Env PROXY_GID. (default: the -u list)")
     var proxyGID: [String] = []
 
-    @Option(name: [.customShort("m"), .customLong("istio-inbound-interception-mode")],
+    @Option(name: [.customShort("m"), .customLong("istio-inbound-interception-mode"), .customLong("mode")],
             help: "Inbound capture mode: REDIRECT or TPROXY. Env ISTIO_INBOUND_INTERCEPTION_MODE. (default: REDIRECT)")
     var mode: [String] = []
 
-    @Option(name: [.customShort("t"), .customLong("istio-inbound-tproxy-mark")],
+    @Option(name: [.customShort("t"), .customLong("istio-inbound-tproxy-mark"), .customLong("tproxy-mark")],
             help: "TPROXY packet mark. Env ISTIO_INBOUND_TPROXY_MARK. (default: 1337)")
     var tproxyMark: [String] = []
 

@@ -32,47 +32,18 @@ struct RulesCommand: ParsableCommand {
             print(NftText.render(table, header: ["weir capture ruleset (weir rules --dry-run)"]), terminator: "")
             return
         }
-        do {
-            let nft = try NftClient()
-            let outcome = try nft.apply(table)
-            print("table \(table.family.rawValue) \(table.name): \(outcome)")
-            if nft.ownershipUnsupported {
-                print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
-            }
-            let routes = try RouteClient()
-            if config.mode == .tproxy {
-                let removed = try routes.removeWeirRouting(
-                    keeping: (config.tproxyMark, config.tproxyRouteTable, config.families), keepAddress: true)
-                removed.forEach { print("removed \($0)") }
-                let added = try routes.ensureTPROXYRouting(mark: config.tproxyMark, table: config.tproxyRouteTable,
-                                                           families: config.families)
-                added.forEach { print("added \($0)") }
-                if added.isEmpty && removed.isEmpty { print("tproxy routing: unchanged") }
-            } else {
-                try routes.removeWeirRouting(keepAddress: true).forEach { print("removed \($0)") }
-            }
-            if !config.ipv4Only, try routes.ensurePassthroughAddress() {
-                print("added address ::6/128 dev lo")
-            }
-            if hold {
-                // An unchanged table was left alone; owning it still needs a claim.
-                if try nft.claim(family: table.family, name: table.name) {
-                    print("claimed table \(table.family.rawValue) \(table.name)")
-                }
-                print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
-                fflush(stdout)
-                var signals = sigset_t()
-                sigemptyset(&signals)
-                sigaddset(&signals, SIGTERM)
-                sigaddset(&signals, SIGINT)
-                pthread_sigmask(SIG_BLOCK, &signals, nil)
-                var received: Int32 = 0
-                sigwait(&signals, &received)
-                // Exiting closes the netlink socket: the persistent table stays, unowned, until weir claims it again.
-                withExtendedLifetime(nft) {}
-            }
-        } catch let error as NetlinkError {
-            throw RuntimeFailure(message: error.description)
-        }
+        let nft = try installCapture(config, table, claim: hold)
+        guard hold else { return }
+        print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
+        fflush(stdout)
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        sigaddset(&signals, SIGTERM)
+        sigaddset(&signals, SIGINT)
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+        var received: Int32 = 0
+        sigwait(&signals, &received)
+        // Exiting closes the netlink socket: the persistent table stays, unowned, until weir claims it again.
+        withExtendedLifetime(nft) {}
     }
 }

@@ -25,9 +25,11 @@ struct StatusCommand: ParsableCommand {
     }
 
     func run() throws {
-        let netlink = StatusNetlinkReaders(
-            conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
-            table: { try NodeStatusNetlink.table(named: "weir") }, generation: NodeStatusNetlink.generation)
-        print(NodeStatus.collect(netlink: netlink, proxyBacklog: proxyBacklog).report(), terminator: "")
+        print(NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: proxyBacklog).report(), terminator: "")
     }
 }
+
+/// The netlink readers of the node status on a real node (ctnetlink, nftables).
+let nodeStatusReaders = StatusNetlinkReaders(
+    conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
+    table: { try NodeStatusNetlink.table(named: CaptureRuleset.tableName) }, generation: NodeStatusNetlink.generation)

@@ -10,7 +10,8 @@ struct Weir: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weir",
         abstract: "Node-level traffic capture, kernel tuning and transparent proxy.",
-        subcommands: [RulesCommand.self, CleanCommand.self, ProxyCommand.self, TuneCommand.self, StatusCommand.self]
+        subcommands: [RulesCommand.self, CleanCommand.self, ProxyCommand.self, TuneCommand.self, StatusCommand.self,
+                      RunCommand.self]
     )
 }
 

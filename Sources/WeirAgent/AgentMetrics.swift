@@ -1,0 +1,42 @@
+import WeirCore
+import WeirProxy
+
+/// Prometheus samples of the proxy's counters. Names carry their unit or `_total`.
+public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) -> [MetricSample] {
+    let counters: [(String, Int64)] = [
+        ("weir_proxy_connections_accepted_total", c.accepted),
+        ("weir_proxy_connections_closed_total", c.closed),
+        ("weir_proxy_not_redirected_total", c.notRedirected),
+        ("weir_proxy_refused_max_connections_total", c.refusedMaxConnections),
+        ("weir_proxy_upstream_connect_failures_total", c.connectFailures),
+        ("weir_proxy_upstream_connect_timeouts_total", c.connectTimeouts),
+        ("weir_proxy_idle_timeouts_total", c.idleTimeouts),
+        ("weir_proxy_resets_total", c.resets),
+        ("weir_proxy_descriptor_exhaustion_total", c.fdExhausted),
+        ("weir_proxy_buffer_full_total", c.bufferFull),
+        ("weir_proxy_copy_fallbacks_total", c.copyFallbacks),
+        ("weir_proxy_drain_closed_total", c.drainClosed),
+    ]
+    return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + [
+        MetricSample(name: "weir_proxy_connections_active", value: Double(c.active)),
+        MetricSample(name: "weir_proxy_connections_max", value: Double(config.maxConnections)),
+        MetricSample(name: "weir_proxy_workers", value: Double(config.workers)),
+        MetricSample(name: "weir_proxy_idle_timeout_seconds", value: Double(config.idleTimeoutMs) / 1000),
+        MetricSample(name: "weir_proxy_drain_timeout_seconds", value: Double(config.drainTimeoutMs) / 1000),
+    ]
+}
+
+/// One-line help for the families weir exports.
+public let metricHelp: [String: String] = [
+    "weir_ready": "1 when the capture rules are installed and the proxy listens.",
+    "weir_proxy_connections_active": "Proxied connections open now.",
+    "weir_proxy_connections_max": "Ceiling of proxied connections (--max-connections).",
+    "weir_proxy_refused_max_connections_total": "Connections refused because --max-connections was reached.",
+    "weir_proxy_not_redirected_total": "Connections to a capture port that were not redirected; closed, never forwarded.",
+    "weir_proxy_idle_timeouts_total": "Connections closed by --idle-timeout.",
+    "weir_proxy_upstream_connect_timeouts_total": "Upstream connects that exceeded --connect-timeout.",
+    "weir_proxy_descriptor_exhaustion_total": "EMFILE or ENFILE seen while accepting or connecting.",
+    "weir_conntrack_usage_ratio": "Conntrack entries over the conntrack maximum.",
+    "weir_tcp_listen_overflows_total": "TcpExt ListenOverflows: connections dropped because an accept queue was full.",
+    "weir_proxy_listen_backlog": "Backlog the proxy's listeners use (net.core.somaxconn).",
+]
