@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 WEIR="$PWD/.build/debug/weir"
 PROBE="$PWD/Tests/WeirKernelTests/Support/probe.py"
 POD="weir-demo-pod-$$"
+STATE=$(mktemp -d)
 PEER="weir-demo-peer-$$"
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
 
@@ -14,7 +15,7 @@ cleanup() {
     ip netns delete "$ns" 2>/dev/null || true
   done
 }
-trap cleanup EXIT
+trap 'cleanup; rm -rf "$STATE"' EXIT
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 in_pod() { ip netns exec "$POD" "$@"; }
@@ -28,8 +29,8 @@ in_peer ip addr add 198.18.0.2/24 dev eth0; in_peer ip addr add 2001:db8::2/64 d
 for ns in "$POD" "$PEER"; do ip netns exec "$ns" ip link set lo up; ip netns exec "$ns" ip link set eth0 up; done
 
 step "Probe listeners: the pod listens on 15001 (outbound capture), 15006 (inbound capture) and 8080 (its app)"
-in_pod /usr/bin/python3 "$PROBE" serve pod 15001 15006 8080 >/dev/null & disown
-in_peer /usr/bin/python3 "$PROBE" serve peer 80 >/dev/null & disown
+( in_pod /usr/bin/python3 "$PROBE" serve pod 15001 15006 8080 >/dev/null & )
+( in_peer /usr/bin/python3 "$PROBE" serve peer 80 >/dev/null & )
 sleep 1
 
 FLAGS=(-b '*' -i '*' -d 15090,15021)
@@ -51,6 +52,27 @@ in_peer /usr/bin/python3 "$PROBE" connect 198.18.0.1 8080
 
 step "Bad input: one line, exit 2, nothing changed"
 in_pod "$WEIR" rules -b '*' -x 198.18.0.1/16 || echo "exit status $?"
+
+step "weir run: the agent. It re-claims the table, proxies on 15001/15006, serves health and metrics"
+in_pod pkill -f "probe.py serve pod" || true
+in_pod "$WEIR" run "${FLAGS[@]}" --profile default --profiles-dir profiles --state-dir "$STATE" --drain-timeout 3s \
+  2> "$STATE/agent.log" > /dev/null & disown
+for _ in $(seq 50); do grep -q event=ready "$STATE/agent.log" 2>/dev/null && break; sleep 0.2; done
+sed 's/^/  /' "$STATE/agent.log"
+step "The app calls the peer again: now the proxy carries it to where it was going"
+in_pod setpriv --reuid=1000 --regid=1000 --clear-groups /usr/bin/python3 "$PROBE" connect 198.18.0.2 80
+in_pod setpriv --reuid=1000 --regid=1000 --clear-groups /usr/bin/python3 "$PROBE" connect 2001:db8::2 80
+step "GET /readyz and a few lines of /metrics"
+get() { in_pod /usr/bin/python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:15020$1').read().decode(), end='')"; }
+get /readyz
+get /metrics | grep -E '^weir_(proxy_connections_(accepted_total|active)|ready|conntrack_usage_ratio|nftables_table_owned|proxy_workers) '
+step "SIGTERM: bounded drain, exit 0; the table persists"
+in_pod pkill -TERM -f "weir run" || true
+sleep 1
+tail -n 3 "$STATE/agent.log" | sed 's/^/  /'
+in_pod nft list tables
+step "weir tune --revert: put back what the agent's profile changed (inside the pod namespace only)"
+in_pod "$WEIR" tune --revert --state-dir "$STATE"
 
 step "weir clean: removes weir's table and routing, nothing else"
 in_pod "$WEIR" clean
