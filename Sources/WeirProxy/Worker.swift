@@ -344,6 +344,10 @@ final class Worker {
     private func handleIO(_ c: Connection, side: ProxySide, events: UInt32) {
         if c.state.isClosed { return }
         let failed = events & WEIR_EPOLLERR != 0
+        // Remember a FIN even while connecting: edge-triggered, it is signalled once (data + FIN often come together).
+        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
+            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
+        }
         if !c.state.connected {
             if side == .upstream {
                 if events & (WEIR_EPOLLOUT | WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 { return }
@@ -371,9 +375,6 @@ final class Worker {
             return
         }
         if events & (WEIR_EPOLLIN | WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 { setReadable(c, side, true) }
-        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
-            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
-        }
         if events & (WEIR_EPOLLOUT | WEIR_EPOLLHUP) != 0 { setWritable(c, side, true) }
         pumpBoth(c)
         touch(c)

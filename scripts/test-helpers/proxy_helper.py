@@ -182,6 +182,18 @@ def client(mode, host, port, arg):
         s.shutdown(socket.SHUT_WR)
         reply = readline(s).split()
         out("bytes=%s match=%s" % (reply[0], reply[1] == h.hexdigest() and int(reply[0]) == total))
+    elif mode == "tiny":
+        # Request and FIN sent at once, right after connect: before the proxy's upstream connect has completed.
+        rounds = int(arg)
+        ok = 0
+        for _ in range(rounds):
+            s = connect(host, port)
+            s.sendall(b"SHA\nabc")
+            s.shutdown(socket.SHUT_WR)
+            if readline(s).split()[:1] == ["3"]:
+                ok += 1
+            s.close()
+        out("tiny ok=%d of=%d" % (ok, rounds))
     elif mode == "slowsha":
         total = int(arg)
         s = connect(host, port, timeout=60)
