@@ -106,7 +106,8 @@ final class Worker {
     func run() {
         let uid = config.proxyUID, gid = config.proxyGID
         if weir_set_thread_fs_ids(uid, gid) != 0 {
-            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); run as root or as that user"])
+            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); "
+                                    + "run as root or as that user"])
             exit(1)
         }
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
@@ -273,8 +274,7 @@ final class Worker {
             }
             target = original
         }
-        let up = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-                        | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let up = socket(target.family, nonBlockingStream, 0)
         if up < 0 {
             let e = errno
             if e == EMFILE || e == ENFILE { counters.add(.fdExhausted); pauseAccepting(reason: errnoName(e)) }
@@ -407,7 +407,8 @@ final class Worker {
     }
 
     private func pump(_ c: Connection, from source: ProxySide) {
-        let outcome = source == .client ? move(c, from: .client, flight: &c.up) : move(c, from: .upstream, flight: &c.down)
+        let outcome = source == .client
+            ? move(c, from: .client, flight: &c.up) : move(c, from: .upstream, flight: &c.down)
         switch outcome {
         case .blocked: break
         case .flushed: apply(c, c.state.handle(.flushed(toward: source.other)))
@@ -425,7 +426,8 @@ final class Worker {
         while true {
             if f.pending > 0 {
                 if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
-                let n = f.hasPipe ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
+                let n = f.hasPipe
+                    ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
                 if n > 0 {
                     f.pending -= n
                     f.offset += n
