@@ -45,6 +45,15 @@ struct ProxyCommandTests {
         }
     }
 
+    @Test func anotherUnprivilegedUserCannotOwnUpstreamsAndExitsOne() throws {
+        try withNamespace(prefix: "wtp") { ns in
+            let r = try ns.run(["timeout", "10", "setpriv", "--reuid", "4244", "--regid", "4244", "--clear-groups",
+                                weirBinary, "proxy"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("event=fatal reason=\"cannot own upstream sockets as uid 1337 gid 1337"))
+        }
+    }
+
     @Test func portInUseIsARuntimeFailure() throws {
         try withNamespace(prefix: "wtp") { ns in
             let first = try startProxy(ns, ["--workers", "1"])
