@@ -19,15 +19,13 @@ struct ProxyCommand: ParsableCommand {
     @Option(name: [.customShort("z"), .customLong("inbound-capture-port")],
             help: "Inbound capture port (default 15006).")
     var inboundCapturePort: String?
-    @Option(name: [.customShort("m"), .customLong("mode")],
-            help: "Inbound interception: REDIRECT or TPROXY (default REDIRECT).")
+    @Option(name: [.customShort("m"), .customLong("mode")], help: "Inbound interception: REDIRECT or TPROXY (default REDIRECT).")
     var mode: String?
     @Option(name: [.customShort("u"), .customLong("proxy-uid")], help: "UID owning upstream sockets (default 1337).")
     var proxyUID: String?
     @Option(name: [.customShort("g"), .customLong("proxy-gid")], help: "GID owning upstream sockets (default 1337).")
     var proxyGID: String?
-    @Option(name: [.customShort("t"), .customLong("tproxy-mark")],
-            help: "Mark of TPROXY upstream sockets (default 1337).")
+    @Option(name: [.customShort("t"), .customLong("tproxy-mark")], help: "Mark of TPROXY upstream sockets (default 1337).")
     var tproxyMark: String?
     @Option(name: .customLong("connect-timeout"),
             help: "Upstream connect timeout; the client is reset when it expires (default 5s).")
