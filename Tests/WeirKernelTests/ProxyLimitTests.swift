@@ -172,6 +172,7 @@ func startNginx(_ ns: TestNamespace, address: String) throws -> BackgroundProces
     """
     try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
     let p = try BackgroundProcess(ns, ["nginx", "-c", dir + "/nginx.conf", "-e", "stderr"])
+    p.cleanupPaths.append(dir)
     let end = Date().addingTimeInterval(5)
     while Date() < end {
         // Asked with ss, not by connecting: connections to 8080 are captured.

@@ -4,6 +4,8 @@ import Foundation
 final class BackgroundProcess {
     let process = Process()
     let outputPath: String
+    /// Files and directories to remove with the output when the process is stopped.
+    var cleanupPaths: [String] = []
 
     init(_ ns: TestNamespace, _ arguments: [String], shellPrefix: String? = nil) throws {
         outputPath = NSTemporaryDirectory() + "wtp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
@@ -55,7 +57,7 @@ final class BackgroundProcess {
 
     func stop() {
         if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
-        try? FileManager.default.removeItem(atPath: outputPath)
+        for path in [outputPath] + cleanupPaths { try? FileManager.default.removeItem(atPath: path) }
     }
 
     deinit { stop() }
