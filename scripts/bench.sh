@@ -79,6 +79,7 @@ table inet wtbench {
 }
 NFT
 
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 wait_port() {
@@ -110,8 +111,16 @@ measure() { # target
     | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
   add "$t" iperf8 "$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P 8 -J \
     | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
-  add "$t" cps "$(client "$t" wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" http://198.18.0.1:@P@081/ \
-    | awk '/Requests\/sec/ {printf "%d", $2}')"
+  local pid="" t0=0 out
+  [ "$t" = weir ] && pid=$weir
+  [ "$t" = haproxy ] && pid=$hap
+  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  out=$(client "$t" wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" http://198.18.0.1:@P@081/)
+  add "$t" cps "$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
+  if [ -n "$pid" ]; then
+    # CPU the proxy process itself spent per connection (user + system, 10 ms ticks), during that same run.
+    add "$t" cpuconn "$(python3 -c "print('%.1f' % (($(cpu_ticks "$pid") - $t0) * 10000 / $(awk '/requests in/ {print $1}' <<<"$out")))")"
+  fi
   rr=$(client "$t" "$WORK/pingpong" rr 198.18.0.1 @P@082 "$SECS")
   add "$t" p50 "$(sed 's/.*rtt_p50_us=\([0-9.]*\).*/\1/' <<<"$rr")"
   add "$t" p99 "$(sed 's/.*rtt_p99_us=\([0-9.]*\).*/\1/' <<<"$rr")"
@@ -162,14 +171,15 @@ measure_memory weir "$weir"
 measure_memory haproxy "$hap"
 
 for t in direct weir haproxy; do
-  for k in iperf1 iperf8 cps p50 p99; do
-    echo "bench: raw $t $k:${R[$t,$k]}" >&2
-    R[$t,$k]=$(median "${R[$t,$k]}")
+  for k in iperf1 iperf8 cps cpuconn p50 p99; do
+    echo "bench: raw $t $k:${R[$t,$k]:-}" >&2
+    R[$t,$k]=$(median "${R[$t,$k]:-}")
   done
 done
 
 ratio() { python3 -c "a,b='$1','$2'; print('%.2f' % (float(a)/float(b)) if b not in ('','0','n/a') and a not in ('','n/a') else 'n/a')"; }
-status() { # value target higher|lower
+status() { # value target higher|lower; a target of 1e9 marks an informational row
+  [ "$2" = 1e9 ] && { echo "-"; return; }
   python3 -c "v,t,d='$1',float('$2'),'$3'
 try: v=float(v)
 except ValueError: print('?'); raise SystemExit
@@ -187,6 +197,7 @@ row() { # label key target threshold direction
 row "throughput 1 stream (Gb/s)" iperf1 "≥ 1.2× HAProxy" 1.2 higher
 row "throughput 8 streams (Gb/s)" iperf8 "≥ 1.2× HAProxy" 1.2 higher
 row "new connections/s (wrk, Connection: close)" cps "≥ 1.2× HAProxy" 1.2 higher
+row "proxy CPU per new connection (µs, user+sys)" cpuconn "(info)" 1e9 lower
 row "1 KiB ping-pong p50 (µs)" p50 "(info)" 1e9 lower
 row "1 KiB ping-pong p99 (µs)" p99 "≤ HAProxy" 1.0 lower
 printf '| idle RSS (KiB) | - | %s | %s | %s | - | < 10240 KiB | %s |\n' "${R[weir,rss]}" "${R[haproxy,rss]}" \

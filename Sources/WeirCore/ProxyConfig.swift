@@ -78,7 +78,8 @@ public struct ProxyConfig: Equatable, Sendable {
             c.workers = n
         }
         if c.proxyPort == c.inboundCapturePort {
-            throw ConfigError("--inbound-capture-port: '\(c.inboundCapturePort)' equals --proxy-port; expected two different ports")
+            throw ConfigError("--inbound-capture-port: '\(c.inboundCapturePort)' equals --proxy-port; "
+                              + "expected two different ports")
         }
         return c
     }
@@ -106,7 +107,8 @@ public struct ProxyConfig: Equatable, Sendable {
 
     /// `0`, or a number followed by ms, s, m or h (`500ms`, `5s`, `10m`, `1h`). Returns milliseconds.
     public static func duration(_ text: String, flag: String) throws -> Int64 {
-        let bad = ConfigError("\(flag): '\(text)' is not a duration; expected 0 or a number with ms, s, m or h, like 5s")
+        let bad = ConfigError(
+            "\(flag): '\(text)' is not a duration; expected 0 or a number with ms, s, m or h, like 5s")
         if text == "0" { return 0 }
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {

@@ -25,8 +25,10 @@ struct ListenError: Error, CustomStringConvertible {
 
 /// Opens a non-blocking SO_REUSEPORT listener on the wildcard address. IPv6 listeners are IPV6_V6ONLY: each family
 /// has its own socket, so SO_ORIGINAL_DST is always asked with the family of the connection (no v4-mapped cases).
-func openListener(kind: ListenerKind, family: Int32, port: UInt16, transparent: Bool, backlog: Int32) throws -> Listener {
-    let fd = socket(family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+func openListener(
+    kind: ListenerKind, family: Int32, port: UInt16, transparent: Bool, backlog: Int32
+) throws -> Listener {
+    let fd = socket(family, nonBlockingStream, 0)
     guard fd >= 0 else { throw ListenError(description: "socket: \(errnoName(errno))") }
     var one: Int32 = 1
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
@@ -47,6 +49,9 @@ func openListener(kind: ListenerKind, family: Int32, port: UInt16, transparent: 
     return Listener(fd: fd, kind: kind, family: family, port: port)
 }
 
+/// socket() type of every socket the proxy opens.
+let nonBlockingStream = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+
 /// The listen backlog: net.core.somaxconn of this network namespace.
 func listenBacklog() -> Int32 {
     guard let f = fopen("/proc/sys/net/core/somaxconn", "r") else { return 4096 }
@@ -55,11 +60,4 @@ func listenBacklog() -> Int32 {
     return withUnsafeMutablePointer(to: &value) { p in
         withVaList([p]) { vfscanf(f, "%d", $0) } == 1 && p.pointee > 0 ? p.pointee : 4096
     }
-}
-
-/// CPUs this process may run on (sched_getaffinity).
-///
-/// The lead plugs WeirCore's `CPUBudget` (cgroup v1/v2 quota and cpuset) in here: min(affinity, budget).
-public func usableCPUs() -> Int {
-    Int(weir_affinity_cpus())
 }

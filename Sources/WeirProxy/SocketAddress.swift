@@ -31,14 +31,14 @@ struct SocketAddress: Equatable, CustomStringConvertible {
 
     var port: UInt16 {
         get {
-            withUnsafeBytes(of: storage) { raw in
-                family == AF_INET6 ? UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-                    : UInt16(bigEndian: raw.load(fromByteOffset: 2, as: UInt16.self))
-            }
+            // sin_port and sin6_port are both at offset 2.
+            withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
         }
         set {
             // sin_port and sin6_port are both at offset 2.
-            withUnsafeMutableBytes(of: &storage) { $0.storeBytes(of: newValue.bigEndian, toByteOffset: 2, as: UInt16.self) }
+            withUnsafeMutableBytes(of: &storage) {
+                $0.storeBytes(of: newValue.bigEndian, toByteOffset: 2, as: UInt16.self)
+            }
         }
     }
 

@@ -106,7 +106,8 @@ final class Worker {
     func run() {
         let uid = config.proxyUID, gid = config.proxyGID
         if weir_set_thread_fs_ids(uid, gid) != 0 {
-            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); run as root or as that user"])
+            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); "
+                                    + "run as root or as that user"])
             exit(1)
         }
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
@@ -273,8 +274,7 @@ final class Worker {
             }
             target = original
         }
-        let up = socket(target.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
-                        | Int32(SOCK_CLOEXEC.rawValue), 0)
+        let up = socket(target.family, nonBlockingStream, 0)
         if up < 0 {
             let e = errno
             if e == EMFILE || e == ENFILE { counters.add(.fdExhausted); pauseAccepting(reason: errnoName(e)) }
@@ -344,6 +344,10 @@ final class Worker {
     private func handleIO(_ c: Connection, side: ProxySide, events: UInt32) {
         if c.state.isClosed { return }
         let failed = events & WEIR_EPOLLERR != 0
+        // Remember a FIN even while connecting: edge-triggered, it is signalled once (data + FIN often come together).
+        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
+            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
+        }
         if !c.state.connected {
             if side == .upstream {
                 if events & (WEIR_EPOLLOUT | WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 { return }
@@ -371,9 +375,6 @@ final class Worker {
             return
         }
         if events & (WEIR_EPOLLIN | WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 { setReadable(c, side, true) }
-        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
-            if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
-        }
         if events & (WEIR_EPOLLOUT | WEIR_EPOLLHUP) != 0 { setWritable(c, side, true) }
         pumpBoth(c)
         touch(c)
@@ -406,7 +407,8 @@ final class Worker {
     }
 
     private func pump(_ c: Connection, from source: ProxySide) {
-        let outcome = source == .client ? move(c, from: .client, flight: &c.up) : move(c, from: .upstream, flight: &c.down)
+        let outcome = source == .client
+            ? move(c, from: .client, flight: &c.up) : move(c, from: .upstream, flight: &c.down)
         switch outcome {
         case .blocked: break
         case .flushed: apply(c, c.state.handle(.flushed(toward: source.other)))
@@ -424,7 +426,8 @@ final class Worker {
         while true {
             if f.pending > 0 {
                 if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
-                let n = f.hasPipe ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
+                let n = f.hasPipe
+                    ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
                 if n > 0 {
                     f.pending -= n
                     f.offset += n

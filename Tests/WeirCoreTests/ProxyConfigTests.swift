@@ -32,6 +32,8 @@ struct ProxyConfigTests {
         #expect(throws: ConfigError.self) { try ProxyConfig.duration(text, flag: "--x") }
     }
 
+    static let durations = "expected 0 or a number with ms, s, m or h, like 5s"
+
     static let badFlags: [(WritableKeyPath<ProxyConfig.Flags, String?>, String, String)] = [
         (\.proxyPort, "0", "--proxy-port: '0' is not a port; expected 1 to 65535"),
         (\.proxyPort, "65536", "--proxy-port: '65536' is not a port; expected 1 to 65535"),
@@ -43,9 +45,9 @@ struct ProxyConfigTests {
         (\.proxyGID, "root", "--proxy-gid: 'root' is not a number; expected 0 to 4294967295"),
         (\.tproxyMark, "0x1", "--tproxy-mark: '0x1' is not a number; expected 0 to 4294967295"),
         (\.connectTimeout, "0", "--connect-timeout: '0' must be greater than 0, like 5s"),
-        (\.connectTimeout, "5", "--connect-timeout: '5' is not a duration; expected 0 or a number with ms, s, m or h, like 5s"),
-        (\.idleTimeout, "1d", "--idle-timeout: '1d' is not a duration; expected 0 or a number with ms, s, m or h, like 5s"),
-        (\.drainTimeout, "-", "--drain-timeout: '-' is not a duration; expected 0 or a number with ms, s, m or h, like 5s"),
+        (\.connectTimeout, "5", "--connect-timeout: '5' is not a duration; \(durations)"),
+        (\.idleTimeout, "1d", "--idle-timeout: '1d' is not a duration; \(durations)"),
+        (\.drainTimeout, "-", "--drain-timeout: '-' is not a duration; \(durations)"),
         (\.maxConnections, "0", "--max-connections: '0' is not a positive count; expected 1 to 10000000"),
         (\.bufferLimit, "1KiB", "--buffer-limit: '1KiB' is out of range; expected 4KiB to 64MiB"),
         (\.bufferLimit, "lots", "--buffer-limit: 'lots' is not a size; expected bytes, or a number with KiB or MiB"),

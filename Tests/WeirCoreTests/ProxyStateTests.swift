@@ -154,7 +154,9 @@ struct ProxyStateTests {
                         if actions.contains(.startForwarding) { starts += 1 }
                         if actions.contains(.shutdownClientWrite) { clientShut += 1 }
                         if actions.contains(.shutdownUpstreamWrite) { upstreamShut += 1 }
-                        if !actions.isDisjoint(with: [.resetClient, .resetUpstream]) { #expect(actions.contains(.close)) }
+                        if !actions.isDisjoint(with: [.resetClient, .resetUpstream]) {
+                            #expect(actions.contains(.close))
+                        }
                         if actions.contains(.close) { #expect(s.phase == .closed) }
                     }
                     #expect(closes <= 1 && starts <= 1 && clientShut <= 1 && upstreamShut <= 1)

@@ -17,6 +17,20 @@ struct ProxyBehaviourTests {
         }
     }
 
+    @Test func requestAndFINTogetherBeforeUpstreamConnects() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns, ["--idle-timeout", "30s"])
+            defer { proxy.stop() }
+            // Each client writes its request and FIN at once; a lost FIN would leave it waiting for the idle timeout.
+            let result = try ns.run(["timeout", "20", "python3", proxyHelper, "client", "tiny", "198.18.0.1", "8080",
+                                     "200"])
+            #expect(result.stdout.trimmingCharacters(in: .whitespacesAndNewlines) == "tiny ok=200 of=200")
+            _ = try stopProxy(proxy)
+        }
+    }
+
     @Test(arguments: ["198.18.0.1", "2001:db8::1"])
     func halfCloseFromServerIsForwarded(address: String) throws {
         try withOutboundNamespace { ns in

@@ -29,6 +29,31 @@ struct ProxyCommandTests {
         }
     }
 
+    @Test func workersFollowUsableCPUsAndBacklogFollowsSomaxconn() throws {
+        try withNamespace(prefix: "wtp") { ns in
+            try ns.exec(["sysctl", "-qw", "net.core.somaxconn=777"])
+            // One CPU in the affinity mask: one worker, whatever the host has.
+            let proxy = try BackgroundProcess(ns, ["taskset", "-c", "0", weirBinary, "proxy"])
+            defer { proxy.stop() }
+            try proxy.waitFor("event=started")
+            #expect(proxy.output.contains(" workers=1 "))
+            #expect(proxy.output.contains(" backlog=777 "))
+            // Listening sockets show their backlog as Send-Q: 4 listeners (2 ports x 2 families), all at 777.
+            let listeners = try ns.exec(["ss", "-Hltn"]).split(separator: "\n")
+            #expect(listeners.count == 4)
+            #expect(listeners.allSatisfy { $0.split(separator: " ", omittingEmptySubsequences: true)[2] == "777" })
+        }
+    }
+
+    @Test func anotherUnprivilegedUserCannotOwnUpstreamsAndExitsOne() throws {
+        try withNamespace(prefix: "wtp") { ns in
+            let r = try ns.run(["timeout", "10", "setpriv", "--reuid", "4244", "--regid", "4244", "--clear-groups",
+                                weirBinary, "proxy"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("event=fatal reason=\"cannot own upstream sockets as uid 1337 gid 1337"))
+        }
+    }
+
     @Test func portInUseIsARuntimeFailure() throws {
         try withNamespace(prefix: "wtp") { ns in
             let first = try startProxy(ns, ["--workers", "1"])

@@ -68,6 +68,37 @@ struct ProxyForwardingTests {
         }
     }
 
+    /// As systemd starts it: `User=` the proxy user, `AmbientCapabilities=CAP_NET_ADMIN CAP_NET_RAW`.
+    static let asProxyUser = ["setpriv", "--reuid", "1337", "--regid", "1337", "--clear-groups",
+                              "--inh-caps", "+net_admin,+net_raw", "--ambient-caps", "+net_admin,+net_raw"]
+
+    @Test func outboundWorksWhenStartedAsTheProxyUser() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            let proxy = try BackgroundProcess(ns, Self.asProxyUser + [weirBinary, "proxy"])
+            defer { proxy.stop() }
+            try proxy.waitFor("event=started")
+            #expect(try client(ns, "peer", "198.18.0.1") == "peer=198.18.0.1 echo=True eof=True")
+            let c = try stopProxy(proxy)
+            #expect(c["accepted"] == 1)
+        }
+    }
+
+    @Test func tproxyWorksWhenStartedAsTheProxyUser() throws {
+        try withInboundNamespaces { app, cl in
+            try installInboundTPROXY(app)
+            let server = try startServer(app, addresses: ["198.18.1.1"])
+            defer { server.stop() }
+            let proxy = try BackgroundProcess(app, Self.asProxyUser + [weirBinary, "proxy", "-m", "TPROXY"])
+            defer { proxy.stop() }
+            try proxy.waitFor("event=started")
+            #expect(try client(cl, "peer", "198.18.1.1") == "peer=198.18.1.2 echo=True eof=True")
+            let c = try stopProxy(proxy)
+            #expect(c["accepted"] == 1)
+        }
+    }
+
     @Test func directConnectionToCapturePortIsRefusedNotForwarded() throws {
         try withOutboundNamespace { ns in
             let proxy = try startProxy(ns, ["--workers", "1"])

@@ -32,7 +32,8 @@ struct ProxyLimitTests {
             let server = try startServer(ns, addresses: ["198.18.0.1"])
             defer { server.stop() }
             // WEIR_PROXY_COPY=1 forces the bounded copy instead of splice, the path used when splice cannot be.
-            let proxy = try startProxy(ns, ["--buffer-limit", "4KiB"], shellPrefix: copy ? "export WEIR_PROXY_COPY=1;" : nil)
+            let proxy = try startProxy(ns, ["--buffer-limit", "4KiB"],
+                                       shellPrefix: copy ? "export WEIR_PROXY_COPY=1;" : nil)
             defer { proxy.stop() }
             let rss = residentKiB(proxy.pid)
             #expect(try client(ns, "slowsha", "198.18.0.1", "\(16 << 20)") == "bytes=\(16 << 20) match=True")
@@ -171,6 +172,7 @@ func startNginx(_ ns: TestNamespace, address: String) throws -> BackgroundProces
     """
     try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
     let p = try BackgroundProcess(ns, ["nginx", "-c", dir + "/nginx.conf", "-e", "stderr"])
+    p.cleanupPaths.append(dir)
     let end = Date().addingTimeInterval(5)
     while Date() < end {
         // Asked with ss, not by connecting: connections to 8080 are captured.

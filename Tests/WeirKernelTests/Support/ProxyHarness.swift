@@ -4,10 +4,12 @@ import Foundation
 final class BackgroundProcess {
     let process = Process()
     let outputPath: String
+    /// Files and directories to remove with the output when the process is stopped.
+    var cleanupPaths: [String] = []
 
     init(_ ns: TestNamespace, _ arguments: [String], shellPrefix: String? = nil) throws {
         outputPath = NSTemporaryDirectory() + "wtp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
-        FileManager.default.createFile(atPath: outputPath, contents: nil)
+        _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let handle = FileHandle(forWritingAtPath: outputPath)!
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         if let shellPrefix {
@@ -55,7 +57,7 @@ final class BackgroundProcess {
 
     func stop() {
         if process.isRunning { kill(pid, SIGKILL); process.waitUntilExit() }
-        try? FileManager.default.removeItem(atPath: outputPath)
+        for path in [outputPath] + cleanupPaths { try? FileManager.default.removeItem(atPath: path) }
     }
 
     deinit { stop() }
@@ -72,7 +74,9 @@ let proxyHelper: String = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     .appendingPathComponent("scripts/test-helpers/proxy_helper.py").path
 
 /// Starts `weir proxy` in the namespace and waits until it listens.
-func startProxy(_ ns: TestNamespace, _ arguments: [String] = [], shellPrefix: String? = nil) throws -> BackgroundProcess {
+func startProxy(
+    _ ns: TestNamespace, _ arguments: [String] = [], shellPrefix: String? = nil
+) throws -> BackgroundProcess {
     let p = try BackgroundProcess(ns, [weirBinary, "proxy"] + arguments, shellPrefix: shellPrefix)
     try p.waitFor("event=started")
     return p
@@ -124,7 +128,11 @@ func descriptors(_ pid: Int32) -> (sockets: Int, pipes: Int, other: Int) {
     var result = (sockets: 0, pipes: 0, other: 0)
     for entry in (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? [] {
         let target = (try? FileManager.default.destinationOfSymbolicLink(atPath: dir + "/" + entry)) ?? ""
-        if target.hasPrefix("socket:") { result.sockets += 1 } else if target.hasPrefix("pipe:") { result.pipes += 1 } else {
+        if target.hasPrefix("socket:") {
+            result.sockets += 1
+        } else if target.hasPrefix("pipe:") {
+            result.pipes += 1
+        } else {
             result.other += 1
         }
     }
