@@ -205,3 +205,6 @@ printf '| idle RSS (KiB) | - | %s | %s | %s | - | < 10240 KiB | %s |\n' "${R[wei
 printf '| extra RSS per idle connection at %s (KiB) | - | %s | %s | %s | - | < 2 KiB | %s |\n' "$HOLD" \
   "${R[weir,perconn]}" "${R[haproxy,perconn]}" "$(ratio "${R[weir,perconn]}" "${R[haproxy,perconn]}")" \
   "$(status "${R[weir,perconn]}" 2 lower)"
+
+# Capture: applying 10,000 excluded CIDRs, and what they cost each new connection.
+WEIR="$PWD/.build/release/weir" bash scripts/bench-capture.sh
