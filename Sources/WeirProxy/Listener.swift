@@ -53,7 +53,7 @@ func openListener(
 let nonBlockingStream = Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
 
 /// The listen backlog: net.core.somaxconn of this network namespace.
-func listenBacklog() -> Int32 {
+public func listenBacklog() -> Int32 {
     guard let f = fopen("/proc/sys/net/core/somaxconn", "r") else { return 4096 }
     defer { fclose(f) }
     var value: Int32 = 0

@@ -1,6 +1,7 @@
 import ArgumentParser
 import WeirCore
 import WeirNetfilter
+import WeirProxy
 import WeirTuning
 
 struct StatusCommand: ParsableCommand {
@@ -15,17 +16,21 @@ struct StatusCommand: ParsableCommand {
             """
     )
 
-    @Option(name: .long, help: "The backlog the proxy passes to listen(); the kernel caps it at somaxconn.")
-    var proxyBacklog = 65535
+    @Option(name: .long, help: """
+        The backlog the proxy passes to listen() (default: what weir proxy uses, net.core.somaxconn of this \
+        namespace); the kernel caps it at somaxconn.
+        """)
+    var proxyBacklog: Int?
 
     func validate() throws {
-        if proxyBacklog < 1 {
+        if let proxyBacklog, proxyBacklog < 1 {
             throw ValidationError("--proxy-backlog \(proxyBacklog): expected a positive integer")
         }
     }
 
     func run() throws {
-        print(NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: proxyBacklog).report(), terminator: "")
+        let backlog = proxyBacklog ?? Int(listenBacklog())
+        print(NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: backlog).report(), terminator: "")
     }
 }
 
