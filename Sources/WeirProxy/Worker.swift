@@ -42,6 +42,8 @@ private let maxPooledPipes = 16
 
 final class Worker {
     let index: Int
+    /// Per-connection event lines, rate-limited per event.
+    private let eventLog = EventLogLimiter()
     let shared: SharedState
     let config: ProxyConfig
     let counters: ProxyCounters
@@ -155,7 +157,7 @@ final class Worker {
     private func expireDeadlines() {
         while let c = connecting.head, c.listTime + config.connectTimeoutMs <= now {
             counters.add(.connectTimeouts)
-            log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
+            eventLog.log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
             apply(c, c.state.handle(.connectTimeout))
         }
         if config.idleTimeoutMs > 0 {
@@ -297,7 +299,7 @@ final class Worker {
             }
             _ = weir_set_bind_address_no_port(up)
             if source.withSockaddr({ bind(up, $0, $1) }) != 0 {
-                log("bind_failed", ["worker": index, "source": source, "errno": errnoName(errno)])
+                eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(errno)])
                 close(up)
                 refuse(fd)
                 return
@@ -306,7 +308,7 @@ final class Worker {
         let rc = target.withSockaddr { connect(up, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
             counters.add(.connectFailures)
-            log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(errno)])
+            eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(errno)])
             close(up)
             refuse(fd)
             return
@@ -335,7 +337,7 @@ final class Worker {
 
     private func notRedirected(_ fd: Int32, local: SocketAddress, peer: SocketAddress) {
         counters.add(.notRedirected)
-        log("not_redirected", ["worker": index, "local": local, "peer": peer])
+        eventLog.log("not_redirected", ["worker": index, "local": local, "peer": peer])
         refuse(fd)
     }
 
@@ -361,7 +363,7 @@ final class Worker {
                     apply(c, c.state.handle(.connected))
                 } else {
                     counters.add(.connectFailures)
-                    log("connect_failed", ["worker": index, "errno": errnoName(err)])
+                    eventLog.log("connect_failed", ["worker": index, "errno": errnoName(err)])
                     apply(c, c.state.handle(.connectFailed))
                 }
             } else if failed || events & WEIR_EPOLLHUP != 0 && events & WEIR_EPOLLIN == 0 {
