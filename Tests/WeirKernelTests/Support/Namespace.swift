@@ -24,12 +24,14 @@ func runCommand(_ arguments: [String], input: String? = nil, environment: [Strin
     if let input { inp.fileHandleForWriting.write(Data(input.utf8)) }
     try? inp.fileHandleForWriting.close()
     // Read both pipes before waiting so a large output cannot block the child.
-    var outData = Data(), errData = Data()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let errBox = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { errData = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    outData = out.fileHandleForReading.readDataToEndOfFile()
+    DispatchQueue.global().async { errBox.data = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let outData = out.fileHandleForReading.readDataToEndOfFile()
     group.wait()
+    let errData = errBox.data
     process.waitUntilExit()
     return CommandResult(
         status: process.terminationStatus,
