@@ -36,8 +36,9 @@ let package = Package(
         ),
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
-        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"]),
-        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"]),
+        .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"],
+                    exclude: ["Support/probe.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning"]),
     ],
     swiftLanguageModes: [.v5]
