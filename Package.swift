@@ -39,7 +39,7 @@ let package = Package(
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"],
                     exclude: ["Support/probe.py"]),
-        .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning"]),
+        .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,5 +1,6 @@
 import Testing
 import WeirCore
+import WeirTestSupport
 
 struct CaptureFlagsTests {
     func parse(_ flags: [String: [String]], env: [String: String] = [:],
@@ -9,14 +10,7 @@ struct CaptureFlagsTests {
     }
 
     func error(_ flags: [String: [String]], env: [String: String] = [:]) -> String? {
-        do {
-            _ = try parse(flags, env: env)
-            return nil
-        } catch let e as ConfigError {
-            return e.message
-        } catch {
-            return "unexpected \(error)"
-        }
+        configError { _ = try parse(flags, env: env) }
     }
 
     @Test func istioDefaults() throws {

@@ -1,19 +1,9 @@
 import Testing
 import WeirCore
+import WeirTestSupport
 
 private func parse(_ text: String) throws -> Profile {
     try Profile(name: "t", text: text, file: "t.profile")
-}
-
-private func configError(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as ConfigError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
 }
 
 @Suite struct ProfileParserTests {

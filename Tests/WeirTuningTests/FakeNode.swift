@@ -75,13 +75,3 @@ final class FakeNode {
 let repositoryProfiles: String = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
     .deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("profiles").path
 
-func configError(_ body: () throws -> Void) -> String? {
-    do {
-        try body()
-        return nil
-    } catch let error as ConfigError {
-        return error.message
-    } catch {
-        return "unexpected \(error)"
-    }
-}
