@@ -117,6 +117,18 @@ struct TuningKernelTests {
     }
 
     /// Parses `ITEM  VALUE ...` rows of `weir status`.
+    /// Conntrack only tracks a namespace's traffic once a rule there needs it.
+    func trackConnections(_ ns: TestNamespace) throws {
+        try ns.exec(["nft", "-f", "-"], input: """
+            table inet wtt {
+                chain out {
+                    type filter hook output priority 0;
+                    ct state new counter
+                }
+            }
+            """)
+    }
+
     func statusValue(_ output: String, _ item: String) -> String? {
         for line in output.split(separator: "\n") where line.hasPrefix(item + "  ") {
             return line.dropFirst(item.count).split(separator: " ").first.map(String.init)
@@ -126,15 +138,7 @@ struct TuningKernelTests {
 
     @Test func fillingConntrackMovesCountAndUsage() throws {
         try withNamespace(prefix: "wtt") { ns in
-            // Conntrack only tracks a namespace's traffic once a rule there needs it.
-            try ns.exec(["nft", "-f", "-"], input: """
-                table inet wtt {
-                    chain out {
-                        type filter hook output priority 0;
-                        ct state new counter
-                    }
-                }
-                """)
+            try trackConnections(ns)
             let first = try ns.weir(["status"])
             #expect(first.status == 0, "\(first.stderr)")
             let entries0 = try #require(Int(statusValue(first.stdout, "conntrack entries") ?? ""))
@@ -160,14 +164,7 @@ struct TuningKernelTests {
 
     @Test func perCPUStatisticsMatchConntrackTool() throws {
         try withNamespace(prefix: "wtt") { ns in
-            try ns.exec(["nft", "-f", "-"], input: """
-                table inet wtt {
-                    chain out {
-                        type filter hook output priority 0;
-                        ct state new counter
-                    }
-                }
-                """)
+            try trackConnections(ns)
             // 40 TCP segments with SYN and FIN both set over loopback: conntrack counts them as invalid.
             try ns.exec(["python3", "-c", """
                 import socket, struct
