@@ -1,13 +1,10 @@
 import CWeirLinux
 import Glibc
+import WeirCore
 
 /// One line per event on standard error: `weir proxy: event=name key=value ...`.
 func log(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:], suppressed: Int = 0) {
-    var line = "weir proxy: event=\(event)"
-    for (key, value) in fields {
-        let text = value.description
-        line += " \(key)=" + (text.contains(" ") ? "\"\(text)\"" : text)
-    }
+    var line = EventLine.format("weir proxy", event, fields)
     if suppressed > 0 { line += " suppressed=\(suppressed)" }
     line += "\n"
     fputs(line, stderr)

@@ -137,10 +137,5 @@ final class ReadyFlag: @unchecked Sendable {
 
 /// One line per event, key=value, on stderr (journald keeps it as is).
 func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
-    var line = "weir run: event=\(event)"
-    for (key, value) in fields {
-        let text = value.description
-        line += " \(key)=" + (text.contains(" ") ? "\"\(text)\"" : text)
-    }
-    fputs(line + "\n", stderr)
+    fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
 }
