@@ -39,16 +39,8 @@ public final class NftClient {
 
     /// Current ruleset generation (changes with every committed batch, anyone's).
     public func generation() throws -> UInt32 {
-        let seq = socket.nextSequence()
-        var buf = [UInt8](repeating: 0, count: 256)
-        let len = buf.withUnsafeMutableBytes { raw -> Int in
-            let nlh = nftnl_nlmsg_build_hdr(raw.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                            UInt16(NFT_MSG_GETGEN.rawValue), UInt16(AF_UNSPEC),
-                                            UInt16(NLM_F_REQUEST | NLM_F_ACK), seq)!
-            return Int(nlh.pointee.nlmsg_len)
-        }
-        let replies = try socket.transact(Array(buf[0..<len]), sequence: seq, dump: false,
-                                          operation: "get nftables generation")
+        let replies = try get(NFT_MSG_GETGEN, family: UInt16(AF_UNSPEC), dump: false,
+                              operation: "get nftables generation") { _ in }
         guard let m = replies.first else { throw NetlinkError("get nftables generation", errno: ENOENT) }
         let gen = nftnl_gen_alloc()!
         defer { nftnl_gen_free(gen) }
@@ -242,12 +234,18 @@ public final class NftClient {
 
     private func get(_ type: nf_tables_msg_types, family: TableFamily, dump: Bool, operation: String,
                      payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkMessage] {
+        try get(type, family: family.nfproto, dump: dump, operation: operation, payload: payload)
+    }
+
+    /// One nftables request (a dump when `dump`), its replies collected until the ack or NLMSG_DONE.
+    private func get(_ type: nf_tables_msg_types, family: UInt16, dump: Bool, operation: String,
+                     payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkMessage] {
         let seq = socket.nextSequence()
         var buf = [UInt8](repeating: 0, count: 4096)
         let len = buf.withUnsafeMutableBytes { raw -> Int in
             let flags = NLM_F_REQUEST | NLM_F_ACK | (dump ? NLM_F_DUMP : 0)
             let nlh = nftnl_nlmsg_build_hdr(raw.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                            UInt16(type.rawValue), family.nfproto, UInt16(flags), seq)!
+                                            UInt16(type.rawValue), family, UInt16(flags), seq)!
             payload(nlh)
             return Int(nlh.pointee.nlmsg_len)
         }
