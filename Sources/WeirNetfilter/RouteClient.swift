@@ -47,18 +47,24 @@ public final class RouteClient {
         var proto: UInt8 { attributes[UInt16(FRA_PROTOCOL)]?.u8 ?? 0 }
     }
 
+    /// Dumps one kind of rtnetlink object of one address family. Every such header (fib_rule_hdr, rtmsg, ifaddrmsg)
+    /// starts with the family byte. Returns each reply's fixed header and attributes.
+    private func dump(_ request: Int32, reply: Int32, headerSize: Int, family: UInt8, operation: String) throws
+        -> [(header: [UInt8], attributes: [UInt16: [UInt8]])]
+    {
+        let (req, seq) = self.request(request, flags: NLM_F_DUMP) { nlh in
+            mnl_nlmsg_put_extra_header(nlh, headerSize)!.storeBytes(of: family, as: UInt8.self)
+        }
+        return try socket.transact(req, sequence: seq, dump: true, operation: operation).compactMap { m in
+            guard m.type == UInt16(reply), m.bytes.count >= 16 + headerSize, m.bytes[16] == family else { return nil }
+            return (Array(m.bytes[16..<(16 + headerSize)]), m.attributes(after: headerSize))
+        }
+    }
+
     func rules(_ family: IPFamily) throws -> [RuleRecord] {
-        let (req, seq) = request(Int32(RTM_GETRULE), flags: NLM_F_DUMP) { nlh in
-            let frh = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<fib_rule_hdr>.size)!
-                .assumingMemoryBound(to: fib_rule_hdr.self)
-            frh.pointee.family = af(family)
-        }
-        let size = MemoryLayout<fib_rule_hdr>.size
-        return try socket.transact(req, sequence: seq, dump: true, operation: "list ip rules").compactMap { m in
-            guard m.type == UInt16(RTM_NEWRULE), m.bytes.count >= 16 + size, m.bytes[16] == af(family) else { return nil }
-            return RuleRecord(family: family, header: Array(m.bytes[16..<(16 + size)]),
-                              attributes: m.attributes(after: size))
-        }
+        try dump(Int32(RTM_GETRULE), reply: Int32(RTM_NEWRULE), headerSize: MemoryLayout<fib_rule_hdr>.size,
+                 family: af(family), operation: "list ip rules")
+            .map { RuleRecord(family: family, header: $0.header, attributes: $0.attributes) }
     }
 
     private func ruleMessage(_ type: Int32, flags: Int32, family: IPFamily, mark: UInt32?, table: UInt32,
@@ -90,15 +96,9 @@ public final class RouteClient {
     }
 
     func routes(_ family: IPFamily) throws -> [RouteRecord] {
-        let (req, seq) = request(Int32(RTM_GETROUTE), flags: NLM_F_DUMP) { nlh in
-            let rtm = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<rtmsg>.size)!.assumingMemoryBound(to: rtmsg.self)
-            rtm.pointee.rtm_family = af(family)
-        }
-        let size = MemoryLayout<rtmsg>.size
-        return try socket.transact(req, sequence: seq, dump: true, operation: "list routes").compactMap { m in
-            guard m.type == UInt16(RTM_NEWROUTE), m.bytes.count >= 16 + size, m.bytes[16] == af(family) else { return nil }
-            return RouteRecord(family: family, header: Array(m.bytes[16..<(16 + size)]), attributes: m.attributes(after: size))
-        }
+        try dump(Int32(RTM_GETROUTE), reply: Int32(RTM_NEWROUTE), headerSize: MemoryLayout<rtmsg>.size,
+                 family: af(family), operation: "list routes")
+            .map { RouteRecord(family: family, header: $0.header, attributes: $0.attributes) }
     }
 
     private func routeMessage(_ type: Int32, flags: Int32, family: IPFamily, table: UInt32, proto: UInt8,
@@ -169,20 +169,14 @@ public final class RouteClient {
         let proto: UInt8
     }
 
+    /// IPv6 addresses (the only family weir adds one to).
     func addresses() throws -> [AddressRecord] {
-        let (req, seq) = request(Int32(RTM_GETADDR), flags: NLM_F_DUMP) { nlh in
-            let ifa = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<ifaddrmsg>.size)!
-                .assumingMemoryBound(to: ifaddrmsg.self)
-            ifa.pointee.ifa_family = UInt8(AF_INET6)
-        }
-        let size = MemoryLayout<ifaddrmsg>.size
-        return try socket.transact(req, sequence: seq, dump: true, operation: "list addresses").compactMap { m in
-            guard m.type == UInt16(RTM_NEWADDR), m.bytes.count >= 16 + size else { return nil }
-            let a = m.attributes(after: size)
-            let index = Array(m.bytes[20..<24]).u32
-            // IFA_PROTO (kernel >= 6.3) is attribute 11.
-            return AddressRecord(index: index, prefixLength: m.bytes[17], address: a[UInt16(IFA_ADDRESS)] ?? [],
-                                 proto: a[11]?.u8 ?? 0)
+        try dump(Int32(RTM_GETADDR), reply: Int32(RTM_NEWADDR), headerSize: MemoryLayout<ifaddrmsg>.size,
+                 family: UInt8(AF_INET6), operation: "list addresses").map { h, a in
+            // struct ifaddrmsg: family, prefixlen, flags, scope, index (u32 at offset 4). IFA_PROTO (kernel >= 6.3)
+            // is attribute 11.
+            AddressRecord(index: Array(h[4..<8]).u32, prefixLength: h[1], address: a[UInt16(IFA_ADDRESS)] ?? [],
+                          proto: a[11]?.u8 ?? 0)
         }
     }
 
