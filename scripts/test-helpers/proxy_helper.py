@@ -170,11 +170,12 @@ def client(mode, host, port, arg):
         s.shutdown(socket.SHUT_WR)
         rest = s.recv(10)
         out("%s echo=%s eof=%s" % (line, ok, rest == b""))
-    elif mode == "sha":
-        # Client first: send N bytes, half-close, the server answers with its count and digest after end of stream.
+    elif mode in ("sha", "slowsha"):
+        # Client first: send N bytes, half-close, the server answers with its count and digest after end of stream
+        # (slowsha: the server reads slowly).
         total = int(arg)
         s = connect(host, port, timeout=60)
-        s.sendall(b"SHA\n")
+        s.sendall(b"SHA\n" if mode == "sha" else b"SLOWSHA\n")
         h = hashlib.sha256()
         for chunk in pattern(total):
             h.update(chunk)
@@ -194,17 +195,6 @@ def client(mode, host, port, arg):
                 ok += 1
             s.close()
         out("tiny ok=%d of=%d" % (ok, rounds))
-    elif mode == "slowsha":
-        total = int(arg)
-        s = connect(host, port, timeout=60)
-        s.sendall(b"SLOWSHA\n")
-        h = hashlib.sha256()
-        for chunk in pattern(total):
-            h.update(chunk)
-            s.sendall(chunk)
-        s.shutdown(socket.SHUT_WR)
-        reply = readline(s).split()
-        out("bytes=%s match=%s" % (reply[0], reply[1] == h.hexdigest() and int(reply[0]) == total))
     elif mode == "server-first":
         total = int(arg)
         s = connect(host, port, timeout=30)
