@@ -420,12 +420,34 @@ final class Worker {
         }
     }
 
+    private enum ReadStop {
+        case stop
+        case retry
+        case error(Int32)
+    }
+
+    /// After a read or splice from `source` that returned `n <= 0`: end of stream or an empty receive queue stops
+    /// reading (and records which), EINTR retries, anything else is the caller's error.
+    @inline(__always) private func afterEmptyRead(_ n: Int, _ c: Connection, _ source: ProxySide) -> ReadStop {
+        if n == 0 {
+            setReadable(c, source, false)
+            _ = c.state.handle(.endOfStream(from: source))
+            return .stop
+        }
+        let e = errno
+        if e == EAGAIN || e == EWOULDBLOCK {
+            setReadable(c, source, false)
+            return .stop
+        }
+        return e == EINTR ? .retry : .error(e)
+    }
+
     /// Moves bytes from `source` to the other side until one of them would block. Touches only this direction's
     /// flight and the readiness flags, so the caller applies state changes afterwards.
     private func move(_ c: Connection, from source: ProxySide, flight f: inout Flight) -> PumpOutcome {
         let dest = source.other
         let src = c.fd(source), dst = c.fd(dest)
-        while true {
+        moving: while true {
             if f.pending > 0 {
                 if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
                 let n = f.hasPipe
@@ -477,18 +499,11 @@ final class Worker {
                     }
                     continue
                 }
-                if n == 0 {
-                    setReadable(c, source, false)
-                    _ = c.state.handle(.endOfStream(from: source))
-                    break
+                switch afterEmptyRead(n, c, source) {
+                case .stop: break moving
+                case .retry: continue moving
+                case .error: return .failed(source)
                 }
-                let e = errno
-                if e == EAGAIN || e == EWOULDBLOCK {
-                    setReadable(c, source, false)
-                    break
-                }
-                if e == EINTR { continue }
-                return .failed(source)
             }
             if !f.hasPipe && f.buffer == nil && !acquire(&f) { break }
             let limit = config.bufferLimit
@@ -498,24 +513,18 @@ final class Worker {
                 f.offset = 0
                 continue
             }
-            if n == 0 {
-                setReadable(c, source, false)
-                _ = c.state.handle(.endOfStream(from: source))
-                break
+            switch afterEmptyRead(n, c, source) {
+            case .stop: break moving
+            case .retry: continue moving
+            case .error(let e):
+                if f.hasPipe && (e == EINVAL || e == ENOSYS) {
+                    // splice cannot read this socket: copy from now on.
+                    closePipe(&f)
+                    f.copyOnly = true
+                    continue moving
+                }
+                return .failed(source)
             }
-            let e = errno
-            if e == EAGAIN || e == EWOULDBLOCK {
-                setReadable(c, source, false)
-                break
-            }
-            if e == EINTR { continue }
-            if f.hasPipe && (e == EINVAL || e == ENOSYS) {
-                // splice cannot read this socket: copy from now on.
-                closePipe(&f)
-                f.copyOnly = true
-                continue
-            }
-            return .failed(source)
         }
         if f.pending == 0 {
             release(&f)
