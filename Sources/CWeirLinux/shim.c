@@ -46,6 +46,14 @@ ssize_t weir_splice(int fd_in, int fd_out, size_t len) {
     return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 }
 
+ssize_t weir_splice_more(int fd_in, int fd_out, size_t len) {
+    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+}
+
+ssize_t weir_send(int fd, const void *buf, size_t len, int more) {
+    return send(fd, buf, len, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
+}
+
 int weir_pipe(int fds[2], int size) {
     if (pipe2(fds, O_NONBLOCK | O_CLOEXEC) != 0) return -1;
     if (size > 0) (void)fcntl(fds[1], F_SETPIPE_SZ, size); /* best effort: the default 64 KiB also works */
@@ -73,6 +81,7 @@ int weir_set_bind_address_no_port(int fd) { return on(fd, SOL_IP, IP_BIND_ADDRES
 int weir_set_mark(int fd, uint32_t mark) { return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)); }
 int weir_set_v6only(int fd) { return on(fd, SOL_IPV6, IPV6_V6ONLY); }
 int weir_set_nodelay(int fd) { return on(fd, IPPROTO_TCP, TCP_NODELAY); }
+int weir_set_no_quickack(int fd) { int zero = 0; return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero)); }
 int weir_set_linger_reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));

@@ -39,6 +39,8 @@ func openListener(
         return ListenError(description: "\(what) \(name): \(errnoName(e))")
     }
     guard weir_set_reuseport(fd) == 0 else { throw fail("SO_REUSEPORT on") }
+    // Accepted sockets inherit TCP_NODELAY: the proxy adds no Nagle delay of its own.
+    guard weir_set_nodelay(fd) == 0 else { throw fail("TCP_NODELAY on") }
     if family == AF_INET6 { guard weir_set_v6only(fd) == 0 else { throw fail("IPV6_V6ONLY on") } }
     if transparent {
         guard weir_set_transparent(fd, family) == 0 else { throw fail("IP_TRANSPARENT (needs CAP_NET_ADMIN) on") }

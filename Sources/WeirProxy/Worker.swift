@@ -276,6 +276,19 @@ final class Worker {
             }
             target = original
         }
+        // The client usually speaks first and its first bytes are often here already (HTTP, TLS): read them now.
+        // Then the upstream's handshake can end with those bytes instead of a bare ACK (TCP_QUICKACK 0), one
+        // segment fewer per connection. A client that has not spoken yet costs one read that says EAGAIN.
+        var early = 0
+        if !shared.copyOnly {
+            let r = read(fd, scratch, scratchSize)
+            if r > 0 {
+                early = r
+            } else if r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                refuse(fd)  // reset or failed before there was anything to forward
+                return
+            }  // 0: the client's end of stream; epoll reports it again once registered
+        }
         let up = socket(target.family, nonBlockingStream, 0)
         if up < 0 {
             let e = errno
@@ -305,16 +318,36 @@ final class Worker {
                 return
             }
         }
+        // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
+        _ = weir_set_nodelay(up)
+        if early > 0 { _ = weir_set_no_quickack(up) }
         let rc = target.withSockaddr { connect(up, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
-            counters.add(.connectFailures)
-            eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(errno)])
-            close(up)
-            refuse(fd)
+            upstreamFailed(up, client: fd, target: target)
             return
+        }
+        var sent = 0
+        if early > 0 {
+            // On loopback and fast links the handshake is done by now; otherwise EAGAIN and the bytes wait.
+            sent = weir_send(up, scratch, early, 0)
+            if sent < 0 {
+                if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+                    upstreamFailed(up, client: fd, target: target)  // refused or unreachable, known at once
+                    return
+                }
+                sent = 0
+            }
         }
         let c = Connection(client: fd, now: now)
         c.upstream = up
+        if early > sent {
+            // Held until the upstream is connected: drain before pump writes it first.
+            guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { close(up); refuse(fd); return }
+            memcpy(buffer, scratch + sent, early - sent)
+            c.up.buffer = buffer
+            c.up.pending = early - sent
+        }
+        if early == scratchSize { c.up.bulk = true }
         if shared.copyOnly {
             c.up.copyOnly = true
             c.up.bulk = true
@@ -326,6 +359,15 @@ final class Worker {
         let mask = WEIR_EPOLLIN | WEIR_EPOLLOUT | WEIR_EPOLLRDHUP | WEIR_EPOLLET
         _ = weir_epoll_add(epoll, fd, mask, cookie)
         _ = weir_epoll_add(epoll, up, mask, cookie | 1)
+    }
+
+    /// The upstream connect failed (errno still says why): close it and reset the client.
+    private func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress) {
+        let e = errno
+        counters.add(.connectFailures)
+        eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
+        close(up)
+        refuse(fd)
     }
 
     /// A connection we accepted but cannot forward: reset it and give back its slot.
@@ -450,8 +492,12 @@ final class Worker {
         moving: while true {
             if f.pending > 0 {
                 if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
+                // The source's end of stream is known and follows these bytes at once: MSG_MORE lets the last of
+                // them wait in the socket for the FIN, so both leave in one segment.
+                let more = c.state.flow(from: source) == .ending
                 let n = f.hasPipe
-                    ? weir_splice(f.pipeRead, dst, f.pending) : write(dst, f.buffer! + f.offset, f.pending)
+                    ? (more ? weir_splice_more(f.pipeRead, dst, f.pending) : weir_splice(f.pipeRead, dst, f.pending))
+                    : weir_send(dst, f.buffer! + f.offset, f.pending, more ? 1 : 0)
                 if n > 0 {
                     f.pending -= n
                     f.offset += n
@@ -472,12 +518,28 @@ final class Worker {
             if !f.bulk && !f.hasPipe && f.buffer == nil {
                 // Small messages: read into the worker's scratch buffer and write at once; cheaper than two
                 // splices for a request or a reply. Only what the destination does not take is kept, in a buffer.
-                let n = read(src, scratch, scratchSize)
+                var n = read(src, scratch, scratchSize)
                 if n > 0 {
-                    if n == scratchSize { f.bulk = true }
+                    if n == scratchSize {
+                        f.bulk = true
+                    } else if !(source == .client ? c.clientHangup : c.upstreamHangup) {
+                        // A short read emptied the receive queue (as nginx assumes with edge-triggered epoll): new
+                        // data raises a new event, so skip the read that would only say EAGAIN.
+                        setReadable(c, source, false)
+                    } else {
+                        // The peer's FIN was signalled, so all it sent is queued: this short read emptied the queue
+                        // and the next read is the end of stream. Read it before writing, so that the FIN can
+                        // leave in the same segment as these bytes (one segment and one ACK fewer).
+                        let m = read(src, scratch + n, scratchSize - n)
+                        if m > 0 {
+                            n += m
+                        } else if case .error = afterEmptyRead(m, c, source) {
+                            return .failed(source)
+                        }
+                    }
                     var written = 0
                     if dest == .client ? c.clientWritable : c.upstreamWritable {
-                        written = write(dst, scratch, n)
+                        written = weir_send(dst, scratch, n, c.state.flow(from: source) == .ending ? 1 : 0)
                         if written < 0 {
                             let e = errno
                             if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return .failed(dest) }
@@ -490,12 +552,6 @@ final class Worker {
                         f.buffer = buffer
                         f.offset = 0
                         f.pending = n - written
-                    }
-                    // A short read emptied the receive queue (as nginx assumes with edge-triggered epoll): new data
-                    // raises a new event, so skip the read that would only say EAGAIN. Not once the peer's FIN
-                    // was signalled: that event will not come again, so read on until end of stream.
-                    if n < scratchSize && !(source == .client ? c.clientHangup : c.upstreamHangup) {
-                        setReadable(c, source, false)
                     }
                     continue
                 }

@@ -49,6 +49,20 @@ struct ProxyBehaviourTests {
         }
     }
 
+    /// The upstream's last bytes and its FIN arrive together; the proxy forwards them as one segment too (MSG_MORE
+    /// before the shutdown), not as data and then a bare FIN: one segment and one ACK fewer per connection.
+    @Test(arguments: ["198.18.0.1", "2001:db8::1"])
+    func lastBytesAndFinLeaveInOneSegment(address: String) throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1", "2001:db8::1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            #expect(try client(ns, "lastword", address) == "reply=bye eof=True segs_in=3")
+            _ = try stopProxy(proxy)
+        }
+    }
+
     @Test func resetFromServerResetsClient() throws {
         try withOutboundNamespace { ns in
             let server = try startServer(ns, addresses: ["198.18.0.1"])

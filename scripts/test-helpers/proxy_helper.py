@@ -96,6 +96,11 @@ def handle(c, peer):
             c.shutdown(socket.SHUT_WR)
             n, _ = read_all(c)
             out("RESULT half=server-first sent=%d sent_sha=%s received_after=%d" % (total, h.hexdigest(), n))
+        elif cmd == "LASTWORD":
+            # The reply and the FIN in one segment (MSG_MORE, then shutdown), then wait for the client's end.
+            c.send(b"bye\n", socket.MSG_MORE)
+            c.shutdown(socket.SHUT_WR)
+            read_all(c)
         elif cmd == "RESETME":
             linger_reset(c)
         elif cmd == "WAIT":
@@ -205,6 +210,15 @@ def client(mode, host, port, arg):
         s.shutdown(socket.SHUT_WR)
         rest = s.recv(10)
         out("received=%d sha=%s eof=%s" % (n, digest, rest == b""))
+    elif mode == "lastword":
+        # Segments the client received (tcp_info.tcpi_segs_in, offset 140) by the time it saw the end of stream:
+        # SYN-ACK, the ACK of its request, then the reply with the FIN when the proxy keeps them together.
+        s = connect(host, port)
+        s.sendall(b"LASTWORD\n")
+        reply = readline(s)
+        eof = s.recv(10) == b""
+        segs_in = struct.unpack_from("I", s.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 256), 140)[0]
+        out("reply=%s eof=%s segs_in=%d" % (reply, eof, segs_in))
     elif mode == "reset-by-server":
         s = connect(host, port)
         s.sendall(b"RESETME\n")

@@ -28,6 +28,10 @@ int weir_epoll_wait(int epfd, weir_event *out, int max, int timeout_ms);
 int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len);
 /* splice is hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe. */
 ssize_t weir_splice(int fd_in, int fd_out, size_t len);
+/* send(MSG_NOSIGNAL), with MSG_MORE when `more`: the bytes wait in the socket for what follows (a FIN from
+   shutdown or close leaves in the same segment). splice with SPLICE_F_MORE is the same for the pipe path. */
+ssize_t weir_send(int fd, const void *buf, size_t len, int more);
+ssize_t weir_splice_more(int fd_in, int fd_out, size_t len);
 /* pipe2(O_NONBLOCK|O_CLOEXEC) then F_SETPIPE_SZ (hidden) when size > 0; fds[0] read end, fds[1] write end. */
 int weir_pipe(int fds[2], int size);
 /* eventfd, to wake a worker from another thread. */
@@ -44,6 +48,8 @@ int weir_set_bind_address_no_port(int fd);
 int weir_set_mark(int fd, uint32_t mark);
 int weir_set_v6only(int fd);
 int weir_set_nodelay(int fd);
+/* TCP_QUICKACK 0 before connect: the handshake's last ACK waits for the first data segment and leaves with it. */
+int weir_set_no_quickack(int fd);
 /* SO_LINGER {1, 0}: the next close() sends a RST instead of a FIN. */
 int weir_set_linger_reset(int fd);
 /* SO_ERROR, to learn how a non-blocking connect ended. */
