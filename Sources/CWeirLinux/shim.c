@@ -7,6 +7,7 @@
 #include <unistd.h>
 #include <netinet/tcp.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/syscall.h>
 #include <linux/netfilter_ipv4.h>
@@ -81,7 +82,7 @@ int weir_set_bind_address_no_port(int fd) { return on(fd, SOL_IP, IP_BIND_ADDRES
 int weir_set_mark(int fd, uint32_t mark) { return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)); }
 int weir_set_v6only(int fd) { return on(fd, SOL_IPV6, IPV6_V6ONLY); }
 int weir_set_nodelay(int fd) { return on(fd, IPPROTO_TCP, TCP_NODELAY); }
-int weir_set_no_quickack(int fd) { int zero = 0; return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof(zero)); }
+int weir_set_quickack(int fd, int on) { return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on)); }
 int weir_set_linger_reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
@@ -110,6 +111,8 @@ int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid) {
     return 0;
 }
 
+void weir_name_this_thread(const char *name) { (void)prctl(PR_SET_NAME, name, 0, 0, 0); }
+
 int weir_block_signals(void) {
     sigset_t set;
     sigemptyset(&set);
@@ -137,3 +140,4 @@ int64_t weir_now_ms(void) {
 
 int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
 int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+

@@ -1,6 +1,6 @@
-import Foundation
 import Glibc
 import WeirCore
+import WeirProxy
 
 /// The admin HTTP endpoint: `GET /healthz`, `GET /readyz`, `GET /metrics`. One thread of its own and its own listening
 /// socket, outside the proxy's workers and limits, so probes keep being answered when the proxy is saturated. Each
@@ -24,7 +24,7 @@ public final class AdminServer: @unchecked Sendable {
     private let fd: Int32
     private let handler: Handler
     private let ioTimeoutSeconds = 2
-    private var thread: Thread?
+    private var thread: pthread_t?
     private var stopping = false
     public let port: UInt16
 
@@ -81,11 +81,10 @@ public final class AdminServer: @unchecked Sendable {
         return (fd, boundPort)
     }
 
-    public func start() {
-        let t = Thread { [self] in serve() }
-        t.name = "weir-admin"
-        thread = t
-        t.start()
+    public func start() throws {
+        let tid = try startThread(name: "weir-admin", stackSize: 256 * 1024) { [self] in serve() }
+        pthread_detach(tid)
+        thread = tid
     }
 
     /// Stops accepting; the thread ends after its current request.

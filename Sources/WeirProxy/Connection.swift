@@ -37,6 +37,8 @@ final class Connection {
     unowned(unsafe) var prev: Connection?
     var listTime: Int64
     var inConnectingList = true
+    /// TCP_QUICKACK 0 was set on the upstream before connect; set back to 1 once the held first bytes are written.
+    var quickAckOff = false
 
     init(client: Int32, now: Int64) {
         self.client = client

@@ -64,19 +64,7 @@ public final class ProxyServer {
                         "drain_timeout_ms": config.drainTimeoutMs])
         var threads: [pthread_t] = []
         for w in workers {
-            var tid = pthread_t()
-            let box = Unmanaged.passRetained(w).toOpaque()
-            var attributes = pthread_attr_t()
-            pthread_attr_init(&attributes)
-            pthread_attr_setstacksize(&attributes, 256 * 1024)
-            let rc = pthread_create(&tid, &attributes, { arg in
-                let worker = Unmanaged<Worker>.fromOpaque(arg!).takeRetainedValue()
-                worker.run()
-                return nil
-            }, box)
-            pthread_attr_destroy(&attributes)
-            guard rc == 0 else { throw ProxyStartError(description: "pthread_create: \(errnoName(rc))") }
-            threads.append(tid)
+            threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
         }
         onStarted?()
         let signal = weir_wait_termination()

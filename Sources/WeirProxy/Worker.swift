@@ -320,7 +320,7 @@ final class Worker {
         }
         // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
         _ = weir_set_nodelay(up)
-        if early > 0 { _ = weir_set_no_quickack(up) }
+        if early > 0 { _ = weir_set_quickack(up, 0) }
         let rc = target.withSockaddr { connect(up, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
             upstreamFailed(up, client: fd, target: target)
@@ -348,6 +348,10 @@ final class Worker {
             c.up.pending = early - sent
         }
         if early == scratchSize { c.up.bulk = true }
+        if early > 0 {
+            // The handshake's ACK has left with the first bytes, or will with the held ones once connected.
+            if sent == early { _ = weir_set_quickack(up, 1) } else { c.quickAckOff = true }
+        }
         if shared.copyOnly {
             c.up.copyOnly = true
             c.up.bulk = true
@@ -648,6 +652,10 @@ final class Worker {
             c.upstreamReadable = true
             c.upstreamWritable = true
             pumpBoth(c)
+            if c.quickAckOff {
+                c.quickAckOff = false
+                _ = weir_set_quickack(c.upstream, 1)
+            }
             return
         }
         if actions.contains(.shutdownClientWrite) { shutdown(c.client, Int32(SHUT_WR)) }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import WeirCore
 #if canImport(Glibc)
 import Glibc

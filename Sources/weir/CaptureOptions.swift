@@ -1,5 +1,6 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
 import WeirCore
 
 /// istio-iptables' flags, with istio's letters, long names and environment variables. Every option collects each

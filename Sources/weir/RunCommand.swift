@@ -1,5 +1,7 @@
 import ArgumentParser
-import Foundation
+import FoundationEssentials
+import Glibc
+import Synchronization
 import WeirAgent
 import WeirCore
 import WeirNetfilter
@@ -93,7 +95,7 @@ struct RunCommand: ParsableCommand {
         } catch let error as AgentError {
             throw RuntimeFailure(message: error.description)
         }
-        admin.start()
+        try admin.start()
         agentLog("admin_listening", ["address": "\(adminHost):\(admin.port)"])
         server.onStarted = {
             ready.value = true
@@ -126,12 +128,11 @@ func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
 }
 
 /// Readiness, written by the proxy thread, read by the admin thread.
-final class ReadyFlag: @unchecked Sendable {
-    private let lock = NSLock()
-    private var state = false
+final class ReadyFlag: Sendable {
+    private let state = Atomic<Bool>(false)
     var value: Bool {
-        get { lock.lock(); defer { lock.unlock() }; return state }
-        set { lock.lock(); state = newValue; lock.unlock() }
+        get { state.load(ordering: .acquiring) }
+        set { state.store(newValue, ordering: .releasing) }
     }
 }
 

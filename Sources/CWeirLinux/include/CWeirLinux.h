@@ -48,8 +48,9 @@ int weir_set_bind_address_no_port(int fd);
 int weir_set_mark(int fd, uint32_t mark);
 int weir_set_v6only(int fd);
 int weir_set_nodelay(int fd);
-/* TCP_QUICKACK 0 before connect: the handshake's last ACK waits for the first data segment and leaves with it. */
-int weir_set_no_quickack(int fd);
+/* TCP_QUICKACK: 0 before connect makes the handshake's last ACK wait for the first data segment and leave with it;
+   1 afterwards gives the socket back the kernel's usual ACK behaviour (no delayed-ACK mode left behind). */
+int weir_set_quickack(int fd, int on);
 /* SO_LINGER {1, 0}: the next close() sends a RST instead of a FIN. */
 int weir_set_linger_reset(int fd);
 /* SO_ERROR, to learn how a non-blocking connect ended. */
@@ -59,6 +60,8 @@ int weir_socket_error(int fd);
 int weir_affinity_cpus(void);
 /* Per-thread setfsuid/setfsgid (raw syscalls): sockets created by this thread are owned by uid/gid, for owner match. */
 int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid);
+/* Names the calling thread (prctl PR_SET_NAME, at most 15 bytes), as top -H and /proc/PID/task/TID/comm show it. */
+void weir_name_this_thread(const char *name);
 /* Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (inherited by threads it creates). */
 int weir_block_signals(void);
 /* Waits for SIGTERM or SIGINT (blocked beforehand); returns the signal number. */

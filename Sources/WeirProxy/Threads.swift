@@ -1,0 +1,35 @@
+import CWeirLinux
+import Glibc
+
+/// A closure to run on a new thread, handed through pthread_create's single pointer.
+private final class ThreadBody {
+    let name: String
+    let run: () -> Void
+    init(_ name: String, _ run: @escaping () -> Void) {
+        self.name = name
+        self.run = run
+    }
+}
+
+/// Starts a joinable POSIX thread with the given stack size and name (the name shows in `top -H` and
+/// /proc/PID/task/TID/comm; at most 15 bytes). pthread directly, not Foundation's Thread: the agent links no
+/// Foundation, which keeps its idle memory under 10 MB.
+public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Void) throws -> pthread_t {
+    var tid = pthread_t()
+    var attributes = pthread_attr_t()
+    pthread_attr_init(&attributes)
+    defer { pthread_attr_destroy(&attributes) }
+    pthread_attr_setstacksize(&attributes, stackSize)
+    let box = Unmanaged.passRetained(ThreadBody(String(name.prefix(15)), body)).toOpaque()
+    let rc = pthread_create(&tid, &attributes, { arg in
+        let body = Unmanaged<ThreadBody>.fromOpaque(arg!).takeRetainedValue()
+        weir_name_this_thread(body.name)
+        body.run()
+        return nil
+    }, box)
+    guard rc == 0 else {
+        Unmanaged<ThreadBody>.fromOpaque(box).release()
+        throw ProxyStartError(description: "pthread_create: \(errnoName(rc))")
+    }
+    return tid
+}
