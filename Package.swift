@@ -32,7 +32,11 @@ let package = Package(
             dependencies: [
                 "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
+            ],
+            // lld (shipped with the Swift toolchain) packs the ~38,000 relative relocations of a PIE with the Swift
+            // runtime linked in into 7 KiB of DT_RELR instead of 900 KiB of RELA that every start reads: faster start
+            // and about 0.8 MB less resident memory (glibc >= 2.36 understands RELR).
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
         ),
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),

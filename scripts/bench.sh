@@ -49,6 +49,7 @@ http { access_log off; client_body_temp_path $WORK; proxy_temp_path $WORK; fastc
            location / { return 200 "ok\n"; } } }
 NGINX
 bg_ns nginx -c "$WORK/nginx.conf" -e stderr
+nginx_pid=$!
 for p in 8082 9082; do bg_ns sh -c "ulimit -n 20000; exec $WORK/pingpong server $p 198.18.0.1"; done
 
 cat >"$WORK/haproxy.cfg" <<HAP
@@ -80,6 +81,7 @@ table inet wtbench {
 NFT
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+lo_segments() { in_ns cat /sys/class/net/lo/statistics/tx_packets; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
 wait_port() {
@@ -111,15 +113,28 @@ measure() { # target
     | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
   add "$t" iperf8 "$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P 8 -J \
     | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
-  local pid="" t0=0 out
+  local pid="" t0=0 n0 s0 out n
   [ "$t" = weir ] && pid=$weir
   [ "$t" = haproxy ] && pid=$hap
   [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
-  out=$(client "$t" wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" http://198.18.0.1:@P@081/)
+  n0=$(cpu_ticks "$nginx_pid")
+  s0=$(lo_segments)
+  # wrk runs under python3 only to learn its CPU time (getrusage of the child); Debian's python3, which the proxy UID
+  # of the direct runs can execute.
+  out=$(client "$t" /usr/bin/python3 -c 'import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True)
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
+print("client_cpu_seconds %.4f" % (r.ru_utime + r.ru_stime))' \
+    wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" http://198.18.0.1:@P@081/)
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
   add "$t" cps "$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
+  # Per connection, during that same run: segments on loopback, CPU of the client (wrk) and server (nginx) together,
+  # and CPU of the proxy process itself (user + system, 10 ms ticks).
+  add "$t" segs "$(python3 -c "print('%.2f' % (($(lo_segments) - $s0) / $n))")"
+  add "$t" cscpu "$(python3 -c "print('%.1f' % (($(awk '/client_cpu_seconds/ {print $2}' <<<"$out") * 1e6 \
+    + ($(cpu_ticks "$nginx_pid") - $n0) * 10000) / $n))")"
   if [ -n "$pid" ]; then
-    # CPU the proxy process itself spent per connection (user + system, 10 ms ticks), during that same run.
-    add "$t" cpuconn "$(python3 -c "print('%.1f' % (($(cpu_ticks "$pid") - $t0) * 10000 / $(awk '/requests in/ {print $1}' <<<"$out")))")"
+    add "$t" cpuconn "$(python3 -c "print('%.1f' % (($(cpu_ticks "$pid") - $t0) * 10000 / $n))")"
   fi
   rr=$(client "$t" "$WORK/pingpong" rr 198.18.0.1 @P@082 "$SECS")
   add "$t" p50 "$(sed 's/.*rtt_p50_us=\([0-9.]*\).*/\1/' <<<"$rr")"
@@ -171,7 +186,7 @@ measure_memory weir "$weir"
 measure_memory haproxy "$hap"
 
 for t in direct weir haproxy; do
-  for k in iperf1 iperf8 cps cpuconn p50 p99; do
+  for k in iperf1 iperf8 cps segs cscpu cpuconn p50 p99; do
     echo "bench: raw $t $k:${R[$t,$k]:-}" >&2
     R[$t,$k]=$(median "${R[$t,$k]:-}")
   done
@@ -197,6 +212,8 @@ row() { # label key target threshold direction
 row "throughput 1 stream (Gb/s)" iperf1 "≥ 1.2× HAProxy" 1.2 higher
 row "throughput 8 streams (Gb/s)" iperf8 "≥ 1.2× HAProxy" 1.2 higher
 row "new connections/s (wrk, Connection: close)" cps "≥ 1.2× HAProxy" 1.2 higher
+row "segments on loopback per new connection" segs "(info)" 1e9 lower
+row "client + server CPU per new connection (µs, wrk + nginx)" cscpu "(info)" 1e9 lower
 row "proxy CPU per new connection (µs, user+sys)" cpuconn "(info)" 1e9 lower
 row "1 KiB ping-pong p50 (µs)" p50 "(info)" 1e9 lower
 row "1 KiB ping-pong p99 (µs)" p99 "≤ HAProxy" 1.0 lower
@@ -205,6 +222,15 @@ printf '| idle RSS (KiB) | - | %s | %s | %s | - | < 10240 KiB | %s |\n' "${R[wei
 printf '| extra RSS per idle connection at %s (KiB) | - | %s | %s | %s | - | < 2 KiB | %s |\n' "$HOLD" \
   "${R[weir,perconn]}" "${R[haproxy,perconn]}" "$(ratio "${R[weir,perconn]}" "${R[haproxy,perconn]}")" \
   "$(status "${R[weir,perconn]}" 2 lower)"
+
+# The rate is bounded by the CPU all three processes share: connections/s ~ CPU / (client + server + proxy) per
+# connection. What weir's own share would have to be for the 1.2x target, given the other shares of this run:
+python3 -c "
+cs_w, cs_h, p_w, p_h = (float(x) if x not in ('', 'n/a') else None for x in '${R[weir,cscpu]} ${R[haproxy,cscpu]} ${R[weir,cpuconn]} ${R[haproxy,cpuconn]}'.split())
+if None not in (cs_w, cs_h, p_w, p_h):
+    need = (cs_h + p_h) / 1.2 - cs_w
+    print('\nnew connections/s: 1.2x HAProxy needs weir at <= %.1f us of CPU per connection (%.2fx HAProxy\'s %.1f); it used %.1f' % (need, need / p_h, p_h, p_w))
+"
 
 # Capture: applying 10,000 excluded CIDRs, and what they cost each new connection.
 WEIR="$PWD/.build/release/weir" bash scripts/bench-capture.sh
