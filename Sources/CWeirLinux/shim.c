@@ -140,4 +140,3 @@ int64_t weir_now_ms(void) {
 
 int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
 int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
-

@@ -24,7 +24,6 @@ public final class AdminServer: @unchecked Sendable {
     private let fd: Int32
     private let handler: Handler
     private let ioTimeoutSeconds = 2
-    private var thread: pthread_t?
     private var stopping = false
     public let port: UInt16
 
@@ -82,9 +81,8 @@ public final class AdminServer: @unchecked Sendable {
     }
 
     public func start() throws {
-        let tid = try startThread(name: "weir-admin", stackSize: 256 * 1024) { [self] in serve() }
-        pthread_detach(tid)
-        thread = tid
+        // Detached: it ends on its own after stop(), nobody joins it.
+        pthread_detach(try startThread(name: "weir-admin", stackSize: 256 * 1024) { [self] in serve() })
     }
 
     /// Stops accepting; the thread ends after its current request.
