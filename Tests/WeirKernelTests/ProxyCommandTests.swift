@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 
 /// The `weir proxy` command line: bad flags are one line and exit 2; --help explains the dangerous settings.
@@ -38,6 +39,13 @@ struct ProxyCommandTests {
             try proxy.waitFor("event=started")
             #expect(proxy.output.contains(" workers=1 "))
             #expect(proxy.output.contains(" backlog=777 "))
+            // Worker threads carry their names, as top -H and /proc show them.
+            let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(proxy.pid)/task")) ?? []
+            let names = tasks.compactMap {
+                try? String(contentsOfFile: "/proc/\(proxy.pid)/task/\($0)/comm", encoding: .utf8)
+                    .trimmingCharacters(in: .whitespacesAndNewlines)
+            }
+            #expect(names.filter { $0.hasPrefix("weir-worker-") } == ["weir-worker-0"], "threads: \(names)")
             // Listening sockets show their backlog as Send-Q: 4 listeners (2 ports x 2 families), all at 777.
             let listeners = try ns.exec(["ss", "-Hltn"]).split(separator: "\n")
             #expect(listeners.count == 4)
