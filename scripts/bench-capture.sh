@@ -33,6 +33,9 @@ PY
 {
   echo "*nat"; echo ":ISTIO_OUTPUT - [0:0]"; echo "-A OUTPUT -p tcp -j ISTIO_OUTPUT"
   while read -r c; do echo "-A ISTIO_OUTPUT -d $c/32 -j RETURN"; done < "$TMP/cidrs.txt"
+  # The capture rule after the exclusions, as istio-iptables writes it (-i 198.19.255.0/24). Without a NAT target
+  # the kernel never enables conntrack for the namespace and the nat chains are never walked at all.
+  echo "-A ISTIO_OUTPUT -d 198.19.255.0/24 -p tcp -j REDIRECT --to-ports 15001"
   echo "COMMIT"
 } > "$TMP/iptables.rules"
 
@@ -54,23 +57,44 @@ http { access_log off; server { listen 198.18.0.2:80; location / { return 200 "o
 NG
 ip netns exec "$PEER" nginx -c "$TMP/nginx.conf" -p "$TMP" & disown
 sleep 1
-rate() { in_ns wrk -t1 -c16 -d3s -H "Connection: close" http://198.18.0.2/ | awk '/Requests\/sec/ {printf "%d", $2}'; }
+# Each run: wrk from the pod for 3 s while perf samples every CPU at 4 kHz (cpu-clock). Prints the connection rate
+# and the CPU time per connection spent evaluating rules (kernel symbols nft_*: chains, sets, expressions; the
+# iptables-nft variant runs the same code). The second figure is CPU time per connection, so unlike the rate it does
+# not move with how busy this shared machine is; it is "n/a" when perf is missing.
+run() {
+  local out n
+  if command -v perf >/dev/null 2>&1; then
+    perf record -q -a -e cpu-clock -F 4000 -o "$TMP/perf.data" -- sleep 3.3 >/dev/null 2>&1 &
+    local pp=$!
+    sleep 0.1
+  fi
+  out=$(in_ns wrk -t1 -c16 -d3s -H "Connection: close" http://198.18.0.2/)
+  n=$(awk '/requests in/ {print $1}' <<<"$out")
+  printf '%s ' "$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
+  if [ -n "${pp:-}" ] && wait "$pp" && [ -s "$TMP/perf.data" ]; then
+    perf report -i "$TMP/perf.data" --no-children --sort sym -F sample,sym 2>/dev/null \
+      | awk -v n="$n" '$3 ~ /^_*nft_/ {s += $1} END {printf "%.2f\n", s / 4000 * 1e6 / n}'
+  else
+    echo n/a
+  fi
+}
 # Interleaved rounds, medians: this machine's noise hits every variant alike.
 head -n 100 "$TMP/cidrs.txt" > "$TMP/cidrs100.txt"
-declare -a R_NONE R_WEIR0 R_WEIR100 R_WEIR R_IPT
+declare -A RATE EVAL
+measure() { local r; r=$(run); RATE[$1]+=" ${r% *}"; EVAL[$1]+=" ${r#* }"; }
 for round in 1 2 3; do
-  reset; R_NONE+=("$(rate)")
-  in_ns "$WEIR" rules -i 198.19.255.0/24 >/dev/null; R_WEIR0+=("$(rate)")
-  in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs100.txt" >/dev/null; R_WEIR100+=("$(rate)")
-  in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs.txt" >/dev/null; R_WEIR+=("$(rate)")
-  reset; in_ns iptables-restore -n "$TMP/iptables.rules"; R_IPT+=("$(rate)")
+  reset; measure none
+  in_ns "$WEIR" rules -i 198.19.255.0/24 >/dev/null; measure weir0
+  in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs100.txt" >/dev/null; measure weir100
+  in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs.txt" >/dev/null; measure weir
+  reset; in_ns iptables-restore -n "$TMP/iptables.rules"; measure ipt
 done
 reset
-rate_none=$(printf '%s\n' "${R_NONE[@]}" | median)
-rate_weir0=$(printf '%s\n' "${R_WEIR0[@]}" | median)
-rate_weir=$(printf '%s\n' "${R_WEIR[@]}" | median)
-rate_weir100=$(printf '%s\n' "${R_WEIR100[@]}" | median)
-rate_ipt=$(printf '%s\n' "${R_IPT[@]}" | median)
+med() { printf '%s\n' $1 | median; }
+medf() { printf '%s\n' $1 | grep -v n/a | sort -g | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "n/a"}'; }
+for k in none weir0 weir100 weir ipt; do echo "bench-capture: raw $k rate:${RATE[$k]} eval_us:${EVAL[$k]}" >&2; done
+rate_none=$(med "${RATE[none]}"); rate_weir0=$(med "${RATE[weir0]}"); rate_weir100=$(med "${RATE[weir100]}")
+rate_weir=$(med "${RATE[weir]}"); rate_ipt=$(med "${RATE[ipt]}")
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf "%.2f", a / b }'; }
 printf '\n%-58s %12s %10s\n' "capture, 10,000 excluded CIDRs (apply: median of 5)" "value" "ratio"
@@ -78,8 +102,8 @@ printf '%-58s %10s ms %10s\n' "weir rules (netlink, one batch, interval set)" "$
 printf '%-58s %10s ms %10s\n' "weir rules again, unchanged (read back, nothing sent)" "$reapply_weir" "$(ratio "$reapply_weir" "$apply_weir")"
 printf '%-58s %10s ms %10s\n' "nft -f of weir's dry-run text" "$apply_nft" "$(ratio "$apply_nft" "$apply_weir")"
 printf '%-58s %10s ms %10s\n' "iptables-restore, one rule per CIDR (istio layout)" "$apply_ipt" "$(ratio "$apply_ipt" "$apply_weir")"
-printf '%-58s %10s /s %10s\n' "new connections/s, no rules (median of 3)" "$rate_none" "1.00"
-printf '%-58s %10s /s %10s\n' "new connections/s, weir without -x" "$rate_weir0" "$(ratio "$rate_weir0" "$rate_none")"
-printf '%-58s %10s /s %10s\n' "new connections/s, weir with 100 CIDRs" "$rate_weir100" "$(ratio "$rate_weir100" "$rate_none")"
-printf '%-58s %10s /s %10s\n' "new connections/s, weir with 10,000 CIDRs" "$rate_weir" "$(ratio "$rate_weir" "$rate_none")"
-printf '%-58s %10s /s %10s\n' "new connections/s, iptables with 10,000 rules" "$rate_ipt" "$(ratio "$rate_ipt" "$rate_none")"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, no rules (median of 3)" "$rate_none" "1.00" "$(medf "${EVAL[none]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir without -x" "$rate_weir0" "$(ratio "$rate_weir0" "$rate_none")" "$(medf "${EVAL[weir0]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 100 CIDRs" "$rate_weir100" "$(ratio "$rate_weir100" "$rate_none")" "$(medf "${EVAL[weir100]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 10,000 CIDRs" "$rate_weir" "$(ratio "$rate_weir" "$rate_none")" "$(medf "${EVAL[weir]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, iptables with 10,000 rules" "$rate_ipt" "$(ratio "$rate_ipt" "$rate_none")" "$(medf "${EVAL[ipt]}") us rules"

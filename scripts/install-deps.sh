@@ -5,7 +5,7 @@ packages=(
   pkg-config libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
   nftables iproute2 conntrack iptables procps kmod
   haproxy iperf3 wrk nginx-light systemd
-  python3 gcc util-linux
+  python3 gcc util-linux linux-perf
 )
 missing=()
 for p in "${packages[@]}"; do
