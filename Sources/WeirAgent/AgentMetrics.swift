@@ -18,6 +18,10 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         ("weir_proxy_drain_closed_total", c.drainClosed),
     ]
     return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + [
+        MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "client_to_upstream"],
+                     value: Double(c.bytesFromClient)),
+        MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "upstream_to_client"],
+                     value: Double(c.bytesFromUpstream)),
         MetricSample(name: "weir_proxy_connections_active", value: Double(c.active)),
         MetricSample(name: "weir_proxy_connections_max", value: Double(config.maxConnections)),
         MetricSample(name: "weir_proxy_workers", value: Double(config.workers)),
@@ -29,6 +33,7 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
 /// One-line help for the families weir exports.
 public let metricHelp: [String: String] = [
     "weir_ready": "1 when the capture rules are installed and the proxy listens.",
+    "weir_proxy_bytes_total": "Bytes the proxy forwarded (written to the other side), by direction.",
     "weir_proxy_connections_active": "Proxied connections open now.",
     "weir_proxy_connections_max": "Ceiling of proxied connections (--max-connections).",
     "weir_proxy_refused_max_connections_total": "Connections refused because --max-connections was reached.",

@@ -1,4 +1,5 @@
 import CWeirLinux
+import WeirCore
 
 /// Counters of the proxy, shared by all workers (relaxed atomics). A later issue exports them to Prometheus.
 public final class ProxyCounters: @unchecked Sendable {
@@ -8,13 +9,33 @@ public final class ProxyCounters: @unchecked Sendable {
     }
 
     private let words: UnsafeMutablePointer<Int64>
+    /// Bytes forwarded, per worker and direction: each worker adds to its own 64-byte line only (written on every
+    /// write, so never shared between CPUs); a snapshot sums them.
+    private let bytes: UnsafeMutablePointer<Int64>
+    private let workerSlots: Int
+    private static let slotStride = 8
 
-    init() {
+    init(workers: Int) {
         words = .allocate(capacity: Index.allCases.count)
         words.initialize(repeating: 0, count: Index.allCases.count)
+        workerSlots = max(1, workers)
+        bytes = .allocate(capacity: workerSlots * Self.slotStride)
+        bytes.initialize(repeating: 0, count: workerSlots * Self.slotStride)
     }
 
-    deinit { words.deallocate() }
+    deinit {
+        words.deallocate()
+        bytes.deallocate()
+    }
+
+    /// Bytes written toward `side` by worker `worker`: toward the upstream they came from the client, and back.
+    @inline(__always) func addBytes(worker: Int, toward side: ProxySide, _ n: Int) {
+        _ = weir_atomic_add(bytes + worker * Self.slotStride + (side == .upstream ? 0 : 1), Int64(n))
+    }
+
+    private func bytesTotal(toward side: ProxySide) -> Int64 {
+        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(bytes + $1 * Self.slotStride + (side == .upstream ? 0 : 1)) }
+    }
 
     @inline(__always) func add(_ i: Index, _ v: Int64 = 1) { _ = weir_atomic_add(words + i.rawValue, v) }
     /// Adds and returns the new value.
@@ -28,7 +49,8 @@ public final class ProxyCounters: @unchecked Sendable {
             notRedirected: load(.notRedirected), refusedMaxConnections: load(.refusedMaxConnections),
             connectFailures: load(.connectFailures), connectTimeouts: load(.connectTimeouts),
             idleTimeouts: load(.idleTimeouts), resets: load(.resets), fdExhausted: load(.fdExhausted),
-            bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed)
+            bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed),
+            bytesFromClient: bytesTotal(toward: .upstream), bytesFromUpstream: bytesTotal(toward: .client)
         )
     }
 }
@@ -59,12 +81,16 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     public var copyFallbacks: Int64
     /// Connections closed at the --drain-timeout deadline.
     public var drainClosed: Int64
+    /// Bytes forwarded from clients to upstreams, and from upstreams back to clients (written, not just read).
+    public var bytesFromClient: Int64
+    public var bytesFromUpstream: Int64
 
     public var description: String {
         "accepted=\(accepted) active=\(active) closed=\(closed) not_redirected=\(notRedirected) "
             + "refused_max_connections=\(refusedMaxConnections) connect_failures=\(connectFailures) "
             + "connect_timeouts=\(connectTimeouts) idle_timeouts=\(idleTimeouts) resets=\(resets) "
             + "fd_exhausted=\(fdExhausted) buffer_full=\(bufferFull) copy_fallbacks=\(copyFallbacks) "
-            + "drain_closed=\(drainClosed)"
+            + "drain_closed=\(drainClosed) bytes_from_client=\(bytesFromClient) "
+            + "bytes_from_upstream=\(bytesFromUpstream)"
     }
 }

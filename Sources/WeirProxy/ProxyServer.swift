@@ -10,7 +10,9 @@ public struct ProxyStartError: Error, CustomStringConvertible {
 /// `weir proxy`: binds the capture ports, runs one worker thread per usable CPU, drains on SIGTERM.
 public final class ProxyServer {
     public let config: ProxyConfig
-    public let counters = ProxyCounters()
+    public let counters: ProxyCounters
+    /// Worker threads: --workers, or one per CPU this process may really use.
+    public let workerCount: Int
     /// Called once every listener is bound and every worker runs: the proxy is ready.
     public var onStarted: (() -> Void)?
     /// Called when SIGTERM or SIGINT arrives, before the drain starts.
@@ -21,13 +23,15 @@ public final class ProxyServer {
 
     public init(config: ProxyConfig) {
         self.config = config
+        workerCount = config.workers > 0 ? config.workers : usableCPUs()
+        counters = ProxyCounters(workers: workerCount)
     }
 
     /// Runs until SIGTERM or SIGINT, then drains and returns (the process should exit 0).
     public func run() throws {
         // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
         _ = weir_block_signals()
-        let count = config.workers > 0 ? config.workers : usableCPUs()
+        let count = workerCount
         let descriptors = raiseDescriptorLimit()
         // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
         if config.maxConnections * 2 + 64 > descriptors {

@@ -337,6 +337,7 @@ final class Worker {
                 }
                 sent = 0
             }
+            counters.addBytes(worker: index, toward: .upstream, sent)
         }
         let c = Connection(client: fd, now: now)
         c.upstream = up
@@ -505,6 +506,7 @@ final class Worker {
                 if n > 0 {
                     f.pending -= n
                     f.offset += n
+                    counters.addBytes(worker: index, toward: dest, n)
                     continue
                 }
                 let e = errno
@@ -549,6 +551,7 @@ final class Worker {
                             if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return .failed(dest) }
                             written = 0
                         }
+                        counters.addBytes(worker: index, toward: dest, written)
                     }
                     if written < n {
                         guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { return .failed(source) }

@@ -52,15 +52,20 @@ struct AgentTests {
         #expect(try get(pod, "/readyz") == (200, "ready\n"))
         #expect(try get(pod, "/nope").0 == 404)
         // An application's connection is captured, proxied as UID 1337 (not captured again) and reaches the peer.
+        var replied = 0
         for host in ["198.18.0.2", "2001:db8::2"] {
             let line = try pod.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/bin/python3",
                                     CaptureTopology.probeScript, "connect", host, "80"]).stdout
             #expect(line.hasPrefix("peer:80 "), "\(host): \(line)")
+            replied += line.trimmingCharacters(in: .whitespacesAndNewlines).utf8.count + 1
         }
         let (status, metrics) = try get(pod, "/metrics")
         #expect(status == 200)
         #expect(metrics.contains("# TYPE weir_proxy_connections_accepted_total counter"))
         #expect(metrics.contains("weir_proxy_connections_accepted_total 2\n"), "\(metrics)")
+        // The peer spoke one line per connection and the application said nothing.
+        #expect(metrics.contains("weir_proxy_bytes_total{direction=\"upstream_to_client\"} \(replied)\n"))
+        #expect(metrics.contains("weir_proxy_bytes_total{direction=\"client_to_upstream\"} 0\n"))
         #expect(metrics.contains("weir_ready 1\n"))
         #expect(metrics.contains("weir_nftables_table_owned 1\n"))
         #expect(metrics.contains("weir_conntrack_entries_max "))

@@ -125,6 +125,9 @@ struct ProxyForwardingTests {
             let c = try stopProxy(proxy)
             #expect(c["accepted"] == 1)
             #expect(c["copy_fallbacks"] == 0)
+            // Every byte is counted once: "SHA\n" and 1 GiB up; "<count> <sha256 hex>\n" (76 bytes) back.
+            #expect(c["bytes_from_client"] == 4 + (1 << 30))
+            #expect(c["bytes_from_upstream"] == 76)
         }
     }
 

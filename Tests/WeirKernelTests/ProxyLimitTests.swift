@@ -42,6 +42,8 @@ struct ProxyLimitTests {
             let c = try stopProxy(proxy)
             #expect((c["buffer_full"] ?? 0) > 0)
             #expect(copy ? (c["copy_fallbacks"] ?? 0) > 0 : c["copy_fallbacks"] == 0)
+            #expect(c["bytes_from_client"] == 8 + (16 << 20))  // "SLOWSHA\n" and the payload, whichever path
+            #expect(c["bytes_from_upstream"] == 8 + 1 + 64 + 1)
         }
     }
 
