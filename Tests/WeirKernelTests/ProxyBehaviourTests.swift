@@ -88,6 +88,41 @@ struct ProxyBehaviourTests {
         }
     }
 
+    /// The client has spoken before the proxy accepts it (the proxy is stopped meanwhile), so its first bytes are read
+    /// with the accept; the upstream connect is slow (its first SYN is dropped, the handshake finishes on the
+    /// retransmission about a second later), so they wait in the proxy, then go out first, and the connection works
+    /// both ways.
+    @Test func firstBytesWaitForASlowUpstreamConnect() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            try ns.exec(["nft", "-f", "-"], input: """
+            table inet wtslow {
+              chain output {
+                type filter hook output priority 0; policy accept;
+                meta skuid 1337 tcp dport 8080 tcp flags & (syn | ack) == syn counter numgen inc mod 2 0 drop
+              }
+            }
+
+            """)
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            proxy.signal(SIGSTOP)
+            let peer = try BackgroundProcess(ns, ["python3", proxyHelper, "client", "peer", "198.18.0.1", "8080"])
+            defer { peer.stop() }
+            usleep(300_000)  // the kernel completes the client's handshake and queues "PEER\n" meanwhile
+            proxy.signal(SIGCONT)
+            #expect(peer.wait(timeout: 10) == 0)
+            #expect(peer.output.contains("peer=198.18.0.1 echo=True eof=True"), "\(peer.output)")
+            // One SYN dropped, one let through: the connect really was slow.
+            let rules = try ns.exec(["nft", "list", "table", "inet", "wtslow"])
+            #expect(rules.contains("counter packets 2 "), "\(rules)")
+            let c = try stopProxy(proxy)
+            #expect(c["connect_failures"] == 0 && c["connect_timeouts"] == 0)
+            #expect(c["bytes_from_client"] == 5 + 4 + 0)  // "PEER\n", "ping"
+        }
+    }
+
     @Test func refusingUpstreamResetsClient() throws {
         try withOutboundNamespace { ns in
             // Nothing listens on 8080.
