@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # `make bench`: weir against HAProxy (splice, transparent `server orig 0.0.0.0:0`, same thread count) and against a
 # direct connection without proxy. Loopback in a throwaway network namespace, REDIRECT capture; every number in the
-# table is measured in this run. Each measure lasts BENCH_SECONDS (default 2), repeated BENCH_ROUNDS times (default 3)
+# table is measured in this run. Each measure lasts BENCH_SECONDS (default 2), repeated BENCH_ROUNDS times (default 5)
 # with the three targets interleaved; medians are reported. The namespace is always deleted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WEIR=${WEIR:-.build/release/weir}
 SECS=${BENCH_SECONDS:-2}
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 HOLD=${BENCH_HOLD_CONNECTIONS:-7500}   # 10,000 does not fit: HAProxy needs 2.5 descriptors per connection (pipes), limit 20,000
 THREADS=${BENCH_THREADS:-$(nproc)}
 NS=wtp-bench-$$
