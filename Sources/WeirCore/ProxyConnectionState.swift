@@ -129,8 +129,10 @@ public struct ProxyConnectionState: Equatable, Sendable {
             draining = true
             return []
         case .failed(let side):
-            // A reset on one side resets the other; while connecting the upstream has no peer yet to reset.
-            return close(connected || side == .upstream ? .reset(side.other) : [])
+            // A reset on one side resets the other, also while connecting: the client's first bytes may already
+            // have gone out with the handshake, and a plain close would end them as if the request were complete.
+            // (On an upstream still in SYN_SENT the reset sends nothing.)
+            return close(.reset(side.other))
         case .endOfStream(let side):
             guard flow(from: side) == .open else { return [] }
             setFlow(from: side, .ending)

@@ -19,7 +19,9 @@ public final class ProxyCounters: @unchecked Sendable {
         words = .allocate(capacity: Index.allCases.count)
         words.initialize(repeating: 0, count: Index.allCases.count)
         workerSlots = max(1, workers)
-        bytes = .allocate(capacity: workerSlots * Self.slotStride)
+        // Cache-line aligned, so no slot shares a line with another worker's or with `words`.
+        bytes = UnsafeMutableRawPointer.allocate(byteCount: workerSlots * Self.slotStride * 8, alignment: 64)
+            .bindMemory(to: Int64.self, capacity: workerSlots * Self.slotStride)
         bytes.initialize(repeating: 0, count: workerSlots * Self.slotStride)
     }
 

@@ -655,10 +655,9 @@ final class Worker {
             c.upstreamReadable = true
             c.upstreamWritable = true
             pumpBoth(c)
-            if c.quickAckOff {
-                c.quickAckOff = false
-                _ = weir_set_quickack(c.upstream, 1)
-            }
+            // Not once pumping closed the connection: the descriptor may already belong to someone else.
+            if c.quickAckOff && !c.state.isClosed { _ = weir_set_quickack(c.upstream, 1) }
+            c.quickAckOff = false
             return
         }
         if actions.contains(.shutdownClientWrite) { shutdown(c.client, Int32(SHUT_WR)) }

@@ -34,9 +34,11 @@ struct ProxyStateTests {
         #expect(s.phase == .closed)
     }
 
-    @Test func clientGoneWhileConnectingClosesWithoutReset() {
+    @Test func clientResetWhileConnectingResetsUpstream() {
+        // The client's first bytes may already be upstream: they must not end with a FIN as if complete.
         var s = ProxyConnectionState()
-        #expect(s.handle(.failed(.client)) == .close)
+        #expect(s.handle(.failed(.client)) == [.resetUpstream, .close])
+        #expect(s.phase == .closed)
     }
 
     @Test func connectEventsAfterConnectedAreIgnored() {

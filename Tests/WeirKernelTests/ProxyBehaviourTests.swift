@@ -88,6 +88,24 @@ struct ProxyBehaviourTests {
         }
     }
 
+    /// The client speaks and then resets before the proxy gets to it (the proxy is stopped meanwhile). Its first bytes
+    /// are read with the accept and reach the upstream with the handshake; the reset must follow them, not a FIN
+    /// that would make a truncated request look complete.
+    @Test func clientResetBeforeConnectedResetsUpstream() throws {
+        try withOutboundNamespace { ns in
+            let server = try startServer(ns, addresses: ["198.18.0.1"])
+            defer { server.stop() }
+            let proxy = try startProxy(ns)
+            defer { proxy.stop() }
+            proxy.signal(SIGSTOP)
+            #expect(try client(ns, "reset-by-client", "198.18.0.1") == "done")  // "WAIT\n", then SO_LINGER 0 close
+            proxy.signal(SIGCONT)
+            try server.waitFor("RESULT wait=")
+            #expect(server.output.contains("RESULT wait=reset"), "\(server.output)")
+            _ = try stopProxy(proxy)
+        }
+    }
+
     /// The client has spoken before the proxy accepts it (the proxy is stopped meanwhile), so its first bytes are read
     /// with the accept; the upstream connect is slow (its first SYN is dropped, the handshake finishes on the
     /// retransmission about a second later), so they wait in the proxy, then go out first, and the connection works
