@@ -95,7 +95,11 @@ struct RunCommand: ParsableCommand {
         } catch let error as AgentError {
             throw RuntimeFailure(message: error.description)
         }
-        try admin.start()
+        do {
+            try admin.start()
+        } catch let error as ProxyStartError {
+            throw RuntimeFailure(message: "admin endpoint: \(error.description)")
+        }
         agentLog("admin_listening", ["address": "\(adminHost):\(admin.port)"])
         server.onStarted = {
             ready.value = true
