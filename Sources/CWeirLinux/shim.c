@@ -43,12 +43,8 @@ int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len) {
     return accept4(fd, (struct sockaddr *)addr, len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 }
 
-ssize_t weir_splice(int fd_in, int fd_out, size_t len) {
-    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-}
-
-ssize_t weir_splice_more(int fd_in, int fd_out, size_t len) {
-    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK | SPLICE_F_MORE);
+ssize_t weir_splice(int fd_in, int fd_out, size_t len, int more) {
+    return splice(fd_in, NULL, fd_out, NULL, len, SPLICE_F_MOVE | SPLICE_F_NONBLOCK | (more ? SPLICE_F_MORE : 0));
 }
 
 ssize_t weir_send(int fd, const void *buf, size_t len, int more) {

@@ -32,11 +32,15 @@ public final class ProxyCounters: @unchecked Sendable {
 
     /// Bytes written toward `side` by worker `worker`: toward the upstream they came from the client, and back.
     @inline(__always) func addBytes(worker: Int, toward side: ProxySide, _ n: Int) {
-        _ = weir_atomic_add(bytes + worker * Self.slotStride + (side == .upstream ? 0 : 1), Int64(n))
+        _ = weir_atomic_add(byteSlot(worker, side), Int64(n))
     }
 
     private func bytesTotal(toward side: ProxySide) -> Int64 {
-        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(bytes + $1 * Self.slotStride + (side == .upstream ? 0 : 1)) }
+        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(byteSlot($1, side)) }
+    }
+
+    @inline(__always) private func byteSlot(_ worker: Int, _ side: ProxySide) -> UnsafeMutablePointer<Int64> {
+        bytes + worker * Self.slotStride + (side == .upstream ? 0 : 1)
     }
 
     @inline(__always) func add(_ i: Index, _ v: Int64 = 1) { _ = weir_atomic_add(words + i.rawValue, v) }

@@ -329,25 +329,16 @@ final class Worker {
         var sent = 0
         if early > 0 {
             // On loopback and fast links the handshake is done by now; otherwise EAGAIN and the bytes wait.
-            sent = weir_send(up, scratch, early, 0)
-            if sent < 0 {
-                if errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
-                    upstreamFailed(up, client: fd, target: target)  // refused or unreachable, known at once
-                    return
-                }
-                sent = 0
+            guard let n = sendScratch(early, to: up, toward: .upstream, more: false) else {
+                upstreamFailed(up, client: fd, target: target)  // refused or unreachable, known at once
+                return
             }
-            counters.addBytes(worker: index, toward: .upstream, sent)
+            sent = n
         }
         let c = Connection(client: fd, now: now)
         c.upstream = up
-        if early > sent {
-            // Held until the upstream is connected: drain before pump writes it first.
-            guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { close(up); refuse(fd); return }
-            memcpy(buffer, scratch + sent, early - sent)
-            c.up.buffer = buffer
-            c.up.pending = early - sent
-        }
+        // Held until the upstream is connected: drain before pump writes it first.
+        if early > sent && !holdScratch(&c.up, from: sent, count: early - sent) { close(up); refuse(fd); return }
         if early == scratchSize { c.up.bulk = true }
         if early > 0 {
             // The handshake's ACK has left with the first bytes, or will with the held ones once connected.
@@ -499,10 +490,9 @@ final class Worker {
                 if !(dest == .client ? c.clientWritable : c.upstreamWritable) { break }
                 // The source's end of stream is known and follows these bytes at once: MSG_MORE lets the last of
                 // them wait in the socket for the FIN, so both leave in one segment.
-                let more = c.state.flow(from: source) == .ending
+                let more: Int32 = c.state.flow(from: source) == .ending ? 1 : 0
                 let n = f.hasPipe
-                    ? (more ? weir_splice_more(f.pipeRead, dst, f.pending) : weir_splice(f.pipeRead, dst, f.pending))
-                    : weir_send(dst, f.buffer! + f.offset, f.pending, more ? 1 : 0)
+                    ? weir_splice(f.pipeRead, dst, f.pending, more) : weir_send(dst, f.buffer! + f.offset, f.pending, more)
                 if n > 0 {
                     f.pending -= n
                     f.offset += n
@@ -545,21 +535,11 @@ final class Worker {
                     }
                     var written = 0
                     if dest == .client ? c.clientWritable : c.upstreamWritable {
-                        written = weir_send(dst, scratch, n, c.state.flow(from: source) == .ending ? 1 : 0)
-                        if written < 0 {
-                            let e = errno
-                            if e != EAGAIN && e != EWOULDBLOCK && e != EINTR { return .failed(dest) }
-                            written = 0
-                        }
-                        counters.addBytes(worker: index, toward: dest, written)
+                        guard let w = sendScratch(n, to: dst, toward: dest, more: c.state.flow(from: source) == .ending)
+                        else { return .failed(dest) }
+                        written = w
                     }
-                    if written < n {
-                        guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { return .failed(source) }
-                        memcpy(buffer, scratch + written, n - written)
-                        f.buffer = buffer
-                        f.offset = 0
-                        f.pending = n - written
-                    }
+                    if written < n && !holdScratch(&f, from: written, count: n - written) { return .failed(source) }
                     continue
                 }
                 switch afterEmptyRead(n, c, source) {
@@ -570,7 +550,7 @@ final class Worker {
             }
             if !f.hasPipe && f.buffer == nil && !acquire(&f) { break }
             let limit = config.bufferLimit
-            let n = f.hasPipe ? weir_splice(src, f.pipeWrite, limit) : read(src, f.buffer!, limit)
+            let n = f.hasPipe ? weir_splice(src, f.pipeWrite, limit, 0) : read(src, f.buffer!, limit)
             if n > 0 {
                 f.pending = n
                 f.offset = 0
@@ -594,6 +574,29 @@ final class Worker {
             return .flushed
         }
         return .blocked
+    }
+
+    /// Sends the first `n` bytes of the scratch buffer and counts what was written. Returns how many the socket
+    /// took (0 when it is full), or nil on a failure for good, with errno saying which.
+    private func sendScratch(_ n: Int, to fd: Int32, toward side: ProxySide, more: Bool) -> Int? {
+        let w = weir_send(fd, scratch, n, more ? 1 : 0)
+        if w < 0 {
+            let e = errno
+            return e == EAGAIN || e == EWOULDBLOCK || e == EINTR ? 0 : nil
+        }
+        counters.addBytes(worker: index, toward: side, w)
+        return w
+    }
+
+    /// Keeps `count` scratch bytes from `offset` as the direction's pending bytes, written before anything is read
+    /// again (drain before pump). The buffer has the copy fallback's size: the direction may read into it later.
+    private func holdScratch(_ f: inout Flight, from offset: Int, count: Int) -> Bool {
+        guard let buffer = malloc(max(config.bufferLimit, scratchSize)) else { return false }
+        memcpy(buffer, scratch + offset, count)
+        f.buffer = buffer
+        f.offset = 0
+        f.pending = count
+        return true
     }
 
     /// Gives a direction somewhere to put bytes: a pooled or new pipe, else the bounded copy buffer.

@@ -26,12 +26,12 @@ int weir_epoll_wait(int epfd, weir_event *out, int max, int timeout_ms);
 
 /* accept4 (non-blocking, close-on-exec) is hidden from Swift. Peer address is written to addr. */
 int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len);
-/* splice is hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe. */
-ssize_t weir_splice(int fd_in, int fd_out, size_t len);
+/* splice is hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe, plus
+   SPLICE_F_MORE when `more` (see weir_send). */
+ssize_t weir_splice(int fd_in, int fd_out, size_t len, int more);
 /* send(MSG_NOSIGNAL), with MSG_MORE when `more`: the bytes wait in the socket for what follows (a FIN from
-   shutdown or close leaves in the same segment). splice with SPLICE_F_MORE is the same for the pipe path. */
+   shutdown or close leaves in the same segment). */
 ssize_t weir_send(int fd, const void *buf, size_t len, int more);
-ssize_t weir_splice_more(int fd_in, int fd_out, size_t len);
 /* pipe2(O_NONBLOCK|O_CLOEXEC) then F_SETPIPE_SZ (hidden) when size > 0; fds[0] read end, fds[1] write end. */
 int weir_pipe(int fds[2], int size);
 /* eventfd, to wake a worker from another thread. */
