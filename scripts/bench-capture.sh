@@ -43,7 +43,8 @@ ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e
 in_ns() { ip netns exec "$NS" "$@"; }
 reset() { in_ns "$WEIR" clean >/dev/null; in_ns iptables -t nat -F >/dev/null 2>&1 || true; in_ns nft flush ruleset; }
 
-median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+# Median of the numbers on stdin; "n/a" entries (no perf) are skipped, and only "n/a" gives "n/a".
+median() { grep -v n/a | sort -g | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "n/a"}'; }
 apply_weir=$(for i in 1 2 3 4 5; do reset; ms in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs.txt"; done | median)
 reapply_weir=$(for i in 1 2 3 4 5; do ms in_ns "$WEIR" rules -i 198.19.255.0/24 -x "@$TMP/cidrs.txt"; done | median)
 apply_nft=$(for i in 1 2 3 4 5; do reset; ms in_ns nft -f "$TMP/weir.nft"; done | median)
@@ -91,7 +92,6 @@ for round in 1 2 3; do
 done
 reset
 med() { printf '%s\n' $1 | median; }
-medf() { printf '%s\n' $1 | grep -v n/a | sort -g | awk '{a[NR]=$1} END {print NR ? a[int((NR+1)/2)] : "n/a"}'; }
 for k in none weir0 weir100 weir ipt; do echo "bench-capture: raw $k rate:${RATE[$k]} eval_us:${EVAL[$k]}" >&2; done
 rate_none=$(med "${RATE[none]}"); rate_weir0=$(med "${RATE[weir0]}"); rate_weir100=$(med "${RATE[weir100]}")
 rate_weir=$(med "${RATE[weir]}"); rate_ipt=$(med "${RATE[ipt]}")
@@ -102,8 +102,8 @@ printf '%-58s %10s ms %10s\n' "weir rules (netlink, one batch, interval set)" "$
 printf '%-58s %10s ms %10s\n' "weir rules again, unchanged (read back, nothing sent)" "$reapply_weir" "$(ratio "$reapply_weir" "$apply_weir")"
 printf '%-58s %10s ms %10s\n' "nft -f of weir's dry-run text" "$apply_nft" "$(ratio "$apply_nft" "$apply_weir")"
 printf '%-58s %10s ms %10s\n' "iptables-restore, one rule per CIDR (istio layout)" "$apply_ipt" "$(ratio "$apply_ipt" "$apply_weir")"
-printf '%-58s %10s /s %10s %14s\n' "new connections/s, no rules (median of 3)" "$rate_none" "1.00" "$(medf "${EVAL[none]}") us rules"
-printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir without -x" "$rate_weir0" "$(ratio "$rate_weir0" "$rate_none")" "$(medf "${EVAL[weir0]}") us rules"
-printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 100 CIDRs" "$rate_weir100" "$(ratio "$rate_weir100" "$rate_none")" "$(medf "${EVAL[weir100]}") us rules"
-printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 10,000 CIDRs" "$rate_weir" "$(ratio "$rate_weir" "$rate_none")" "$(medf "${EVAL[weir]}") us rules"
-printf '%-58s %10s /s %10s %14s\n' "new connections/s, iptables with 10,000 rules" "$rate_ipt" "$(ratio "$rate_ipt" "$rate_none")" "$(medf "${EVAL[ipt]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, no rules (median of 3)" "$rate_none" "1.00" "$(med "${EVAL[none]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir without -x" "$rate_weir0" "$(ratio "$rate_weir0" "$rate_none")" "$(med "${EVAL[weir0]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 100 CIDRs" "$rate_weir100" "$(ratio "$rate_weir100" "$rate_none")" "$(med "${EVAL[weir100]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, weir with 10,000 CIDRs" "$rate_weir" "$(ratio "$rate_weir" "$rate_none")" "$(med "${EVAL[weir]}") us rules"
+printf '%-58s %10s /s %10s %14s\n' "new connections/s, iptables with 10,000 rules" "$rate_ipt" "$(ratio "$rate_ipt" "$rate_none")" "$(med "${EVAL[ipt]}") us rules"
