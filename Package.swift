@@ -1,7 +1,17 @@
 // swift-tools-version:6.0
 // weir: node-level traffic capture (nftables over netlink), sysctl tuning and an in-process transparent proxy.
 // Licensed GPL-2.0-or-later because it links libnftnl.
+import Foundation
 import PackageDescription
+
+// `weir --version` and weir_build_info: the VERSION file, and the commit `make` passes as WEIR_COMMIT.
+let version = Context.environment["WEIR_VERSION"]
+    ?? (try? String(contentsOfFile: Context.packageDirectory + "/VERSION", encoding: .utf8))?
+        .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+let commit = Context.environment["WEIR_COMMIT"] ?? "unknown"
+func cString(_ s: String) -> String {
+    "\"" + s.filter { $0.isLetter || $0.isNumber || ".-_+~".contains($0) } + "\""
+}
 
 let package = Package(
     name: "weir",
@@ -19,14 +29,17 @@ let package = Package(
             providers: [.apt(["libnftnl-dev", "libmnl-dev", "libnetfilter-conntrack-dev"])]
         ),
         // Syscalls and constants Glibc does not expose to Swift (epoll, splice, SO_ORIGINAL_DST, ...).
-        .target(name: "CWeirLinux", cSettings: [.define("_GNU_SOURCE")]),
+        .target(name: "CWeirLinux", cSettings: [
+            .define("_GNU_SOURCE"), .define("WEIR_VERSION", to: cString(version)),
+            .define("WEIR_COMMIT", to: cString(commit)),
+        ]),
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore"),
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "CNetfilter"]),
         .target(name: "WeirTuning", dependencies: ["WeirCore"]),
         .target(name: "WeirProxy", dependencies: ["WeirCore", "CWeirLinux"]),
         // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
-        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy"]),
+        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "CWeirLinux"]),
         .executableTarget(
             name: "weir",
             dependencies: [
@@ -41,6 +54,7 @@ let package = Package(
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
+        .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"],
                     exclude: ["Support/probe.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),

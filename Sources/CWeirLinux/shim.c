@@ -3,6 +3,10 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
+#include <sys/un.h>
+#include <stddef.h>
+#include <string.h>
+#include <errno.h>
 #include <time.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
@@ -114,6 +118,7 @@ int weir_block_signals(void) {
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
     sigaddset(&set, SIGPIPE);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
@@ -136,3 +141,79 @@ int64_t weir_now_ms(void) {
 
 int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
 int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+
+int64_t weir_now_us(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t weir_wall_seconds(void) { return (int64_t)time(NULL); }
+
+int weir_wait_signal(int timeout_ms) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+    int sig = sigtimedwait(&set, NULL, timeout_ms < 0 ? NULL : &ts);
+    if (sig < 0) return errno == EAGAIN ? 0 : -1;
+    return sig;
+}
+
+int weir_dataplane_lock(const char *name, int *holder) {
+    *holder = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    size_t n = strlen(name);
+    if (n > sizeof a.sun_path - 2) n = sizeof a.sun_path - 2;
+    memcpy(a.sun_path + 1, name, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    if (bind(fd, (struct sockaddr *)&a, len) == 0 && listen(fd, 1) == 0) return fd;
+    int e = errno;
+    close(fd);
+    if (e == EADDRINUSE) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c >= 0) {
+            if (connect(c, (struct sockaddr *)&a, len) == 0) {
+                struct ucred cred;
+                socklen_t cl = sizeof cred;
+                if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) *holder = cred.pid;
+            }
+            close(c);
+        }
+    }
+    errno = e;
+    return -1;
+}
+void weir_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+
+/* Baked in by Package.swift from the environment of the build (make passes the VERSION file and git's commit). */
+#ifndef WEIR_VERSION
+#define WEIR_VERSION "unknown"
+#endif
+#ifndef WEIR_COMMIT
+#define WEIR_COMMIT "unknown"
+#endif
+const char *weir_build_version(void) { return WEIR_VERSION; }
+const char *weir_build_commit(void) { return WEIR_COMMIT; }
+
+#include <sys/signalfd.h>
+int weir_signalfd(void) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+int weir_signalfd_read(int fd) {
+    struct signalfd_siginfo info;
+    ssize_t n = read(fd, &info, sizeof info);
+    return n == (ssize_t)sizeof info ? (int)info.ssi_signo : 0;
+}

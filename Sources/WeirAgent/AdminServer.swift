@@ -1,11 +1,17 @@
+import CWeirLinux
 import Glibc
+import Synchronization
 import WeirCore
 import WeirProxy
 
-/// The admin HTTP endpoint: `GET /healthz`, `GET /readyz`, `GET /metrics`. One thread of its own and its own listening
-/// socket, outside the proxy's workers and limits, so probes keep being answered when the proxy is saturated. Each
-/// request is read with a short timeout and answered with `Connection: close`; it never blocks on a slow client for
-/// more than `ioTimeoutSeconds`.
+/// The admin HTTP endpoint: `GET /healthz`, `/readyz`, `/metrics`, `/config`. A thread and a listening socket of its
+/// own, outside the proxy's workers and limits, so probes keep being answered when the proxy is saturated.
+///
+/// One non-blocking epoll loop serves every connection at once, so no client, however slow, delays another: a
+/// request is read as its bytes arrive and answered as soon as its head is complete. Each connection has one deadline
+/// for the whole exchange (`requestDeadlineMs`, from accept to the last byte of the reply), and there is a ceiling
+/// on open admin connections (`maxConnections`): past it the oldest connection still waiting for its request is
+/// closed to make room, so a crowd of idle or byte-a-second clients can never lock a probe out.
 public final class AdminServer: @unchecked Sendable {
     public struct Response {
         public let status: Int
@@ -21,126 +27,246 @@ public final class AdminServer: @unchecked Sendable {
 
     public typealias Handler = (_ path: String) -> Response
 
-    private let fd: Int32
-    private let handler: Handler
-    private let ioTimeoutSeconds = 2
-    private var stopping = false
+    public static let requestDeadlineMs: Int64 = 5_000
+    public static let maxRequestBytes = 8192
+    public let maxConnections: Int
     public let port: UInt16
+    public let address: String
 
-    /// Binds `host:port` (IPv4 or IPv6 literal). Port 0 picks a free port (see `port`).
-    public init(host: String, port: UInt16, handler: @escaping Handler) throws {
-        self.handler = handler
-        (fd, self.port) = try Self.listen(host: host, port: port)
+    private let listener: Int32
+    private let handler: Handler
+    private let epoll: Int32
+    private let wake: Int32
+    private let stopping = Atomic<Bool>(false)
+    private let beat = Atomic<Int64>(0)
+    private let done = Atomic<Bool>(false)
+    private var clients: [Int32: Client] = [:]
+    private var started = false
+
+    private final class Client {
+        let fd: Int32
+        let acceptedMs: Int64
+        var request: [UInt8] = []
+        var reply: [UInt8] = []
+        var sent = 0
+        var answering: Bool { !reply.isEmpty }
+        init(fd: Int32, acceptedMs: Int64) {
+            self.fd = fd
+            self.acceptedMs = acceptedMs
+        }
     }
 
-    private static func listen(host: String, port: UInt16) throws -> (Int32, UInt16) {
-        let v6 = host.contains(":")
-        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw AgentError("admin socket: \(String(cString: strerror(errno)))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var storage = sockaddr_storage()
-        var length: socklen_t
-        let parsed: Bool = withUnsafeMutablePointer(to: &storage) { p in
-            if v6 {
-                return p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) {
-                    $0.pointee.sin6_family = sa_family_t(AF_INET6)
-                    $0.pointee.sin6_port = port.bigEndian
-                    return inet_pton(AF_INET6, host, &$0.pointee.sin6_addr) == 1
-                }
-            }
-            return p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) {
-                $0.pointee.sin_family = sa_family_t(AF_INET)
-                $0.pointee.sin_port = port.bigEndian
-                return inet_pton(AF_INET, host, &$0.pointee.sin_addr) == 1
-            }
-        }
-        length = socklen_t(v6 ? MemoryLayout<sockaddr_in6>.size : MemoryLayout<sockaddr_in>.size)
-        guard parsed else {
-            close(fd)
+    /// Binds `host:port` (IPv4 or IPv6 literal) and listens; port 0 picks a free port (see `port`). Throws
+    /// `AgentError` naming the address and errno: call it before changing anything on the node.
+    public init(host: String, port: UInt16, maxConnections: Int = 256, handler: @escaping Handler) throws {
+        self.handler = handler
+        self.maxConnections = maxConnections
+        guard let address = SocketAddress(ip: host, port: port) else {
             throw AgentError("admin address '\(host)' is not an IP address")
         }
-        let rc = withUnsafePointer(to: &storage) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-        }
-        guard rc == 0, Glibc.listen(fd, 64) == 0 else {
+        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
+                        | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw AgentError("admin socket: \(errnoName(errno))") }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        let text = address.description
+        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 1024) == 0 else {
             let e = errno
             close(fd)
-            throw AgentError("admin listener \(host):\(port): \(String(cString: strerror(e)))")
+            throw AgentError("admin listener \(text): \(errnoName(e))")
         }
-        var bound = sockaddr_storage()
-        var len = socklen_t(MemoryLayout<sockaddr_storage>.size)
-        _ = withUnsafeMutablePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
+        listener = fd
+        self.port = SocketAddress.local(of: fd)?.port ?? port
+        self.address = address.family == AF_INET6 ? "[\(host)]:\(self.port)" : "\(host):\(self.port)"
+        epoll = weir_epoll_create()
+        wake = weir_eventfd()
+        guard epoll >= 0, wake >= 0 else {
+            close(fd)
+            throw AgentError("admin epoll: \(errnoName(errno))")
         }
-        // sin_port and sin6_port sit at the same offset.
-        let boundPort = withUnsafePointer(to: &bound) {
-            $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) }
-        }
-        return (fd, boundPort)
+        _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
+        _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: wake)))
     }
 
     public func start() throws {
-        // Detached: it ends on its own after stop(), nobody joins it.
-        pthread_detach(try startThread(name: "weir-admin", stackSize: 256 * 1024) { [self] in serve() })
+        started = true
+        do {
+            // Detached: it ends on its own after stop(), nobody joins it.
+            pthread_detach(try startThread(name: "weir-admin", stackSize: 512 * 1024) { [self] in serve() })
+        } catch let e as ProxyStartError {
+            throw AgentError("admin thread: \(e.description)")
+        }
     }
 
-    /// Stops accepting; the thread ends after its current request.
+    /// Stops serving; the loop closes every connection and ends.
     public func stop() {
-        stopping = true
-        shutdown(fd, Int32(SHUT_RDWR))
+        guard started else { return }
+        stopping.store(true, ordering: .releasing)
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+        // Wait briefly so the listener is closed before the caller goes on (a restart may bind it again at once).
+        for _ in 0..<100 where !done.load(ordering: .acquiring) { usleep(10_000) }
     }
 
-    deinit { close(fd) }
+    /// When the loop last ran (CLOCK_MONOTONIC ms); it wakes at least every 500 ms. The watchdog's proof of life.
+    public var heartbeat: Int64 { beat.load(ordering: .relaxed) }
+
+    /// Connections closed to make room under the ceiling, or at their deadline.
+    public var shedTotal: Int64 { shedCount.load(ordering: .relaxed) }
+    private let shedCount = Atomic<Int64>(0)
+
+    /// Connections open now.
+    public var openConnections: Int { openCount.load(ordering: .relaxed) }
+    private let openCount = Atomic<Int>(0)
 
     private func serve() {
-        while !stopping {
-            let client = accept(fd, nil, nil)
-            if client < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if stopping { return }
-                // EMFILE and friends: do not spin.
-                usleep(50_000)
-                continue
+        let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 64)
+        defer {
+            events.deallocate()
+            for fd in clients.keys { close(fd) }
+            clients.removeAll()
+            close(listener)
+            close(epoll)
+            close(wake)
+            done.store(true, ordering: .releasing)
+        }
+        while !stopping.load(ordering: .acquiring) {
+            let n = weir_epoll_wait(epoll, events, 64, 500)
+            let now = weir_now_ms()
+            beat.store(now, ordering: .relaxed)
+            for i in 0..<max(0, Int(n)) {
+                let fd = Int32(truncatingIfNeeded: events[i].data)
+                if fd == wake { continue }
+                if fd == listener { acceptAll(now); continue }
+                guard let c = clients[fd] else { continue }
+                if c.answering { flush(c) } else { readRequest(c) }
             }
-            handle(client)
-            close(client)
+            expire(now)
+            openCount.store(clients.count, ordering: .relaxed)
         }
     }
 
-    private func handle(_ client: Int32) {
-        var tv = timeval(tv_sec: ioTimeoutSeconds, tv_usec: 0)
-        setsockopt(client, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        setsockopt(client, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        var request = [UInt8]()
-        var buffer = [UInt8](repeating: 0, count: 2048)
-        while request.count < 8192 {
-            let n = buffer.withUnsafeMutableBytes { recv(client, $0.baseAddress, $0.count, 0) }
-            if n <= 0 { break }
-            request += buffer[0..<n]
-            if request.count >= 4, request.suffix(4) == [13, 10, 13, 10] { break }
-            if request.contains(10) && String(decoding: request, as: UTF8.self).contains("\r\n\r\n") { break }
+    private func acceptAll(_ now: Int64) {
+        while true {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            let fd = weir_accept(listener, &peer, &length)
+            if fd < 0 {
+                if errno == EINTR || errno == ECONNABORTED { continue }
+                if errno == EMFILE || errno == ENFILE {
+                    // Out of descriptors: make room by closing the oldest waiting connection, then try again later.
+                    if !shedOldest() { return }
+                    continue
+                }
+                return
+            }
+            if clients.count >= maxConnections && !shedOldest() {
+                close(fd)
+                shedCount.add(1, ordering: .relaxed)
+                continue
+            }
+            let c = Client(fd: fd, acceptedMs: now)
+            clients[fd] = c
+            _ = weir_epoll_add(epoll, fd, WEIR_EPOLLIN | WEIR_EPOLLRDHUP, UInt64(UInt32(bitPattern: fd)))
+            // A probe's request is often there already.
+            readRequest(c)
         }
-        let line = String(decoding: request, as: UTF8.self).split(separator: "\r\n").first ?? ""
+    }
+
+    /// Closes the oldest connection that is still waiting for its request. False if none is.
+    private func shedOldest() -> Bool {
+        guard let oldest = clients.values.filter({ !$0.answering }).min(by: { $0.acceptedMs < $1.acceptedMs })
+        else { return false }
+        drop(oldest)
+        shedCount.add(1, ordering: .relaxed)
+        return true
+    }
+
+    private func drop(_ c: Client) {
+        _ = weir_epoll_del(epoll, c.fd)
+        close(c.fd)
+        clients[c.fd] = nil
+    }
+
+    private func expire(_ now: Int64) {
+        for c in clients.values where now - c.acceptedMs >= Self.requestDeadlineMs {
+            drop(c)
+            shedCount.add(1, ordering: .relaxed)
+        }
+    }
+
+    private func readRequest(_ c: Client) {
+        var buffer = [UInt8](repeating: 0, count: 2048)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if n <= 0 { drop(c); return }
+            c.request += buffer[0..<n]
+            if let end = Self.headEnd(c.request) {
+                answer(c, head: Array(c.request[..<end]))
+                return
+            }
+            if c.request.count >= Self.maxRequestBytes {
+                respond(c, Response(status: 431, body: "request head too large\n"), head: false)
+                return
+            }
+        }
+    }
+
+    /// Index after the blank line that ends an HTTP request head (CRLF or bare LF), if present.
+    static func headEnd(_ bytes: [UInt8]) -> Int? {
+        var i = 0
+        while i < bytes.count {
+            if bytes[i] == 10 {
+                if i + 1 < bytes.count && bytes[i + 1] == 10 { return i + 2 }
+                if i + 2 < bytes.count && bytes[i + 1] == 13 && bytes[i + 2] == 10 { return i + 3 }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    private func answer(_ c: Client, head: [UInt8]) {
+        let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
         let parts = line.split(separator: " ")
-        let response: Response
         if parts.count >= 2 && (parts[0] == "GET" || parts[0] == "HEAD") {
             let path = String(parts[1].split(separator: "?").first ?? "")
-            response = handler(path)
+            respond(c, handler(path), head: parts[0] == "HEAD")
         } else {
-            response = Response(status: 405, body: "only GET\n")
+            respond(c, Response(status: 405, body: "only GET and HEAD\n"), head: false)
         }
-        let reason = [200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"][response.status]
-            ?? "Status"
+    }
+
+    private func respond(_ c: Client, _ response: Response, head: Bool) {
+        let reasons = [200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
+                       503: "Service Unavailable"]
         let body = Array(response.body.utf8)
-        let head = "HTTP/1.1 \(response.status) \(reason)\r\nContent-Type: \(response.contentType)\r\n"
-            + "Content-Length: \(body.count)\r\nConnection: close\r\n\r\n"
-        let bytes = Array(head.utf8) + (parts.first == "HEAD" ? [] : body)
-        var sent = 0
-        while sent < bytes.count {
-            let n = bytes.withUnsafeBytes { send(client, $0.baseAddress! + sent, $0.count - sent, Int32(MSG_NOSIGNAL)) }
-            if n <= 0 { return }
-            sent += n
+        let text = "HTTP/1.1 \(response.status) \(reasons[response.status] ?? "Status")\r\n"
+            + "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
+        c.reply = Array(text.utf8) + (head ? [] : body)
+        _ = weir_epoll_mod(epoll, c.fd, WEIR_EPOLLOUT, UInt64(UInt32(bitPattern: c.fd)))
+        flush(c)
+    }
+
+    private func flush(_ c: Client) {
+        while c.sent < c.reply.count {
+            let n = c.reply.withUnsafeBytes {
+                send(c.fd, $0.baseAddress! + c.sent, $0.count - c.sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
+            if n <= 0 { break }
+            c.sent += n
+        }
+        drop(c)
+    }
+
+    deinit {
+        if !started {
+            close(listener)
+            close(epoll)
+            close(wake)
         }
     }
 }

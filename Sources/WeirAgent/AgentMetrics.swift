@@ -17,12 +17,23 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         ("weir_proxy_copy_fallbacks_total", c.copyFallbacks),
         ("weir_proxy_drain_closed_total", c.drainClosed),
     ]
-    return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + [
+    let failures = UpstreamFailure.allCases.map {
+        MetricSample(name: "weir_proxy_upstream_failures_total", labels: ["reason": $0.label],
+                     value: Double(c.failures[$0.rawValue]))
+    }
+    return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + failures + [
         MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "client_to_upstream"],
                      value: Double(c.bytesFromClient)),
         MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "upstream_to_client"],
                      value: Double(c.bytesFromUpstream)),
         MetricSample(name: "weir_proxy_connections_active", value: Double(c.active)),
+        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "inbound"], value: Double(c.inboundTotal)),
+        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "outbound"],
+                     value: Double(c.outboundTotal)),
+        MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": "inbound"],
+                     value: Double(c.inboundActive)),
+        MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": "outbound"],
+                     value: Double(c.outboundActive)),
         MetricSample(name: "weir_proxy_connections_max", value: Double(config.maxConnections)),
         MetricSample(name: "weir_proxy_workers", value: Double(config.workers)),
         MetricSample(name: "weir_proxy_idle_timeout_seconds", value: Double(config.idleTimeoutMs) / 1000),
@@ -44,4 +55,19 @@ public let metricHelp: [String: String] = [
     "weir_conntrack_usage_ratio": "Conntrack entries over the conntrack maximum.",
     "weir_tcp_listen_overflows_total": "TcpExt ListenOverflows: connections dropped because an accept queue was full.",
     "weir_proxy_listen_backlog": "Backlog the proxy's listeners use (net.core.somaxconn).",
+    "weir_proxy_connections_total": "Connections forwarded (original destination known, upstream dialled), by direction.",
+    "weir_proxy_connections_forwarded_active": "Forwarded connections open now, by direction.",
+    "weir_proxy_upstream_failures_total": "Upstream connects that failed, by reason (refused, timeout, unreachable, "
+        + "reset, other).",
+    "weir_proxy_upstream_connect_seconds": "Time from connect() to an established upstream connection.",
+    "weir_proxy_connection_duration_seconds": "Lifetime of forwarded connections, from accept to close.",
+    "weir_build_info": "Version and git commit of this weir build (always 1).",
+    "weir_capture_applies_total": "Capture installs that changed the kernel: start, reload and reconcile repairs.",
+    "weir_capture_apply_failures_total": "Capture installs the kernel refused (start, reload, reconcile).",
+    "weir_capture_last_apply_timestamp_seconds": "Unix time of the last capture install that changed the kernel.",
+    "weir_reconcile_repairs_total": "Objects reconcile found drifted and repaired, by object.",
+    "weir_reconcile_runs_total": "Reconcile passes (interval, netlink events, /readyz finding something missing).",
+    "weir_reconcile_last_timestamp_seconds": "Unix time of the last reconcile pass.",
+    "weir_config_reloads_total": "SIGHUP reloads applied.",
+    "weir_config_reload_failures_total": "SIGHUP reloads refused (bad file, or a change that needs a restart).",
 ]

@@ -1,13 +1,45 @@
-/// weir's log line: `<source>: event=<name> key=value ...`, one event per line, values with spaces quoted, so
-/// journald and grep see one record per line.
+/// weir's log line: `<source>: event=<name> key=value ...`, one event per line, so journald and grep see one record
+/// per line. A value with a space, `"`, `\`, `=` or a control character is quoted, with `"` and `\` escaped and
+/// control characters written as `\n`, `\r`, `\t` or `\xNN`: no value can split a record or forge a field.
 public enum EventLine {
     public static func format(_ source: String, _ event: String,
                               _ fields: KeyValuePairs<String, CustomStringConvertible>) -> String {
         var line = "\(source): event=\(event)"
         for (key, value) in fields {
-            let text = value.description
-            line += " \(key)=" + (text.contains(" ") ? "\"\(text)\"" : text)
+            line += " \(key)=" + quote(value.description)
         }
         return line
+    }
+
+    /// The value as it appears after `key=`: bare when it is plain, quoted and escaped otherwise.
+    public static func quote(_ text: String) -> String {
+        var plain = !text.isEmpty
+        for u in text.unicodeScalars where u.value <= 0x20 || u == "\"" || u == "\\" || u == "=" || u.value == 0x7f {
+            plain = false
+            break
+        }
+        if plain { return text }
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if u.value < 0x20 || u.value == 0x7f {
+                    out += "\\x" + hex2(UInt8(u.value))
+                } else {
+                    out.unicodeScalars.append(u)
+                }
+            }
+        }
+        return out + "\""
+    }
+
+    static func hex2(_ b: UInt8) -> String {
+        let digits = Array("0123456789abcdef")
+        return String([digits[Int(b >> 4)], digits[Int(b & 15)]])
     }
 }

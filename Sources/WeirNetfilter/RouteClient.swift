@@ -148,6 +148,30 @@ public final class RouteClient {
         return added
     }
 
+    /// What `ensureTPROXYRouting` (when `tproxy` is given) and `ensurePassthroughAddress` (when `address`) would add,
+    /// without adding it.
+    public func missingRouting(tproxy: (mark: UInt32, table: UInt32)?, families: [IPFamily], address: Bool) throws
+        -> [String] {
+        let lo = if_nametoindex("lo")
+        var out: [String] = []
+        if let (mark, table) = tproxy {
+            for f in families {
+                let v = f == .ipv4 ? "-4" : "-6"
+                if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
+                    out.append("ip \(v) rule fwmark \(mark) lookup \(table) is missing")
+                }
+                if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL)
+                                                    && $0.dstLength == 0 && $0.oif == lo }) {
+                    out.append("ip \(v) route local default dev lo table \(table) is missing")
+                }
+            }
+        }
+        if address, try !addresses().contains(where: { $0.index == lo && $0.address == Self.passthrough6 }) {
+            out.append("address ::6/128 dev lo is missing")
+        }
+        return out
+    }
+
     /// Ensures `::6/128` on `lo` (the inbound hand-off source). Returns true if it was added.
     @discardableResult
     public func ensurePassthroughAddress() throws -> Bool {

@@ -39,10 +39,16 @@ final class Connection {
     var inConnectingList = true
     /// TCP_QUICKACK 0 was set on the upstream before connect; set back to 1 once the held first bytes are written.
     var quickAckOff = false
+    /// Accepted on the inbound capture port (-z), else the outbound one (-p): the metrics' direction.
+    var inbound = false
+    /// CLOCK_MONOTONIC when connect() was called (µs), and when the connection was accepted (ms).
+    var dialedUs: Int64 = 0
+    let createdMs: Int64
 
     init(client: Int32, now: Int64) {
         self.client = client
         self.listTime = now
+        self.createdMs = now
     }
 
     func fd(_ side: ProxySide) -> Int32 { side == .client ? client : upstream }

@@ -1,46 +1,125 @@
 import CWeirLinux
+import Glibc
 import WeirCore
 
-/// Counters of the proxy, shared by all workers (relaxed atomics). A later issue exports them to Prometheus.
+/// Why an upstream connect failed, as the metrics label it.
+public enum UpstreamFailure: Int, CaseIterable, Sendable {
+    case refused, timeout, unreachable, reset, other
+
+    public var label: String {
+        switch self {
+        case .refused: "refused"
+        case .timeout: "timeout"
+        case .unreachable: "unreachable"
+        case .reset: "reset"
+        case .other: "other"
+        }
+    }
+
+    static func of(errno e: Int32) -> UpstreamFailure {
+        switch e {
+        case ECONNREFUSED: .refused
+        case ETIMEDOUT: .timeout
+        case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, ENETDOWN, EHOSTDOWN: .unreachable
+        case ECONNRESET, ECONNABORTED, EPIPE: .reset
+        default: .other
+        }
+    }
+}
+
+/// Counters of the proxy. Events of the whole proxy (accepted, refused, ...) are relaxed atomics shared by all
+/// workers. Everything written per byte or per connection (bytes, connections by direction, failures by reason, the
+/// connect and lifetime histograms, the heartbeat) lives in a block per worker, on cache lines of its own: only that
+/// worker writes it, so counting never bounces a line between CPUs and needs no lock. A snapshot sums the blocks.
 public final class ProxyCounters: @unchecked Sendable {
     enum Index: Int, CaseIterable {
         case accepted, active, closed, notRedirected, refusedMaxConnections, connectFailures, connectTimeouts
         case idleTimeouts, resets, fdExhausted, bufferFull, copyFallbacks, drainClosed
     }
 
+    /// Slots of a worker's block.
+    enum Slot {
+        static let bytesToUpstream = 0, bytesToClient = 1, heartbeat = 2
+        static let inboundTotal = 3, outboundTotal = 4, inboundActive = 5, outboundActive = 6
+        static let failures = 7  // UpstreamFailure.allCases.count slots
+        static let connectSumUs = 12
+        static let connectBuckets = 13  // HistogramBounds.connect.count + 1 slots
+        static let durationSumMs = connectBuckets + HistogramBounds.connect.count + 1
+        static let durationBuckets = durationSumMs + 1
+        static let count = durationBuckets + HistogramBounds.duration.count + 1
+        /// Whole cache lines per worker.
+        static let stride = (count + 7) / 8 * 8
+    }
+
     private let words: UnsafeMutablePointer<Int64>
-    /// Bytes forwarded, per worker and direction: each worker adds to its own 64-byte line only (written on every
-    /// write, so never shared between CPUs); a snapshot sums them.
-    private let bytes: UnsafeMutablePointer<Int64>
-    private let workerSlots: Int
-    private static let slotStride = 8
+    private let blocks: UnsafeMutablePointer<Int64>
+    let workerSlots: Int
 
     init(workers: Int) {
         words = .allocate(capacity: Index.allCases.count)
         words.initialize(repeating: 0, count: Index.allCases.count)
         workerSlots = max(1, workers)
-        // Cache-line aligned, so no slot shares a line with another worker's or with `words`.
-        bytes = UnsafeMutableRawPointer.allocate(byteCount: workerSlots * Self.slotStride * 8, alignment: 64)
-            .bindMemory(to: Int64.self, capacity: workerSlots * Self.slotStride)
-        bytes.initialize(repeating: 0, count: workerSlots * Self.slotStride)
+        // Cache-line aligned, so no block shares a line with another worker's or with `words`.
+        blocks = UnsafeMutableRawPointer.allocate(byteCount: workerSlots * Slot.stride * 8, alignment: 64)
+            .bindMemory(to: Int64.self, capacity: workerSlots * Slot.stride)
+        blocks.initialize(repeating: 0, count: workerSlots * Slot.stride)
     }
 
     deinit {
         words.deallocate()
-        bytes.deallocate()
+        blocks.deallocate()
+    }
+
+    @inline(__always) private func slot(_ worker: Int, _ s: Int) -> UnsafeMutablePointer<Int64> {
+        blocks + worker * Slot.stride + s
+    }
+
+    @inline(__always) func addWorker(_ worker: Int, _ s: Int, _ v: Int64 = 1) {
+        _ = weir_atomic_add(slot(worker, s), v)
     }
 
     /// Bytes written toward `side` by worker `worker`: toward the upstream they came from the client, and back.
     @inline(__always) func addBytes(worker: Int, toward side: ProxySide, _ n: Int) {
-        _ = weir_atomic_add(byteSlot(worker, side), Int64(n))
+        addWorker(worker, side == .upstream ? Slot.bytesToUpstream : Slot.bytesToClient, Int64(n))
     }
 
-    private func bytesTotal(toward side: ProxySide) -> Int64 {
-        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(byteSlot($1, side)) }
+    /// A connection that will be forwarded (its destination is known), by direction.
+    @inline(__always) func opened(worker: Int, inbound: Bool) {
+        addWorker(worker, inbound ? Slot.inboundTotal : Slot.outboundTotal)
+        addWorker(worker, inbound ? Slot.inboundActive : Slot.outboundActive)
     }
 
-    @inline(__always) private func byteSlot(_ worker: Int, _ side: ProxySide) -> UnsafeMutablePointer<Int64> {
-        bytes + worker * Self.slotStride + (side == .upstream ? 0 : 1)
+    /// A forwarded connection closed after `lifetimeMs`.
+    @inline(__always) func closedForwarded(worker: Int, inbound: Bool, lifetimeMs: Int64) {
+        addWorker(worker, inbound ? Slot.inboundActive : Slot.outboundActive, -1)
+        addWorker(worker, Slot.durationSumMs, lifetimeMs)
+        let seconds = Double(lifetimeMs) / 1000
+        addWorker(worker, Slot.durationBuckets + HistogramSnapshot.slot(of: seconds, bounds: HistogramBounds.duration))
+    }
+
+    @inline(__always) func connected(worker: Int, afterUs us: Int64) {
+        addWorker(worker, Slot.connectSumUs, us)
+        let seconds = Double(us) / 1_000_000
+        addWorker(worker, Slot.connectBuckets + HistogramSnapshot.slot(of: seconds, bounds: HistogramBounds.connect))
+    }
+
+    @inline(__always) func upstreamFailed(worker: Int, _ reason: UpstreamFailure) {
+        add(.connectFailures)
+        addWorker(worker, Slot.failures + reason.rawValue)
+    }
+
+    /// The worker's loop ran at `nowMs` (CLOCK_MONOTONIC): the watchdog's proof of progress.
+    @inline(__always) func beat(worker: Int, nowMs: Int64) {
+        weir_atomic_store(slot(worker, Slot.heartbeat), nowMs)
+    }
+
+    /// When each worker's loop last ran (CLOCK_MONOTONIC ms; 0 before its first turn).
+    public func heartbeats() -> [Int64] {
+        (0..<workerSlots).map { weir_atomic_load(slot($0, Slot.heartbeat)) }
+    }
+
+    private func sum(_ s: Int) -> Int64 {
+        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(slot($1, s)) }
     }
 
     @inline(__always) func add(_ i: Index, _ v: Int64 = 1) { _ = weir_atomic_add(words + i.rawValue, v) }
@@ -56,12 +135,25 @@ public final class ProxyCounters: @unchecked Sendable {
             connectFailures: load(.connectFailures), connectTimeouts: load(.connectTimeouts),
             idleTimeouts: load(.idleTimeouts), resets: load(.resets), fdExhausted: load(.fdExhausted),
             bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed),
-            bytesFromClient: bytesTotal(toward: .upstream), bytesFromUpstream: bytesTotal(toward: .client)
+            bytesFromClient: sum(Slot.bytesToUpstream), bytesFromUpstream: sum(Slot.bytesToClient),
+            inboundTotal: sum(Slot.inboundTotal), outboundTotal: sum(Slot.outboundTotal),
+            inboundActive: sum(Slot.inboundActive), outboundActive: sum(Slot.outboundActive),
+            failures: UpstreamFailure.allCases.map { sum(Slot.failures + $0.rawValue) }
         )
+    }
+
+    /// The upstream connect and connection lifetime histograms, summed over workers.
+    public func histograms() -> (connect: HistogramSnapshot, duration: HistogramSnapshot) {
+        let c = (0...HistogramBounds.connect.count).map { sum(Slot.connectBuckets + $0) }
+        let d = (0...HistogramBounds.duration.count).map { sum(Slot.durationBuckets + $0) }
+        return (HistogramSnapshot(name: "weir_proxy_upstream_connect_seconds", bounds: HistogramBounds.connect,
+                                  counts: c, sum: Double(sum(Slot.connectSumUs)) / 1_000_000),
+                HistogramSnapshot(name: "weir_proxy_connection_duration_seconds", bounds: HistogramBounds.duration,
+                                  counts: d, sum: Double(sum(Slot.durationSumMs)) / 1000))
     }
 }
 
-/// Values of the proxy counters at one moment. Names follow the Prometheus metrics they will become
+/// Values of the proxy counters at one moment. Names follow the Prometheus metrics they become
 /// (`weir_proxy_<name>_total`, `weir_proxy_connections_active`).
 public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertible {
     public var accepted: Int64
@@ -90,6 +182,13 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     /// Bytes forwarded from clients to upstreams, and from upstreams back to clients (written, not just read).
     public var bytesFromClient: Int64
     public var bytesFromUpstream: Int64
+    /// Connections forwarded (destination known, upstream dialled), by direction, and those open now.
+    public var inboundTotal: Int64
+    public var outboundTotal: Int64
+    public var inboundActive: Int64
+    public var outboundActive: Int64
+    /// Upstream connect failures by `UpstreamFailure` (indexed by its raw value).
+    public var failures: [Int64]
 
     public var description: String {
         "accepted=\(accepted) active=\(active) closed=\(closed) not_redirected=\(notRedirected) "
@@ -97,6 +196,6 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
             + "connect_timeouts=\(connectTimeouts) idle_timeouts=\(idleTimeouts) resets=\(resets) "
             + "fd_exhausted=\(fdExhausted) buffer_full=\(bufferFull) copy_fallbacks=\(copyFallbacks) "
             + "drain_closed=\(drainClosed) bytes_from_client=\(bytesFromClient) "
-            + "bytes_from_upstream=\(bytesFromUpstream)"
+            + "bytes_from_upstream=\(bytesFromUpstream) inbound=\(inboundTotal) outbound=\(outboundTotal)"
     }
 }

@@ -5,21 +5,24 @@ import WeirCore
 /// A failure to start the proxy (bind refused, no capability, ...), already worded for the operator.
 public struct ProxyStartError: Error, CustomStringConvertible {
     public let description: String
+    public init(description: String) { self.description = description }
 }
 
-/// `weir proxy`: binds the capture ports, runs one worker thread per usable CPU, drains on SIGTERM.
+/// The data plane: binds the capture ports, runs one worker thread per usable CPU, drains when stopped.
+///
+/// Its life has three steps so that a caller can acquire everything that can fail before it changes the node:
+/// `bind()` opens every listener (nothing is accepted yet that could be lost: connections wait in the backlog),
+/// `start()` runs the workers, `stop()` drains within --drain-timeout and joins them. `run()` is `weir proxy`.
 public final class ProxyServer {
     public let config: ProxyConfig
     public let counters: ProxyCounters
     /// Worker threads: --workers, or one per CPU this process may really use.
     public let workerCount: Int
-    /// Called once every listener is bound and every worker runs: the proxy is ready.
-    public var onStarted: (() -> Void)?
-    /// Called when SIGTERM or SIGINT arrives, before the drain starts.
-    public var onStopping: (() -> Void)?
     /// The backlog every listener gets: net.core.somaxconn of this network namespace.
     public var backlog: Int { Int(WeirProxy.listenBacklog()) }
     private var workers: [Worker] = []
+    private var threads: [pthread_t] = []
+    private var shared: SharedState?
 
     public init(config: ProxyConfig) {
         self.config = config
@@ -27,11 +30,14 @@ public final class ProxyServer {
         counters = ProxyCounters(workers: workerCount)
     }
 
-    /// Runs until SIGTERM or SIGINT, then drains and returns (the process should exit 0).
-    public func run() throws {
-        // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
-        _ = weir_block_signals()
-        let count = workerCount
+    /// Why a worker stopped on its own, if one did; the caller decides (the agent exits 1).
+    public var failure: String? { shared?.failure.withLock { $0 } }
+
+    /// When each worker's loop last ran (CLOCK_MONOTONIC ms); a worker wakes at least once a second.
+    public func heartbeats() -> [Int64] { counters.heartbeats() }
+
+    /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
+    public func bind() throws {
         let descriptors = raiseDescriptorLimit()
         // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
         if config.maxConnections * 2 + 64 > descriptors {
@@ -42,8 +48,9 @@ public final class ProxyServer {
         let backlog = listenBacklog()
         let copyOnly = getenv("WEIR_PROXY_COPY").map { String(cString: $0) == "1" } ?? false
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly)
+        self.shared = shared
         let ipv6 = ipv6Available()
-        for i in 0..<count {
+        for i in 0..<workerCount {
             var listeners: [Listener] = []
             do {
                 for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
@@ -56,28 +63,55 @@ public final class ProxyServer {
                 workers.append(try Worker(index: i, shared: shared, listeners: listeners))
             } catch {
                 for l in listeners { close(l.fd) }
+                for w in workers { w.closeAll() }
+                workers.removeAll()
                 throw ProxyStartError(description: "\(error)")
             }
         }
-        log("started", ["workers": count, "outbound_port": config.proxyPort,
-                        "inbound_port": config.inboundCapturePort, "mode": config.mode.rawValue,
-                        "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID, "proxy_gid": config.proxyGID,
-                        "connect_timeout_ms": config.connectTimeoutMs, "idle_timeout_ms": config.idleTimeoutMs,
-                        "max_connections": config.maxConnections, "buffer_limit": config.bufferLimit,
-                        "descriptor_limit": descriptors, "copy_only": copyOnly,
-                        "drain_timeout_ms": config.drainTimeoutMs])
-        var threads: [pthread_t] = []
+        log("listening", ["workers": workerCount, "outbound_port": config.proxyPort,
+                          "inbound_port": config.inboundCapturePort, "mode": config.mode.rawValue,
+                          "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID,
+                          "proxy_gid": config.proxyGID, "connect_timeout_ms": config.connectTimeoutMs,
+                          "idle_timeout_ms": config.idleTimeoutMs, "max_connections": config.maxConnections,
+                          "buffer_limit": config.bufferLimit, "descriptor_limit": descriptors,
+                          "copy_only": copyOnly, "drain_timeout_ms": config.drainTimeoutMs])
+    }
+
+    /// Runs the workers. Call `bind()` first.
+    public func start() throws {
         for w in workers {
             threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
         }
-        onStarted?()
-        let signal = weir_wait_termination()
-        onStopping?()
-        log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
+        log("started", ["workers": workers.count])
+    }
+
+    /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers.
+    public func stop() {
+        guard let shared else { return }
         _ = weir_atomic_add(shared.draining, 1)
         for w in workers { w.notify() }
         for tid in threads { pthread_join(tid, nil) }
+        threads.removeAll()
         log("stopped", ["counters": counters.snapshot()])
+    }
+
+    /// `weir proxy`: takes the namespace's data-plane lock, binds, runs until SIGTERM or SIGINT, then drains and
+    /// returns (the process should exit 0). Throws when it cannot start, or when a worker failed.
+    public func run() throws {
+        // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
+        _ = weir_block_signals()
+        let lock = try DataPlaneLock.acquire()
+        try bind()
+        try start()
+        var signal: Int32 = 0
+        while signal != SIGTERM && signal != SIGINT {
+            if let failure { stop(); throw ProxyStartError(description: failure) }
+            signal = weir_wait_signal(1000)
+            if signal == SIGHUP { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
+        }
+        log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
+        stop()
+        withExtendedLifetime(lock) {}
     }
 
     /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.

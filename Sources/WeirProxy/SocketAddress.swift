@@ -2,14 +2,14 @@ import CWeirLinux
 import Glibc
 
 /// An IPv4 or IPv6 socket address held in a `sockaddr_storage`.
-struct SocketAddress: Equatable, CustomStringConvertible {
+public struct SocketAddress: Equatable, CustomStringConvertible, Sendable {
     var storage = sockaddr_storage()
     var length = socklen_t(0)
 
-    init() {}
+    public init() {}
 
     /// Parses a numeric IPv4 or IPv6 address (no brackets) and a port.
-    init?(ip: String, port: UInt16) {
+    public init?(ip: String, port: UInt16) {
         if ip.contains(":") {
             var a = sockaddr_in6()
             a.sin6_family = sa_family_t(AF_INET6)
@@ -27,9 +27,9 @@ struct SocketAddress: Equatable, CustomStringConvertible {
         }
     }
 
-    var family: Int32 { Int32(storage.ss_family) }
+    public var family: Int32 { Int32(storage.ss_family) }
 
-    var port: UInt16 {
+    public var port: UInt16 {
         get {
             // sin_port and sin6_port are both at offset 2.
             withUnsafeBytes(of: storage) { UInt16(bigEndian: $0.load(fromByteOffset: 2, as: UInt16.self)) }
@@ -49,11 +49,11 @@ struct SocketAddress: Equatable, CustomStringConvertible {
         }
     }
 
-    static func == (a: SocketAddress, b: SocketAddress) -> Bool {
+    public static func == (a: SocketAddress, b: SocketAddress) -> Bool {
         a.family == b.family && a.port == b.port && a.addressBytes == b.addressBytes
     }
 
-    var ip: String {
+    public var ip: String {
         var buffer = [CChar](repeating: 0, count: 64)
         withUnsafeBytes(of: storage) { raw in
             let offset = family == AF_INET6 ? 8 : 4
@@ -62,16 +62,16 @@ struct SocketAddress: Equatable, CustomStringConvertible {
         return String(cString: buffer)
     }
 
-    var description: String { family == AF_INET6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+    public var description: String { family == AF_INET6 ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
 
-    func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+    public func withSockaddr<T>(_ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
         withUnsafeBytes(of: storage) { raw in
             body(raw.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
     }
 
     /// The local address of a socket.
-    static func local(of fd: Int32) -> SocketAddress? {
+    public static func local(of fd: Int32) -> SocketAddress? {
         var a = SocketAddress()
         a.length = socklen_t(MemoryLayout<sockaddr_storage>.size)
         let rc = withUnsafeMutableBytes(of: &a.storage) { raw in
@@ -89,7 +89,7 @@ struct SocketAddress: Equatable, CustomStringConvertible {
 }
 
 /// errno as a name, for logs.
-func errnoName(_ code: Int32) -> String {
+public func errnoName(_ code: Int32) -> String {
     switch code {
     case ECONNREFUSED: return "ECONNREFUSED"
     case ECONNRESET: return "ECONNRESET"

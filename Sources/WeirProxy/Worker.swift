@@ -14,6 +14,7 @@
 // (connecting, active), so timeouts cost O(1) per connection without timers in the kernel.
 import CWeirLinux
 import Glibc
+import Synchronization
 import WeirCore
 
 /// State shared by all workers and the main thread.
@@ -24,6 +25,8 @@ final class SharedState: @unchecked Sendable {
     let draining: UnsafeMutablePointer<Int64>
     /// Diagnostic switch (WEIR_PROXY_COPY=1): never splice, always use the bounded copy, to exercise that path.
     let copyOnly: Bool
+    /// Set by a worker that cannot go on; the server decides what follows (a worker never exits the process).
+    let failure = Mutex<String?>(nil)
 
     init(config: ProxyConfig, counters: ProxyCounters, copyOnly: Bool) {
         self.config = config
@@ -34,10 +37,17 @@ final class SharedState: @unchecked Sendable {
     }
 
     deinit { draining.deallocate() }
+
+    func fail(_ reason: String) {
+        failure.withLock { if $0 == nil { $0 = reason } }
+    }
 }
 
+// epoll cookies: 1 is the wake eventfd, 16 + i is listener i; anything else is a Connection's address (aligned, so
+// far above these) with bit 0 telling the side: 0 client, 1 upstream.
 private let tagWake: UInt64 = 1
 private let tagListenerBase: UInt64 = 16
+private let tagListenerLimit: UInt64 = 4096
 private let maxPooledPipes = 16
 
 final class Worker {
@@ -85,6 +95,16 @@ final class Worker {
         reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
+    /// Releases what `init` took, for a worker that never runs (a later listener of the server failed to bind).
+    func closeAll() {
+        for l in listeners { close(l.fd) }
+        listeners.removeAll()
+        scratch.deallocate()
+        close(epoll)
+        close(wake)
+        if reserveFd >= 0 { close(reserveFd) }
+    }
+
     /// Wakes the worker from another thread (drain).
     func notify() {
         var one: UInt64 = 1
@@ -108,23 +128,27 @@ final class Worker {
     func run() {
         let uid = config.proxyUID, gid = config.proxyGID
         if weir_set_thread_fs_ids(uid, gid) != 0 {
-            log("fatal", ["reason": "cannot own upstream sockets as uid \(uid) gid \(gid); "
-                                    + "run as root or as that user"])
-            exit(1)
+            shared.fail("worker \(index) cannot own upstream sockets as uid \(uid) gid \(gid): run as root or as "
+                        + "that user")
+            return
         }
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
         defer { events.deallocate() }
         while true {
             let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
             now = weir_now_ms()
-            if n < 0 && errno != EINTR { log("fatal", ["reason": "epoll_wait: \(errnoName(errno))"]); exit(1) }
+            counters.beat(worker: index, nowMs: now)
+            if n < 0 && errno != EINTR {
+                shared.fail("worker \(index): epoll_wait: \(errnoName(errno))")
+                break
+            }
             for i in 0..<max(0, Int(n)) {
                 let e = events[i]
                 if e.data == tagWake {
                     var value: UInt64 = 0
                     _ = read(wake, &value, 8)
                     if weir_atomic_load(shared.draining) != 0 && !draining { startDrain() }
-                } else if e.data < 4096 {
+                } else if e.data < tagListenerLimit {
                     acceptAll(listeners[Int(e.data - tagListenerBase)])
                 } else {
                     let side: ProxySide = e.data & 1 == 0 ? .client : .upstream
@@ -157,6 +181,7 @@ final class Worker {
     private func expireDeadlines() {
         while let c = connecting.head, c.listTime + config.connectTimeoutMs <= now {
             counters.add(.connectTimeouts)
+            counters.addWorker(index, ProxyCounters.Slot.failures + UpstreamFailure.timeout.rawValue)
             eventLog.log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
             apply(c, c.state.handle(.connectTimeout))
         }
@@ -321,6 +346,7 @@ final class Worker {
         // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
         _ = weir_set_nodelay(up)
         if early > 0 { _ = weir_set_quickack(up, 0) }
+        let dialedUs = weir_now_us()
         let rc = target.withSockaddr { connect(up, $0, $1) }
         if rc != 0 && errno != EINPROGRESS {
             upstreamFailed(up, client: fd, target: target)
@@ -337,6 +363,9 @@ final class Worker {
         }
         let c = Connection(client: fd, now: now)
         c.upstream = up
+        c.inbound = l.kind == .inbound
+        c.dialedUs = dialedUs
+        counters.opened(worker: index, inbound: c.inbound)
         // Held until the upstream is connected: drain before pump writes it first.
         if early > sent && !holdScratch(&c.up, from: sent, count: early - sent) { close(up); refuse(fd); return }
         if early == scratchSize { c.up.bulk = true }
@@ -360,7 +389,7 @@ final class Worker {
     /// The upstream connect failed (errno still says why): close it and reset the client.
     private func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress) {
         let e = errno
-        counters.add(.connectFailures)
+        counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
         close(up)
         refuse(fd)
@@ -400,7 +429,7 @@ final class Worker {
                 if err == 0 && !failed && events & WEIR_EPOLLOUT != 0 {
                     apply(c, c.state.handle(.connected))
                 } else {
-                    counters.add(.connectFailures)
+                    counters.upstreamFailed(worker: index, .of(errno: err))
                     eventLog.log("connect_failed", ["worker": index, "errno": errnoName(err)])
                     apply(c, c.state.handle(.connectFailed))
                 }
@@ -649,6 +678,7 @@ final class Worker {
     private func apply(_ c: Connection, _ actions: ProxyActions) {
         if actions.isEmpty { return }
         if actions.contains(.startForwarding) {
+            counters.connected(worker: index, afterUs: weir_now_us() - c.dialedUs)
             connecting.remove(c)
             c.inConnectingList = false
             c.listTime = now
@@ -681,6 +711,7 @@ final class Worker {
             if c.inConnectingList { connecting.remove(c) } else { active.remove(c) }
             counters.add(.active, -1)
             counters.add(.closed)
+            counters.closedForwarded(worker: index, inbound: c.inbound, lifetimeMs: now - c.createdMs)
         }
     }
 }

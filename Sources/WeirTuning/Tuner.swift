@@ -49,7 +49,7 @@ public struct Tuner {
         let known = availableProfiles(directories: directories)
         let expected = known.isEmpty ? "a NAME.profile file in \(directories.joined(separator: " or "))"
             : "one of " + known.joined(separator: ", ")
-        throw ConfigError("unknown profile '\(name)', expected \(expected)")
+        throw ConfigError("unknown profile '\(name)': expected \(expected)")
     }
 
     /// Profile names found in the first existing directory, sorted.

@@ -15,7 +15,7 @@ struct CaptureOptions: ParsableArguments {
     var inboundCapturePort: [String] = []
 
     @Option(name: [.customShort("e"), .customLong("inbound-tunnel-port")],
-            help: "Inbound tunnel port, never captured. Env INBOUND_TUNNEL_PORT. (default: 15008)")
+            help: "Inbound tunnel port, not captured in REDIRECT mode. Env INBOUND_TUNNEL_PORT. (default: 15008)")
     var inboundTunnelPort: [String] = []
 
     @Option(name: [.customShort("u"), .customLong("proxy-uid")],
@@ -107,11 +107,14 @@ struct CaptureOptions: ParsableArguments {
     }
 
     /// Parses and validates everything; throws `ConfigError` (exit 2) before anything touches the system.
-    func config() throws -> CaptureConfig {
-        try CaptureConfig.parse(
+    /// `file` values (`weir run --config`) stand in for flags not given and beat the process environment.
+    func config(file: ConfigFile? = nil) throws -> CaptureConfig {
+        var environment = ProcessInfo.processInfo.environment
+        for (key, value) in file?.values ?? [:] where !key.hasPrefix("WEIR_") { environment[key] = value }
+        return try CaptureConfig.parse(
             flags: flagValues,
-            environment: ProcessInfo.processInfo.environment,
-            ipv4Only: ipv4Only,
+            environment: environment,
+            ipv4Only: try ipv4Only || (file?.bool("WEIR_IPV4_ONLY") ?? false),
             readFile: { path in try? String(contentsOfFile: path, encoding: .utf8) },
             resolveGroup: { name in getgrnam(name).map { $0.pointee.gr_gid } }
         )

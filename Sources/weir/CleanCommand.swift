@@ -1,4 +1,5 @@
 import ArgumentParser
+import WeirAgent
 import WeirCore
 import WeirNetfilter
 
@@ -14,12 +15,10 @@ struct CleanCommand: ParsableCommand {
 
     func run() throws {
         do {
-            let removedTables = try NftClient().removeTables(named: CaptureRuleset.tableName)
-            removedTables.forEach { print("removed table \($0.rawValue) \(CaptureRuleset.tableName)") }
-            let removed = try RouteClient().removeWeirRouting()
-            removed.forEach { print("removed \($0)") }
-            if removedTables.isEmpty && removed.isEmpty { print("nothing to remove") }
-        } catch let error as NetlinkError {
+            let removed = try CaptureInstaller().removeAll()
+            removed.forEach { print($0) }
+            if removed.isEmpty { print("nothing to remove") }
+        } catch let error as AgentError {
             throw RuntimeFailure(message: error.description)
         }
     }

@@ -1,10 +1,8 @@
 import ArgumentParser
 import FoundationEssentials
 import Glibc
-import Synchronization
 import WeirAgent
 import WeirCore
-import WeirNetfilter
 import WeirProxy
 import WeirTuning
 
@@ -13,33 +11,76 @@ struct RunCommand: ParsableCommand {
         commandName: "run",
         abstract: "Run the node agent: tune, capture, proxy, and serve health and metrics, until SIGTERM.",
         discussion: """
-            Validates everything first (capture flags, proxy limits, profile, admin address): bad input exits 2 with \
-            nothing changed. Then applies the profile (if --profile is given; previous values saved in --state-dir \
-            for 'weir tune --revert'), installs the capture table and owns it while running, starts the proxy with \
-            one worker per CPU weir may use, and serves GET /healthz, /readyz and /metrics on --admin-address from \
-            a thread of its own. Under systemd (Type=notify) it says READY=1 once the proxy listens. On SIGTERM it \
-            says STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
-            persists (owner released), so traffic is never uncaptured. The proxy's -p -z -m -u -g -t are the \
-            capture flags' values; with several -u/-g the first is the proxy's.
+            Validates everything first (flags, --config file, profile, admin address): bad input exits 2 with \
+            nothing changed. Then acquires what can fail (the namespace's data-plane lock, the admin socket, the \
+            proxy listeners) and starts serving, so no failed start leaves the node changed and no redirected \
+            connection is refused. Only then applies the profile (previous values saved in --state-dir for \
+            'weir tune --revert') and installs the capture table, owned while weir runs. Under systemd \
+            (Type=notify) it says READY=1, STATUS= and, when WatchdogSec= is set, WATCHDOG=1 while every worker and \
+            the admin loop make progress. It reconciles the table, TPROXY routing and ::6 every --reconcile-interval \
+            and on netlink events, repairing drift in one step. SIGHUP re-reads --config and applies changed capture \
+            settings atomically; settings that need new listeners are refused until a restart. SIGTERM says \
+            STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
+            persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config. \
+            Config file keys: istio-iptables' environment variables and WEIR_PROFILE, WEIR_PROFILES_DIR, \
+            WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
+            WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
+            WEIR_IPV4_ONLY. Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
+            the capture values; with several -u/-g the first is the proxy's.
             """
     )
 
     @OptionGroup(title: "Capture (istio-iptables flags)") var capture: CaptureOptions
     @OptionGroup(title: "Proxy") var limits: ProxyLimitOptions
 
+    @Option(help: "Configuration file of KEY=VALUE lines (istio variables and WEIR_* settings); re-read on SIGHUP.")
+    var config: String?
     @Option(help: "Sysctl profile to apply at start (default, ingress, low-latency, throughput). None by default.")
     var profile: String?
     @Option(help: "Directory with NAME.profile files (default: /etc/weir/profiles, then ./profiles).")
     var profilesDir: String?
-    @Option(help: "Directory for the tuning state file.")
-    var stateDir = "/var/lib/weir"
-    @Option(help: "HOST:PORT of the health and metrics endpoint ([v6]:port for IPv6).")
-    var adminAddress = "127.0.0.1:15020"
+    @Option(help: "Directory for the tuning state file (default /var/lib/weir).")
+    var stateDir: String?
+    @Option(help: "HOST:PORT of the health and metrics endpoint ([v6]:port for IPv6; default 127.0.0.1:15020).")
+    var adminAddress: String?
+    @Option(help: "How often to compare the capture with the kernel and repair drift (default 10s).")
+    var reconcileInterval: String?
+    @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
+    var cleanupOnExit = false
 
     func run() throws {
-        // 1. Everything is validated before anything changes.
-        let captureConfig = try capture.config()
-        let table = CaptureRuleset.build(captureConfig)
+        // Everything is validated before anything changes.
+        let settings = try settings(tuning: true)
+        do {
+            try Agent(settings: settings, reload: { try self.settings(tuning: false) }).run()
+        } catch let error as AgentError {
+            throw RuntimeFailure(message: error.description)
+        }
+    }
+
+    /// Reads `--config` (again, at reload) and combines it with the flags: a flag beats the file.
+    func settings(tuning: Bool) throws -> AgentSettings {
+        var file: ConfigFile?
+        if let config {
+            guard let text = readTextFile(config) else {
+                throw ConfigError("--config '\(EventLine.quoted(config))' cannot be read: expected a readable file "
+                    + "of KEY=VALUE lines")
+            }
+            file = try ConfigFile.parse(text, path: config)
+        }
+        /// A flag's value, else the file's; a bad value from the file is reported as `FILE:LINE KEY`.
+        func setting<T>(_ flag: String?, _ key: String, _ flagName: String, default: String,
+                        _ parse: (String) throws -> T) throws -> T {
+            if let flag { return try parse(flag) }
+            guard let v = file?.values[key] else { return try parse(`default`) }
+            do {
+                return try parse(v)
+            } catch let e as ConfigError {
+                throw ConfigError(e.message.replacing(flagName, with: file!.source(key), maxReplacements: 1))
+            }
+        }
+
+        let captureConfig = try capture.config(file: file)
         var flags = ProxyConfig.Flags()
         flags.proxyPort = String(captureConfig.proxyPort)
         flags.inboundCapturePort = String(captureConfig.inboundCapturePort)
@@ -47,100 +88,77 @@ struct RunCommand: ParsableCommand {
         flags.proxyUID = captureConfig.proxyUIDs.first.map(String.init)
         flags.proxyGID = captureConfig.proxyGIDs.first.map(String.init)
         flags.tproxyMark = String(captureConfig.tproxyMark)
-        let proxyConfig = try limits.config(flags)
-        let (adminHost, adminPort) = try parseAdminAddress(adminAddress)
-        var tuning: (Tuner, TunePlan)?
-        if let profile {
-            let probe = NodeProbe()
-            let tuner = Tuner(files: probe.files, stateDirectory: stateDir, environment: probe.environment())
-            let loaded = try Tuner.loadProfile(named: profile, directories: profilesDir.map { [$0] }
-                                                   ?? defaultProfileDirectories)
-            tuning = (tuner, try tuner.plan(loaded))
-        }
-
-        // 2. Tune, capture, serve.
-        if let (tuner, plan) = tuning {
-            let results: [KeyResult]
-            do {
-                results = try tuner.apply(plan)
-            } catch {
-                throw RuntimeFailure(message: "applying profile \(plan.profile): \(error)")
-            }
-            agentLog("tuned", ["profile": plan.profile, "changed": results.count,
-                               "failed": results.filter { $0.failure != nil }.count])
-        }
-        let nft = try installCapture(captureConfig, table, claim: true)
-        fflush(stdout)
-        let server = ProxyServer(config: proxyConfig)
-        let ready = ReadyFlag()
-        let admin: AdminServer
+        var merged = limits
+        merged.connectTimeout = merged.connectTimeout ?? file?.values["WEIR_CONNECT_TIMEOUT"]
+        merged.idleTimeout = merged.idleTimeout ?? file?.values["WEIR_IDLE_TIMEOUT"]
+        merged.maxConnections = merged.maxConnections ?? file?.values["WEIR_MAX_CONNECTIONS"]
+        merged.bufferLimit = merged.bufferLimit ?? file?.values["WEIR_BUFFER_LIMIT"]
+        merged.drainTimeout = merged.drainTimeout ?? file?.values["WEIR_DRAIN_TIMEOUT"]
+        merged.workers = merged.workers ?? file?.values["WEIR_WORKERS"]
+        let proxyConfig: ProxyConfig
         do {
-            admin = try AdminServer(host: adminHost, port: adminPort) { path in
-                switch path {
-                case "/healthz":
-                    return .init(status: 200, body: "ok\n")
-                case "/readyz":
-                    return ready.value ? .init(status: 200, body: "ready\n") : .init(status: 503, body: "not ready\n")
-                case "/metrics":
-                    var samples = proxyMetricSamples(server.counters.snapshot(), config: proxyConfig)
-                    samples.append(MetricSample(name: "weir_ready", value: ready.value ? 1 : 0))
-                    samples += NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: server.backlog)
-                        .metricSamples
-                    return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
-                                 body: MetricsText.render(samples, help: metricHelp))
-                default:
-                    return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics\n")
+            proxyConfig = try merged.config(flags)
+        } catch let e as ConfigError {
+            // Name the file's line when the bad value came from it.
+            var message = e.message
+            for (key, flag) in ConfigFile.weirKeys where file?.values[key] != nil && message.hasPrefix(flag) {
+                if (key == "WEIR_CONNECT_TIMEOUT" && limits.connectTimeout == nil)
+                    || (key == "WEIR_IDLE_TIMEOUT" && limits.idleTimeout == nil)
+                    || (key == "WEIR_MAX_CONNECTIONS" && limits.maxConnections == nil)
+                    || (key == "WEIR_BUFFER_LIMIT" && limits.bufferLimit == nil)
+                    || (key == "WEIR_DRAIN_TIMEOUT" && limits.drainTimeout == nil)
+                    || (key == "WEIR_WORKERS" && limits.workers == nil) {
+                    message = file!.source(key) + message.dropFirst(flag.count)
                 }
             }
-        } catch let error as AgentError {
-            throw RuntimeFailure(message: error.description)
+            throw ConfigError(message)
         }
-        do {
-            try admin.start()
-        } catch let error as ProxyStartError {
-            throw RuntimeFailure(message: "admin endpoint: \(error.description)")
+        let (adminHost, adminPort) = try setting(adminAddress, "WEIR_ADMIN_ADDRESS", "--admin-address",
+                                                 default: "127.0.0.1:15020", parseAdminAddress)
+        let interval = try setting(reconcileInterval, "WEIR_RECONCILE_INTERVAL", "--reconcile-interval",
+                                   default: "10s") { try ProxyConfig.duration($0, flag: "--reconcile-interval") }
+        guard interval >= 100 else {
+            throw ConfigError("--reconcile-interval '\(interval)ms' is too short: expected at least 100ms, like 10s")
         }
-        agentLog("admin_listening", ["address": "\(adminHost):\(admin.port)"])
-        server.onStarted = {
-            ready.value = true
-            SystemdNotify.send("READY=1\nSTATUS=capturing and proxying")
-            agentLog("ready", ["table": "\(table.family.rawValue) \(table.name)", "workers": proxyConfig.workers])
+        let cleanup = try cleanupOnExit || (file?.bool("WEIR_CLEANUP_ON_EXIT") ?? false)
+        let profileName = profile ?? file?.values["WEIR_PROFILE"].flatMap { $0.isEmpty ? nil : $0 }
+        var plan: (tuner: Tuner, plan: TunePlan)?
+        if tuning, let profileName {
+            let probe = NodeProbe()
+            let stateDirectory = stateDir ?? file?.values["WEIR_STATE_DIR"] ?? "/var/lib/weir"
+            let tuner = Tuner(files: probe.files, stateDirectory: stateDirectory, environment: probe.environment())
+            let directories = (profilesDir ?? file?.values["WEIR_PROFILES_DIR"]).map { [$0] }
+                ?? defaultProfileDirectories
+            let loaded = try Tuner.loadProfile(named: profileName, directories: directories)
+            plan = (tuner, try tuner.plan(loaded))
         }
-        server.onStopping = {
-            ready.value = false
-            SystemdNotify.send("STOPPING=1\nSTATUS=draining")
-        }
-        do {
-            try server.run()
-        } catch let error as ProxyStartError {
-            throw RuntimeFailure(message: "proxy: \(error.description)")
-        }
-        admin.stop()
-        withExtendedLifetime(nft) {}
-        agentLog("stopped", ["table": "kept (persist)"])
+        return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
+                             profile: profileName, tuning: plan, reconcileIntervalMs: interval,
+                             cleanupOnExit: cleanup, configPath: config)
+    }
+}
+
+/// A small text file's contents, or nil if it cannot be read (missing, a directory, no permission) or is over 1 MiB.
+func readTextFile(_ path: String) -> String? {
+    guard let f = fopen(path, "r") else { return nil }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n > 0 { bytes += chunk[0..<n] }
+        if bytes.count > 1 << 20 { return nil }
+        if n < chunk.count { return ferror(f) != 0 ? nil : String(decoding: bytes, as: UTF8.self) }
     }
 }
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
 func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
-    let bad = ConfigError("--admin-address '\(text)' is not HOST:PORT: expected e.g. 127.0.0.1:15020 or [::1]:15020")
+    let bad = ConfigError("--admin-address '\(EventLine.quoted(text))' is not HOST:PORT: expected e.g. "
+        + "127.0.0.1:15020 or [::1]:15020")
     guard let colon = text.lastIndex(of: ":") else { throw bad }
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
     guard let port = UInt16(text[text.index(after: colon)...]), IPAddress(host) != nil else { throw bad }
     return (host, port)
-}
-
-/// Readiness, written by the proxy thread, read by the admin thread.
-final class ReadyFlag: Sendable {
-    private let state = Atomic<Bool>(false)
-    var value: Bool {
-        get { state.load(ordering: .acquiring) }
-        set { state.store(newValue, ordering: .releasing) }
-    }
-}
-
-/// One line per event, key=value, on stderr (journald keeps it as is).
-func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
-    fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
 }

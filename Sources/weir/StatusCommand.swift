@@ -1,4 +1,5 @@
 import ArgumentParser
+import WeirAgent
 import WeirCore
 import WeirNetfilter
 import WeirProxy
@@ -33,8 +34,3 @@ struct StatusCommand: ParsableCommand {
         print(NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: backlog).report(), terminator: "")
     }
 }
-
-/// The netlink readers of the node status on a real node (ctnetlink, nftables).
-let nodeStatusReaders = StatusNetlinkReaders(
-    conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
-    table: { try NodeStatusNetlink.table(named: CaptureRuleset.tableName) }, generation: NodeStatusNetlink.generation)

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WeirAgent
 import WeirCore
 
 #if canImport(Glibc)
@@ -10,6 +11,7 @@ struct Weir: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "weir",
         abstract: "Node-level traffic capture, kernel tuning and transparent proxy.",
+        version: BuildInfo.line,
         subcommands: [RulesCommand.self, CleanCommand.self, ProxyCommand.self, TuneCommand.self, StatusCommand.self,
                       RunCommand.self]
     )

@@ -5,11 +5,11 @@ import Testing
 @Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
 struct ProxyCommandTests {
     @Test(arguments: [
-        (["--proxy-port", "0"], "weir: --proxy-port: '0' is not a port; expected 1 to 65535"),
-        (["-m", "NAT"], "weir: --mode: 'NAT' is not a mode; expected REDIRECT or TPROXY"),
+        (["--proxy-port", "0"], "weir: --proxy-port '0' is not a port: expected 1 to 65535"),
+        (["-m", "NAT"], "weir: --mode 'NAT' is not a mode: expected REDIRECT or TPROXY"),
         (["--idle-timeout", "forever"],
-         "weir: --idle-timeout: 'forever' is not a duration; expected 0 or a number with ms, s, m or h, like 5s"),
-        (["--max-connections", "0"], "weir: --max-connections: '0' is not a positive count; expected 1 to 10000000"),
+         "weir: --idle-timeout 'forever' is not a duration: expected 0 or a number with ms, s, m or h, like 5s"),
+        (["--max-connections", "0"], "weir: --max-connections '0' is not a positive count: expected 1 to 10000000"),
     ])
     func badFlagExitsTwoWithOneLine(arguments: [String], message: String) throws {
         try withNamespace(prefix: "wtp") { ns in
@@ -58,19 +58,41 @@ struct ProxyCommandTests {
             let r = try ns.run(["timeout", "10", "setpriv", "--reuid", "4244", "--regid", "4244", "--clear-groups",
                                 weirBinary, "proxy"])
             #expect(r.status == 1)
-            #expect(r.stderr.contains("event=fatal reason=\"cannot own upstream sockets as uid 1337 gid 1337"))
+            // The worker reports to the server, which exits 1 with one line; a worker never exits the process.
+            #expect(r.stderr.contains("weir: proxy: worker 0 cannot own upstream sockets as uid 1337 gid 1337"),
+                    "\(r.stderr)")
         }
     }
 
     @Test func portInUseIsARuntimeFailure() throws {
         try withNamespace(prefix: "wtp") { ns in
+            // Another program (not weir) holds the outbound capture port.
+            let holder = try BackgroundProcess(ns, ["python3", "-c", """
+                import socket, time
+                s = socket.socket(); s.bind(("0.0.0.0", 15001)); s.listen(1); print("READY", flush=True)
+                time.sleep(60)
+                """])
+            defer { holder.stop() }
+            try holder.waitFor("READY")
+            let r = try ns.run([weirBinary, "proxy", "--workers", "1"])
+            #expect(r.status == 1)
+            #expect(r.stderr.contains("bind 0.0.0.0:15001: EADDRINUSE"), "\(r.stderr)")
+        }
+    }
+
+    @Test func oneDataPlanePerNamespace() throws {
+        try withNamespace(prefix: "wtp") { ns in
             let first = try startProxy(ns, ["--workers", "1"])
             defer { first.stop() }
-            // Another process (not SO_REUSEPORT-compatible: different user) cannot take the port.
-            let r = try ns.run(["setpriv", "--reuid", "4243", "--regid", "4243", "--clear-groups", weirBinary, "proxy",
-                                "-u", "4243", "-g", "4243"])
-            #expect(r.status == 1)
-            #expect(r.stderr.contains("EADDRINUSE"))
+            // A second proxy would share the ports through SO_REUSEPORT and take half the connections.
+            for args in [["proxy", "--workers", "1"], ["run", "--admin-address", "127.0.0.1:15029"]] {
+                let r = try ns.weir(args)
+                #expect(r.status == 1, "\(args)")
+                #expect(r.stderr.contains("another weir data plane runs in this network namespace: pid \(first.pid) "),
+                        "\(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            }
+            #expect(try ns.exec(["nft", "list", "ruleset"]).isEmpty)
         }
     }
 }

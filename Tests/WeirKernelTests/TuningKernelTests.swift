@@ -98,11 +98,11 @@ struct TuningKernelTests {
             let before = try value(ns, "net/core/somaxconn")
             let common = ["--profiles-dir", scratch.profiles, "--state-dir", scratch.state]
             let cases: [([String], String)] = [
-                (["tune", "--profile", "nosuch"] + common, "unknown profile 'nosuch', expected one of badshape"),
+                (["tune", "--profile", "nosuch"] + common, "unknown profile 'nosuch': expected one of badshape"),
                 (["tune", "--profile", "unknownkey"] + common,
-                 "unknownkey.profile:2: unknown key 'net.core.somaxconnn'"),
+                 "unknownkey.profile:2 'net.core.somaxconnn' is not a key weir knows"),
                 (["tune", "--profile", "badshape"] + common,
-                 "badshape.profile:2: net.ipv4.ip_local_port_range: value '40000' is not valid, expected two integers"),
+                 "badshape.profile:2 net.ipv4.ip_local_port_range '40000' is not valid: expected two integers"),
             ]
             for (arguments, expected) in cases {
                 let result = try ns.weir(arguments)

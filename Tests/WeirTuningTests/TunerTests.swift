@@ -148,7 +148,7 @@ import WeirTestSupport
 
     @Test func unknownProfileListsTheKnownOnes() {
         let message = configError { _ = try Tuner.loadProfile(named: "fast", directories: [repositoryProfiles]) }
-        #expect(message == "unknown profile 'fast', expected one of default, ingress, low-latency, throughput")
+        #expect(message == "unknown profile 'fast': expected one of default, ingress, low-latency, throughput")
     }
 }
 

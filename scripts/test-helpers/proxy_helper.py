@@ -364,6 +364,80 @@ def client(mode, host, port, arg):
         os.kill(pid, 15)
         s.settimeout(30)
         out("held=%s" % outcome(s))
+    elif mode == "hold":
+        # One connection kept busy for ARG seconds (a ping every 0.2 s): does it survive what happens meanwhile?
+        s = connect(host, port)
+        s.sendall(b"PEER\n")
+        readline(s)
+        print("HOLDING", flush=True)
+        end = time.time() + float(arg)
+        pings = 0
+        while time.time() < end:
+            if not ping(s):
+                out("pings=%d broken=True" % pings)
+                return
+            pings += 1
+            time.sleep(0.2)
+        s.close()
+        out("pings=%d broken=False" % pings)
+    elif mode == "loop":
+        # New connections back to back for ARG seconds: how many succeed, are refused or fail otherwise, and the
+        # longest run of time in which none succeeded (the gap a restart leaves).
+        end = time.time() + float(arg)
+        ok = refused = other = 0
+        last_ok = time.time()
+        gap = 0.0
+        print("LOOPING", flush=True)
+        while time.time() < end:
+            try:
+                c = connect(host, port, timeout=2)
+                c.sendall(b"PEER\n")
+                if readline(c).startswith("peer="):
+                    ok += 1
+                    now = time.time()
+                    gap = max(gap, now - last_ok)
+                    last_ok = now
+                else:
+                    other += 1
+                c.close()
+            except ConnectionRefusedError:
+                refused += 1
+            except OSError:
+                other += 1
+            time.sleep(0.002)
+        out("ok=%d refused=%d other=%d max_gap_ms=%d" % (ok, refused, other, gap * 1000))
+    elif mode == "crowd":
+        # ARG idle connections and 100 byte-a-second clients on an admin endpoint, then probes: every probe must
+        # still be answered. Prints each probe's status and the slowest probe's latency.
+        idle = []
+        for _ in range(int(arg)):
+            try:
+                idle.append(connect(host, port, timeout=2))
+            except OSError:
+                pass
+        slow = [connect(host, port, timeout=2) for _ in range(100)]
+        request = b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        statuses = []
+        worst = 0.0
+        for i in range(12):
+            for s_ in slow:
+                try:
+                    s_.send(request[i:i + 1])
+                except OSError:
+                    pass
+            for path in ("/healthz", "/readyz"):
+                t = time.time()
+                try:
+                    p = connect(host, port, timeout=2)
+                    p.sendall(("GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path).encode())
+                    line = readline(p)
+                    p.close()
+                except OSError as e:
+                    line = "error " + type(e).__name__
+                worst = max(worst, time.time() - t)
+                statuses.append(line.split(" ")[1] if line.startswith("HTTP/1.1 ") else line)
+            time.sleep(1)
+        out("statuses=%s worst_ms=%.1f idle=%d" % (",".join(sorted(set(statuses))), worst * 1000, len(idle)))
     else:
         raise SystemExit("unknown client mode " + mode)
 

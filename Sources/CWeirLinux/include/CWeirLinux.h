@@ -62,13 +62,32 @@ int weir_affinity_cpus(void);
 int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid);
 /* Names the calling thread (prctl PR_SET_NAME, at most 15 bytes), as top -H and /proc/PID/task/TID/comm show it. */
 void weir_name_this_thread(const char *name);
-/* Blocks SIGTERM, SIGINT and SIGPIPE in the calling thread (inherited by threads it creates). */
+/* Blocks SIGTERM, SIGINT, SIGHUP and SIGPIPE in the calling thread (inherited by threads it creates). */
 int weir_block_signals(void);
 /* Waits for SIGTERM or SIGINT (blocked beforehand); returns the signal number. */
 int weir_wait_termination(void);
+/* Waits up to timeout_ms (-1: forever) for SIGTERM, SIGINT or SIGHUP (blocked beforehand); returns the signal, 0 on
+   timeout, -1 on another error (EINTR). */
+int weir_wait_signal(int timeout_ms);
+/* One data plane per network namespace: binds and listens on the abstract unix socket `name` (abstract names are
+   per network namespace and vanish with the process, so a kill -9 never leaves a stale lock). Returns the socket, or
+   -1 with errno; on EADDRINUSE *holder is the pid of the process holding it (SO_PEERCRED), or 0 if unknown. */
+int weir_dataplane_lock(const char *name, int *holder);
+/* CLOCK_MONOTONIC in microseconds. */
+int64_t weir_now_us(void);
+/* Seconds since the epoch (wall clock), for timestamps in metrics. */
+int64_t weir_wall_seconds(void);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t weir_now_ms(void);
 /* Relaxed atomics on plain 64-bit words, for counters shared between workers. */
 int64_t weir_atomic_add(int64_t *p, int64_t v);
 int64_t weir_atomic_load(const int64_t *p);
+void weir_atomic_store(int64_t *p, int64_t v);
+/* A non-blocking signalfd for SIGTERM, SIGINT and SIGHUP (block them first with weir_block_signals), so one poll()
+   waits for signals and descriptors together; weir_signalfd_read returns the next signal, or 0 if none is queued. */
+int weir_signalfd(void);
+int weir_signalfd_read(int fd);
+/* Version and git commit of this build. */
+const char *weir_build_version(void);
+const char *weir_build_commit(void);
 #endif

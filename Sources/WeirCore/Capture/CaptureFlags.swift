@@ -298,7 +298,7 @@ struct FlagReader {
                     throw ConfigError("\(flag.display) cannot read list file '\(path)': expected a readable file "
                         + "with one entry per line")
                 }
-                for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" }) {
+                for line in text.split(whereSeparator: { $0 == "\n" || $0 == "\r" || $0 == "\r\n" }) {
                     let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
                     for entry in content.split(separator: ",") {
                         let e = String(entry).trimmingSpaces

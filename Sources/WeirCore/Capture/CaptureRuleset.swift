@@ -108,6 +108,13 @@ public enum CaptureRuleset {
             outboundRules.append(Rule([.dportInSet(.udp, set: s)], ret))
         }
         for f in families { outboundRules.append(Rule([.oifname("lo"), .saddr(passthrough(f))], ret)) }
+        if c.mode == .tproxy {
+            // weir's own TPROXY hand-off: the proxy's upstream socket to the application is IP_TRANSPARENT, bound to
+            // the client's address and marked with -t. Without this return the next rule (proxy UID on lo) would
+            // redirect that SYN back to the inbound capture port, a loop. Only a socket with CAP_NET_ADMIN can set
+            // the mark, so no application connection is affected.
+            outboundRules.append(Rule([.oifname("lo"), .l4proto(.tcp), .mark(c.tproxyMark, negated: false)], ret))
+        }
         var loopbackIncluded = false
         if case .list(let list) = c.outboundIncludeCIDRs { loopbackIncluded = list.contains { $0.isLoopback } }
         func ownerRules(_ id: UInt32, _ owner: (UInt32, Bool) -> Match) {
@@ -162,13 +169,13 @@ public enum CaptureRuleset {
                                            ret))
             let established = Match.ctState([.established, .related])
             switch c.inboundPorts {
+            // No return for the tunnel port (-e) here: istio-iptables has it only in the nat chain, which TPROXY mode
+            // does not hook, and istio-nftables' mangle chain has none either, so with -b '*' 15008 is captured too.
             case .all:
-                tproxyInboundRules.append(Rule([.l4proto(.tcp), .dport(.tcp, c.inboundTunnelPort, negated: false)], ret))
                 if let s = inboundExcludeSet { tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: s)], ret)) }
                 tproxyInboundRules.append(Rule([.l4proto(.tcp), established], jump(tproxyDivert)))
                 tproxyInboundRules.append(Rule([.l4proto(.tcp)], jump(tproxy)))
             case .list:
-                tproxyInboundRules.append(Rule([.l4proto(.tcp), .dport(.tcp, c.inboundTunnelPort, negated: false)], ret))
                 tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: inboundPortsSet!), established],
                                                jump(tproxyDivert)))
                 tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: inboundPortsSet!)], jump(tproxy)))

@@ -76,10 +76,10 @@ public struct Profile: Equatable, Sendable {
             }
             guard let key = KeyRegistry.key(named: name) else {
                 if name.hasPrefix("conntrack.") {
-                    throw ConfigError("\(place): unknown parameter '\(name)', expected one of "
+                    throw ConfigError("\(place) '\(name)' is not a parameter: expected one of "
                         + Profile.parameterNames.joined(separator: ", "))
                 }
-                throw ConfigError("\(place): unknown key '\(name)', expected a key weir knows "
+                throw ConfigError("\(place) '\(name)' is not a key weir knows: expected one "
                     + "(see 'weir tune --list-keys')")
             }
             var raiseOnly = false
@@ -101,7 +101,7 @@ public struct Profile: Equatable, Sendable {
                 desired = .derived
             } else {
                 guard let value = SysctlValue(parsing: valueText), key.shape.accepts(value) else {
-                    throw ConfigError("\(place): \(name): value '\(valueText)' is not valid, expected \(key.shape)")
+                    throw ConfigError("\(place) \(name) '\(valueText)' is not valid: expected \(key.shape)")
                 }
                 desired = .literal(value)
             }
@@ -130,7 +130,7 @@ public struct Profile: Equatable, Sendable {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
         }
         guard !name.isEmpty, allowed else {
-            throw ConfigError("profile name '\(name)' is not valid, expected letters, digits, '-' or '_'")
+            throw ConfigError("profile name '\(name)' is not valid: expected letters, digits, '-' or '_'")
         }
     }
 }

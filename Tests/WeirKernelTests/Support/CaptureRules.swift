@@ -1,5 +1,6 @@
-// Minimal capture rules for the proxy tests, installed with `nft -f -` inside a test namespace.
-// Stand-ins until `weir rules` lands: the lead can swap each function for `weir rules` with the matching flags.
+// Capture rules for the proxy tests. Inbound capture is weir's own (`weir rules`). Outbound capture stays a minimal
+// hand-written rule: those tests keep client, proxy and server in one namespace on local addresses, which istio's
+// semantics (and so weir's rules) never capture; the agent tests cover outbound with weir's rules across namespaces.
 
 /// Port the test applications listen on; captured by every ruleset here.
 let appPort: UInt16 = 8080
@@ -17,42 +18,16 @@ func installOutboundCapture(_ ns: TestNamespace, proxyUID: Int = 1337) throws {
     """)
 }
 
-/// Inbound capture with REDIRECT: connections arriving for port 8080 go to 15006. The proxy hands them to the
-/// application from 127.0.0.6 / ::6; ::6 is put on lo as the capture issue does (replies must route back to it).
+/// Inbound capture with REDIRECT, installed by `weir rules` itself: port 8080 goes to 15006, and weir adds the ::6
+/// hand-off address on lo.
 func installInboundRedirect(_ ns: TestNamespace) throws {
-    try ns.exec(["nft", "-f", "-"], input: """
-    table inet wtin {
-      chain prerouting {
-        type nat hook prerouting priority -100; policy accept;
-        tcp dport \(appPort) redirect to :15006
-      }
-    }
-
-    """)
-    try ns.exec(["ip", "-6", "addr", "add", "::6/128", "dev", "lo", "nodad"])
+    let r = try ns.weir(["rules", "-b", "\(appPort)"])
+    guard r.status == 0 else { throw HarnessError("weir rules -b \(appPort): \(r.stderr)") }
 }
 
-/// Inbound capture with TPROXY: port 8080 goes to 15006 with mark 1337; packets marked 1337 are delivered locally
-/// (policy table 133), and replies of connections the proxy opened (SO_MARK 1337) get the mark back via conntrack.
+/// Inbound capture with TPROXY, installed by `weir rules -m TPROXY` itself: port 8080 goes to 15006 with the mark,
+/// and weir adds the policy routing (fwmark -> table 133 -> local) for both families.
 func installInboundTPROXY(_ ns: TestNamespace, mark: Int = 1337) throws {
-    try ns.exec(["nft", "-f", "-"], input: """
-    table inet wttp {
-      chain prerouting {
-        type filter hook prerouting priority mangle; policy accept;
-        meta mark \(mark) accept
-        meta l4proto tcp tcp dport \(appPort) tproxy ip to :15006 meta mark set \(mark) accept
-        meta l4proto tcp tcp dport \(appPort) tproxy ip6 to :15006 meta mark set \(mark) accept
-      }
-      chain output {
-        type route hook output priority mangle; policy accept;
-        meta mark \(mark) ct mark set \(mark)
-        ct mark \(mark) meta mark set \(mark)
-      }
-    }
-
-    """)
-    for family in ["-4", "-6"] {
-        try ns.exec(["ip", family, "rule", "add", "fwmark", "\(mark)", "lookup", "133"])
-        try ns.exec(["ip", family, "route", "add", "local", "default", "dev", "lo", "table", "133"])
-    }
+    let r = try ns.weir(["rules", "-m", "TPROXY", "-b", "\(appPort)", "-t", "\(mark)"])
+    guard r.status == 0 else { throw HarnessError("weir rules -m TPROXY: \(r.stderr)") }
 }

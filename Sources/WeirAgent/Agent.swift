@@ -1,0 +1,394 @@
+import CWeirLinux
+import Glibc
+import Synchronization
+import WeirCore
+import WeirNetfilter
+import WeirProxy
+import WeirTuning
+
+/// `weir run`: the node agent's whole life in one place.
+///
+/// 1. **Acquire** everything that can fail, before the node is changed: the namespace's data-plane lock, the admin
+///    socket, every proxy listener, the netlink sockets. A failure here exits 1 and leaves the node as it was.
+/// 2. **Serve**: start the proxy workers and the admin loop (listeners are bound, so no connection is refused).
+/// 3. **Change the node**: apply the profile, then install the capture (table, TPROXY routing, `::6`). If the capture
+///    fails, the profile is reverted and the process exits 1.
+/// 4. **Ready**: `READY=1` and `/readyz` 200.
+/// 5. **Keep it right**: reconcile every `--reconcile-interval` and soon after any nftables or rtnetlink event;
+///    SIGHUP re-reads `--config` and applies what changed; `WATCHDOG=1` while every worker and the admin loop beat.
+/// 6. **Stop** on SIGTERM: `STOPPING=1`, drain within `--drain-timeout`, keep the table (persist) unless
+///    `--cleanup-on-exit`.
+public final class Agent {
+    private var settings: AgentSettings
+    private let reloadSettings: () throws -> AgentSettings
+    private let state: Mutex<AgentState>
+    private let wake: Int32
+
+    /// What the admin thread reads and the main thread writes.
+    struct AgentState {
+        var ready = false
+        var settings: AgentSettings
+        /// What reconcile could not repair, for `/readyz`.
+        var problem: String?
+        var applies: Int64 = 0
+        var applyFailures: Int64 = 0
+        var lastApplyWall: Int64 = 0
+        var repairs: [String: Int64] = [:]
+        var reconciles: Int64 = 0
+        var lastReconcileWall: Int64 = 0
+        var reloads: Int64 = 0
+        var reloadFailures: Int64 = 0
+    }
+
+    /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
+    /// `ConfigError` for a bad file.
+    public init(settings: AgentSettings, reload: @escaping () throws -> AgentSettings) {
+        self.settings = settings
+        self.reloadSettings = reload
+        state = Mutex(AgentState(settings: settings))
+        wake = weir_eventfd()
+    }
+
+    /// Runs until SIGTERM or SIGINT; returns after the drain. Throws `AgentError` when it cannot start (nothing on
+    /// the node changed then) or when a worker fails.
+    public func run() throws {
+        // Signals are read from a signalfd by this thread; the threads it starts inherit the mask.
+        _ = weir_block_signals()
+        let signals = weir_signalfd()
+        guard signals >= 0, wake >= 0 else { throw AgentError("signalfd: \(errnoName(errno))") }
+        defer { close(signals) }
+
+        // 1. Acquire.
+        let lock: DataPlaneLock
+        let server = ProxyServer(config: settings.proxy)
+        do {
+            lock = try DataPlaneLock.acquire()
+        } catch let e as ProxyStartError {
+            throw AgentError(e.description)
+        }
+        let check = CaptureCheck()
+        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
+            self.respond(path, server: server, check: check)
+        }
+        do {
+            try server.bind()
+        } catch let e as ProxyStartError {
+            throw AgentError("proxy: \(e.description)")
+        }
+        let installer = try CaptureInstaller()
+        var watcher: ChangeWatcher?
+        do {
+            watcher = try ChangeWatcher()
+        } catch {
+            agentLog("warning", ["reason": "no netlink events, reconciling on the interval only", "error": "\(error)"])
+        }
+
+        // 2. Serve.
+        do {
+            try server.start()
+        } catch let e as ProxyStartError {
+            throw AgentError("proxy: \(e.description)")
+        }
+        try admin.start()
+        agentLog("admin_listening", ["address": admin.address])
+
+        // 3. Change the node.
+        var tuned = false
+        if let (tuner, plan) = settings.tuning {
+            do {
+                let results = try tuner.apply(plan)
+                tuned = true
+                agentLog("tuned", ["profile": plan.profile, "changed": results.count,
+                                   "failed": results.filter { $0.failure != nil }.count])
+            } catch {
+                server.stop()
+                admin.stop()
+                throw AgentError("applying profile \(plan.profile): \(error)")
+            }
+        }
+        do {
+            let changes = try installer.apply(settings.capture, settings.table, claim: true)
+            if changes.isEmpty { print("table \(settings.table.family.rawValue) \(settings.table.name): unchanged") }
+            changes.forEach { print($0) }
+            if installer.ownershipUnsupported {
+                print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
+            }
+            fflush(stdout)
+            state.withLock {
+                $0.applies += 1
+                $0.lastApplyWall = weir_wall_seconds()
+            }
+            agentLog("capture_installed", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
+                                           "changes": changes.count])
+        } catch {
+            state.withLock { $0.applyFailures += 1 }
+            server.stop()
+            admin.stop()
+            if tuned, let (tuner, _) = settings.tuning { _ = try? tuner.revert() }
+            throw error
+        }
+
+        // 4. Ready.
+        state.withLock { $0.ready = true }
+        let watchdog = Watchdog.fromEnvironment()
+        SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
+        agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
+                           "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
+                           "reconcile_interval_ms": settings.reconcileIntervalMs])
+
+        // 5. Keep it right.
+        var now = weir_now_ms()
+        var nextReconcile = now + settings.reconcileIntervalMs
+        var eventReconcile: Int64? = nil
+        var lastReconcile = now
+        var nextWatchdog = now
+        var withheld = false
+        var stopSignal: Int32 = 0
+        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        for fd in watcher?.descriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
+        loop: while true {
+            var deadline = min(nextReconcile, eventReconcile ?? Int64.max)
+            if watchdog != nil { deadline = min(deadline, nextWatchdog) }
+            deadline = min(deadline, now + 1000)  // a worker's failure is noticed within a second
+            _ = poll(&fds, nfds_t(fds.count), Int32(max(0, deadline - weir_now_ms())))
+            now = weir_now_ms()
+            while true {
+                let sig = weir_signalfd_read(signals)
+                if sig == 0 { break }
+                if sig == SIGHUP { reload(installer) } else { stopSignal = sig; break loop }
+            }
+            if fds[1].revents != 0 {
+                var value: UInt64 = 0
+                _ = read(wake, &value, 8)
+                eventReconcile = max(now, lastReconcile + 1000)
+            }
+            if watcher?.drain() == true, eventReconcile == nil {
+                // Events come in bursts (our own apply makes some): reconcile once, soon, at most once a second.
+                eventReconcile = max(now + 100, lastReconcile + 1000)
+            }
+            if now >= nextReconcile || (eventReconcile.map { now >= $0 } ?? false) {
+                reconcile(installer)
+                watcher?.drain()  // what our own repair caused
+                lastReconcile = weir_now_ms()
+                eventReconcile = nil
+                nextReconcile = lastReconcile + settings.reconcileIntervalMs
+            }
+            if let failure = server.failure {
+                agentLog("worker_failed", ["reason": failure])
+                state.withLock { $0.ready = false }
+                SystemdNotify.send("STATUS=worker failed: \(failure)")
+                server.stop()
+                admin.stop()
+                throw AgentError("proxy: \(failure)")
+            }
+            if let watchdog, now >= nextWatchdog {
+                nextWatchdog = now + watchdog.intervalMs
+                let stale = Self.staleLoops(workers: server.heartbeats(), admin: admin.heartbeat, now: now)
+                if stale.isEmpty {
+                    SystemdNotify.send("WATCHDOG=1\nSTATUS=\(status(server))")
+                    if withheld { agentLog("watchdog_resumed") }
+                    withheld = false
+                } else if !withheld {
+                    withheld = true
+                    agentLog("watchdog_withheld", ["stale": stale.joined(separator: ",")])
+                }
+            }
+        }
+
+        // 6. Stop.
+        state.withLock { $0.ready = false }
+        SystemdNotify.send("STOPPING=1\nSTATUS=draining")
+        agentLog("signal", ["signal": stopSignal == SIGTERM ? "SIGTERM" : "SIGINT",
+                            "active": server.counters.snapshot().active])
+        server.stop()
+        admin.stop()
+        if settings.cleanupOnExit {
+            do {
+                let removed = try installer.removeAll()
+                agentLog("stopped", ["table": "removed (--cleanup-on-exit)", "removed": removed.count])
+            } catch {
+                agentLog("cleanup_failed", ["error": "\(error)"])
+                throw error
+            }
+        } else {
+            agentLog("stopped", ["table": "kept (persist)"])
+        }
+        withExtendedLifetime((lock, installer, watcher)) {}
+    }
+
+    // MARK: keeping the node right
+
+    private func reconcile(_ installer: CaptureInstaller) {
+        do {
+            let changes = try installer.apply(settings.capture, settings.table, claim: true)
+            for c in changes { agentLog("reconcile_repaired", ["object": c.object, "change": c.description]) }
+            state.withLock {
+                $0.reconciles += 1
+                $0.lastReconcileWall = weir_wall_seconds()
+                $0.problem = nil
+                for c in changes { $0.repairs[c.object, default: 0] += 1 }
+                if !changes.isEmpty {
+                    $0.applies += 1
+                    $0.lastApplyWall = $0.lastReconcileWall
+                }
+            }
+        } catch {
+            agentLog("reconcile_failed", ["error": "\(error)"])
+            state.withLock {
+                $0.reconciles += 1
+                $0.applyFailures += 1
+                $0.problem = "reconcile failed: \(error)"
+            }
+        }
+    }
+
+    private func reload(_ installer: CaptureInstaller) {
+        let next: AgentSettings
+        do {
+            next = try reloadSettings()
+        } catch {
+            let message = (error as? ConfigError)?.message ?? "\(error)"
+            agentLog("reload_failed", ["reason": message, "kept": "running configuration"])
+            state.withLock { $0.reloadFailures += 1 }
+            return
+        }
+        let restart = settings.needsRestart(next)
+        if !restart.isEmpty {
+            agentLog("reload_failed", ["reason": "changed settings need a restart: \(restart.joined(separator: ","))",
+                                       "kept": "running configuration"])
+            state.withLock { $0.reloadFailures += 1 }
+            return
+        }
+        var changes: [CaptureChange] = []
+        if next.capture != settings.capture {
+            do {
+                changes = try installer.apply(next.capture, next.table, claim: true)
+            } catch {
+                agentLog("reload_failed", ["reason": "\(error)", "kept": "running configuration"])
+                state.withLock {
+                    $0.reloadFailures += 1
+                    $0.applyFailures += 1
+                }
+                return
+            }
+        }
+        let rulesChanged = next.capture != settings.capture
+        settings.capture = next.capture
+        settings.table = next.table
+        settings.reconcileIntervalMs = next.reconcileIntervalMs
+        settings.cleanupOnExit = next.cleanupOnExit
+        let current = settings
+        state.withLock {
+            $0.reloads += 1
+            $0.settings = current
+            $0.problem = nil
+            if rulesChanged {
+                $0.applies += 1
+                $0.lastApplyWall = weir_wall_seconds()
+            }
+        }
+        changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
+        agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count])
+    }
+
+    /// Loops that have not run for 3 s (each wakes at least once a second when healthy): while any is stale, the
+    /// watchdog is not fed, and systemd restarts the process.
+    static func staleLoops(workers: [Int64], admin: Int64, now: Int64) -> [String] {
+        var out: [String] = []
+        for (i, beat) in workers.enumerated() where now - beat > 3000 { out.append("worker-\(i)") }
+        if now - admin > 3000 { out.append("admin") }
+        return out
+    }
+
+    private func status(_ server: ProxyServer) -> String {
+        let s = state.withLock { $0 }
+        let open = server.counters.snapshot().active
+        let last = s.lastReconcileWall > 0 ? "last reconcile \(Self.clock(s.lastReconcileWall)) UTC" : "no reconcile yet"
+        let repairs = s.repairs.values.reduce(0, +)
+        return "proxying \(open) connections; \(last); \(repairs) repairs"
+    }
+
+    static func clock(_ wall: Int64) -> String {
+        let day = wall % 86400
+        func two(_ n: Int64) -> String { n < 10 ? "0\(n)" : "\(n)" }
+        return "\(two(day / 3600)):\(two(day / 60 % 60)):\(two(day % 60))"
+    }
+
+    // MARK: admin endpoints
+
+    private func respond(_ path: String, server: ProxyServer, check: CaptureCheck) -> AdminServer.Response {
+        switch path {
+        case "/healthz":
+            return .init(status: 200, body: "ok\n")
+        case "/readyz":
+            let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
+            guard s.0 else { return .init(status: 503, body: "not ready\n") }
+            if let problem = s.1 { return .init(status: 503, body: "not ready: \(problem)\n") }
+            let missing = check.missing(s.2, s.3)
+            if !missing.isEmpty {
+                poke()
+                return .init(status: 503, body: "not ready: capture incomplete: \(missing.joined(separator: "; "))\n")
+            }
+            return .init(status: 200, body: "ready\n")
+        case "/metrics":
+            return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
+                         body: metrics(server))
+        case "/config":
+            let s = state.withLock { $0.settings }
+            return .init(status: 200, contentType: "application/json",
+                         body: AgentConfigJSON.render(capture: s.capture, proxy: s.proxy, agent: s.agentJSON))
+        default:
+            return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics, /config\n")
+        }
+    }
+
+    /// Asks the main loop to reconcile now (the admin thread saw something missing).
+    private func poke() {
+        var one: UInt64 = 1
+        _ = write(wake, &one, 8)
+    }
+
+    private func metrics(_ server: ProxyServer) -> String {
+        let s = state.withLock { $0 }
+        var samples = proxyMetricSamples(server.counters.snapshot(), config: s.settings.proxy)
+        samples.append(MetricSample(name: "weir_ready", value: s.ready ? 1 : 0))
+        samples.append(MetricSample(name: "weir_build_info",
+                                    labels: ["version": BuildInfo.version, "commit": BuildInfo.commit], value: 1))
+        samples.append(MetricSample(name: "weir_capture_applies_total", value: Double(s.applies)))
+        samples.append(MetricSample(name: "weir_capture_apply_failures_total", value: Double(s.applyFailures)))
+        samples.append(MetricSample(name: "weir_capture_last_apply_timestamp_seconds", value: Double(s.lastApplyWall)))
+        for object in ["table", "owner", "rule", "route", "address"] {
+            samples.append(MetricSample(name: "weir_reconcile_repairs_total", labels: ["object": object],
+                                        value: Double(s.repairs[object] ?? 0)))
+        }
+        samples.append(MetricSample(name: "weir_reconcile_runs_total", value: Double(s.reconciles)))
+        samples.append(MetricSample(name: "weir_reconcile_last_timestamp_seconds", value: Double(s.lastReconcileWall)))
+        samples.append(MetricSample(name: "weir_config_reloads_total", value: Double(s.reloads)))
+        samples.append(MetricSample(name: "weir_config_reload_failures_total", value: Double(s.reloadFailures)))
+        samples += NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: server.backlog).metricSamples
+        let (connect, duration) = server.counters.histograms()
+        return MetricsText.render(samples, histograms: [connect, duration], help: metricHelp)
+    }
+}
+
+/// `$WATCHDOG_USEC` (and `$WATCHDOG_PID`, when set, naming this process): systemd's watchdog, pinged at half its
+/// timeout as sd_watchdog_enabled(3) advises.
+struct Watchdog {
+    let intervalMs: Int64
+
+    static func fromEnvironment() -> Watchdog? {
+        guard let usec = getenv("WATCHDOG_USEC").flatMap({ Int64(String(cString: $0)) }), usec > 0 else { return nil }
+        if let pid = getenv("WATCHDOG_PID").flatMap({ Int32(String(cString: $0)) }), pid != getpid() { return nil }
+        return Watchdog(intervalMs: max(1, usec / 2000))
+    }
+}
+
+/// The netlink readers of the node status on a real node (ctnetlink, nftables).
+public let nodeStatusReaders = StatusNetlinkReaders(
+    conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
+    table: { try NodeStatusNetlink.table(named: CaptureRuleset.tableName) }, generation: NodeStatusNetlink.generation)
+
+/// One line per event, key=value, on stderr (journald keeps it as is).
+public func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
+    fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
+}

@@ -1,0 +1,110 @@
+import Glibc
+import WeirCore
+import WeirNetfilter
+
+/// One thing `CaptureInstaller.apply` changed in the kernel.
+public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
+    /// What kind of object: `table`, `owner`, `rule`, `route` or `address` (the metrics' `object` label).
+    public let object: String
+    /// The change as `weir rules` prints it (`table inet weir: replaced`, `added ip -4 rule ...`).
+    public let description: String
+}
+
+/// Installs the capture: the nftables table, TPROXY policy routing and the `::6` hand-off address. The same call
+/// serves the first install and every reconcile: each part compares what the kernel holds with what it should hold
+/// and writes only the difference, so an unchanged node sees no write at all (the nftables generation stays).
+///
+/// Keep the installer alive as long as weir should own its table: the owner flag binds the table to its socket.
+public final class CaptureInstaller {
+    private let nft: NftClient
+    private let routes: RouteClient
+
+    public init() throws {
+        do {
+            nft = try NftClient()
+            routes = try RouteClient()
+        } catch let e as NetlinkError {
+            throw AgentError(e.description)
+        }
+    }
+
+    /// True when this kernel cannot own a table (no persist flag, < 6.9): the table is then applied unowned.
+    public var ownershipUnsupported: Bool { nft.ownershipUnsupported }
+
+    /// Brings the kernel to `table` and `config`'s routing; returns what it changed (empty: nothing drifted).
+    /// `claim` makes this process the table's owner if it is not already.
+    public func apply(_ config: CaptureConfig, _ table: Table, claim: Bool) throws -> [CaptureChange] {
+        var changes: [CaptureChange] = []
+        let name = "\(table.family.rawValue) \(table.name)"
+        do {
+            let outcome = try nft.apply(table)
+            if outcome != .unchanged { changes.append(.init(object: "table", description: "table \(name): \(outcome)")) }
+            if config.mode == .tproxy {
+                let removed = try routes.removeWeirRouting(
+                    keeping: (config.tproxyMark, config.tproxyRouteTable, config.families), keepAddress: true)
+                changes += removed.map { .init(object: $0.contains(" rule ") ? "rule" : "route", description: "removed \($0)") }
+                let added = try routes.ensureTPROXYRouting(mark: config.tproxyMark, table: config.tproxyRouteTable,
+                                                           families: config.families)
+                changes += added.map { .init(object: $0.contains(" rule ") ? "rule" : "route", description: "added \($0)") }
+            } else {
+                changes += try routes.removeWeirRouting(keepAddress: true).map {
+                    .init(object: $0.contains(" rule ") ? "rule" : "route", description: "removed \($0)")
+                }
+            }
+            if !config.ipv4Only, try routes.ensurePassthroughAddress() {
+                changes.append(.init(object: "address", description: "added address ::6/128 dev lo"))
+            }
+            // An unchanged table was left alone; owning it still needs a claim.
+            if claim, try nft.claim(family: table.family, name: table.name) {
+                changes.append(.init(object: "owner", description: "claimed table \(name)"))
+            }
+        } catch let e as NetlinkError {
+            throw AgentError(e.description)
+        }
+        return changes
+    }
+
+    /// Removes everything weir installed (`weir clean`): both tables, and the rules, routes and address that carry
+    /// weir's routing protocol. Returns what it removed.
+    public func removeAll() throws -> [String] {
+        do {
+            let tables = try nft.removeTables(named: CaptureRuleset.tableName)
+            return tables.map { "removed table \($0.rawValue) \(CaptureRuleset.tableName)" }
+                + (try routes.removeWeirRouting()).map { "removed \($0)" }
+        } catch let e as NetlinkError {
+            throw AgentError(e.description)
+        }
+    }
+}
+
+/// Read-only check of the capture for `/readyz`, on sockets of its own (the admin thread's): what is missing that
+/// the agent installed. Cheap enough for every probe: one table lookup and three small rtnetlink dumps.
+public final class CaptureCheck {
+    private var nft: NftClient?
+    private var routes: RouteClient?
+
+    public init() {}
+
+    /// Missing pieces, worded for an operator; empty when everything is in place.
+    public func missing(_ config: CaptureConfig, _ table: Table) -> [String] {
+        do {
+            if nft == nil { nft = try NftClient() }
+            if routes == nil { routes = try RouteClient() }
+            var out: [String] = []
+            let name = "\(table.family.rawValue) \(table.name)"
+            if let info = try nft!.table(family: table.family, name: table.name) {
+                if !nft!.ownershipUnsupported && !info.isOwned { out.append("table \(name) is not owned") }
+            } else {
+                out.append("table \(name) is missing")
+            }
+            out += try routes!.missingRouting(
+                tproxy: config.mode == .tproxy ? (config.tproxyMark, config.tproxyRouteTable) : nil,
+                families: config.families, address: !config.ipv4Only)
+            return out
+        } catch {
+            nft = nil
+            routes = nil
+            return ["capture check failed: \(error)"]
+        }
+    }
+}

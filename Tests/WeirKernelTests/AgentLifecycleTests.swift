@@ -1,0 +1,305 @@
+import Foundation
+import Testing
+
+/// Starts `weir run` in the namespace (extra environment first, as `NAME=value`) and waits until it is ready.
+func startAgent(_ ns: TestNamespace, _ arguments: [String], environment: [String] = [],
+                waitFor: String = "event=ready") throws -> BackgroundProcess {
+    let p = try BackgroundProcess(ns, ["env"] + environment + [weirBinary, "run"] + arguments)
+    try p.waitFor(waitFor, timeout: 20)
+    return p
+}
+
+/// GET on the agent's admin endpoint from inside the namespace: status and body (status 0 when nothing answered).
+func adminGet(_ ns: TestNamespace, _ path: String, port: Int = 15020) throws -> (Int, String) {
+    let script = """
+        import urllib.request, urllib.error
+        try:
+            r = urllib.request.urlopen("http://127.0.0.1:\(port)\(path)", timeout=3)
+            print(r.status); print(r.read().decode(), end="")
+        except urllib.error.HTTPError as e:
+            print(e.code); print(e.read().decode(), end="")
+        except Exception as e:
+            print(0); print(e)
+        """
+    let out = try ns.run(["/usr/bin/python3", "-c", script]).stdout
+    let lines = out.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
+    return (Int(lines.first ?? "") ?? 0, lines.count > 1 ? String(lines[1]) : "")
+}
+
+/// Waits until `condition` holds, up to `timeout` seconds.
+func eventually(_ timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
+    let end = Date().addingTimeInterval(timeout)
+    while Date() < end {
+        if try condition() { return true }
+        usleep(100_000)
+    }
+    return try condition()
+}
+
+/// `weir run` as a node service: both capture directions with weir's own rules, probes that never block, nothing
+/// changed by a failed start, reconcile, reload, notify and watchdog, restart after kill -9.
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct AgentLifecycleTests {
+    @Test(arguments: ["REDIRECT", "TPROXY"])
+    func capturesBothDirectionsWithItsOwnRules(mode: String) throws {
+        try withInboundNamespaces { app, cl in
+            let appServer = try startServer(app, addresses: ["198.18.1.1", "2001:db8:1::1"])
+            defer { appServer.stop() }
+            let world = try startServer(cl, addresses: ["198.18.1.2", "2001:db8:1::2"])
+            defer { world.stop() }
+            let agent = try startAgent(app, ["-m", mode, "-b", "*", "-i", "*", "--drain-timeout", "1s"])
+            defer { agent.stop() }
+            // Inbound: the application sees the real client under TPROXY, the hand-off address under REDIRECT.
+            let tproxy = mode == "TPROXY"
+            #expect(try client(cl, "peer", "198.18.1.1") == "peer=\(tproxy ? "198.18.1.2" : "127.0.0.6") echo=True eof=True")
+            #expect(try client(cl, "peer", "2001:db8:1::1") == "peer=\(tproxy ? "2001:db8:1::2" : "::6") echo=True eof=True")
+            // Outbound, in the same run: the world sees the proxy's upstream from the pod's address.
+            #expect(try client(app, "peer", "198.18.1.2") == "peer=198.18.1.1 echo=True eof=True")
+            #expect(try client(app, "peer", "2001:db8:1::2") == "peer=2001:db8:1::1 echo=True eof=True")
+            let (_, m) = try adminGet(app, "/metrics")
+            #expect(m.contains("weir_proxy_connections_total{direction=\"inbound\"} 2\n"), "\(m)")
+            #expect(m.contains("weir_proxy_connections_total{direction=\"outbound\"} 2\n"))
+            #expect(m.contains("weir_proxy_connections_accepted_total 4\n"))
+            #expect(m.contains("weir_proxy_upstream_connect_seconds_count 4\n"))
+            #expect(m.contains("weir_proxy_connection_duration_seconds_count 4\n"))
+        }
+    }
+
+    @Test func probesAnswerWhileSlowAndIdleClientsCrowdTheAdminPort() throws {
+        try withNamespace(prefix: "wta") { ns in
+            let agent = try startAgent(ns, ["-i", "198.18.0.0/15"])
+            defer { agent.stop() }
+            // 1,000 idle connections and 100 clients sending a request one byte a second, then 24 probes.
+            let r = try ns.run(["sh", "-c", "ulimit -n 4096; exec python3 '\(proxyHelper)' client crowd 127.0.0.1 15020 1000"])
+            let line = r.stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+            #expect(line.hasPrefix("statuses=200 "), "\(line) \(r.stderr)")
+            print("admin probe latency with 1000 idle + 100 slow clients: \(line)")
+            let (_, m) = try adminGet(ns, "/metrics")
+            #expect(m.contains("weir_ready 1\n"))
+        }
+    }
+
+    @Test func aFailedStartChangesNothing() throws {
+        try withNamespace(prefix: "wta") { ns in
+            let state = NSTemporaryDirectory() + "wta-state-\(getpid())"
+            defer { try? FileManager.default.removeItem(atPath: state) }
+            let somaxconn = try ns.exec(["sysctl", "-n", "net.core.somaxconn"])
+            for (holder, args, message) in [
+                ("127.0.0.1:15020", [String](), "admin listener 127.0.0.1:15020: EADDRINUSE"),
+                ("", ["--admin-address", "198.18.9.9:15020"], "admin listener 198.18.9.9:15020: EADDRNOTAVAIL"),
+                ("0.0.0.0:15001", [], "bind 0.0.0.0:15001: EADDRINUSE"),
+            ] {
+                var held: BackgroundProcess?
+                if !holder.isEmpty {
+                    let parts = holder.split(separator: ":")
+                    held = try BackgroundProcess(ns, ["python3", "-c", """
+                        import socket, time
+                        s = socket.socket(); s.bind(("\(parts[0])", \(parts[1]))); s.listen(1); print("READY", flush=True)
+                        time.sleep(60)
+                        """])
+                    try held!.waitFor("READY")
+                }
+                let r = try ns.weir(["run", "-b", "*", "-i", "*", "--profile", "ingress", "--profiles-dir",
+                                     "profiles", "--state-dir", state] + args)
+                held?.stop()
+                #expect(r.status == 1, "\(args): \(r.stderr)")
+                #expect(r.stderr.contains(message), "\(r.stderr)")
+                #expect(try ns.exec(["nft", "list", "ruleset"]).isEmpty, "\(message)")
+                #expect(!(try ns.exec(["ip", "-6", "addr", "show", "dev", "lo"]).contains("::6/128")))
+                #expect(try ns.exec(["sysctl", "-n", "net.core.somaxconn"]) == somaxconn)
+            }
+        }
+    }
+
+    @Test func noConnectionIsRefusedWhileTheAgentStarts() throws {
+        try withInboundNamespaces { app, cl in
+            let world = try startServer(cl, addresses: ["198.18.1.2"])
+            defer { world.stop() }
+            // Back-to-back connections from the pod while the agent starts, and then while it restarts.
+            let loop = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "loop", "198.18.1.2", "8080", "6"])
+            defer { loop.stop() }
+            try loop.waitFor("LOOPING")
+            let agent = try startAgent(app, ["-i", "*", "--drain-timeout", "1s"])
+            defer { agent.stop() }
+            try loop.waitFor("ok=", timeout: 15)
+            #expect(loop.output.contains(" refused=0 other=0 "), "\(loop.output)")
+            let (_, m) = try adminGet(app, "/metrics")
+            #expect(!m.contains("weir_proxy_connections_total{direction=\"outbound\"} 0\n"), "nothing was proxied")
+
+            // A restart, with the persisted table redirecting meanwhile: measure the gap (a figure, not a test).
+            let again = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "loop", "198.18.1.2", "8080", "5"])
+            defer { again.stop() }
+            try again.waitFor("LOOPING")
+            usleep(500_000)
+            agent.signal(SIGTERM)
+            _ = agent.wait(timeout: 10)
+            let second = try startAgent(app, ["-i", "*", "--drain-timeout", "1s"])
+            defer { second.stop() }
+            try again.waitFor("ok=", timeout: 15)
+            print("restart gap (SIGTERM, drain, start): \(again.output.trimmingCharacters(in: .whitespacesAndNewlines))")
+        }
+    }
+
+    @Test func reconcileRepairsDriftAndReadinessSaysWhatIsMissing() throws {
+        try withNamespace(prefix: "wta") { ns in
+            // Reconcile runs at most once a second, so drift made at once after READY is seen by /readyz first.
+            let agent = try startAgent(ns, ["-m", "TPROXY", "-b", "*", "-i", "*", "--reconcile-interval", "1s"])
+            defer { agent.stop() }
+            // Delete the TPROXY rules and routes and ::6 behind weir's back, then probe.
+            let probe = try ns.run(["sh", "-c", """
+                ip -4 rule del fwmark 1337 lookup 133; ip -6 rule del fwmark 1337 lookup 133
+                ip -4 route del local default dev lo table 133; ip -6 route del local default dev lo table 133
+                ip -6 addr del ::6/128 dev lo
+                python3 -c 'import urllib.request as u, urllib.error as e
+                try: print(u.urlopen("http://127.0.0.1:15020/readyz", timeout=3).status)
+                except e.HTTPError as x: print(x.code, x.read().decode())'
+                """])
+            #expect(probe.stdout.hasPrefix("503 not ready: capture incomplete: "), "\(probe.stdout) \(probe.stderr)")
+            #expect(probe.stdout.contains("ip -4 rule fwmark 1337 lookup 133 is missing"))
+            #expect(probe.stdout.contains("address ::6/128 dev lo is missing"))
+            #expect(try eventually { try adminGet(ns, "/readyz") == (200, "ready\n") })
+            #expect(try ns.exec(["ip", "-4", "rule"]).contains("fwmark 0x539 lookup 133"))
+            #expect(try ns.exec(["ip", "-6", "route", "show", "table", "133"]).contains("local default dev lo"))
+            #expect(try ns.exec(["ip", "-6", "addr", "show", "dev", "lo"]).contains("::6/128"))
+            var (_, m) = try adminGet(ns, "/metrics")
+            for object in ["rule", "route"] {
+                #expect(m.contains("weir_reconcile_repairs_total{object=\"\(object)\"} 2\n"), "\(m)")
+            }
+            #expect(m.contains("weir_reconcile_repairs_total{object=\"address\"} 1\n"))
+            #expect(agent.output.contains("event=reconcile_repaired object=rule"))
+            // Nothing drifted since: reconcile passes read and write nothing (same handles, applies unchanged).
+            let before = try ns.exec(["nft", "-a", "list", "ruleset"])
+            let applies = m.split(separator: "\n").first { $0.hasPrefix("weir_capture_applies_total ") }
+            let runs = m.split(separator: "\n").first { $0.hasPrefix("weir_reconcile_runs_total ") }
+            usleep(2_500_000)
+            #expect(try ns.exec(["nft", "-a", "list", "ruleset"]) == before)
+            (_, m) = try adminGet(ns, "/metrics")
+            #expect(m.split(separator: "\n").first { $0.hasPrefix("weir_capture_applies_total ") } == applies)
+            #expect(m.split(separator: "\n").first { $0.hasPrefix("weir_reconcile_runs_total ") } != runs)
+        }
+    }
+
+    @Test func reloadAppliesChangedRulesKeepsConnectionsAndRefusesBadFiles() throws {
+        try withInboundNamespaces { app, cl in
+            let world = try startServer(cl, addresses: ["198.18.1.2"])
+            defer { world.stop() }
+            let file = NSTemporaryDirectory() + "wta-\(getpid()).conf"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            try "# weir\nISTIO_SERVICE_CIDR=*\nISTIO_INBOUND_PORTS=*\nISTIO_LOCAL_EXCLUDE_PORTS=22\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            let agent = try startAgent(app, ["--config", file])
+            defer { agent.stop() }
+            let pid = agent.pid
+            let held = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "hold", "198.18.1.2", "8080", "4"])
+            defer { held.stop() }
+            try held.waitFor("HOLDING")
+
+            try "ISTIO_SERVICE_CIDR=*\nISTIO_INBOUND_PORTS=*\nISTIO_LOCAL_EXCLUDE_PORTS=22,10250\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            agent.signal(SIGHUP)
+            try agent.waitFor("event=reloaded rules=changed")
+            #expect(try app.exec(["nft", "list", "set", "inet", "weir", "inbound-ports-exclude"]).contains("22, 10250"))
+            var (_, config) = try adminGet(app, "/config")
+            #expect(config.contains("\"inbound_ports_exclude\": [\n      22,\n      10250\n    ]"), "\(config)")
+
+            // A bad file, and a change that needs new listeners: refused, logged, counted; the rules stay.
+            let rules = try app.exec(["nft", "list", "table", "inet", "weir"])
+            for (text, reason) in [("ISTIO_INBOUND_PORTS=nope\n", "reason=\"-b 'nope' is not a port"),
+                                   ("ENVOY_PORT=15101\n", "changed settings need a restart: ENVOY_PORT")] {
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                agent.signal(SIGHUP)
+                try agent.waitFor(reason)
+            }
+            #expect(try app.exec(["nft", "list", "table", "inet", "weir"]) == rules)
+            let (_, m) = try adminGet(app, "/metrics")
+            #expect(m.contains("weir_config_reload_failures_total 2\n"), "\(m)")
+            #expect(m.contains("weir_config_reloads_total 1\n"))
+            (_, config) = try adminGet(app, "/config")
+            #expect(config.contains("      10250\n"))
+            try held.waitFor("pings=", timeout: 10)
+            #expect(held.output.contains("broken=False"), "\(held.output)")
+            #expect(agent.pid == pid && agent.process.isRunning)
+        }
+    }
+
+    @Test func notifiesReadyStatusWatchdogAndStopping() throws {
+        try withNamespace(prefix: "wta") { ns in
+            let socketPath = NSTemporaryDirectory() + "wta-notify-\(getpid()).sock"
+            defer { try? FileManager.default.removeItem(atPath: socketPath) }
+            // A real datagram socket stands in for systemd's $NOTIFY_SOCKET and prints what it receives.
+            let listener = try BackgroundProcess(ns, ["python3", "-u", "-c", """
+                import socket
+                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind("\(socketPath)"); print("BOUND")
+                while True:
+                    print(repr(s.recv(4096).decode()))
+                """])
+            defer { listener.stop() }
+            try listener.waitFor("BOUND")
+            let agent = try startAgent(ns, ["-i", "198.18.0.0/15", "--drain-timeout", "1s"],
+                                       environment: ["NOTIFY_SOCKET=\(socketPath)", "WATCHDOG_USEC=400000"])
+            #expect(try eventually { listener.output.components(separatedBy: "WATCHDOG=1").count > 4 })
+            agent.signal(SIGTERM)
+            #expect(agent.wait(timeout: 10) == 0)
+            let seen = listener.output
+            #expect(seen.contains("'READY=1\\nSTATUS=proxying 0 connections;"), "\(seen)")
+            #expect(seen.contains("WATCHDOG=1\\nSTATUS=proxying 0 connections; last reconcile") || seen.contains("WATCHDOG=1\\nSTATUS=proxying 0 connections; no reconcile yet"))
+            #expect(seen.contains("STOPPING=1"))
+            #expect(agent.output.contains("event=ready") && agent.output.contains("watchdog_ms=200"))
+        }
+    }
+
+    @Test func restartsAfterKillNineWithoutDuplicatesAndCleansUpOnRequest() throws {
+        try withInboundNamespaces { app, cl in
+            let world = try startServer(cl, addresses: ["198.18.1.2"])
+            defer { world.stop() }
+            let first = try startAgent(app, ["-m", "TPROXY", "-b", "*", "-i", "*"])
+            first.signal(SIGKILL)
+            _ = first.wait()
+            first.stop()
+            // The persisted table still redirects; a new agent re-claims it and traffic flows again.
+            let second = try startAgent(app, ["-m", "TPROXY", "-b", "*", "-i", "*", "--cleanup-on-exit",
+                                              "--drain-timeout", "1s"])
+            #expect(second.output.contains("claimed table inet weir"), "\(second.output)")
+            #expect(try client(app, "peer", "198.18.1.2") == "peer=198.18.1.1 echo=True eof=True")
+            #expect(try app.exec(["nft", "list", "tables"]) == "table inet weir\n")
+            for family in ["-4", "-6"] {
+                #expect(try app.exec(["ip", family, "rule"]).components(separatedBy: "lookup 133").count == 2)
+                #expect(try app.exec(["ip", family, "route", "show", "table", "133"]).split(separator: "\n").count == 1)
+            }
+            #expect(try app.exec(["ip", "-6", "addr", "show", "dev", "lo"]).components(separatedBy: "::6/128").count == 2)
+            #expect(try adminGet(app, "/metrics").1.contains("weir_nftables_table_owned 1\n"))
+            // --cleanup-on-exit: after the drain nothing of weir is left.
+            second.signal(SIGTERM)
+            #expect(second.wait(timeout: 10) == 0)
+            #expect(try app.exec(["nft", "list", "ruleset"]).isEmpty)
+            #expect(!(try app.exec(["ip", "-4", "rule"]).contains("lookup 133")))
+            #expect(!(try app.exec(["ip", "-6", "addr", "show", "dev", "lo"]).contains("::6/128")))
+        }
+    }
+
+    @Test func metricsPassPromtoolAndConfigAndVersionAreServed() throws {
+        try withNamespace(prefix: "wta") { ns in
+            let agent = try startAgent(ns, ["-b", "*", "-i", "*", "-d", "22"])
+            defer { agent.stop() }
+            let (status, metrics) = try adminGet(ns, "/metrics")
+            #expect(status == 200)
+            let lint = try runCommand(["promtool", "check", "metrics"], input: metrics)
+            #expect(lint.status == 0 && lint.stdout.isEmpty && lint.stderr.isEmpty, "\(lint.stdout)\(lint.stderr)")
+            for family in ["weir_build_info{commit=", "weir_proxy_upstream_failures_total{reason=\"refused\"} 0",
+                           "weir_proxy_upstream_connect_seconds_bucket{le=\"+Inf\"} 0",
+                           "weir_capture_last_apply_timestamp_seconds ", "weir_reconcile_repairs_total{object=\"table\"} 0",
+                           "weir_config_reload_failures_total 0", "weir_proxy_connections_forwarded_active{direction="] {
+                #expect(metrics.contains(family), "\(family)")
+            }
+            let (code, config) = try adminGet(ns, "/config")
+            #expect(code == 200)
+            let json = try JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any]
+            let capture = json?["capture"] as? [String: Any]
+            #expect(capture?["inbound_ports"] as? String == "*")
+            #expect(capture?["inbound_ports_exclude"] as? [Int] == [22])
+            let version = try runCommand([weirBinary, "--version"])
+            #expect(version.stdout.hasPrefix("weir "), "\(version.stdout)")
+            #expect(metrics.contains("version=\"\(version.stdout.split(separator: " ")[1])\""))
+        }
+    }
+}
