@@ -14,7 +14,7 @@ struct ProxyForwardingTests {
             defer { proxy.stop() }
             let reply = try client(ns, "peer", address)
             // The server saw the proxy's upstream, whose source is the namespace's own address; echo and EOF work.
-            #expect(reply == "peer=\(address == "198.18.0.1" ? "198.18.0.1" : "2001:db8::1") echo=True eof=True")
+            #expect(reply == "peer=\(address == "198.18.0.1" ? "198.18.0.2" : "2001:db8::2") echo=True eof=True")
             let c = try stopProxy(proxy)
             // Exactly one accepted connection: the upstream passed the owner match instead of looping into 15001.
             #expect(c["accepted"] == 1)
@@ -26,14 +26,12 @@ struct ProxyForwardingTests {
     @Test func upstreamIsOwnedByTheProxyUIDFlag() throws {
         // Rules that exempt UID 4242 only: forwarding works exactly once when the proxy runs with -u 4242 -g 4242,
         // so every upstream socket is owned by that UID (root keeps its capabilities; see docs/proxy.md).
-        try withNamespace(prefix: "wtp") { ns in
-            try ns.exec(["ip", "addr", "add", "198.18.0.1/32", "dev", "lo"])
-            try installOutboundCapture(ns, proxyUID: 4242)
+        try withOutboundNamespace(proxyUID: 4242) { ns in
             let server = try startServer(ns, addresses: ["198.18.0.1"])
             defer { server.stop() }
             let proxy = try startProxy(ns, ["-u", "4242", "-g", "4242", "--workers", "1"])
             defer { proxy.stop() }
-            #expect(try client(ns, "peer", "198.18.0.1") == "peer=198.18.0.1 echo=True eof=True")
+            #expect(try client(ns, "peer", "198.18.0.1") == "peer=198.18.0.2 echo=True eof=True")
             let c = try stopProxy(proxy)
             #expect(c["accepted"] == 1)
         }
@@ -79,7 +77,7 @@ struct ProxyForwardingTests {
             let proxy = try BackgroundProcess(ns, Self.asProxyUser + [weirBinary, "proxy"])
             defer { proxy.stop() }
             try proxy.waitFor("event=started")
-            #expect(try client(ns, "peer", "198.18.0.1") == "peer=198.18.0.1 echo=True eof=True")
+            #expect(try client(ns, "peer", "198.18.0.1") == "peer=198.18.0.2 echo=True eof=True")
             let c = try stopProxy(proxy)
             #expect(c["accepted"] == 1)
         }

@@ -94,7 +94,7 @@ struct ProxyLimitTests {
             let ok = Int(result.split(separator: " ").first?.dropFirst(3) ?? "") ?? 0
             #expect(ok > 5 && ok < 120, "\(result)")
             // Descriptors freed up: a new connection is forwarded again.
-            #expect(result.hasSuffix("after=peer=198.18.0.1"), "\(result)")
+            #expect(result.hasSuffix("after=peer=198.18.0.2"), "\(result)")
             let c = try stopProxy(proxy)
             #expect((c["fd_exhausted"] ?? 0) >= 1)
         }
@@ -173,12 +173,13 @@ func startNginx(_ ns: TestNamespace, address: String) throws -> BackgroundProces
     }
     """
     try conf.write(toFile: dir + "/nginx.conf", atomically: true, encoding: .utf8)
-    let p = try BackgroundProcess(ns, ["nginx", "-c", dir + "/nginx.conf", "-e", "stderr"])
+    let host = ns.serverSide ?? ns
+    let p = try BackgroundProcess(host, ["nginx", "-c", dir + "/nginx.conf", "-e", "stderr"])
     p.cleanupPaths.append(dir)
     let end = Date().addingTimeInterval(5)
     while Date() < end {
         // Asked with ss, not by connecting: connections to 8080 are captured.
-        if let out = try? ns.exec(["ss", "-Hltn", "sport = :8080"]), out.contains("8080") { return p }
+        if let out = try? host.exec(["ss", "-Hltn", "sport = :8080"]), out.contains("8080") { return p }
         usleep(50_000)
     }
     throw HarnessError("nginx did not start: \(p.output)")

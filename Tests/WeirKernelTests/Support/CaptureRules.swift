@@ -1,21 +1,13 @@
-// Capture rules for the proxy tests. Inbound capture is weir's own (`weir rules`). Outbound capture stays a minimal
-// hand-written rule: those tests keep client, proxy and server in one namespace on local addresses, which istio's
-// semantics (and so weir's rules) never capture; the agent tests cover outbound with weir's rules across namespaces.
+// Capture rules for the proxy tests: weir's own, installed with `weir rules` (the table persists after it exits).
 
-/// Port the test applications listen on; captured by every ruleset here.
+/// Port the test applications listen on.
 let appPort: UInt16 = 8080
 
-/// Outbound capture: connections to port 8080 from any UID but the proxy's (1337) go to 15001.
+/// Outbound capture, installed by `weir rules` itself: TCP to 198.18.0.0/15 and 2001:db8::/32 from any UID but the
+/// proxy's goes to 15001.
 func installOutboundCapture(_ ns: TestNamespace, proxyUID: Int = 1337) throws {
-    try ns.exec(["nft", "-f", "-"], input: """
-    table inet wtout {
-      chain output {
-        type nat hook output priority -100; policy accept;
-        meta skuid != \(proxyUID) tcp dport \(appPort) redirect to :15001
-      }
-    }
-
-    """)
+    let r = try ns.weir(["rules", "-i", "198.18.0.0/15,2001:db8::/32", "-u", "\(proxyUID)"])
+    guard r.status == 0 else { throw HarnessError("weir rules -i: \(r.stderr)") }
 }
 
 /// Inbound capture with REDIRECT, installed by `weir rules` itself: port 8080 goes to 15006, and weir adds the ::6

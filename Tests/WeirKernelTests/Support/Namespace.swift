@@ -77,6 +77,8 @@ var canUseNamespaces: Bool { getuid() == 0 }
 final class TestNamespace {
     let name: String
     private(set) var deleted = false
+    /// Where this namespace's test servers run when they live next door (see `withOutboundNamespace`).
+    var serverSide: TestNamespace?
 
     init(prefix: String = "wt") throws {
         let unique = String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -121,6 +123,7 @@ final class TestNamespace {
     func delete() {
         guard !deleted else { return }
         deleted = true
+        serverSide?.delete()
         // Kill anything still running in the namespace, then remove it.
         if let pids = try? runCommand(["ip", "netns", "pids", name]).stdout {
             for pid in pids.split(separator: "\n") { _ = try? runCommand(["kill", "-9", String(pid)]) }

@@ -103,7 +103,7 @@ func counters(in output: String) -> [String: Int] {
 
 /// Starts the test server on `appPort` at the given addresses.
 func startServer(_ ns: TestNamespace, addresses: [String], port: UInt16 = appPort) throws -> BackgroundProcess {
-    let p = try BackgroundProcess(ns, ["python3", "-u", proxyHelper, "server", "\(port)"] + addresses)
+    let p = try BackgroundProcess(ns.serverSide ?? ns, ["python3", "-u", proxyHelper, "server", "\(port)"] + addresses)
     try p.waitFor("READY")
     return p
 }
@@ -155,12 +155,18 @@ func cpuTicks(_ pid: Int32) -> Int {
     return (Int(fields[11]) ?? 0) + (Int(fields[12]) ?? 0)
 }
 
-/// A namespace with the test addresses on lo and outbound capture installed: clients and servers in one place.
-func withOutboundNamespace<T>(_ body: (TestNamespace) throws -> T) throws -> T {
+/// A pod namespace (198.18.0.2, 2001:db8::2) with weir's own outbound capture of 198.18.0.0/15 and 2001:db8::/32,
+/// wired to a server namespace next door (198.18.0.1, 2001:db8::1) where `startServer` puts the test servers. The
+/// clients and the proxy run in the pod; servers see the proxy's upstream from the pod's address.
+func withOutboundNamespace<T>(proxyUID: Int = 1337, _ body: (TestNamespace) throws -> T) throws -> T {
     try withNamespace(prefix: "wtp") { ns in
-        try ns.exec(["ip", "addr", "add", "198.18.0.1/32", "dev", "lo"])
-        try ns.exec(["ip", "addr", "add", "2001:db8::1/128", "dev", "lo", "nodad"])
-        try installOutboundCapture(ns)
+        let servers = try TestNamespace(prefix: "wtp")
+        ns.serverSide = servers
+        let tag = String(UInt32.random(in: 0...0xffff), radix: 16)
+        try ns.link(to: servers, localName: "wo\(tag)", peerName: "ws\(tag)",
+                    localAddresses: ["198.18.0.2/24", "2001:db8::2/64"],
+                    peerAddresses: ["198.18.0.1/24", "2001:db8::1/64"])
+        try installOutboundCapture(ns, proxyUID: proxyUID)
         return try body(ns)
     }
 }
