@@ -1,3 +1,4 @@
+import CWeirLinux
 import Glibc
 
 /// sd_notify(3) without libsystemd: one datagram to `$NOTIFY_SOCKET` (a path, or `@name` for the abstract namespace).
