@@ -33,17 +33,19 @@ let package = Package(
             .define("_GNU_SOURCE"), .define("WEIR_VERSION", to: cString(version)),
             .define("WEIR_COMMIT", to: cString(commit)),
         ]),
+        // The one place Swift meets Glibc for errno names, socket addresses and threads.
+        .target(name: "WeirSystem", dependencies: ["CWeirLinux"]),
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore"),
-        .target(name: "WeirNetfilter", dependencies: ["WeirCore", "CNetfilter"]),
+        .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"]),
         .target(name: "WeirTuning", dependencies: ["WeirCore"]),
-        .target(name: "WeirProxy", dependencies: ["WeirCore", "CWeirLinux"]),
+        .target(name: "WeirProxy", dependencies: ["WeirCore", "WeirSystem", "CWeirLinux"]),
         // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
-        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "CWeirLinux"]),
+        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem", "CWeirLinux"]),
         .executableTarget(
             name: "weir",
             dependencies: [
-                "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent",
+                "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent", "WeirSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             // lld (shipped with the Swift toolchain) packs the ~38,000 relative relocations of a PIE with the Swift

@@ -123,16 +123,6 @@ int weir_block_signals(void) {
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-int weir_wait_termination(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    int sig = 0;
-    while (sigwait(&set, &sig) != 0) {}
-    return sig;
-}
-
 int64_t weir_now_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -3,6 +3,7 @@ import Glibc
 import Synchronization
 import WeirCore
 import WeirProxy
+import WeirSystem
 
 /// The admin HTTP endpoint: `GET /healthz`, `/readyz`, `/metrics`, `/config`. A thread and a listening socket of its
 /// own, outside the proxy's workers and limits, so probes keep being answered when the proxy is saturated.
@@ -93,7 +94,7 @@ public final class AdminServer: @unchecked Sendable {
         do {
             // Detached: it ends on its own after stop(), nobody joins it.
             pthread_detach(try startThread(name: "weir-admin", stackSize: 512 * 1024) { [self] in serve() })
-        } catch let e as ProxyStartError {
+        } catch let e as ThreadStartError {
             throw AgentError("admin thread: \(e.description)")
         }
     }

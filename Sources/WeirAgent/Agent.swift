@@ -4,6 +4,7 @@ import Synchronization
 import WeirCore
 import WeirNetfilter
 import WeirProxy
+import WeirSystem
 import WeirTuning
 
 /// `weir run`: the node agent's whole life in one place.
@@ -53,7 +54,7 @@ public final class Agent {
     /// the node changed then) or when a worker fails.
     public func run() throws {
         // Signals are read from a signalfd by this thread; the threads it starts inherit the mask.
-        _ = weir_block_signals()
+        Signals.block()
         let signals = weir_signalfd()
         guard signals >= 0, wake >= 0 else { throw AgentError("signalfd: \(errnoName(errno))") }
         defer { close(signals) }

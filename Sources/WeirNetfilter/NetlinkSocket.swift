@@ -1,5 +1,6 @@
 import CNetfilter
 import Glibc
+import WeirSystem
 
 /// A kernel refusal or a failed netlink call, with the operation, the object and errno.
 public struct NetlinkError: Error, CustomStringConvertible, Equatable {
@@ -24,16 +25,6 @@ public struct NetlinkError: Error, CustomStringConvertible, Equatable {
     }
 }
 
-func errnoName(_ e: Int32) -> String {
-    let names: [Int32: String] = [
-        EPERM: "EPERM", ENOENT: "ENOENT", EEXIST: "EEXIST", EINVAL: "EINVAL", EOPNOTSUPP: "EOPNOTSUPP",
-        EBUSY: "EBUSY", ENOBUFS: "ENOBUFS", EMSGSIZE: "EMSGSIZE", ENOMEM: "ENOMEM", EAFNOSUPPORT: "EAFNOSUPPORT",
-        EPROTONOSUPPORT: "EPROTONOSUPPORT", EACCES: "EACCES", ENODEV: "ENODEV", ERANGE: "ERANGE", ENOSPC: "ENOSPC",
-        ELOOP: "ELOOP", E2BIG: "E2BIG", EAGAIN: "EAGAIN", EINTR: "EINTR",
-    ]
-    return names[e] ?? "errno \(e)"
-}
-
 func errnoHint(_ e: Int32) -> String? {
     switch e {
     case EPERM: return "need CAP_NET_ADMIN, or another process owns the table"
@@ -42,7 +33,7 @@ func errnoHint(_ e: Int32) -> String? {
     case ENOENT: return "no such object"
     case EEXIST: return "already exists"
     case ENOBUFS: return "netlink receive buffer overrun"
-    default: return String(cString: strerror(e))
+    default: return nil  // errnoName already spells out an errno it has no name for
     }
 }
 
@@ -151,11 +142,6 @@ struct NetlinkMessage {
     /// For NLMSG_ERROR: the (negative) errno, 0 for an ack.
     var errorCode: Int32 {
         bytes.count >= 20 ? bytes.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) } : -EPROTO
-    }
-
-    /// For NLMSG_ERROR: the sequence number of the request it answers.
-    var erroredSequence: UInt32? {
-        bytes.count >= 36 ? bytes.withUnsafeBytes { $0.loadUnaligned(fromByteOffset: 20 + 8, as: UInt32.self) } : nil
     }
 
     /// Runs `body` with the message as a `nlmsghdr` pointer, for libnftnl's parsers.

@@ -1,5 +1,6 @@
 import CWeirLinux
 import Glibc
+import WeirSystem
 
 /// One weir data plane per network namespace. Two proxies on the same capture ports would share them through
 /// SO_REUSEPORT and split the connections between them, so the second one refuses to start instead.

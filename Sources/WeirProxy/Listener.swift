@@ -1,6 +1,7 @@
 import CWeirLinux
 import Glibc
 import WeirCore
+import WeirSystem
 
 /// Which capture port a listener serves.
 enum ListenerKind {

@@ -1,6 +1,7 @@
 import CWeirLinux
 import Glibc
 import WeirCore
+import WeirSystem
 
 /// A failure to start the proxy (bind refused, no capability, ...), already worded for the operator.
 public struct ProxyStartError: Error, CustomStringConvertible {
@@ -80,7 +81,11 @@ public final class ProxyServer {
     /// Runs the workers. Call `bind()` first.
     public func start() throws {
         for w in workers {
-            threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
+            do {
+                threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
+            } catch let e as ThreadStartError {
+                throw ProxyStartError(description: e.description)
+            }
         }
         log("started", ["workers": workers.count])
     }
@@ -99,14 +104,14 @@ public final class ProxyServer {
     /// returns (the process should exit 0). Throws when it cannot start, or when a worker failed.
     public func run() throws {
         // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
-        _ = weir_block_signals()
+        Signals.block()
         let lock = try DataPlaneLock.acquire()
         try bind()
         try start()
         var signal: Int32 = 0
         while signal != SIGTERM && signal != SIGINT {
             if let failure { stop(); throw ProxyStartError(description: failure) }
-            signal = weir_wait_signal(1000)
+            signal = Signals.wait(timeoutMs: 1000)
             if signal == SIGHUP { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
         }
         log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])

@@ -16,6 +16,7 @@ import CWeirLinux
 import Glibc
 import Synchronization
 import WeirCore
+import WeirSystem
 
 /// State shared by all workers and the main thread.
 final class SharedState: @unchecked Sendable {

@@ -67,7 +67,7 @@ public struct Tuner {
         try TunePlan.make(profile: profile, environment: environment, read: { files.read($0.path) })
     }
 
-    /// The saved state, or nil when there is none. Throws `RuntimeError` text for a corrupt file.
+    /// The saved state, or nil when there is none. Throws `TuningFailure` for a corrupt file.
     public func loadState() throws -> TuneState? {
         guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
         do {

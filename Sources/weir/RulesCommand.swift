@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import WeirCore
 import WeirNetfilter
+import WeirSystem
 
 struct RulesCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -36,13 +37,8 @@ struct RulesCommand: ParsableCommand {
         guard hold else { return }
         print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
         fflush(stdout)
-        var signals = sigset_t()
-        sigemptyset(&signals)
-        sigaddset(&signals, SIGTERM)
-        sigaddset(&signals, SIGINT)
-        pthread_sigmask(SIG_BLOCK, &signals, nil)
-        var received: Int32 = 0
-        sigwait(&signals, &received)
+        Signals.block()
+        _ = Signals.waitForTermination()
         // Exiting closes the netlink socket: the persistent table stays, unowned, until weir claims it again.
         withExtendedLifetime(nft) {}
     }

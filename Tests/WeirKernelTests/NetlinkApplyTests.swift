@@ -4,7 +4,7 @@ import WeirCore
 import WeirTestSupport
 
 /// `nft list` output with volatile parts removed: counter values, handles, and the table's flags line (nft 1.0.6 prints
-/// owner/persist as an empty `flags` line and cannot express them in text, see NOTES.md).
+/// owner/persist as an empty `flags` line and cannot express them in text).
 func normalizedListing(_ text: String) -> String {
     var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
     if let i = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces) == "flags" }) {

@@ -64,8 +64,6 @@ int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid);
 void weir_name_this_thread(const char *name);
 /* Blocks SIGTERM, SIGINT, SIGHUP and SIGPIPE in the calling thread (inherited by threads it creates). */
 int weir_block_signals(void);
-/* Waits for SIGTERM or SIGINT (blocked beforehand); returns the signal number. */
-int weir_wait_termination(void);
 /* Waits up to timeout_ms (-1: forever) for SIGTERM, SIGINT or SIGHUP (blocked beforehand); returns the signal, 0 on
    timeout, -1 on another error (EINTR). */
 int weir_wait_signal(int timeout_ms);

@@ -29,7 +29,12 @@ public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Vo
     }, box)
     guard rc == 0 else {
         Unmanaged<ThreadBody>.fromOpaque(box).release()
-        throw ProxyStartError(description: "pthread_create: \(errnoName(rc))")
+        throw ThreadStartError(description: "pthread_create: \(errnoName(rc))")
     }
     return tid
+}
+
+/// A thread could not be started (pthread_create failed).
+public struct ThreadStartError: Error, CustomStringConvertible {
+    public let description: String
 }

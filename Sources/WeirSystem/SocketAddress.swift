@@ -3,8 +3,8 @@ import Glibc
 
 /// An IPv4 or IPv6 socket address held in a `sockaddr_storage`.
 public struct SocketAddress: Equatable, CustomStringConvertible, Sendable {
-    var storage = sockaddr_storage()
-    var length = socklen_t(0)
+    public var storage = sockaddr_storage()
+    public var length = socklen_t(0)
 
     public init() {}
 
@@ -81,29 +81,9 @@ public struct SocketAddress: Equatable, CustomStringConvertible, Sendable {
     }
 
     /// The destination a REDIRECTed connection had before NAT (SO_ORIGINAL_DST / IP6T_SO_ORIGINAL_DST).
-    static func originalDestination(of fd: Int32, family: Int32) -> SocketAddress? {
+    public static func originalDestination(of fd: Int32, family: Int32) -> SocketAddress? {
         var a = SocketAddress()
         let rc = weir_original_dst(fd, family, &a.storage, &a.length)
         return rc == 0 ? a : nil
-    }
-}
-
-/// errno as a name, for logs.
-public func errnoName(_ code: Int32) -> String {
-    switch code {
-    case ECONNREFUSED: return "ECONNREFUSED"
-    case ECONNRESET: return "ECONNRESET"
-    case ETIMEDOUT: return "ETIMEDOUT"
-    case EHOSTUNREACH: return "EHOSTUNREACH"
-    case ENETUNREACH: return "ENETUNREACH"
-    case EMFILE: return "EMFILE"
-    case ENFILE: return "ENFILE"
-    case EPERM: return "EPERM"
-    case EACCES: return "EACCES"
-    case EADDRINUSE: return "EADDRINUSE"
-    case EADDRNOTAVAIL: return "EADDRNOTAVAIL"
-    case EPIPE: return "EPIPE"
-    case EAFNOSUPPORT: return "EAFNOSUPPORT"
-    default: return "errno \(code) (\(String(cString: strerror(code))))"
     }
 }
