@@ -22,11 +22,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
-        // libnftnl + libmnl + libnetfilter_conntrack, from Debian's -dev packages.
+        // libnftnl + libmnl, from Debian's -dev packages (conntrack statistics are read over ctnetlink with libmnl).
         .systemLibrary(
             name: "CNetfilter",
             pkgConfig: "libnftnl",
-            providers: [.apt(["libnftnl-dev", "libmnl-dev", "libnetfilter-conntrack-dev"])]
+            providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
         // Syscalls and constants Glibc does not expose to Swift (epoll, splice, SO_ORIGINAL_DST, ...).
         .target(name: "CWeirLinux", cSettings: [
@@ -38,7 +38,7 @@ let package = Package(
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore"),
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"]),
-        .target(name: "WeirTuning", dependencies: ["WeirCore"]),
+        .target(name: "WeirTuning", dependencies: ["WeirCore", "WeirSystem"]),
         .target(name: "WeirProxy", dependencies: ["WeirCore", "WeirSystem", "CWeirLinux"]),
         // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
         .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem", "CWeirLinux"]),

@@ -20,14 +20,13 @@
 #include <libnftnl/batch.h>
 #include <libnftnl/common.h>
 #include <libnftnl/gen.h>
-#include <libnetfilter_conntrack/libnetfilter_conntrack.h>
 
 /* Macros Swift cannot import. */
 static inline size_t weir_mnl_socket_buffer_size(void) { return MNL_SOCKET_BUFFER_SIZE; }
 
 /* ---- weir tuning/status: ctnetlink statistics (WeirNetfilter/NodeStatusNetlink.swift).
- * libnetfilter_conntrack 1.0.9 has no statistics API, so the requests are built with libmnl here and the
- * CTA_STATS_* attributes are parsed in C. */
+ * libnetfilter_conntrack 1.0.9 has no statistics API, so weir does not link it: the requests are built with libmnl
+ * here and the CTA_STATS_* attributes (kernel uapi headers) are parsed in C. */
 #include <string.h>
 #include <endian.h>
 #include <linux/netfilter/nfnetlink_conntrack.h>

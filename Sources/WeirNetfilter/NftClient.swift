@@ -121,16 +121,7 @@ public final class NftClient {
         }
         guard !present.isEmpty else { return [] }
         var batch = NftBatch(socket: socket)
-        for family in present {
-            batch.add(NFT_MSG_DELTABLE, family: family.nfproto, flags: 0,
-                      operation: "delete table \(family.rawValue) \(name)") {
-                let t = nftnl_table_alloc()!
-                defer { nftnl_table_free(t) }
-                nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), name)
-                nftnl_table_set_u32(t, attr(NFTNL_TABLE_FAMILY), UInt32(family.nfproto))
-                nftnl_table_nlmsg_build_payload($0, t)
-            }
-        }
+        for family in present { batch.deleteTable(Table(family: family, name: name)) }
         try batch.commit()
         return present
     }
@@ -141,23 +132,8 @@ public final class NftClient {
         var batch = NftBatch(socket: socket)
         let fam = table.family.nfproto
         let id = "\(table.family.rawValue) \(table.name)"
-        if let stale {
-            batch.add(NFT_MSG_DELTABLE, family: stale.nfproto, flags: 0,
-                      operation: "delete table \(stale.rawValue) \(table.name)") {
-                let t = nftnl_table_alloc()!
-                defer { nftnl_table_free(t) }
-                nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), table.name)
-                nftnl_table_set_u32(t, attr(NFTNL_TABLE_FAMILY), UInt32(stale.nfproto))
-                nftnl_table_nlmsg_build_payload($0, t)
-            }
-        }
-        if replacing {
-            batch.add(NFT_MSG_DELTABLE, family: fam, flags: 0, operation: "delete table \(id)") {
-                let t = tableObject(table, flags: nil)
-                defer { nftnl_table_free(t) }
-                nftnl_table_nlmsg_build_payload($0, t)
-            }
-        }
+        if let stale { batch.deleteTable(Table(family: stale, name: table.name)) }
+        if replacing { batch.deleteTable(table) }
         batch.add(NFT_MSG_NEWTABLE, family: fam, flags: NLM_F_CREATE, operation: "add table \(id)") {
             let t = tableObject(table, flags: flags)
             defer { nftnl_table_free(t) }
@@ -353,6 +329,18 @@ public final class NftClient {
 }
 
 // MARK: - libnftnl objects
+
+extension NftBatch {
+    /// Queues the deletion of `table` (its family and name; the content does not matter).
+    mutating func deleteTable(_ table: Table) {
+        add(NFT_MSG_DELTABLE, family: table.family.nfproto, flags: 0,
+            operation: "delete table \(table.family.rawValue) \(table.name)") {
+            let t = tableObject(table, flags: nil)
+            defer { nftnl_table_free(t) }
+            nftnl_table_nlmsg_build_payload($0, t)
+        }
+    }
+}
 
 func tableObject(_ table: Table, flags: UInt32?) -> OpaquePointer {
     let t = nftnl_table_alloc()!

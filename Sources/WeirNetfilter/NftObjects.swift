@@ -24,12 +24,6 @@ let natRangeProtoSpecified: UInt32 = 0x2
     UInt32(truncatingIfNeeded: a.rawValue)
 }
 
-/// nftables table flags. Debian 12's headers do not define persist yet (kernel >= 6.9).
-enum TableFlag {
-    static let owner: UInt32 = 0x2
-    static let persist: UInt32 = 0x4
-}
-
 extension TableFamily {
     var nfproto: UInt16 { self == .inet ? UInt16(NFPROTO_INET) : UInt16(NFPROTO_IPV4) }
 }

@@ -1,7 +1,6 @@
-import WeirCore
-#if canImport(Glibc)
 import Glibc
-#endif
+import WeirCore
+import WeirSystem
 
 /// A failed read or write of a kernel file: the operation, the path and errno.
 public struct TuningIOError: Error, Equatable, CustomStringConvertible {
@@ -36,18 +35,11 @@ public struct SysctlFiles: Sendable {
         let fd = open(full, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw TuningIOError(operation: "open", path: full, errno: Glibc.errno) }
         defer { close(fd) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw TuningIOError(operation: "read", path: full, errno: Glibc.errno)
-            }
-            if n == 0 { break }
-            bytes.append(contentsOf: buffer[0..<n])
+        do {
+            return String(decoding: try readAll(fd), as: UTF8.self)
+        } catch let e as SystemError {
+            throw TuningIOError(operation: e.call, path: full, errno: e.errno)
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// True when the path exists.
@@ -66,15 +58,10 @@ public struct SysctlFiles: Sendable {
         let fd = open(full, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw TuningIOError(operation: "open", path: full, errno: Glibc.errno) }
         defer { close(fd) }
-        let bytes = Array((text + "\n").utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                throw TuningIOError(operation: "write", path: full, errno: Glibc.errno)
-            }
-            written += n
+        do {
+            try writeAll(fd, Array((text + "\n").utf8))
+        } catch let e as SystemError {
+            throw TuningIOError(operation: e.call, path: full, errno: e.errno)
         }
     }
 
@@ -84,17 +71,11 @@ public struct SysctlFiles: Sendable {
         let temp = path + ".tmp.\(getpid())"
         let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw TuningIOError(operation: "create", path: temp, errno: Glibc.errno) }
-        let bytes = Array(text.utf8)
-        var written = 0
-        while written < bytes.count {
-            let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Glibc.errno == EINTR { continue }
-                let e = Glibc.errno
-                close(fd); unlink(temp)
-                throw TuningIOError(operation: "write", path: temp, errno: e)
-            }
-            written += n
+        do {
+            try writeAll(fd, Array(text.utf8))
+        } catch let e as SystemError {
+            close(fd); unlink(temp)
+            throw TuningIOError(operation: e.call, path: temp, errno: e.errno)
         }
         if fsync(fd) != 0 {
             let e = Glibc.errno

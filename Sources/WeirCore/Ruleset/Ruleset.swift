@@ -185,3 +185,12 @@ public struct Table: Hashable, Sendable {
 
     public func set(named name: String) -> NamedSet? { sets.first { $0.name == name } }
 }
+
+/// nftables table flags (linux/netfilter/nf_tables.h, NFT_TABLE_F_*), as the kernel reports them; the one definition
+/// the netlink code and the status report share. Debian 12's headers do not define persist yet.
+public enum TableFlag {
+    /// The table belongs to the netlink socket that created or claimed it; no other process may change it.
+    public static let owner: UInt32 = 0x2
+    /// With owner: the table survives its owner's exit (kernel >= 6.9), unowned, until claimed again.
+    public static let persist: UInt32 = 0x4
+}

@@ -159,8 +159,8 @@ public struct NodeStatus: Equatable, Sendable {
         case .absent:
             rows.append(["table inet weir", "not installed", ""])
         case .present(let flags, let owner):
-            let owned = flags & 0x2 != 0
-            let persist = flags & 0x4 != 0
+            let owned = flags & TableFlag.owner != 0
+            let persist = flags & TableFlag.persist != 0
             rows.append(["table inet weir", "installed", "flags 0x" + String(flags, radix: 16)])
             rows.append(["table owned", owned ? "yes" : "no", owner.map { owned ? "netlink port \($0)" : "" } ?? ""])
             rows.append(["table persist", persist ? "yes" : "no", ""])
@@ -210,7 +210,7 @@ public struct NodeStatus: Equatable, Sendable {
             out.append(MetricSample(name: "weir_nftables_table_installed", value: installed ? 1 : 0))
         }
         if case .present(let flags, _) = table {
-            out.append(MetricSample(name: "weir_nftables_table_owned", value: flags & 0x2 != 0 ? 1 : 0))
+            out.append(MetricSample(name: "weir_nftables_table_owned", value: flags & TableFlag.owner != 0 ? 1 : 0))
         }
         if let g = generation { out.append(MetricSample(name: "weir_nftables_generation", value: Double(g))) }
         return out.sorted { ($0.name, $0.labelText) < ($1.name, $1.labelText) }

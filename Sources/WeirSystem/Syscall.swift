@@ -1,0 +1,56 @@
+import Glibc
+
+/// A failed system call: which call, on what, and errno.
+public struct SystemError: Error, CustomStringConvertible, Equatable {
+    public let call: String
+    public let errno: Int32
+
+    public init(_ call: String, errno: Int32) {
+        self.call = call
+        self.errno = errno
+    }
+
+    public var description: String { "\(call): \(errnoName(errno))" }
+}
+
+/// What a non-blocking call did: a result, or "would block" (EAGAIN), which is not an error.
+public enum IOResult<T: Equatable>: Equatable {
+    case done(T)
+    case wouldBlock
+}
+
+/// Runs a call that returns -1 with errno on failure: retries EINTR, reports EAGAIN/EWOULDBLOCK as `.wouldBlock`,
+/// and throws `SystemError` naming the call for anything else (swift-nio's `syscall` works this way).
+@inline(__always)
+public func syscall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ body: () -> T) throws -> IOResult<T> {
+    while true {
+        let r = body()
+        if r >= 0 { return .done(r) }
+        let e = errno
+        if e == EINTR { continue }
+        if e == EAGAIN || e == EWOULDBLOCK { return .wouldBlock }
+        throw SystemError(name(), errno: e)
+    }
+}
+
+/// Writes every byte to a blocking descriptor (EINTR and short writes handled).
+public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
+    var written = 0
+    while written < bytes.count {
+        let r = try syscall("write") { bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
+        guard case .done(let n) = r else { throw SystemError("write", errno: EAGAIN) }
+        written += n
+    }
+}
+
+/// Reads a blocking descriptor to its end.
+public func readAll(_ fd: Int32) throws -> [UInt8] {
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4096)
+    while true {
+        let r = try syscall("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+        guard case .done(let n) = r else { throw SystemError("read", errno: EAGAIN) }
+        if n == 0 { return bytes }
+        bytes.append(contentsOf: buffer[0..<n])
+    }
+}
