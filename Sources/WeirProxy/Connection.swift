@@ -24,10 +24,10 @@ final class Connection {
     var client: Int32
     var upstream: Int32 = -1
     var state = ProxyConnectionState()
-    /// Client -> upstream.
-    var up = Flight()
-    /// Upstream -> client.
-    var down = Flight()
+    /// Bytes on their way to the upstream (read from the client), and to the client (read from the upstream): the
+    /// same words as the metrics' `client_to_upstream` and `upstream_to_client`.
+    var toUpstream = Flight()
+    var toClient = Flight()
     var clientReadable = false, clientWritable = false
     var upstreamReadable = false, upstreamWritable = false
     /// The peer's FIN (or hang-up) was signalled: read until end of stream even after a short read.
