@@ -39,6 +39,8 @@ public final class Agent {
         var lastReconcileWall: Int64 = 0
         var reloads: Int64 = 0
         var reloadFailures: Int64 = 0
+        /// The data plane serving the capture ports now (a reload that changes the proxy settings replaces it).
+        var server: ProxyServer?
     }
 
     /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
@@ -61,15 +63,18 @@ public final class Agent {
 
         // 1. Acquire.
         let lock: DataPlaneLock
-        let server = ProxyServer(config: settings.proxy)
+        var server = ProxyServer(config: settings.proxy)
+        /// Servers a reload replaced, finishing their open connections.
+        var retired: [ProxyServer] = []
         do {
             lock = try DataPlaneLock.acquire()
         } catch let e as ProxyStartError {
             throw AgentError(e.description)
         }
         let check = CaptureCheck()
+        state.withLock { $0.server = server }
         let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
-            self.respond(path, server: server, check: check)
+            self.respond(path, check: check)
         }
         do {
             try server.bind()
@@ -156,7 +161,16 @@ public final class Agent {
             while true {
                 let sig = weir_signalfd_read(signals)
                 if sig == 0 { break }
-                if sig == SIGHUP { reload(installer) } else { stopSignal = sig; break loop }
+                if sig == SIGHUP {
+                    if let replaced = reload(installer, server: server) {
+                        retired.append(server)
+                        server = replaced
+                        state.withLock { $0.server = replaced }
+                    }
+                } else {
+                    stopSignal = sig
+                    break loop
+                }
             }
             if fds[1].revents != 0 {
                 var value: UInt64 = 0
@@ -174,6 +188,11 @@ public final class Agent {
                 eventReconcile = nil
                 nextReconcile = lastReconcile + settings.reconcileIntervalMs
             }
+            for old in retired where old.finished {
+                old.stop()
+                agentLog("retired", ["workers": old.workerCount])
+            }
+            retired.removeAll { $0.finished }
             if let failure = server.failure {
                 agentLog("worker_failed", ["reason": failure])
                 state.withLock { $0.ready = false }
@@ -202,6 +221,7 @@ public final class Agent {
         agentLog("signal", ["signal": stopSignal == SIGTERM ? "SIGTERM" : "SIGINT",
                             "active": server.counters.snapshot().active])
         server.stop()
+        retired.forEach { $0.stop() }
         admin.stop()
         if settings.cleanupOnExit {
             do {
@@ -243,7 +263,10 @@ public final class Agent {
         }
     }
 
-    private func reload(_ installer: CaptureInstaller) {
+    /// Re-reads the configuration and applies what changed. Changed proxy settings (ports, mode, UID/GID, mark,
+    /// limits) get a new data plane: it binds and starts first, then the rules move to it in one batch, then the old
+    /// one retires (its listeners close, its open connections go on until they end). Returns the new server then.
+    private func reload(_ installer: CaptureInstaller, server: ProxyServer) -> ProxyServer? {
         let next: AgentSettings
         do {
             next = try reloadSettings()
@@ -251,31 +274,46 @@ public final class Agent {
             let message = (error as? ConfigError)?.message ?? "\(error)"
             agentLog("reload_failed", ["reason": message, "kept": "running configuration"])
             state.withLock { $0.reloadFailures += 1 }
-            return
+            return nil
+        }
+        func refuse(_ reason: String, applyFailed: Bool = false) -> ProxyServer? {
+            agentLog("reload_failed", ["reason": reason, "kept": "running configuration"])
+            state.withLock {
+                $0.reloadFailures += 1
+                if applyFailed { $0.applyFailures += 1 }
+            }
+            return nil
         }
         let restart = settings.needsRestart(next)
         if !restart.isEmpty {
-            agentLog("reload_failed", ["reason": "changed settings need a restart: \(restart.joined(separator: ","))",
-                                       "kept": "running configuration"])
-            state.withLock { $0.reloadFailures += 1 }
-            return
+            return refuse("changed settings need a restart: \(restart.joined(separator: ","))")
         }
+        var fresh: ProxyServer?
+        if next.proxy != settings.proxy {
+            let candidate = ProxyServer(config: next.proxy, counters: server.counters)
+            do {
+                try candidate.bind()
+                try candidate.start()
+            } catch {
+                candidate.stop()
+                return refuse("new proxy listeners: \(error)")
+            }
+            fresh = candidate
+        }
+        let rulesChanged = next.capture != settings.capture
         var changes: [CaptureChange] = []
-        if next.capture != settings.capture {
+        if rulesChanged {
             do {
                 changes = try installer.apply(next.capture, next.table, claim: true)
             } catch {
-                agentLog("reload_failed", ["reason": "\(error)", "kept": "running configuration"])
-                state.withLock {
-                    $0.reloadFailures += 1
-                    $0.applyFailures += 1
-                }
-                return
+                fresh?.stop()
+                return refuse("\(error)", applyFailed: true)
             }
         }
-        let rulesChanged = next.capture != settings.capture
+        fresh.map { _ in server.retire() }
         settings.capture = next.capture
         settings.table = next.table
+        settings.proxy = next.proxy
         settings.reconcileIntervalMs = next.reconcileIntervalMs
         settings.cleanupOnExit = next.cleanupOnExit
         let current = settings
@@ -289,7 +327,9 @@ public final class Agent {
             }
         }
         changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
-        agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count])
+        agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count,
+                              "proxy": fresh == nil ? "unchanged" : "replaced"])
+        return fresh
     }
 
     /// Loops that have not run for 3 s (each wakes at least once a second when healthy): while any is stale, the
@@ -317,7 +357,7 @@ public final class Agent {
 
     // MARK: admin endpoints
 
-    private func respond(_ path: String, server: ProxyServer, check: CaptureCheck) -> AdminServer.Response {
+    private func respond(_ path: String, check: CaptureCheck) -> AdminServer.Response {
         switch path {
         case "/healthz":
             return .init(status: 200, body: "ok\n")
@@ -332,6 +372,7 @@ public final class Agent {
             }
             return .init(status: 200, body: "ready\n")
         case "/metrics":
+            guard let server = state.withLock({ $0.server }) else { return .init(status: 503, body: "starting\n") }
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                          body: metrics(server))
         case "/config":

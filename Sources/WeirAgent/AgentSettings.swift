@@ -32,24 +32,12 @@ public struct AgentSettings {
         self.configPath = configPath
     }
 
-    /// Settings a reload cannot change in place, by name, when `other` changes them: the proxy's listeners and
-    /// identity (ports, mode, UID/GID, mark, limits), the admin address and the profile need a restart. Changing
-    /// the capture ports without the listeners would redirect traffic to ports nobody listens on.
+    /// Settings a reload cannot change in place, by name, when `other` changes them: the admin address (probes and
+    /// scrapes would lose it) and the profile (tuning is applied and reverted as a whole at start and with
+    /// `weir tune`). Everything else is applied by a reload: capture rules in one batch, proxy settings by a new data
+    /// plane that takes over the capture ports while the old one finishes its connections.
     public func needsRestart(_ other: AgentSettings) -> [String] {
         var out: [String] = []
-        let (a, b) = (proxy, other.proxy)
-        if a.proxyPort != b.proxyPort { out.append("ENVOY_PORT") }
-        if a.inboundCapturePort != b.inboundCapturePort { out.append("INBOUND_CAPTURE_PORT") }
-        if a.mode != b.mode { out.append("ISTIO_INBOUND_INTERCEPTION_MODE") }
-        if a.proxyUID != b.proxyUID { out.append("PROXY_UID") }
-        if a.proxyGID != b.proxyGID { out.append("PROXY_GID") }
-        if a.tproxyMark != b.tproxyMark { out.append("ISTIO_INBOUND_TPROXY_MARK") }
-        if a.connectTimeoutMs != b.connectTimeoutMs { out.append("WEIR_CONNECT_TIMEOUT") }
-        if a.idleTimeoutMs != b.idleTimeoutMs { out.append("WEIR_IDLE_TIMEOUT") }
-        if a.maxConnections != b.maxConnections { out.append("WEIR_MAX_CONNECTIONS") }
-        if a.bufferLimit != b.bufferLimit { out.append("WEIR_BUFFER_LIMIT") }
-        if a.drainTimeoutMs != b.drainTimeoutMs { out.append("WEIR_DRAIN_TIMEOUT") }
-        if a.workers != b.workers { out.append("WEIR_WORKERS") }
         if adminHost != other.adminHost || adminPort != other.adminPort { out.append("WEIR_ADMIN_ADDRESS") }
         if profile != other.profile { out.append("WEIR_PROFILE") }
         return out

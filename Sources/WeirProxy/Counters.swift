@@ -53,7 +53,7 @@ public final class ProxyCounters: @unchecked Sendable {
 
     private let words: UnsafeMutablePointer<Int64>
     private let blocks: UnsafeMutablePointer<Int64>
-    let workerSlots: Int
+    public let workerSlots: Int
 
     init(workers: Int) {
         words = .allocate(capacity: Index.allCases.count)

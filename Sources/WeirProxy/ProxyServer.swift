@@ -25,17 +25,26 @@ public final class ProxyServer {
     private var threads: [pthread_t] = []
     private var shared: SharedState?
 
-    public init(config: ProxyConfig) {
+    /// `counters`: a retiring server's, to keep counting in the same series across a reload (used only when it has
+    /// a slot for each of this server's workers).
+    public init(config: ProxyConfig, counters existing: ProxyCounters? = nil) {
         self.config = config
         workerCount = config.workers > 0 ? config.workers : usableCPUs()
-        counters = ProxyCounters(workers: workerCount)
+        if let existing, existing.workerSlots >= workerCount {
+            counters = existing
+        } else {
+            counters = ProxyCounters(workers: workerCount)
+        }
     }
+
+    /// True once every worker's loop has ended (after `retire()` or `stop()`).
+    public var finished: Bool { shared.map { weir_atomic_load($0.liveWorkers) == 0 } ?? true }
 
     /// Why a worker stopped on its own, if one did; the caller decides (the agent exits 1).
     public var failure: String? { shared?.failure.withLock { $0 } }
 
     /// When each worker's loop last ran (CLOCK_MONOTONIC ms); a worker wakes at least once a second.
-    public func heartbeats() -> [Int64] { counters.heartbeats() }
+    public func heartbeats() -> [Int64] { Array(counters.heartbeats().prefix(workerCount)) }
 
     /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
     public func bind() throws {
@@ -80,6 +89,7 @@ public final class ProxyServer {
 
     /// Runs the workers. Call `bind()` first.
     public func start() throws {
+        if let shared { weir_atomic_store(shared.liveWorkers, Int64(workers.count)) }
         for w in workers {
             do {
                 threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
@@ -93,11 +103,20 @@ public final class ProxyServer {
     /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers.
     public func stop() {
         guard let shared else { return }
-        _ = weir_atomic_add(shared.draining, 1)
+        weir_atomic_store(shared.draining, 1)
         for w in workers { w.notify() }
         for tid in threads { pthread_join(tid, nil) }
         threads.removeAll()
         log("stopped", ["counters": counters.snapshot()])
+    }
+
+    /// Stops accepting (the listeners close) and lets open connections finish on their own; they are still closed
+    /// by the idle timeout. Call `stop()` later to join the workers (at once once `finished`).
+    public func retire() {
+        guard let shared else { return }
+        weir_atomic_store(shared.draining, 2)
+        for w in workers { w.notify() }
+        log("retiring", ["active": counters.load(.active)])
     }
 
     /// `weir proxy`: takes the namespace's data-plane lock, binds, runs until SIGTERM or SIGINT, then drains and

@@ -22,8 +22,12 @@ import WeirSystem
 final class SharedState: @unchecked Sendable {
     let config: ProxyConfig
     let counters: ProxyCounters
-    /// 1 once SIGTERM arrived; read by workers after their eventfd fires.
+    /// 0 while serving; 1 to drain within --drain-timeout (SIGTERM); 2 to retire (a reload gave the ports to a new
+    /// server): stop accepting and let open connections end on their own, bounded by the idle timeout. Read by
+    /// workers after their eventfd fires.
     let draining: UnsafeMutablePointer<Int64>
+    /// Workers whose loop has not ended yet.
+    let liveWorkers: UnsafeMutablePointer<Int64>
     /// Diagnostic switch (WEIR_PROXY_COPY=1): never splice, always use the bounded copy, to exercise that path.
     let copyOnly: Bool
     /// Set by a worker that cannot go on; the server decides what follows (a worker never exits the process).
@@ -35,9 +39,14 @@ final class SharedState: @unchecked Sendable {
         self.copyOnly = copyOnly
         draining = .allocate(capacity: 1)
         draining.initialize(to: 0)
+        liveWorkers = .allocate(capacity: 1)
+        liveWorkers.initialize(to: 0)
     }
 
-    deinit { draining.deallocate() }
+    deinit {
+        draining.deallocate()
+        liveWorkers.deallocate()
+    }
 
     func fail(_ reason: String) {
         failure.withLock { if $0 == nil { $0 = reason } }
@@ -148,7 +157,13 @@ final class Worker {
                 if e.data == tagWake {
                     var value: UInt64 = 0
                     _ = read(wake, &value, 8)
-                    if weir_atomic_load(shared.draining) != 0 && !draining { startDrain() }
+                    let mode = weir_atomic_load(shared.draining)
+                    if mode != 0 && !draining {
+                        startDrain(retiring: mode == 2)
+                    } else if mode == 1 && draining {
+                        // Retiring, then stopped: the usual bounded drain from now on.
+                        drainDeadline = min(drainDeadline, now + config.drainTimeoutMs)
+                    }
                 } else if e.data < tagListenerLimit {
                     acceptAll(listeners[Int(e.data - tagListenerBase)])
                 } else {
@@ -168,6 +183,7 @@ final class Worker {
         close(epoll)
         close(wake)
         if reserveFd >= 0 { close(reserveFd) }
+        _ = weir_atomic_add(shared.liveWorkers, -1)
     }
 
     func nextTimeout() -> Int32 {
@@ -208,14 +224,18 @@ final class Worker {
         }
     }
 
-    func startDrain() {
+    func startDrain(retiring: Bool) {
         draining = true
-        drainDeadline = now + config.drainTimeoutMs
+        // Retiring keeps open connections as long as they are in use: the idle timeout still closes idle ones.
+        let allowed = retiring ? (config.idleTimeoutMs > 0 ? max(config.drainTimeoutMs, config.idleTimeoutMs)
+                                                          : Int64.max / 4)
+                               : config.drainTimeoutMs
+        drainDeadline = now + allowed
         for l in listeners { close(l.fd) }
         listeners.removeAll()
         listenersRegistered = false
-        log("drain_started", ["worker": index, "connections": connecting.count + active.count,
-                              "deadline_ms": config.drainTimeoutMs])
+        log(retiring ? "retire_started" : "drain_started",
+            ["worker": index, "connections": connecting.count + active.count, "deadline_ms": allowed])
         for list in [connecting, active] {
             var c = list.head
             while let current = c {

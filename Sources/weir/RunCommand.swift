@@ -18,8 +18,9 @@ struct RunCommand: ParsableCommand {
             'weir tune --revert') and installs the capture table, owned while weir runs. Under systemd \
             (Type=notify) it says READY=1, STATUS= and, when WatchdogSec= is set, WATCHDOG=1 while every worker and \
             the admin loop make progress. It reconciles the table, TPROXY routing and ::6 every --reconcile-interval \
-            and on netlink events, repairing drift in one step. SIGHUP re-reads --config and applies changed capture \
-            settings atomically; settings that need new listeners are refused until a restart. SIGTERM says \
+            and on netlink events, repairing drift in one step. SIGHUP re-reads --config and applies what changed: capture \
+            settings atomically, proxy settings by a new data plane that takes over while the old one finishes its \
+            connections; a new admin address or profile needs a restart. SIGTERM says \
             STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
             persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config. \
             Config file keys: istio-iptables' environment variables and WEIR_PROFILE, WEIR_PROFILES_DIR, \

@@ -98,7 +98,7 @@ struct AgentConfigJSONTests {
 }
 
 struct ReloadRulesTests {
-    @Test func captureChangesApplyInPlaceButListenerChangesNeedARestart() throws {
+    @Test func onlyTheAdminAddressAndTheProfileNeedARestart() throws {
         let base = AgentSettings(capture: try CaptureConfig.parse(flags: ["istio-inbound-ports": ["*"]]),
                                  proxy: ProxyConfig(), adminHost: "127.0.0.1", adminPort: 15020)
         var rules = base
@@ -106,8 +106,11 @@ struct ReloadRulesTests {
         #expect(base.needsRestart(rules).isEmpty)
         var ports = base
         ports.proxy.proxyPort = 15101
+        ports.proxy.idleTimeoutMs = 60_000
+        #expect(base.needsRestart(ports).isEmpty)
         ports.adminPort = 15021
-        #expect(base.needsRestart(ports) == ["ENVOY_PORT", "WEIR_ADMIN_ADDRESS"])
+        ports.profile = "default"
+        #expect(base.needsRestart(ports) == ["WEIR_ADMIN_ADDRESS", "WEIR_PROFILE"])
     }
 }
 

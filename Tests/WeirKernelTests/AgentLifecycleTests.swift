@@ -190,7 +190,7 @@ struct AgentLifecycleTests {
             let agent = try startAgent(app, ["--config", file])
             defer { agent.stop() }
             let pid = agent.pid
-            let held = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "hold", "198.18.1.2", "8080", "4"])
+            let held = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "hold", "198.18.1.2", "8080", "8"])
             defer { held.stop() }
             try held.waitFor("HOLDING")
 
@@ -202,21 +202,34 @@ struct AgentLifecycleTests {
             var (_, config) = try adminGet(app, "/config")
             #expect(config.contains("\"inbound_ports_exclude\": [\n      22,\n      10250\n    ]"), "\(config)")
 
-            // A bad file, and a change that needs new listeners: refused, logged, counted; the rules stay.
+            // A bad file, and a change that needs a restart: refused, logged, counted; the rules stay.
             let rules = try app.exec(["nft", "list", "table", "inet", "weir"])
             for (text, reason) in [("ISTIO_INBOUND_PORTS=nope\n", "reason=\"-b 'nope' is not a port"),
-                                   ("ENVOY_PORT=15101\n", "changed settings need a restart: ENVOY_PORT")] {
+                                   ("ISTIO_SERVICE_CIDR=*\nWEIR_PROFILE=default\n",
+                                    "changed settings need a restart: WEIR_PROFILE")] {
                 try text.write(toFile: file, atomically: true, encoding: .utf8)
                 agent.signal(SIGHUP)
                 try agent.waitFor(reason)
             }
             #expect(try app.exec(["nft", "list", "table", "inet", "weir"]) == rules)
-            let (_, m) = try adminGet(app, "/metrics")
+            var (_, m) = try adminGet(app, "/metrics")
             #expect(m.contains("weir_config_reload_failures_total 2\n"), "\(m)")
             #expect(m.contains("weir_config_reloads_total 1\n"))
             (_, config) = try adminGet(app, "/config")
             #expect(config.contains("      10250\n"))
-            try held.waitFor("pings=", timeout: 10)
+
+            // New proxy ports: a new data plane binds them, the rules move to it, the old one retires.
+            try "ISTIO_SERVICE_CIDR=*\nISTIO_INBOUND_PORTS=*\nISTIO_LOCAL_EXCLUDE_PORTS=22,10250\nENVOY_PORT=15101\n"
+                .write(toFile: file, atomically: true, encoding: .utf8)
+            agent.signal(SIGHUP)
+            try agent.waitFor("event=reloaded rules=changed changes=1 proxy=replaced")
+            #expect(try app.exec(["nft", "list", "chain", "inet", "weir", "redirect-outbound"]).contains("to :15101"))
+            #expect(try client(app, "peer", "198.18.1.2") == "peer=198.18.1.1 echo=True eof=True")
+            #expect(try eventually { !(try app.exec(["ss", "-Hltn"]).contains(":15001 ")) })
+            #expect(try app.exec(["ss", "-Hltn"]).contains(":15101 "))
+            (_, m) = try adminGet(app, "/metrics")
+            #expect(m.contains("weir_config_reloads_total 2\n"), "\(m)")
+            try held.waitFor("pings=", timeout: 15)
             #expect(held.output.contains("broken=False"), "\(held.output)")
             #expect(agent.pid == pid && agent.process.isRunning)
         }
