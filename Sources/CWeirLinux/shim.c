@@ -113,12 +113,18 @@ int weir_set_thread_fs_ids(uint32_t uid, uint32_t gid) {
 
 void weir_name_this_thread(const char *name) { (void)prctl(PR_SET_NAME, name, 0, 0, 0); }
 
-int weir_block_signals(void) {
+/* The signals weir takes synchronously: SIGTERM and SIGINT stop, SIGHUP reloads. */
+static sigset_t control_signals(void) {
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     sigaddset(&set, SIGHUP);
+    return set;
+}
+
+int weir_block_signals(void) {
+    sigset_t set = control_signals();
     sigaddset(&set, SIGPIPE);
     return pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
@@ -141,11 +147,7 @@ int64_t weir_now_us(void) {
 int64_t weir_wall_seconds(void) { return (int64_t)time(NULL); }
 
 int weir_wait_signal(int timeout_ms) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    sigset_t set = control_signals();
     struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
     int sig = sigtimedwait(&set, NULL, timeout_ms < 0 ? NULL : &ts);
     if (sig < 0) return errno == EAGAIN ? 0 : -1;
@@ -194,11 +196,7 @@ const char *weir_build_commit(void) { return WEIR_COMMIT; }
 
 #include <sys/signalfd.h>
 int weir_signalfd(void) {
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
+    sigset_t set = control_signals();
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
 }
 

@@ -4,21 +4,7 @@ import Testing
 /// `weir run` end to end: capture + proxy + admin endpoints in a pod namespace wired to a peer.
 @Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
 struct AgentTests {
-    func get(_ ns: TestNamespace, _ path: String) throws -> (Int, String) {
-        let script = """
-            import urllib.request, urllib.error
-            try:
-                r = urllib.request.urlopen("http://127.0.0.1:15020\(path)", timeout=3)
-                print(r.status); print(r.read().decode(), end="")
-            except urllib.error.HTTPError as e:
-                print(e.code); print(e.read().decode(), end="")
-            except Exception as e:
-                print(0); print(e)
-            """
-        let out = try ns.run(["/usr/bin/python3", "-c", script]).stdout
-        let lines = out.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
-        return (Int(lines.first ?? "") ?? 0, lines.count > 1 ? String(lines[1]) : "")
-    }
+    func get(_ ns: TestNamespace, _ path: String) throws -> (Int, String) { try adminGet(ns, path) }
 
     @Test func runCapturesProxiesServesHealthAndMetricsAndDrains() throws {
         let pod = try TestNamespace(prefix: "wta")

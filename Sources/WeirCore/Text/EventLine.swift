@@ -19,6 +19,12 @@ public enum EventLine {
             break
         }
         if plain { return text }
+        return escapedInQuotes(text) { $0 < 0x20 || $0 == 0x7f ? "\\x" + hex2(UInt8($0)) : nil }
+    }
+
+    /// `text` in double quotes with `"`, `\`, newline, carriage return and tab escaped the C way, and any other
+    /// scalar that `control` names written as `control` says: the one escaper of log values and JSON strings.
+    public static func escapedInQuotes(_ text: String, control: (UInt32) -> String?) -> String {
         var out = "\""
         for u in text.unicodeScalars {
             switch u {
@@ -28,11 +34,7 @@ public enum EventLine {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    out += "\\x" + hex2(UInt8(u.value))
-                } else {
-                    out.unicodeScalars.append(u)
-                }
+                if let escaped = control(u.value) { out += escaped } else { out.unicodeScalars.append(u) }
             }
         }
         return out + "\""

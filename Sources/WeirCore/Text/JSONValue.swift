@@ -30,18 +30,6 @@ public indirect enum JSONValue: Equatable, Sendable {
     }
 
     static func quote(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 { out += "\\u00" + EventLine.hex2(UInt8(u.value)) } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out + "\""
+        EventLine.escapedInQuotes(s) { $0 < 0x20 ? "\\u00" + EventLine.hex2(UInt8($0)) : nil }
     }
 }
