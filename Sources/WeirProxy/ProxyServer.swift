@@ -56,7 +56,7 @@ public final class ProxyServer {
                             "max_connections": config.maxConnections, "descriptor_limit": descriptors])
         }
         let backlog = listenBacklog()
-        let copyOnly = getenv("WEIR_PROXY_COPY").map { String(cString: $0) == "1" } ?? false
+        let copyOnly = !config.splice
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly)
         self.shared = shared
         let ipv6 = ipv6Available()

@@ -28,7 +28,7 @@ final class SharedState: @unchecked Sendable {
     let draining: UnsafeMutablePointer<Int64>
     /// Workers whose loop has not ended yet.
     let liveWorkers: UnsafeMutablePointer<Int64>
-    /// Diagnostic switch (WEIR_PROXY_COPY=1): never splice, always use the bounded copy, to exercise that path.
+    /// `--no-splice`: never splice, always use the bounded copy.
     let copyOnly: Bool
     /// Set by a worker that cannot go on; the server decides what follows (a worker never exits the process).
     let failure = Mutex<String?>(nil)

@@ -22,6 +22,9 @@ struct ProxyLimitOptions: ParsableArguments {
     @Option(name: .customLong("drain-timeout"),
             help: "After SIGTERM, time open connections get to finish before they are closed (default 20s).")
     var drainTimeout: String?
+    @Flag(name: .customLong("no-splice"),
+          help: "Move bytes with the bounded copy only, never splice (for kernels or sockets where splice misbehaves).")
+    var noSplice = false
     @Option(name: .customLong("workers"),
             help: "Worker threads; 0 = one per CPU weir may use (cgroup quota and cpuset, not the host count).")
     var workers: String?
@@ -37,6 +40,7 @@ struct ProxyLimitOptions: ParsableArguments {
         flags.drainTimeout = drainTimeout
         flags.workers = workers
         var config = try ProxyConfig.parse(flags)
+        config.splice = !noSplice
         if config.workers == 0 {
             config.workers = max(1, min(usableCPUs(), CPUBudget.current().usable))
         }

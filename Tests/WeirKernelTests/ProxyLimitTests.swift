@@ -31,9 +31,8 @@ struct ProxyLimitTests {
         try withOutboundNamespace { ns in
             let server = try startServer(ns, addresses: ["198.18.0.1"])
             defer { server.stop() }
-            // WEIR_PROXY_COPY=1 forces the bounded copy instead of splice, the path used when splice cannot be.
-            let proxy = try startProxy(ns, ["--buffer-limit", "4KiB"],
-                                       shellPrefix: copy ? "export WEIR_PROXY_COPY=1;" : nil)
+            // --no-splice forces the bounded copy instead of splice, the path used when splice cannot be.
+            let proxy = try startProxy(ns, ["--buffer-limit", "4KiB"] + (copy ? ["--no-splice"] : []))
             defer { proxy.stop() }
             let rss = residentKiB(proxy.pid)
             #expect(try client(ns, "slowsha", "198.18.0.1", "\(16 << 20)") == "bytes=\(16 << 20) match=True")

@@ -48,6 +48,7 @@ public enum AgentConfigJSON {
             ("max_connections", .int(Int64(p.maxConnections))),
             ("buffer_limit", .int(Int64(p.bufferLimit))),
             ("drain_timeout_ms", .int(p.drainTimeoutMs)),
+            ("splice", .bool(p.splice)),
         ])
         return JSONValue.object([("capture", capture), ("proxy", proxy), ("agent", .object(agent))]).rendered
     }

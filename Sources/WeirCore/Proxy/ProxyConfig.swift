@@ -22,6 +22,9 @@ public struct ProxyConfig: Equatable, Sendable {
     public var drainTimeoutMs: Int64 = 20_000
     /// Worker threads; 0 means one per usable CPU.
     public var workers: Int = 0
+    /// False (`--no-splice`): move bytes with the bounded copy only, never splice, as HAProxy's `nosplice` does;
+    /// for kernels or sockets where splice misbehaves.
+    public var splice = true
 
     public init() {}
 
