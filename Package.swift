@@ -57,7 +57,7 @@ let package = Package(
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
         .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore"]),
-        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport"],
+        .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
                     exclude: ["Support/probe.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),
     ],

@@ -187,13 +187,7 @@ public final class NftClient {
             }
         }
         for chain in table.chains {
-            var rules = chain.rules
-            // Test hook: a rule the kernel must refuse (jump to a chain that does not exist), to prove that a failed
-            // batch leaves the previous ruleset exactly as it was.
-            if let broken = getenv("WEIR_TEST_REFUSE_RULE_IN_CHAIN"), String(cString: broken) == chain.name {
-                rules.append(Rule([], [.verdict(.jump("weir-test-missing-chain"))]))
-            }
-            for (index, rule) in rules.enumerated() {
+            for (index, rule) in chain.rules.enumerated() {
                 batch.add(NFT_MSG_NEWRULE, family: fam, flags: NLM_F_CREATE | NLM_F_APPEND,
                           operation: "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))") {
                     let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)

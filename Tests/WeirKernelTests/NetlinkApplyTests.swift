@@ -1,6 +1,8 @@
+import CWeirLinux
 import Foundation
 import Testing
 import WeirCore
+import WeirNetfilter
 import WeirTestSupport
 
 /// `nft list` output with volatile parts removed: counter values, handles, and the table's flags line (nft 1.0.6 prints
@@ -89,12 +91,25 @@ struct NetlinkApplyTests {
         try withNamespace(prefix: "wtn") { ns in
             try #require(try ns.weir(["rules", "-b", "80", "-i", "198.18.0.0/15"]).status == 0)
             let before = try ns.exec(["nft", "-a", "list", "ruleset"])
-            let failed = try ns.weir(["rules", "-b", "*", "-i", "*", "-x", "198.18.9.0/24"],
-                                     environment: ["WEIR_TEST_REFUSE_RULE_IN_CHAIN": "outbound"])
-            #expect(failed.status == 1)
-            #expect(failed.stderr.contains("add rule inet weir outbound #"), "\(failed.stderr)")
-            #expect(failed.stderr.contains("ENOENT"), "\(failed.stderr)")
-            #expect(failed.stderr.split(separator: "\n").count == 1)
+            // weir's own table for other flags, plus one rule the kernel must refuse (a jump to a chain that does
+            // not exist), applied in this process from a thread inside the namespace.
+            var table = CaptureRuleset.build(try CaptureConfig.parse(flags: [
+                "istio-inbound-ports": ["*"], "istio-service-cidr": ["*"], "istio-service-exclude-cidr": ["198.18.9.0/24"],
+            ]))
+            let outbound = try #require(table.chains.firstIndex { $0.name == "outbound" })
+            table.chains[outbound].rules.append(Rule([], [.verdict(.jump("weir-test-missing-chain"))]))
+            let broken = table
+            let failure = try inNamespace(ns) { () -> String in
+                do {
+                    _ = try NftClient().apply(broken)
+                    return "applied"
+                } catch {
+                    return "\(error)"
+                }
+            }
+            #expect(failure.hasPrefix("add rule inet weir outbound #"), "\(failure)")
+            #expect(failure.contains("ENOENT"), "\(failure)")
+            #expect(!failure.contains("\n"))
             #expect(try ns.exec(["nft", "-a", "list", "ruleset"]) == before)
         }
     }

@@ -85,6 +85,9 @@ void weir_atomic_store(int64_t *p, int64_t v);
    waits for signals and descriptors together; weir_signalfd_read returns the next signal, or 0 if none is queued. */
 int weir_signalfd(void);
 int weir_signalfd_read(int fd);
+/* Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME, /proc/PID/ns/net): sockets it
+   creates afterwards live there. */
+int weir_enter_netns(const char *path);
 /* Version and git commit of this build. */
 const char *weir_build_version(void);
 const char *weir_build_commit(void);

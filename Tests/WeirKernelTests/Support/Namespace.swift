@@ -1,3 +1,4 @@
+import CWeirLinux
 import Foundation
 
 /// Result of a command run by the kernel tests.
@@ -139,4 +140,27 @@ func withNamespace<T>(prefix: String = "wt", _ body: (TestNamespace) throws -> T
     let ns = try TestNamespace(prefix: prefix)
     defer { ns.delete() }
     return try body(ns)
+}
+
+/// Runs `body` on a thread of its own that has entered the namespace, so the netlink sockets it opens live there;
+/// for tests that drive weir's library code directly instead of the binary.
+func inNamespace<T: Sendable>(_ ns: TestNamespace, _ body: @escaping @Sendable () throws -> T) throws -> T {
+    let box = ResultBox<T>()
+    let done = DispatchSemaphore(value: 0)
+    let path = "/var/run/netns/\(ns.name)"
+    let thread = Thread {
+        if weir_enter_netns(path) != 0 {
+            box.result = .failure(HarnessError("setns \(path): errno \(errno)"))
+        } else {
+            box.result = Result { try body() }
+        }
+        done.signal()
+    }
+    thread.start()
+    done.wait()
+    return try box.result!.get()
+}
+
+private final class ResultBox<T>: @unchecked Sendable {
+    var result: Result<T, Error>?
 }
