@@ -9,9 +9,10 @@ packages=(
   nftables iproute2 conntrack iptables procps kmod
   haproxy iperf3 wrk nginx-light systemd
   python3 gcc util-linux linux-perf
-  # packaging: make install, make deb (dpkg-shlibdeps, lintian), make image (buildah, podman), the systemd test
+  # packaging: make install, make deb (dpkg-shlibdeps, lintian), make image (buildah; podman with runc, since crun
+  # refuses hybrid cgroups), the systemd test
   # (systemd-nspawn), binutils (strip), promtool for the metrics checks
-  binutils dpkg-dev lintian buildah podman systemd-container prometheus
+  binutils dpkg-dev lintian buildah podman runc systemd-container prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
