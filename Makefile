@@ -1,24 +1,95 @@
 # weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite.
+# Packaging: `make install` (PREFIX, DESTDIR, SYSCONFDIR), `make uninstall`, `make deb`, `make image`. See
+# docs/install.md.
 SWIFT ?= swift
 BUILD_FLAGS ?=
+# Two Swift builds never run at once on a small machine (a developer's second worktree, CI): they share this lock.
+LOCK := $(shell command -v flock >/dev/null 2>&1 && echo flock /tmp/weir-swift-build.lock)
 
-.PHONY: deps build test demo bench clean
+VERSION := $(shell cat VERSION)
+WEIR_COMMIT ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+# Package.swift reads these to bake `weir --version`: "weir 0.4.0 (commit abc123def456)".
+SWIFT_ENV = WEIR_VERSION=$(VERSION) WEIR_COMMIT=$(WEIR_COMMIT)
+
+# The production binary: release, Swift runtime linked statically (a node has no Swift toolchain), stripped.
+# `make install WEIR_BIN=path/to/weir` installs a binary built elsewhere without building.
+RELEASE_BIN := .build/dist/weir
+WEIR_BIN ?= $(RELEASE_BIN)
+
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+SYSCONFDIR ?= /etc
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+DOCDIR ?= $(PREFIX)/share/doc/weir
+DESTDIR ?=
+# The .deb carries the licence in its copyright file instead.
+INSTALL_LICENSE ?= yes
+IMAGE ?= localhost/weir:$(VERSION)
+
+DOCS := README.md $(wildcard docs/*.md)
+PROFILES := $(wildcard profiles/*.profile) profiles/README.md
+# Installed paths follow PREFIX and SYSCONFDIR: the unit and the config file name them.
+SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
+	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
+
+.PHONY: deps build test demo bench clean release install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
 
 build: deps
-	$(SWIFT) build $(BUILD_FLAGS)
+	$(SWIFT_ENV) $(LOCK) $(SWIFT) build $(BUILD_FLAGS)
 
-test: build
-	bash scripts/test.sh
+release: $(RELEASE_BIN)
+
+# FORCE: SwiftPM decides what is out of date; the strip is cheap.
+$(RELEASE_BIN): FORCE
+	@bash scripts/install-deps.sh
+	$(SWIFT_ENV) $(LOCK) $(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
+	@mkdir -p $(@D)
+	strip -o $@.tmp .build/release/weir && mv $@.tmp $@
+
+test: build $(WEIR_BIN)
+	WEIR_BIN=$(abspath $(WEIR_BIN)) bash scripts/test.sh
 
 demo: build
 	bash scripts/demo.sh
 
-bench: deps
-	$(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
-	bash scripts/bench.sh
+# The same binary `make install`, the .deb and the image ship.
+bench: deps $(WEIR_BIN)
+	WEIR=$(abspath $(WEIR_BIN)) bash scripts/bench.sh
+
+install: $(WEIR_BIN)
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(DOCDIR)/docs
+	install -m 0755 $(WEIR_BIN) $(DESTDIR)$(BINDIR)/weir
+	for u in weir.service weir-clean.service; do \
+	  $(SUBST) systemd/$$u > $(DESTDIR)$(UNITDIR)/$$u.tmp && chmod 0644 $(DESTDIR)$(UNITDIR)/$$u.tmp && \
+	  mv $(DESTDIR)$(UNITDIR)/$$u.tmp $(DESTDIR)$(UNITDIR)/$$u || exit 1; done
+	@# An existing weir.conf is the operator's: keep it, put the shipped one beside it.
+	$(SUBST) packaging/weir.conf > $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf.dist
+	@conf=$(DESTDIR)$(SYSCONFDIR)/weir/weir.conf; \
+	if [ -e $$conf ] && ! cmp -s $$conf $$conf.dist; then \
+	  chmod 0644 $$conf.dist; echo "kept $$conf; the shipped one is $$conf.dist"; \
+	else install -m 0644 $$conf.dist $$conf && rm -f $$conf.dist; fi
+	install -m 0644 $(PROFILES) $(DESTDIR)$(SYSCONFDIR)/weir/profiles/
+	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/docs/
+	if [ "$(INSTALL_LICENSE)" = yes ]; then install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/weir $(DESTDIR)$(UNITDIR)/weir.service $(DESTDIR)$(UNITDIR)/weir-clean.service
+	rm -f $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf.dist
+	rm -f $(addprefix $(DESTDIR)$(SYSCONFDIR)/weir/profiles/,$(notdir $(PROFILES)))
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(wildcard docs/*.md)))
+	-rmdir $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null
+
+# .build/dist/weir_VERSION_ARCH.deb
+deb: $(WEIR_BIN)
+	bash scripts/build-deb.sh $(abspath $(WEIR_BIN)) .build/dist
+
+# localhost/weir:VERSION in buildah's storage (vfs), from scratch: see Containerfile.
+image: $(WEIR_BIN)
+	bash scripts/build-image.sh $(abspath $(WEIR_BIN)) $(IMAGE)
 
 clean:
 	rm -rf .build

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-WEIR=${WEIR:-.build/release/weir}
+WEIR=${WEIR:-.build/dist/weir}   # make bench: the stripped release binary make install ships
 SECS=${BENCH_SECONDS:-2}
 ROUNDS=${BENCH_ROUNDS:-5}
 HOLD=${BENCH_HOLD_CONNECTIONS:-7500}   # 10,000 does not fit: HAProxy needs 2.5 descriptors per connection (pipes), limit 20,000
@@ -233,4 +233,4 @@ if None not in (cs_w, cs_h, p_w, p_h):
 "
 
 # Capture: applying 10,000 excluded CIDRs, and what they cost each new connection.
-WEIR="$PWD/.build/release/weir" bash scripts/bench-capture.sh
+WEIR="$(realpath "$WEIR")" bash scripts/bench-capture.sh

@@ -1,24 +1,40 @@
 #!/usr/bin/env bash
-# Installs the Debian packages weir needs to build, test, demo and benchmark, if any is missing.
+# Installs the Debian packages weir needs to build, test, package, demo and benchmark, if any is missing.
+# Services that come with them (nginx, haproxy, prometheus, ...) are kept from starting the Debian way: a temporary
+# /usr/sbin/policy-rc.d that answers 101 ("action not allowed") while apt runs, removed afterwards even on failure,
+# and never replacing one that is already there. No process is ever stopped or killed here.
 set -euo pipefail
 packages=(
   pkg-config libnftnl-dev libmnl-dev libnetfilter-conntrack-dev
   nftables iproute2 conntrack iptables procps kmod
   haproxy iperf3 wrk nginx-light systemd
   python3 gcc util-linux linux-perf
+  # packaging: make install, make deb (dpkg-shlibdeps, lintian), make image (buildah; podman with runc, since crun
+  # refuses hybrid cgroups), the systemd test
+  # (systemd-nspawn), binutils (strip), promtool for the metrics checks
+  binutils dpkg-dev lintian buildah podman runc systemd-container prometheus
 )
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # nginx and haproxy are used only inside test namespaces: keep the packaged services off the host.
-  for svc in nginx haproxy; do
-    if command -v systemctl >/dev/null 2>&1; then systemctl disable --now "$svc" >/dev/null 2>&1 || true; fi
-    pkill -x "$svc" 2>/dev/null || true
-  done
+[ ${#missing[@]} -gt 0 ] || exit 0
+if [ "$(id -u)" != 0 ]; then
+  echo "install-deps: missing ${missing[*]}; run as root (or: apt-get install ${missing[*]})" >&2
+  exit 1
 fi
+echo "installing: ${missing[*]}"
+policy=/usr/sbin/policy-rc.d
+ours=
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\n# weir install-deps.sh: keep services from starting while apt installs (removed afterwards)\nexit 101\n' \
+    > "$policy"
+  chmod 0755 "$policy"
+  ours=1
+fi
+cleanup() { if [ -n "$ours" ]; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

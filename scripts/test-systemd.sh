@@ -1,0 +1,230 @@
+#!/usr/bin/env bash
+# weir under a real systemd: boots one with systemd-nspawn in a container of its own (--private-network: its own
+# network namespace with only lo; --volatile=yes: a throwaway tmpfs root with the host's /usr under a throwaway
+# overlay), installs the weir .deb inside with dpkg -i, and checks the unit's whole life: start with READY and a
+# status, the journal, reload, the watchdog, stop with drain, fail open when systemd gives up, purge.
+# Nothing of the host changes: the container is powered off and waited for, whatever happens.
+#
+# Usage: scripts/test-systemd.sh [DEB]          (default: the newest .build/dist/weir_*.deb, from make deb)
+#        WEIR_STAGE=DIR scripts/test-systemd.sh (a `make install DESTDIR=DIR PREFIX=/usr` tree instead of a .deb)
+# WEIR_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. --bind-ro=/opt for a binary that needs the Swift toolchain).
+# Prints one ok/FAIL line per check and "systemd: N passed, N failed".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "systemd: skipped (needs root: systemd-nspawn boots a container)"
+  exit 0
+fi
+if ! grep -q WEIR_VERSION Package.swift && [ -z "${WEIR_STAGE:-}" ]; then
+  # The unit runs `weir run --config` (reload, watchdog, event lines): the agent change that adds it also makes
+  # Package.swift read WEIR_VERSION. Before it, there is nothing to test the unit against.
+  echo "systemd: skipped (this weir has no 'weir run --config' yet)"
+  exit 0
+fi
+command -v systemd-nspawn >/dev/null || { echo "FAIL systemd-nspawn missing (package systemd-container)"; \
+  echo "systemd: 0 passed, 1 failed"; exit 1; }
+
+started=$(date +%s)
+passed=0; failed=0
+ok() { echo "ok   $1"; passed=$((passed+1)); }
+bad() { echo "FAIL $1"; [ -z "${2:-}" ] || echo "$2" | sed 's/^/     /'; failed=$((failed+1)); }
+
+stage=$(mktemp -d /tmp/weir-systemd.XXXXXX)
+machine=weirtest-$$
+tpid=; leader=
+if [ -n "${WEIR_STAGE:-}" ]; then
+  cp -a "$WEIR_STAGE" "$stage/root"
+else
+  deb=${1:-$(ls -t .build/dist/weir_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -1)}
+  [ -n "$deb" ] && [ -f "$deb" ] || { echo "FAIL no .deb (run make deb)"; echo "systemd: 0 passed, 1 failed"; \
+    rm -rf "$stage"; exit 1; }
+  cp "$deb" "$stage/weir.deb"
+fi
+
+# Seconds since a `date +%s%N` stamp, one decimal.
+secs() { local ms=$(( ($(date +%s%N) - $1) / 1000000 )); printf '%d.%d' $((ms / 1000)) $((ms % 1000 / 100)); }
+# Runs a command inside the container, bounded.
+in_c() { timeout 60 nsenter -t "$leader" -a "$@"; }
+show() { in_c systemctl show -p "$2" --value "$1" 2>/dev/null; }
+# MainPID of weir, or nothing: never an empty or 0 pid for kill.
+main_pid() { local p; p=$(show weir MainPID); case "$p" in ''|0|*[!0-9]*) echo "";; *) echo "$p";; esac; }
+# wait_for SECONDS COMMAND...: true as soon as COMMAND succeeds.
+wait_for() { local end=$(( $(date +%s) + $1 )); shift; while :; do "$@" >/dev/null 2>&1 && return 0; \
+  [ "$(date +%s)" -lt "$end" ] || return 1; sleep 0.5; done; }
+# Output is read whole before grep: with pipefail, grep -q closing the pipe early would fail the producer.
+has_table() { local t; t=$(in_c nft list tables 2>/dev/null); grep -qx 'table inet weir' <<<"$t"; }
+journal_has() { local j; j=$(in_c journalctl -u "$1" --no-pager -o cat 2>/dev/null); grep -q -- "$2" <<<"$j"; }
+table_has() { local t; t=$(in_c nft list table inet weir 2>/dev/null); grep -q -- "$1" <<<"$t"; }
+
+cleanup() {
+  if [ -n "$leader" ] && kill -0 "$leader" 2>/dev/null; then
+    timeout 10 nsenter -t "$leader" -a systemctl poweroff --no-block >/dev/null 2>&1 || true
+  fi
+  if [ -n "$tpid" ]; then
+    local i
+    for i in $(seq 1 60); do kill -0 "$tpid" 2>/dev/null || break; sleep 0.5; done
+    if kill -0 "$tpid" 2>/dev/null; then
+      # Still up after 30 s: end systemd-nspawn (the child of our timeout), which takes the container with it.
+      local n; n=$(pgrep -P "$tpid" -x systemd-nspawn || true)
+      [ -n "$n" ] && kill -KILL "$n" 2>/dev/null
+      kill -TERM "$tpid" 2>/dev/null || true
+    fi
+    wait "$tpid" 2>/dev/null || true
+  fi
+  rm -rf "$stage"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
+
+# shellcheck disable=SC2086
+timeout 220 systemd-nspawn -q -D / --volatile=yes --overlay=/usr::/usr --register=no \
+  --bind-ro=/var/lib/dpkg:/run/weir-test-host-dpkg --keep-unit -M "$machine" \
+  --private-network --bind-ro="$stage:/stage" ${WEIR_NSPAWN_ARGS:-} \
+  -b systemd.firstboot=off systemd.mask=systemd-networkd-wait-online.service >"$stage.console" 2>&1 </dev/null &
+tpid=$!
+trap 'rm -f "$stage.console"; cleanup' EXIT
+# The container's init is the child of systemd-nspawn, itself the child of timeout.
+for _ in $(seq 1 60); do
+  n=$(pgrep -P "$tpid" -x systemd-nspawn || true)
+  # Its init, once it is systemd (the first child may still be nspawn's own helper).
+  [ -n "$n" ] && leader=$(pgrep -P "$n" -x systemd | head -1)
+  [ -n "$leader" ] && break
+  sleep 0.5
+done
+if [ -z "$leader" ]; then
+  bad "boot systemd in a container" "$(tail -20 "$stage.console")"
+  echo "systemd: $passed passed, $failed failed"; exit 1
+fi
+# "starting" is enough: services of the host's packages (enabled by the first boot's presets) may still be failing.
+booted() { state=$(timeout 5 nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null); \
+  case "$state" in running|degraded|starting) return 0;; esac; return 1; }
+state=; wait_for 60 booted
+case "$state" in
+  running|degraded|starting) ok "systemd boots in the container ($state)";;
+  *) bad "systemd boots in the container (state '$state')" "$(tail -20 "$stage.console")"
+     echo "systemd: $passed passed, $failed failed"; exit 1;;
+esac
+in_c systemctl mask --now nftables.service >/dev/null 2>&1
+
+# --- install ---------------------------------------------------------------------------------------------------
+if [ -n "${WEIR_STAGE:-}" ]; then
+  out=$(in_c sh -c 'cp -a /stage/root/. / && systemctl daemon-reload' 2>&1)
+  what="make install tree copied in"
+else
+  # The volatile root has no /var: dpkg's database is a copy of the host's, thrown away with the container.
+  out=$(in_c sh -c 'mkdir -p /var/lib && cp -a /run/weir-test-host-dpkg /var/lib/dpkg && dpkg -i /stage/weir.deb' 2>&1)
+  what="dpkg -i weir.deb"
+fi
+if [ $? = 0 ] && [ "$(show weir LoadState)" = loaded ]; then ok "$what: weir.service loaded"
+else bad "$what: weir.service loaded" "$out"; fi
+enabled=$(in_c systemctl is-enabled weir 2>/dev/null); active=$(show weir ActiveState)
+if [ "$active" = inactive ] && [ "$enabled" = disabled ] && ! has_table; then
+  ok "install neither enables nor starts the agent, nor captures"
+else bad "install neither enables nor starts the agent, nor captures" "enabled=$enabled active=$active"; fi
+
+# --- start: READY and a status -------------------------------------------------------------------------------
+t0=$(date +%s%N)
+out=$(in_c timeout 40 systemctl start weir 2>&1)
+rc=$?
+st=$(show weir ActiveState); sub=$(show weir SubState); status=$(show weir StatusText)
+if [ $rc = 0 ] && [ "$st" = active ] && [ "$sub" = running ] && [ -n "$status" ]; then
+  ok "systemctl start weir: active (READY=1) in $(secs "$t0") s, StatusText='$status'"
+else
+  bad "systemctl start weir: active with a StatusText" "rc=$rc ActiveState=$st SubState=$sub StatusText='$status'
+$out
+$(in_c journalctl -u weir --no-pager -o cat -n 20 2>&1)"
+fi
+if journal_has weir 'event=ready'; then ok "journal: weir's event lines (event=ready)"
+else bad "journal: weir's event lines (event=ready)" "$(in_c journalctl -u weir --no-pager -o cat -n 20 2>&1)"; fi
+if has_table; then ok "capture installed: table inet weir"; else bad "capture installed: table inet weir"; fi
+
+# --- reload: same process, changed config applied -------------------------------------------------------------
+pid=$(main_pid)
+in_c sed -i 's/^ISTIO_LOCAL_EXCLUDE_PORTS=.*/&,19999/' /etc/weir/weir.conf
+out=$(in_c timeout 20 systemctl reload weir 2>&1)
+reloaded() { journal_has weir 'event=reloaded'; }
+if wait_for 10 reloaded && [ -n "$pid" ] && [ "$(main_pid)" = "$pid" ] && \
+   table_has 19999; then
+  ok "systemctl reload weir: same MainPID $pid, event=reloaded, port 19999 now excluded"
+else
+  bad "systemctl reload weir: same MainPID, event=reloaded, port 19999 excluded" "pid before=$pid after=$(main_pid)
+$out
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"
+fi
+
+# --- watchdog: a stopped agent is restarted -------------------------------------------------------------------
+pid=$(main_pid); n0=$(show weir NRestarts)
+if [ -n "$pid" ]; then
+  t0=$(date +%s)
+  in_c kill -STOP "$pid"
+  restarted() { local p; p=$(main_pid); [ "$(show weir NRestarts)" -gt "$n0" ] && [ -n "$p" ] && [ "$p" != "$pid" ] \
+    && [ "$(show weir ActiveState)" = active ]; }
+  if wait_for 40 restarted; then
+    ok "watchdog: SIGSTOPped agent restarted after $(( $(date +%s) - t0 )) s (NRestarts $n0 -> $(show weir NRestarts), MainPID $pid -> $(main_pid))"
+  else
+    bad "watchdog: SIGSTOPped agent restarted" "NRestarts=$(show weir NRestarts) MainPID=$(main_pid) ActiveState=$(show weir ActiveState)"
+    in_c kill -CONT "$pid" 2>/dev/null
+  fi
+else bad "watchdog: no MainPID to stop"; fi
+
+# --- exposure score (before stop, while the unit is loaded) -----------------------------------------------------
+score=$(in_c systemd-analyze security weir 2>/dev/null | sed -n 's/.*Overall exposure level for weir.service: //p')
+echo "     systemd-analyze security weir: ${score:-unknown}"
+
+# --- stop: drain, success, table kept -------------------------------------------------------------------------
+t0=$(date +%s%N)
+out=$(in_c timeout 60 systemctl stop weir 2>&1)
+dur=$(secs "$t0")
+res=$(show weir Result); st=$(show weir ActiveState)
+if [ "$res" = success ] && [ "$st" = inactive ] && has_table; then
+  ok "systemctl stop weir: Result=success in $dur s, table inet weir kept (fail closed)"
+else bad "systemctl stop weir: Result=success, table kept" "Result=$res ActiveState=$st $out"; fi
+
+# --- systemd gives up: start limit hit, weir-clean.service removes the capture ----------------------------------
+in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1
+in_c systemd-run --quiet --unit=weir-test-blocker /usr/bin/python3 -m http.server --bind 127.0.0.1 15020 \
+  >/dev/null 2>&1
+port_taken() { local l; l=$(in_c ss -Htln 'sport = :15020'); grep -q LISTEN <<<"$l"; }
+wait_for 10 port_taken
+in_c timeout 40 systemctl start weir >/dev/null 2>&1
+gave_up() { [ "$(show weir ActiveState)" = failed ]; }
+cleaned() { ! has_table && [ "$(show weir-clean Result)" = success ] && \
+  [ -n "$(show weir-clean ExecMainExitTimestampMonotonic | grep -v '^0$')" ]; }
+if wait_for 45 gave_up && wait_for 15 cleaned; then
+  ok "start limit: agent fails to start (admin port taken), NRestarts=$(show weir NRestarts), gave up with Result=$(show weir Result), weir-clean.service removed the table (fail open)"
+else
+  bad "start limit hit, weir-clean.service removed the table" "weir: ActiveState=$(show weir ActiveState) Result=$(show weir Result) NRestarts=$(show weir NRestarts); weir-clean: Result=$(show weir-clean Result); table: $(has_table && echo present || echo gone)
+$(in_c journalctl -u weir -u weir-clean --no-pager -o cat -n 15 2>&1)"
+fi
+in_c systemctl stop weir-test-blocker >/dev/null 2>&1
+
+# --- bad configuration: exit 2 is not retried, the capture is removed ------------------------------------------
+in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1
+if in_c timeout 40 systemctl start weir >/dev/null 2>&1 && has_table; then
+  in_c sh -c 'echo "WEIR_IDLE_TIMEOUT=forever" >> /etc/weir/weir.conf'
+  in_c timeout 40 systemctl restart weir >/dev/null 2>&1
+  if wait_for 20 gave_up && [ "$(show weir ExecMainStatus)" = 2 ] && [ "$(show weir NRestarts)" = 0 ] && \
+     wait_for 15 cleaned; then
+    ok "bad config: exit 2, not restarted, weir-clean.service removed the table"
+  else
+    bad "bad config: exit 2, not restarted, table removed" "ActiveState=$(show weir ActiveState) ExecMainStatus=$(show weir ExecMainStatus) NRestarts=$(show weir NRestarts) table: $(has_table && echo present || echo gone)"
+  fi
+  in_c sed -i '/^WEIR_IDLE_TIMEOUT=forever$/d' /etc/weir/weir.conf
+else bad "bad config: the agent did not start again first"; fi
+
+# --- purge ------------------------------------------------------------------------------------------------------
+if [ -z "${WEIR_STAGE:-}" ]; then
+  in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1
+  in_c timeout 40 systemctl start weir >/dev/null 2>&1
+  out=$(in_c dpkg --purge weir 2>&1)
+  left=$(in_c sh -c 'ls -d /etc/weir /var/lib/weir /usr/bin/weir /lib/systemd/system/weir.service 2>/dev/null')
+  if [ -z "$left" ] && ! has_table && [ "$(show weir ActiveState)" != active ]; then
+    ok "dpkg --purge: agent stopped, capture removed, /etc/weir and /var/lib/weir gone"
+  else bad "dpkg --purge removes the agent, its capture, /etc/weir, /var/lib/weir" "left: $left
+$out"; fi
+fi
+
+echo "     systemd test took $(( $(date +%s) - started )) s"
+echo "systemd: $passed passed, $failed failed"
+[ "$failed" = 0 ]
