@@ -50,7 +50,7 @@ $(RELEASE_BIN): FORCE
 	strip -o $@.tmp .build/release/weir && mv $@.tmp $@
 
 test: build $(WEIR_BIN)
-	WEIR_BIN=$(abspath $(WEIR_BIN)) bash scripts/test.sh
+	$(SWIFT_ENV) WEIR_BIN=$(abspath $(WEIR_BIN)) bash scripts/test.sh
 
 demo: build
 	bash scripts/demo.sh

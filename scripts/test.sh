@@ -2,11 +2,16 @@
 # The whole suite: pure unit tests and kernel tests (root, inside throwaway network namespaces).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Packaging checks first, so the test runner's summary stays the last line.
+# Packaging checks first, so the test runner's summary stays the last line. WEIR_BIN (make test passes the
+# production binary, .build/dist/weir) is what the .deb, the image and the systemd test ship.
 bash scripts/check-packaging.sh
+bash scripts/test-systemd.sh
+# One Swift build at a time on the machine (a second worktree, CI): build under the shared lock, then test.
+lock=(); command -v flock >/dev/null && lock=(flock /tmp/weir-swift-build.lock)
+"${lock[@]}" swift build --build-tests
 if [ "$(id -u)" != 0 ]; then
   echo "kernel tests need root (they create network namespaces); running pure tests only" >&2
-  exec swift test --skip WeirKernelTests
+  exec swift test --skip-build --skip WeirKernelTests
 fi
 # Namespaces of test processes that were killed (named wt*-PID-*) are removed before the run.
 for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^wt[a-z]*-[0-9]+-' || true); do
@@ -16,4 +21,4 @@ for ns in $(ip netns list 2>/dev/null | awk '{print $1}' | grep -E '^wt[a-z]*-[0
     ip netns delete "$ns" 2>/dev/null || true
   fi
 done
-exec swift test --no-parallel
+exec swift test --skip-build --no-parallel
