@@ -110,7 +110,7 @@ install_tree() {
 check "make install DESTDIR PREFIX SYSCONFDIR WEIR_BIN: every file, paths follow; make uninstall removes them" install_tree
 
 # --- weir --version -----------------------------------------------------------------------------------------------
-version_line() { local v; v=$("$1" --version 2>&1); echo "$v" | grep -qxE "weir $version \(commit ([0-9a-f]{12}|unknown)\)" \
+version_line() { local v; v=$("$1" --version 2>&1); grep -qxE "weir $version \(commit ([0-9a-f]{12}|unknown)\)" <<<"$v" \
   || { echo "weir --version said: $v"; return 1; }; }
 if [ -n "$has_version" ]; then check "weir --version: weir $version (commit ...)" version_line "$bin"
 else skip "weir --version (this weir has none yet)"; fi
@@ -125,7 +125,9 @@ if [ -n "${WEIR_BIN:-}" ]; then
     local f; f=$(dpkg-deb -f "$deb" Package Version Architecture Depends)
     grep -qx "Package: weir" <<<"$f" && grep -qx "Architecture: $(dpkg --print-architecture)" <<<"$f" \
       && grep -q "^Depends: .*libnftnl11" <<<"$f" && grep -q "libc6 (>=" <<<"$f" || { echo "$f"; return 1; }
-    local c; c=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles)
+    # Unpacked whole first: with pipefail, a reader that stops early would fail dpkg-deb (SIGPIPE).
+    rm -rf "$tmp/deb" && mkdir -p "$tmp/deb" && dpkg-deb -x "$deb" "$tmp/deb/root" && dpkg-deb -e "$deb" "$tmp/deb/DEBIAN" || return 1
+    local c; c=$(cat "$tmp/deb/DEBIAN/conffiles")
     for f in /etc/weir/weir.conf /etc/weir/profiles/default.profile /etc/weir/profiles/README.md; do
       grep -qx "$f" <<<"$c" || { echo "conffiles lack $f: $c"; return 1; }
     done
@@ -135,18 +137,18 @@ if [ -n "${WEIR_BIN:-}" ]; then
       grep -q " $f\$" <<<"$list" || { echo "no $f in the package"; return 1; }
     done
     grep -q 'root/root' <<<"$list" && ! grep -qv 'root/root' <<<"$list" || { echo "files not owned by root"; return 1; }
-    dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/weir.service \
-      | grep -qx 'ExecStart=/usr/bin/weir run --config /etc/weir/weir.conf' || { echo "unit ExecStart"; return 1; }
+    grep -qx 'ExecStart=/usr/bin/weir run --config /etc/weir/weir.conf' "$tmp/deb/root/lib/systemd/system/weir.service" \
+      || { echo "unit ExecStart"; return 1; }
   }
   check "deb: Depends from dpkg-shlibdeps, /etc/weir conffiles, units, copyright, changelog, root-owned" deb_contents
   maint_scripts() {
     local s
     for s in postinst prerm postrm; do
-      s=$(dpkg-deb --ctrl-tarfile "$deb" | tar -xO "./$s" | sed "/^[[:space:]]*#/d") || return 1
+      s=$(sed "/^[[:space:]]*#/d" "$tmp/deb/DEBIAN/$s") || return 1
       if grep -qE 'systemctl +(start|enable|restart|try-restart)|deb-systemd-(helper +enable|invoke +start)|weir +(run|rules)' <<<"$s"; then
         echo "a maintainer script starts, enables or captures:"; echo "$s"; return 1; fi
     done
-    dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./postinst | grep -q '\[ -d /run/systemd/system \]' || return 1
+    grep -q '\[ -d /run/systemd/system \]' "$tmp/deb/DEBIAN/postinst" || return 1
   }
   check "deb: maintainer scripts only daemon-reload, never enable, start or capture" maint_scripts
   if command -v lintian >/dev/null; then
