@@ -39,7 +39,7 @@ public final class AdminServer: @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     private let stopping = Atomic<Bool>(false)
-    private let beat = Atomic<Int64>(0)
+    private let beat = Atomic<Int64>(weir_now_ms())
     private let done = Atomic<Bool>(false)
     private var clients: [Int32: Client] = [:]
     private var started = false
@@ -131,6 +131,7 @@ public final class AdminServer: @unchecked Sendable {
             close(wake)
             done.store(true, ordering: .releasing)
         }
+        beat.store(weir_now_ms(), ordering: .relaxed)
         while !stopping.load(ordering: .acquiring) {
             let n = weir_epoll_wait(epoll, events, 64, 500)
             let now = weir_now_ms()

@@ -90,6 +90,8 @@ public final class ProxyServer {
     /// Runs the workers. Call `bind()` first.
     public func start() throws {
         if let shared { weir_atomic_store(shared.liveWorkers, Int64(workers.count)) }
+        // Alive from the start, before each thread's first turn: the watchdog may look at once.
+        for w in workers { counters.beat(worker: w.index, nowMs: weir_now_ms()) }
         for w in workers {
             do {
                 threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })

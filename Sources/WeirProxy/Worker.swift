@@ -144,6 +144,8 @@ final class Worker {
         }
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
         defer { events.deallocate() }
+        // Alive from the start: the first wait may last a second, and the watchdog may look before it ends.
+        counters.beat(worker: index, nowMs: weir_now_ms())
         while true {
             let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
             now = weir_now_ms()

@@ -258,6 +258,8 @@ struct AgentLifecycleTests {
             #expect(seen.contains("WATCHDOG=1\\nSTATUS=proxying 0 connections; last reconcile") || seen.contains("WATCHDOG=1\\nSTATUS=proxying 0 connections; no reconcile yet"))
             #expect(seen.contains("STOPPING=1"))
             #expect(agent.output.contains("event=ready") && agent.output.contains("watchdog_ms=200"))
+            // Healthy all along: every loop counted as alive from its start, so no ping was ever withheld.
+            #expect(!agent.output.contains("event=watchdog_withheld"), "\(agent.output)")
         }
     }
 
