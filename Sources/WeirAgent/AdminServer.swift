@@ -43,6 +43,8 @@ public final class AdminServer: @unchecked Sendable {
     private let done = Atomic<Bool>(false)
     private var clients: [Int32: Client] = [:]
     private var started = false
+    /// Set while the listener is out of epoll because descriptors ran out.
+    private var acceptPausedUntil: Int64 = 0
 
     private final class Client {
         let fd: Int32
@@ -82,8 +84,12 @@ public final class AdminServer: @unchecked Sendable {
         epoll = weir_epoll_create()
         wake = weir_eventfd()
         guard epoll >= 0, wake >= 0 else {
+            let e = errno
             close(fd)
-            throw AgentError("admin epoll: \(errnoName(errno))")
+            if epoll >= 0 { close(epoll) }
+            if wake >= 0 { close(wake) }
+            started = true  // nothing left for deinit to close
+            throw AgentError("admin epoll: \(errnoName(e))")
         }
         _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
         _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: wake)))
@@ -144,6 +150,10 @@ public final class AdminServer: @unchecked Sendable {
                 if c.answering { flush(c) } else { readRequest(c) }
             }
             expire(now)
+            if acceptPausedUntil > 0 && now >= acceptPausedUntil {
+                acceptPausedUntil = 0
+                _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
+            }
             openCount.store(clients.count, ordering: .relaxed)
         }
     }
@@ -156,9 +166,12 @@ public final class AdminServer: @unchecked Sendable {
             if fd < 0 {
                 if errno == EINTR || errno == ECONNABORTED { continue }
                 if errno == EMFILE || errno == ENFILE {
-                    // Out of descriptors: make room by closing the oldest waiting connection, then try again later.
-                    if !shedOldest() { return }
-                    continue
+                    // Out of descriptors: make room by closing the oldest waiting connection; with none to close,
+                    // take the listener out of epoll for 100 ms instead of spinning on it.
+                    if shedOldest() { continue }
+                    _ = weir_epoll_del(epoll, listener)
+                    acceptPausedUntil = now + 100
+                    return
                 }
                 return
             }
@@ -276,5 +289,10 @@ public final class AdminServer: @unchecked Sendable {
 /// A failure of the agent, already worded for the operator.
 public struct AgentError: Error, CustomStringConvertible {
     public let description: String
-    public init(_ description: String) { self.description = description }
+    /// What a capture install changed before it failed (its repairs count even so).
+    public var partialChanges: [CaptureChange] = []
+    public init(_ description: String, partialChanges: [CaptureChange] = []) {
+        self.description = description
+        self.partialChanges = partialChanges
+    }
 }

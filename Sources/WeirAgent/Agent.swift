@@ -24,6 +24,8 @@ public final class Agent {
     private let reloadSettings: () throws -> AgentSettings
     private let state: Mutex<AgentState>
     private let wake: Int32
+    /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
+    private var retired: [ProxyServer] = []
 
     /// What the admin thread reads and the main thread writes.
     struct AgentState {
@@ -64,8 +66,6 @@ public final class Agent {
         // 1. Acquire.
         let lock: DataPlaneLock
         var server = ProxyServer(config: settings.proxy)
-        /// Servers a reload replaced, finishing their open connections.
-        var retired: [ProxyServer] = []
         do {
             lock = try DataPlaneLock.acquire()
         } catch let e as ProxyStartError {
@@ -188,11 +188,12 @@ public final class Agent {
                 eventReconcile = nil
                 nextReconcile = lastReconcile + settings.reconcileIntervalMs
             }
-            for old in retired where old.finished {
-                old.stop()
+            retired.removeAll { old in
+                guard old.finished else { return false }
+                old.stop()  // joins at once: every loop has ended
                 agentLog("retired", ["workers": old.workerCount])
+                return true
             }
-            retired.removeAll { $0.finished }
             if let failure = server.failure {
                 agentLog("worker_failed", ["reason": failure])
                 state.withLock { $0.ready = false }
@@ -220,6 +221,9 @@ public final class Agent {
         SystemdNotify.send("STOPPING=1\nSTATUS=draining")
         agentLog("signal", ["signal": stopSignal == SIGTERM ? "SIGTERM" : "SIGINT",
                             "active": server.counters.snapshot().active])
+        // One --drain-timeout for all: every data plane starts draining before any is waited for.
+        server.beginStop()
+        retired.forEach { $0.beginStop() }
         server.stop()
         retired.forEach { $0.stop() }
         admin.stop()
@@ -254,11 +258,15 @@ public final class Agent {
                 }
             }
         } catch {
+            // What was repaired before the failure still counts.
+            let partial = (error as? AgentError)?.partialChanges ?? []
+            for c in partial { agentLog("reconcile_repaired", ["object": c.object, "change": c.description]) }
             agentLog("reconcile_failed", ["error": "\(error)"])
             state.withLock {
                 $0.reconciles += 1
                 $0.applyFailures += 1
                 $0.problem = "reconcile failed: \(error)"
+                for c in partial { $0.repairs[c.object, default: 0] += 1 }
             }
         }
     }
@@ -295,7 +303,7 @@ public final class Agent {
                 try candidate.bind()
                 try candidate.start()
             } catch {
-                candidate.stop()
+                candidate.stop()  // nothing was accepted: its listeners never had rules pointing at them
                 return refuse("new proxy listeners: \(error)")
             }
             fresh = candidate
@@ -306,7 +314,13 @@ public final class Agent {
             do {
                 changes = try installer.apply(next.capture, next.table, claim: true)
             } catch {
-                fresh?.stop()
+                // The table may already be the new one while a later step (routing) failed: put the running
+                // configuration back before the new data plane goes, so no rule points at ports nobody serves.
+                _ = try? installer.apply(settings.capture, settings.table, claim: true)
+                if let fresh {
+                    fresh.retire()  // it may already hold connections: let them finish, never block this loop
+                    retired.append(fresh)
+                }
                 return refuse("\(error)", applyFailed: true)
             }
         }

@@ -59,7 +59,10 @@ public final class CaptureInstaller {
                 changes.append(.init(object: "owner", description: "claimed table \(name)"))
             }
         } catch let e as NetlinkError {
-            throw AgentError(e.description)
+            let done = e.alreadyDone.map {
+                CaptureChange(object: $0.contains(" rule ") ? "rule" : "route", description: "added \($0)")
+            }
+            throw AgentError(e.description, partialChanges: changes + done)
         }
         return changes
     }

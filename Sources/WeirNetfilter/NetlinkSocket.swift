@@ -6,6 +6,8 @@ import WeirSystem
 public struct NetlinkError: Error, CustomStringConvertible, Equatable {
     public let operation: String
     public let errno: Int32
+    /// What the failing call had already done before this step failed (`ensureTPROXYRouting`'s additions).
+    public var alreadyDone: [String] = []
 
     public init(_ operation: String, errno: Int32) {
         self.operation = operation

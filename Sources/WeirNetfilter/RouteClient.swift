@@ -129,21 +129,26 @@ public final class RouteClient {
         let lo = if_nametoindex("lo")
         guard lo != 0 else { throw NetlinkError("find interface lo", errno: ENODEV) }
         var added: [String] = []
-        for f in families {
-            let v = f == .ipv4 ? "-4" : "-6"
-            if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
-                try run(ruleMessage(Int32(RTM_NEWRULE), flags: NLM_F_CREATE | NLM_F_ACK, family: f, mark: mark,
-                                    table: table, proto: Self.weirProtocol, priority: nil),
-                        operation: "add ip \(v) rule fwmark \(mark) lookup \(table)")
-                added.append("ip \(v) rule fwmark \(mark) lookup \(table)")
+        do {
+            for f in families {
+                let v = f == .ipv4 ? "-4" : "-6"
+                if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
+                    try run(ruleMessage(Int32(RTM_NEWRULE), flags: NLM_F_CREATE | NLM_F_ACK, family: f, mark: mark,
+                                        table: table, proto: Self.weirProtocol, priority: nil),
+                            operation: "add ip \(v) rule fwmark \(mark) lookup \(table)")
+                    added.append("ip \(v) rule fwmark \(mark) lookup \(table)")
+                }
+                if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL) && $0.dstLength == 0
+                                                    && $0.oif == lo }) {
+                    try run(routeMessage(Int32(RTM_NEWROUTE), flags: NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, family: f,
+                                         table: table, proto: Self.weirProtocol, loopbackIndex: lo),
+                            operation: "add ip \(v) route local default dev lo table \(table)")
+                    added.append("ip \(v) route local default dev lo table \(table)")
+                }
             }
-            if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL) && $0.dstLength == 0
-                                                && $0.oif == lo }) {
-                try run(routeMessage(Int32(RTM_NEWROUTE), flags: NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, family: f,
-                                     table: table, proto: Self.weirProtocol, loopbackIndex: lo),
-                        operation: "add ip \(v) route local default dev lo table \(table)")
-                added.append("ip \(v) route local default dev lo table \(table)")
-            }
+        } catch var e as NetlinkError {
+            e.alreadyDone = added
+            throw e
         }
         return added
     }

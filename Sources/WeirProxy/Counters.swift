@@ -39,7 +39,7 @@ public final class ProxyCounters: @unchecked Sendable {
 
     /// Slots of a worker's block.
     enum Slot {
-        static let bytesToUpstream = 0, bytesToClient = 1, heartbeat = 2
+        static let bytesToUpstream = 0, bytesToClient = 1  // slot 2 unused
         static let inboundTotal = 3, outboundTotal = 4, inboundActive = 5, outboundActive = 6
         static let failures = 7  // UpstreamFailure.allCases.count slots
         static let connectSumUs = 12
@@ -106,16 +106,6 @@ public final class ProxyCounters: @unchecked Sendable {
     @inline(__always) func upstreamFailed(worker: Int, _ reason: UpstreamFailure) {
         add(.connectFailures)
         addWorker(worker, Slot.failures + reason.rawValue)
-    }
-
-    /// The worker's loop ran at `nowMs` (CLOCK_MONOTONIC): the watchdog's proof of progress.
-    @inline(__always) func beat(worker: Int, nowMs: Int64) {
-        weir_atomic_store(slot(worker, Slot.heartbeat), nowMs)
-    }
-
-    /// When each worker's loop last ran (CLOCK_MONOTONIC ms; 0 before its first turn).
-    public func heartbeats() -> [Int64] {
-        (0..<workerSlots).map { weir_atomic_load(slot($0, Slot.heartbeat)) }
     }
 
     private func sum(_ s: Int) -> Int64 {

@@ -24,6 +24,7 @@ public final class ProxyServer {
     private var workers: [Worker] = []
     private var threads: [pthread_t] = []
     private var shared: SharedState?
+    private var stopped = false
 
     /// `counters`: a retiring server's, to keep counting in the same series across a reload (used only when it has
     /// a slot for each of this server's workers).
@@ -44,7 +45,7 @@ public final class ProxyServer {
     public var failure: String? { shared?.failure.withLock { $0 } }
 
     /// When each worker's loop last ran (CLOCK_MONOTONIC ms); a worker wakes at least once a second.
-    public func heartbeats() -> [Int64] { Array(counters.heartbeats().prefix(workerCount)) }
+    public func heartbeats() -> [Int64] { shared?.heartbeatValues() ?? [] }
 
     /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
     public func bind() throws {
@@ -57,7 +58,7 @@ public final class ProxyServer {
         }
         let backlog = listenBacklog()
         let copyOnly = !config.splice
-        let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly)
+        let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly, workers: workerCount)
         self.shared = shared
         let ipv6 = ipv6Available()
         for i in 0..<workerCount {
@@ -89,26 +90,40 @@ public final class ProxyServer {
 
     /// Runs the workers. Call `bind()` first.
     public func start() throws {
-        if let shared { weir_atomic_store(shared.liveWorkers, Int64(workers.count)) }
+        guard let shared else { return }
+        weir_atomic_store(shared.liveWorkers, Int64(workers.count))
         // Alive from the start, before each thread's first turn: the watchdog may look at once.
-        for w in workers { counters.beat(worker: w.index, nowMs: weir_now_ms()) }
-        for w in workers {
+        for w in workers { shared.beat(worker: w.index, nowMs: weir_now_ms()) }
+        for (i, w) in workers.enumerated() {
             do {
                 threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
             } catch let e as ThreadStartError {
+                // The workers that did not start give their listeners back, so none sits in the SO_REUSEPORT
+                // group with nobody accepting from it.
+                for unstarted in workers[i...] { unstarted.closeAll() }
+                workers.removeSubrange(i...)
+                weir_atomic_store(shared.liveWorkers, Int64(threads.count))
                 throw ProxyStartError(description: e.description)
             }
         }
         log("started", ["workers": workers.count])
     }
 
-    /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers.
-    public func stop() {
-        guard let shared else { return }
+    /// Tells every worker to stop accepting and drain within --drain-timeout, without waiting (see `stop()`).
+    public func beginStop() {
+        guard let shared, !stopped else { return }
         weir_atomic_store(shared.draining, 1)
         for w in workers { w.notify() }
+    }
+
+    /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers. Once only.
+    public func stop() {
+        guard shared != nil, !stopped else { return }
+        beginStop()
+        stopped = true
         for tid in threads { pthread_join(tid, nil) }
         threads.removeAll()
+        for w in workers { w.closeLoop() }
         log("stopped", ["counters": counters.snapshot()])
     }
 

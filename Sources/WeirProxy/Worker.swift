@@ -28,15 +28,23 @@ final class SharedState: @unchecked Sendable {
     let draining: UnsafeMutablePointer<Int64>
     /// Workers whose loop has not ended yet.
     let liveWorkers: UnsafeMutablePointer<Int64>
+    /// When each worker's loop last ran (CLOCK_MONOTONIC ms), one cache line per worker; per server, so a retiring
+    /// server's workers never vouch for a new server's.
+    let heartbeats: UnsafeMutablePointer<Int64>
+    let workerCount: Int
     /// `--no-splice`: never splice, always use the bounded copy.
     let copyOnly: Bool
     /// Set by a worker that cannot go on; the server decides what follows (a worker never exits the process).
     let failure = Mutex<String?>(nil)
 
-    init(config: ProxyConfig, counters: ProxyCounters, copyOnly: Bool) {
+    init(config: ProxyConfig, counters: ProxyCounters, copyOnly: Bool, workers: Int) {
         self.config = config
         self.counters = counters
         self.copyOnly = copyOnly
+        workerCount = workers
+        heartbeats = UnsafeMutableRawPointer.allocate(byteCount: max(1, workers) * 64, alignment: 64)
+            .bindMemory(to: Int64.self, capacity: max(1, workers) * 8)
+        heartbeats.initialize(repeating: weir_now_ms(), count: max(1, workers) * 8)
         draining = .allocate(capacity: 1)
         draining.initialize(to: 0)
         liveWorkers = .allocate(capacity: 1)
@@ -46,7 +54,12 @@ final class SharedState: @unchecked Sendable {
     deinit {
         draining.deallocate()
         liveWorkers.deallocate()
+        heartbeats.deallocate()
     }
+
+    @inline(__always) func beat(worker: Int, nowMs: Int64) { weir_atomic_store(heartbeats + worker * 8, nowMs) }
+
+    func heartbeatValues() -> [Int64] { (0..<workerCount).map { weir_atomic_load(heartbeats + $0 * 8) } }
 
     func fail(_ reason: String) {
         failure.withLock { if $0 == nil { $0 = reason } }
@@ -110,8 +123,7 @@ final class Worker {
         for l in listeners { close(l.fd) }
         listeners.removeAll()
         scratch.deallocate()
-        close(epoll)
-        close(wake)
+        closeLoop()
         if reserveFd >= 0 { close(reserveFd) }
     }
 
@@ -145,11 +157,11 @@ final class Worker {
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
         defer { events.deallocate() }
         // Alive from the start: the first wait may last a second, and the watchdog may look before it ends.
-        counters.beat(worker: index, nowMs: weir_now_ms())
+        shared.beat(worker: index, nowMs: weir_now_ms())
         while true {
             let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
             now = weir_now_ms()
-            counters.beat(worker: index, nowMs: now)
+            shared.beat(worker: index, nowMs: now)
             if n < 0 && errno != EINTR {
                 shared.fail("worker \(index): epoll_wait: \(errnoName(errno))")
                 break
@@ -182,10 +194,17 @@ final class Worker {
         for (r, w) in pipePool { close(r); close(w) }
         pipePool.removeAll()
         scratch.deallocate()
+        if reserveFd >= 0 { close(reserveFd) }
+        reserveFd = -1
+        // epoll and the wake eventfd stay open until the server has joined this thread (`closeLoop`): a notify()
+        // racing with the end of the loop must never write into a descriptor number reused by a live socket.
+        _ = weir_atomic_add(shared.liveWorkers, -1)
+    }
+
+    /// Closes the loop's own descriptors once the thread has been joined.
+    func closeLoop() {
         close(epoll)
         close(wake)
-        if reserveFd >= 0 { close(reserveFd) }
-        _ = weir_atomic_add(shared.liveWorkers, -1)
     }
 
     func nextTimeout() -> Int32 {

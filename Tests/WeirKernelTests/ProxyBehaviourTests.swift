@@ -58,7 +58,10 @@ struct ProxyBehaviourTests {
             defer { server.stop() }
             let proxy = try startProxy(ns)
             defer { proxy.stop() }
-            #expect(try client(ns, "lastword", address) == "reply=bye eof=True segs_in=3")
+            // SYN-ACK, the ACK of the request, then "bye" with the FIN: 3. When the ACK of the request rides on the
+            // reply (timing on a loaded machine), 2. A FIN of its own would make it 4.
+            let line = try client(ns, "lastword", address)
+            #expect(line == "reply=bye eof=True segs_in=3" || line == "reply=bye eof=True segs_in=2", "\(line)")
             _ = try stopProxy(proxy)
         }
     }
