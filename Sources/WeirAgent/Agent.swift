@@ -150,7 +150,8 @@ public final class Agent {
         var nextWatchdog = now
         var withheld = false
         var stopSignal: Int32 = 0
-        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0), pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
+        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
+                   pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
         for fd in watcher?.descriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
         loop: while true {
             var deadline = min(nextReconcile, eventReconcile ?? Int64.max)
@@ -358,7 +359,8 @@ public final class Agent {
     private func status(_ server: ProxyServer) -> String {
         let s = state.withLock { $0 }
         let open = server.counters.snapshot().active
-        let last = s.lastReconcileWall > 0 ? "last reconcile \(Self.clock(s.lastReconcileWall)) UTC" : "no reconcile yet"
+        let last = s.lastReconcileWall > 0 ? "last reconcile \(Self.clock(s.lastReconcileWall)) UTC"
+                                           : "no reconcile yet"
         let repairs = s.repairs.values.reduce(0, +)
         return "proxying \(open) connections; \(last); \(repairs) repairs"
     }

@@ -27,7 +27,8 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "upstream_to_client"],
                      value: Double(c.bytesFromUpstream)),
         MetricSample(name: "weir_proxy_connections_active", value: Double(c.active)),
-        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "inbound"], value: Double(c.inboundTotal)),
+        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "inbound"],
+                     value: Double(c.inboundTotal)),
         MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "outbound"],
                      value: Double(c.outboundTotal)),
         MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": "inbound"],
@@ -48,14 +49,16 @@ public let metricHelp: [String: String] = [
     "weir_proxy_connections_active": "Proxied connections open now.",
     "weir_proxy_connections_max": "Ceiling of proxied connections (--max-connections).",
     "weir_proxy_refused_max_connections_total": "Connections refused because --max-connections was reached.",
-    "weir_proxy_not_redirected_total": "Connections to a capture port that were not redirected; closed, never forwarded.",
+    "weir_proxy_not_redirected_total":
+        "Connections to a capture port that were not redirected; closed, never forwarded.",
     "weir_proxy_idle_timeouts_total": "Connections closed by --idle-timeout.",
     "weir_proxy_upstream_connect_timeouts_total": "Upstream connects that exceeded --connect-timeout.",
     "weir_proxy_descriptor_exhaustion_total": "EMFILE or ENFILE seen while accepting or connecting.",
     "weir_conntrack_usage_ratio": "Conntrack entries over the conntrack maximum.",
     "weir_tcp_listen_overflows_total": "TcpExt ListenOverflows: connections dropped because an accept queue was full.",
     "weir_proxy_listen_backlog": "Backlog the proxy's listeners use (net.core.somaxconn).",
-    "weir_proxy_connections_total": "Connections forwarded (original destination known, upstream dialled), by direction.",
+    "weir_proxy_connections_total":
+        "Connections forwarded (original destination known, upstream dialled), by direction.",
     "weir_proxy_connections_forwarded_active": "Forwarded connections open now, by direction.",
     "weir_proxy_upstream_failures_total": "Upstream connects that failed, by reason (refused, timeout, unreachable, "
         + "reset, other).",

@@ -45,11 +45,12 @@ public struct AgentSettings {
 
     /// The `agent` part of `GET /config`.
     var agentJSON: [(String, JSONValue)] {
-        [("admin_address", .string(adminHost.contains(":") ? "[\(adminHost)]:\(adminPort)" : "\(adminHost):\(adminPort)")),
-         ("profile", profile.map { .string($0) } ?? .null),
-         ("reconcile_interval_ms", .int(reconcileIntervalMs)),
-         ("cleanup_on_exit", .bool(cleanupOnExit)),
-         ("config_file", configPath.map { .string($0) } ?? .null),
-         ("table", .string("\(table.family.rawValue) \(table.name)"))]
+        let admin = adminHost.contains(":") ? "[\(adminHost)]:\(adminPort)" : "\(adminHost):\(adminPort)"
+        return [("admin_address", .string(admin)),
+                ("profile", profile.map { .string($0) } ?? .null),
+                ("reconcile_interval_ms", .int(reconcileIntervalMs)),
+                ("cleanup_on_exit", .bool(cleanupOnExit)),
+                ("config_file", configPath.map { .string($0) } ?? .null),
+                ("table", .string("\(table.family.rawValue) \(table.name)"))]
     }
 }

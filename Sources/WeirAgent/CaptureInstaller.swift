@@ -8,6 +8,11 @@ public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
     public let object: String
     /// The change as `weir rules` prints it (`table inet weir: replaced`, `added ip -4 rule ...`).
     public let description: String
+
+    /// An ip rule or route `verb` ("added", "removed"), as RouteClient describes it.
+    static func routing(_ verb: String, _ what: String) -> CaptureChange {
+        CaptureChange(object: what.contains(" rule ") ? "rule" : "route", description: "\(verb) \(what)")
+    }
 }
 
 /// Installs the capture: the nftables table, TPROXY policy routing and the `::6` hand-off address. The same call
@@ -38,18 +43,18 @@ public final class CaptureInstaller {
         let name = "\(table.family.rawValue) \(table.name)"
         do {
             let outcome = try nft.apply(table)
-            if outcome != .unchanged { changes.append(.init(object: "table", description: "table \(name): \(outcome)")) }
+            if outcome != .unchanged {
+                changes.append(.init(object: "table", description: "table \(name): \(outcome)"))
+            }
             if config.mode == .tproxy {
                 let removed = try routes.removeWeirRouting(
                     keeping: (config.tproxyMark, config.tproxyRouteTable, config.families), keepAddress: true)
-                changes += removed.map { .init(object: $0.contains(" rule ") ? "rule" : "route", description: "removed \($0)") }
+                changes += removed.map { .routing("removed", $0) }
                 let added = try routes.ensureTPROXYRouting(mark: config.tproxyMark, table: config.tproxyRouteTable,
                                                            families: config.families)
-                changes += added.map { .init(object: $0.contains(" rule ") ? "rule" : "route", description: "added \($0)") }
+                changes += added.map { .routing("added", $0) }
             } else {
-                changes += try routes.removeWeirRouting(keepAddress: true).map {
-                    .init(object: $0.contains(" rule ") ? "rule" : "route", description: "removed \($0)")
-                }
+                changes += try routes.removeWeirRouting(keepAddress: true).map { .routing("removed", $0) }
             }
             if !config.ipv4Only, try routes.ensurePassthroughAddress() {
                 changes.append(.init(object: "address", description: "added address ::6/128 dev lo"))
@@ -59,9 +64,7 @@ public final class CaptureInstaller {
                 changes.append(.init(object: "owner", description: "claimed table \(name)"))
             }
         } catch let e as NetlinkError {
-            let done = e.alreadyDone.map {
-                CaptureChange(object: $0.contains(" rule ") ? "rule" : "route", description: "added \($0)")
-            }
+            let done = e.alreadyDone.map { CaptureChange.routing("added", $0) }
             throw AgentError(e.description, partialChanges: changes + done)
         }
         return changes

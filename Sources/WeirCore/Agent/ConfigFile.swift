@@ -85,7 +85,11 @@ extension EventLine {
             case "\r": out += "\\r"
             case "\t": out += "\\t"
             default:
-                if u.value < 0x20 || u.value == 0x7f { out += "\\x" + hex2(UInt8(u.value)) } else { out.unicodeScalars.append(u) }
+                if u.value < 0x20 || u.value == 0x7f {
+                    out += "\\x" + hex2(UInt8(u.value))
+                } else {
+                    out.unicodeScalars.append(u)
+                }
             }
         }
         return out
