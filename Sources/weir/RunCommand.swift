@@ -69,15 +69,20 @@ struct RunCommand: ParsableCommand {
             }
             file = try ConfigFile.parse(text, path: config)
         }
-        /// A flag's value, else the file's; a bad value from the file is reported as `FILE:LINE KEY`.
-        func setting<T>(_ flag: String?, _ key: String, _ flagName: String, default: String,
-                        _ parse: (String) throws -> T) throws -> T {
+        let flagOf = Dictionary(uniqueKeysWithValues: ConfigFile.weirKeys.map { ($0.key, $0.flag) })
+        /// A message about the value of `key`'s flag, reworded to name the file, line and key it came from.
+        func fromFile(_ e: ConfigError, key: String) -> ConfigError? {
+            guard let file, let flag = flagOf[key], e.message.hasPrefix(flag) else { return nil }
+            return ConfigError(file.source(key) + e.message.dropFirst(flag.count))
+        }
+        /// A flag's value, else the file's, else the default.
+        func setting<T>(_ flag: String?, _ key: String, default: String, _ parse: (String) throws -> T) throws -> T {
             if let flag { return try parse(flag) }
             guard let v = file?.values[key] else { return try parse(`default`) }
             do {
                 return try parse(v)
             } catch let e as ConfigError {
-                throw ConfigError(e.message.replacing(flagName, with: file!.source(key), maxReplacements: 1))
+                throw fromFile(e, key: key) ?? e
             }
         }
 
@@ -89,35 +94,31 @@ struct RunCommand: ParsableCommand {
         flags.proxyUID = captureConfig.proxyUIDs.first.map(String.init)
         flags.proxyGID = captureConfig.proxyGIDs.first.map(String.init)
         flags.tproxyMark = String(captureConfig.tproxyMark)
+        // Proxy limits the flags left out come from the file.
+        let limitKeys: [(WritableKeyPath<ProxyLimitOptions, String?>, String)] = [
+            (\.connectTimeout, "WEIR_CONNECT_TIMEOUT"), (\.idleTimeout, "WEIR_IDLE_TIMEOUT"),
+            (\.maxConnections, "WEIR_MAX_CONNECTIONS"), (\.bufferLimit, "WEIR_BUFFER_LIMIT"),
+            (\.drainTimeout, "WEIR_DRAIN_TIMEOUT"), (\.workers, "WEIR_WORKERS"),
+        ]
         var merged = limits
-        merged.connectTimeout = merged.connectTimeout ?? file?.values["WEIR_CONNECT_TIMEOUT"]
-        merged.idleTimeout = merged.idleTimeout ?? file?.values["WEIR_IDLE_TIMEOUT"]
-        merged.maxConnections = merged.maxConnections ?? file?.values["WEIR_MAX_CONNECTIONS"]
-        merged.bufferLimit = merged.bufferLimit ?? file?.values["WEIR_BUFFER_LIMIT"]
-        merged.drainTimeout = merged.drainTimeout ?? file?.values["WEIR_DRAIN_TIMEOUT"]
-        merged.workers = merged.workers ?? file?.values["WEIR_WORKERS"]
+        var keysFromFile: [String] = []
+        for (path, key) in limitKeys where merged[keyPath: path] == nil {
+            if let v = file?.values[key] {
+                merged[keyPath: path] = v
+                keysFromFile.append(key)
+            }
+        }
         let proxyConfig: ProxyConfig
         do {
             proxyConfig = try merged.config(flags)
         } catch let e as ConfigError {
-            // Name the file's line when the bad value came from it.
-            var message = e.message
-            for (key, flag) in ConfigFile.weirKeys where file?.values[key] != nil && message.hasPrefix(flag) {
-                if (key == "WEIR_CONNECT_TIMEOUT" && limits.connectTimeout == nil)
-                    || (key == "WEIR_IDLE_TIMEOUT" && limits.idleTimeout == nil)
-                    || (key == "WEIR_MAX_CONNECTIONS" && limits.maxConnections == nil)
-                    || (key == "WEIR_BUFFER_LIMIT" && limits.bufferLimit == nil)
-                    || (key == "WEIR_DRAIN_TIMEOUT" && limits.drainTimeout == nil)
-                    || (key == "WEIR_WORKERS" && limits.workers == nil) {
-                    message = file!.source(key) + message.dropFirst(flag.count)
-                }
-            }
-            throw ConfigError(message)
+            throw keysFromFile.lazy.compactMap { fromFile(e, key: $0) }.first ?? e
         }
-        let (adminHost, adminPort) = try setting(adminAddress, "WEIR_ADMIN_ADDRESS", "--admin-address",
-                                                 default: "127.0.0.1:15020", parseAdminAddress)
-        let interval = try setting(reconcileInterval, "WEIR_RECONCILE_INTERVAL", "--reconcile-interval",
-                                   default: "10s") { try ProxyConfig.duration($0, flag: "--reconcile-interval") }
+        let (adminHost, adminPort) = try setting(adminAddress, "WEIR_ADMIN_ADDRESS", default: "127.0.0.1:15020",
+                                                 parseAdminAddress)
+        let interval = try setting(reconcileInterval, "WEIR_RECONCILE_INTERVAL", default: "10s") {
+            try ProxyConfig.duration($0, flag: "--reconcile-interval")
+        }
         guard interval >= 100 else {
             throw ConfigError("--reconcile-interval '\(interval)ms' is too short: expected at least 100ms, like 10s")
         }

@@ -76,6 +76,21 @@ struct AgentTests {
                 #expect(r.status == 2, "\(args): \(r.stderr)")
                 #expect(r.stderr.split(separator: "\n").count == 1, "\(args): \(r.stderr)")
             }
+            // Bad values from --config name the file, line and key, whichever setting they are.
+            let file = NSTemporaryDirectory() + "wta-bad-\(getpid()).conf"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            for (text, message) in [
+                ("ISTIO_INBOUND_PORTS=*\nWEIR_IDLE_TIMEOUT=forever\n",
+                 "weir: \(file):2 WEIR_IDLE_TIMEOUT 'forever' is not a duration: expected"),
+                ("WEIR_ADMIN_ADDRESS=localhost\n", "weir: \(file):1 WEIR_ADMIN_ADDRESS 'localhost' is not HOST:PORT"),
+                ("WEIR_RECONCILE_INTERVAL=soon\n", "weir: \(file):1 WEIR_RECONCILE_INTERVAL 'soon' is not a duration"),
+            ] {
+                try text.write(toFile: file, atomically: true, encoding: .utf8)
+                let r = try ns.weir(["run", "--config", file])
+                #expect(r.status == 2, "\(text): \(r.stderr)")
+                #expect(r.stderr.hasPrefix(message), "\(r.stderr)")
+                #expect(r.stderr.split(separator: "\n").count == 1, "\(r.stderr)")
+            }
             #expect(try ns.exec(["nft", "list", "ruleset"]).isEmpty)
         }
     }
