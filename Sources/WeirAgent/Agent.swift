@@ -43,6 +43,12 @@ public final class Agent {
         var reloadFailures: Int64 = 0
         /// The data plane serving the capture ports now (a reload that changes the proxy settings replaces it).
         var server: ProxyServer?
+
+        /// A capture install changed the kernel at `wall` (Unix seconds).
+        mutating func recordApply(at wall: Int64) {
+            applies += 1
+            lastApplyWall = wall
+        }
     }
 
     /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
@@ -120,10 +126,7 @@ public final class Agent {
                 print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
             }
             fflush(stdout)
-            state.withLock {
-                $0.applies += 1
-                $0.lastApplyWall = weir_wall_seconds()
-            }
+            state.withLock { $0.recordApply(at: weir_wall_seconds()) }
             agentLog("capture_installed", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
                                            "changes": changes.count])
         } catch {
@@ -251,29 +254,27 @@ public final class Agent {
     // MARK: keeping the node right
 
     private func reconcile(_ installer: CaptureInstaller) {
+        var changes: [CaptureChange]
+        var failure: Error?
         do {
-            let changes = try installer.apply(settings.capture, settings.table, claim: true)
-            for c in changes { agentLog("reconcile_repaired", ["object": c.object, "change": c.description]) }
-            state.withLock {
-                $0.reconciles += 1
-                $0.lastReconcileWall = weir_wall_seconds()
-                $0.problem = nil
-                for c in changes { $0.repairs[c.object, default: 0] += 1 }
-                if !changes.isEmpty {
-                    $0.applies += 1
-                    $0.lastApplyWall = $0.lastReconcileWall
-                }
-            }
+            changes = try installer.apply(settings.capture, settings.table, claim: true)
         } catch {
             // What was repaired before the failure still counts.
-            let partial = (error as? AgentError)?.partialChanges ?? []
-            for c in partial { agentLog("reconcile_repaired", ["object": c.object, "change": c.description]) }
-            agentLog("reconcile_failed", ["error": "\(error)"])
-            state.withLock {
-                $0.reconciles += 1
+            changes = (error as? AgentError)?.partialChanges ?? []
+            failure = error
+        }
+        for c in changes { agentLog("reconcile_repaired", ["object": c.object, "change": c.description]) }
+        if let failure { agentLog("reconcile_failed", ["error": "\(failure)"]) }
+        state.withLock {
+            $0.reconciles += 1
+            for c in changes { $0.repairs[c.object, default: 0] += 1 }
+            if let failure {
                 $0.applyFailures += 1
-                $0.problem = "reconcile failed: \(error)"
-                for c in partial { $0.repairs[c.object, default: 0] += 1 }
+                $0.problem = "reconcile failed: \(failure)"
+            } else {
+                $0.lastReconcileWall = weir_wall_seconds()
+                $0.problem = nil
+                if !changes.isEmpty { $0.recordApply(at: $0.lastReconcileWall) }
             }
         }
     }
@@ -282,15 +283,6 @@ public final class Agent {
     /// limits) get a new data plane: it binds and starts first, then the rules move to it in one batch, then the old
     /// one retires (its listeners close, its open connections go on until they end). Returns the new server then.
     private func reload(_ installer: CaptureInstaller, server: ProxyServer) -> ProxyServer? {
-        let next: AgentSettings
-        do {
-            next = try reloadSettings()
-        } catch {
-            let message = (error as? ConfigError)?.message ?? "\(error)"
-            agentLog("reload_failed", ["reason": message, "kept": "running configuration"])
-            state.withLock { $0.reloadFailures += 1 }
-            return nil
-        }
         func refuse(_ reason: String, applyFailed: Bool = false) -> ProxyServer? {
             agentLog("reload_failed", ["reason": reason, "kept": "running configuration"])
             state.withLock {
@@ -298,6 +290,12 @@ public final class Agent {
                 if applyFailed { $0.applyFailures += 1 }
             }
             return nil
+        }
+        let next: AgentSettings
+        do {
+            next = try reloadSettings()
+        } catch {
+            return refuse((error as? ConfigError)?.message ?? "\(error)")
         }
         let restart = settings.needsRestart(next)
         if !restart.isEmpty {
@@ -342,10 +340,7 @@ public final class Agent {
             $0.reloads += 1
             $0.settings = current
             $0.problem = nil
-            if rulesChanged {
-                $0.applies += 1
-                $0.lastApplyWall = weir_wall_seconds()
-            }
+            if rulesChanged { $0.recordApply(at: weir_wall_seconds()) }
         }
         changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
         agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count,

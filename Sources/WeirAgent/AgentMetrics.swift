@@ -21,20 +21,18 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         MetricSample(name: "weir_proxy_upstream_failures_total", labels: ["reason": $0.label],
                      value: Double(c.failures[$0.rawValue]))
     }
-    return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + failures + [
+    let directions = [("inbound", c.inboundTotal, c.inboundActive), ("outbound", c.outboundTotal, c.outboundActive)]
+        .flatMap { direction, total, active in [
+            MetricSample(name: "weir_proxy_connections_total", labels: ["direction": direction], value: Double(total)),
+            MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": direction],
+                         value: Double(active)),
+        ] }
+    return counters.map { MetricSample(name: $0.0, value: Double($0.1)) } + failures + directions + [
         MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "client_to_upstream"],
                      value: Double(c.bytesFromClient)),
         MetricSample(name: "weir_proxy_bytes_total", labels: ["direction": "upstream_to_client"],
                      value: Double(c.bytesFromUpstream)),
         MetricSample(name: "weir_proxy_connections_active", value: Double(c.active)),
-        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "inbound"],
-                     value: Double(c.inboundTotal)),
-        MetricSample(name: "weir_proxy_connections_total", labels: ["direction": "outbound"],
-                     value: Double(c.outboundTotal)),
-        MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": "inbound"],
-                     value: Double(c.inboundActive)),
-        MetricSample(name: "weir_proxy_connections_forwarded_active", labels: ["direction": "outbound"],
-                     value: Double(c.outboundActive)),
         MetricSample(name: "weir_proxy_connections_max", value: Double(config.maxConnections)),
         MetricSample(name: "weir_proxy_workers", value: Double(config.workers)),
         MetricSample(name: "weir_proxy_idle_timeout_seconds", value: Double(config.idleTimeoutMs) / 1000),
