@@ -132,14 +132,13 @@ public final class RouteClient {
         do {
             for f in families {
                 let v = f == .ipv4 ? "-4" : "-6"
-                if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
+                if try !hasRule(f, mark: mark, table: table) {
                     try run(ruleMessage(Int32(RTM_NEWRULE), flags: NLM_F_CREATE | NLM_F_ACK, family: f, mark: mark,
                                         table: table, proto: Self.weirProtocol, priority: nil),
                             operation: "add ip \(v) rule fwmark \(mark) lookup \(table)")
                     added.append("ip \(v) rule fwmark \(mark) lookup \(table)")
                 }
-                if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL) && $0.dstLength == 0
-                                                    && $0.oif == lo }) {
+                if try !hasLocalRoute(f, table: table, loopback: lo) {
                     try run(routeMessage(Int32(RTM_NEWROUTE), flags: NLM_F_CREATE | NLM_F_REPLACE | NLM_F_ACK, family: f,
                                          table: table, proto: Self.weirProtocol, loopbackIndex: lo),
                             operation: "add ip \(v) route local default dev lo table \(table)")
@@ -153,6 +152,19 @@ public final class RouteClient {
         return added
     }
 
+    // What the ensure* calls check before adding, and missingRouting reports.
+    private func hasRule(_ f: IPFamily, mark: UInt32, table: UInt32) throws -> Bool {
+        try rules(f).contains { $0.mark == mark && $0.table == table }
+    }
+
+    private func hasLocalRoute(_ f: IPFamily, table: UInt32, loopback lo: UInt32) throws -> Bool {
+        try routes(f).contains { $0.table == table && $0.type == UInt8(RTN_LOCAL) && $0.dstLength == 0 && $0.oif == lo }
+    }
+
+    private func hasPassthroughAddress(loopback lo: UInt32) throws -> Bool {
+        try addresses().contains { $0.index == lo && $0.address == Self.passthrough6 }
+    }
+
     /// What `ensureTPROXYRouting` (when `tproxy` is given) and `ensurePassthroughAddress` (when `address`) would add,
     /// without adding it.
     public func missingRouting(tproxy: (mark: UInt32, table: UInt32)?, families: [IPFamily], address: Bool) throws
@@ -162,16 +174,15 @@ public final class RouteClient {
         if let (mark, table) = tproxy {
             for f in families {
                 let v = f == .ipv4 ? "-4" : "-6"
-                if try !rules(f).contains(where: { $0.mark == mark && $0.table == table }) {
+                if try !hasRule(f, mark: mark, table: table) {
                     out.append("ip \(v) rule fwmark \(mark) lookup \(table) is missing")
                 }
-                if try !routes(f).contains(where: { $0.table == table && $0.type == UInt8(RTN_LOCAL)
-                                                    && $0.dstLength == 0 && $0.oif == lo }) {
+                if try !hasLocalRoute(f, table: table, loopback: lo) {
                     out.append("ip \(v) route local default dev lo table \(table) is missing")
                 }
             }
         }
-        if address, try !addresses().contains(where: { $0.index == lo && $0.address == Self.passthrough6 }) {
+        if address, try !hasPassthroughAddress(loopback: lo) {
             out.append("address ::6/128 dev lo is missing")
         }
         return out
@@ -182,7 +193,7 @@ public final class RouteClient {
     public func ensurePassthroughAddress() throws -> Bool {
         let lo = if_nametoindex("lo")
         guard lo != 0 else { throw NetlinkError("find interface lo", errno: ENODEV) }
-        if try addresses().contains(where: { $0.index == lo && $0.address == Self.passthrough6 }) { return false }
+        if try hasPassthroughAddress(loopback: lo) { return false }
         let msg = addressMessage(Int32(RTM_NEWADDR), flags: NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK, index: lo,
                                  proto: Self.weirProtocol)
         try run(msg, operation: "add address ::6/128 dev lo")
