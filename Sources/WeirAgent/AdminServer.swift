@@ -39,6 +39,7 @@ public final class AdminServer: @unchecked Sendable {
     private let epoll: Int32
     private let wake: Int32
     private let stopping = Atomic<Bool>(false)
+    /// Alive from creation: the first wait may last 500 ms, and the watchdog may look before it ends.
     private let beat = Atomic<Int64>(weir_now_ms())
     private let done = Atomic<Bool>(false)
     private var clients: [Int32: Client] = [:]
@@ -137,7 +138,6 @@ public final class AdminServer: @unchecked Sendable {
             close(wake)
             done.store(true, ordering: .releasing)
         }
-        beat.store(weir_now_ms(), ordering: .relaxed)
         while !stopping.load(ordering: .acquiring) {
             let n = weir_epoll_wait(epoll, events, 64, 500)
             let now = weir_now_ms()

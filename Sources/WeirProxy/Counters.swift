@@ -29,7 +29,7 @@ public enum UpstreamFailure: Int, CaseIterable, Sendable {
 
 /// Counters of the proxy. Events of the whole proxy (accepted, refused, ...) are relaxed atomics shared by all
 /// workers. Everything written per byte or per connection (bytes, connections by direction, failures by reason, the
-/// connect and lifetime histograms, the heartbeat) lives in a block per worker, on cache lines of its own: only that
+/// connect and lifetime histograms) lives in a block per worker, on cache lines of its own: only that
 /// worker writes it, so counting never bounces a line between CPUs and needs no lock. A snapshot sums the blocks.
 public final class ProxyCounters: @unchecked Sendable {
     enum Index: Int, CaseIterable {
@@ -39,11 +39,11 @@ public final class ProxyCounters: @unchecked Sendable {
 
     /// Slots of a worker's block.
     enum Slot {
-        static let bytesToUpstream = 0, bytesToClient = 1  // slot 2 unused
-        static let inboundTotal = 3, outboundTotal = 4, inboundActive = 5, outboundActive = 6
-        static let failures = 7  // UpstreamFailure.allCases.count slots
-        static let connectSumUs = 12
-        static let connectBuckets = 13  // HistogramBounds.connect.count + 1 slots
+        static let bytesToUpstream = 0, bytesToClient = 1
+        static let inboundTotal = 2, outboundTotal = 3, inboundActive = 4, outboundActive = 5
+        static let failures = 6  // one per UpstreamFailure
+        static let connectSumUs = failures + UpstreamFailure.allCases.count
+        static let connectBuckets = connectSumUs + 1  // HistogramBounds.connect.count + 1 slots
         static let durationSumMs = connectBuckets + HistogramBounds.connect.count + 1
         static let durationBuckets = durationSumMs + 1
         static let count = durationBuckets + HistogramBounds.duration.count + 1

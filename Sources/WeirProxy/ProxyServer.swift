@@ -111,9 +111,7 @@ public final class ProxyServer {
 
     /// Tells every worker to stop accepting and drain within --drain-timeout, without waiting (see `stop()`).
     public func beginStop() {
-        guard let shared, !stopped else { return }
-        weir_atomic_store(shared.draining, 1)
-        for w in workers { w.notify() }
+        if !stopped { signalWorkers(draining: 1) }
     }
 
     /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers. Once only.
@@ -130,10 +128,15 @@ public final class ProxyServer {
     /// Stops accepting (the listeners close) and lets open connections finish on their own; they are still closed
     /// by the idle timeout. Call `stop()` later to join the workers (at once once `finished`).
     public func retire() {
-        guard let shared else { return }
-        weir_atomic_store(shared.draining, 2)
-        for w in workers { w.notify() }
+        signalWorkers(draining: 2)
         log("retiring", ["active": counters.load(.active)])
+    }
+
+    /// Sets the drain mode (`SharedState.draining`) and wakes every worker to read it.
+    private func signalWorkers(draining mode: Int64) {
+        guard let shared else { return }
+        weir_atomic_store(shared.draining, mode)
+        for w in workers { w.notify() }
     }
 
     /// `weir proxy`: takes the namespace's data-plane lock, binds, runs until SIGTERM or SIGINT, then drains and

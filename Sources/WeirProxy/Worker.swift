@@ -44,7 +44,7 @@ final class SharedState: @unchecked Sendable {
         workerCount = workers
         heartbeats = UnsafeMutableRawPointer.allocate(byteCount: max(1, workers) * 64, alignment: 64)
             .bindMemory(to: Int64.self, capacity: max(1, workers) * 8)
-        heartbeats.initialize(repeating: weir_now_ms(), count: max(1, workers) * 8)
+        heartbeats.initialize(repeating: 0, count: max(1, workers) * 8)  // ProxyServer.start() sets them
         draining = .allocate(capacity: 1)
         draining.initialize(to: 0)
         liveWorkers = .allocate(capacity: 1)
@@ -156,8 +156,6 @@ final class Worker {
         }
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
         defer { events.deallocate() }
-        // Alive from the start: the first wait may last a second, and the watchdog may look before it ends.
-        shared.beat(worker: index, nowMs: weir_now_ms())
         while true {
             let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
             now = weir_now_ms()
