@@ -70,28 +70,3 @@ public struct ConfigFile: Equatable, Sendable {
         }
     }
 }
-
-extension EventLine {
-    /// Text for inside a `'...'` quote of a message: at most 120 characters, control characters escaped, so a
-    /// message stays one readable line whatever the value holds.
-    public static func quoted(_ text: String) -> String {
-        var out = ""
-        var n = 0
-        for u in text.unicodeScalars {
-            if n == 120 { return out + "..." }
-            n += 1
-            switch u {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if u.value < 0x20 || u.value == 0x7f {
-                    out += "\\x" + hex2(UInt8(u.value))
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out
-    }
-}

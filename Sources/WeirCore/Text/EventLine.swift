@@ -13,13 +13,33 @@ public enum EventLine {
 
     /// The value as it appears after `key=`: bare when it is plain, quoted and escaped otherwise.
     public static func quote(_ text: String) -> String {
-        var plain = !text.isEmpty
-        for u in text.unicodeScalars where u.value <= 0x20 || u == "\"" || u == "\\" || u == "=" || u.value == 0x7f {
-            plain = false
-            break
+        let plain = !text.isEmpty && !text.unicodeScalars.contains {
+            $0.value <= 0x20 || $0 == "\"" || $0 == "\\" || $0 == "=" || $0.value == 0x7f
         }
         if plain { return text }
-        return escapedInQuotes(text) { $0 < 0x20 || $0 == 0x7f ? "\\x" + hex2(UInt8($0)) : nil }
+        return escapedInQuotes(text, control: controlEscape)
+    }
+
+    /// Text for inside a `'...'` quote of a message: at most 120 characters, newline, carriage return and tab written
+    /// the C way and other control characters as `\xNN`, so a message stays one readable line whatever the value holds.
+    public static func quoted(_ text: String) -> String {
+        var out = ""
+        for (n, u) in text.unicodeScalars.enumerated() {
+            if n == 120 { return out + "..." }
+            switch u {
+            case "\n": out += "\\n"
+            case "\r": out += "\\r"
+            case "\t": out += "\\t"
+            default:
+                if let escaped = controlEscape(u.value) { out += escaped } else { out.unicodeScalars.append(u) }
+            }
+        }
+        return out
+    }
+
+    /// `\xNN` for a control character (below 0x20, or DEL) that has no C-style escape; nil for any other scalar.
+    static func controlEscape(_ value: UInt32) -> String? {
+        value < 0x20 || value == 0x7f ? "\\x" + hex2(UInt8(value)) : nil
     }
 
     /// `text` in double quotes with `"`, `\`, newline, carriage return and tab escaped the C way, and any other
