@@ -2,6 +2,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/ioctl.h>
+#include <linux/nsfs.h>
 #include <signal.h>
 #include <sys/un.h>
 #include <stddef.h>
@@ -207,6 +209,17 @@ int weir_signalfd_read(int fd) {
 }
 
 #include <sched.h>
+int weir_netns_check(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int type = ioctl(fd, NS_GET_NSTYPE);
+    int e = errno;
+    close(fd);
+    if (type < 0) { errno = e == ENOTTY ? EINVAL : e; return -1; }
+    if (type != CLONE_NEWNET) { errno = EINVAL; return -1; }
+    return 0;
+}
+
 int weir_enter_netns(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;

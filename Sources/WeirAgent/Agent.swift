@@ -69,7 +69,20 @@ public final class Agent {
         guard signals >= 0, wake >= 0 else { throw AgentError("signalfd: \(errnoName(errno))") }
         defer { close(signals) }
 
-        // 1. Acquire.
+        // 1. Acquire. The admin socket is bound where weir was started (the node, where probes and scrapes come
+        // from); with --network-namespace everything after it (the lock, listeners, netlink, the threads) lives in
+        // the target namespace.
+        let checkHolder = Box<CaptureCheck?>(nil)
+        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
+            self.respond(path, check: checkHolder.value!)
+        }
+        if let path = settings.networkNamespace {
+            do {
+                try NetworkNamespace.enter(path)
+            } catch {
+                throw AgentError("--network-namespace '\(EventLine.quoted(path))' \(error)")
+            }
+        }
         let lock: DataPlaneLock
         var server = ProxyServer(config: settings.proxy)
         do {
@@ -78,10 +91,8 @@ public final class Agent {
             throw AgentError(e.description)
         }
         let check = CaptureCheck()
+        checkHolder.value = check
         state.withLock { $0.server = server }
-        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
-            self.respond(path, check: check)
-        }
         do {
             try server.bind()
         } catch let e as ProxyStartError {
@@ -450,4 +461,10 @@ public let nodeStatusReaders = StatusNetlinkReaders(
 /// One line per event, key=value, on stderr (journald keeps it as is).
 public func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
     fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
+}
+
+/// A reference to a value set once during start, read by the admin thread only after `start()`.
+final class Box<T>: @unchecked Sendable {
+    var value: T
+    init(_ value: T) { self.value = value }
 }

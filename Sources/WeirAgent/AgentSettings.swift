@@ -16,10 +16,14 @@ public struct AgentSettings {
     public var cleanupOnExit: Bool
     /// `--config FILE`, re-read on SIGHUP.
     public var configPath: String?
+    /// `--network-namespace`: the data plane (lock, listeners, capture) lives in this namespace; the admin endpoint
+    /// stays in the namespace weir was started in.
+    public var networkNamespace: String?
 
     public init(capture: CaptureConfig, proxy: ProxyConfig, adminHost: String, adminPort: UInt16,
                 profile: String? = nil, tuning: (tuner: Tuner, plan: TunePlan)? = nil,
-                reconcileIntervalMs: Int64 = 10_000, cleanupOnExit: Bool = false, configPath: String? = nil) {
+                reconcileIntervalMs: Int64 = 10_000, cleanupOnExit: Bool = false, configPath: String? = nil,
+                networkNamespace: String? = nil) {
         self.capture = capture
         self.table = CaptureRuleset.build(capture)
         self.proxy = proxy
@@ -30,6 +34,7 @@ public struct AgentSettings {
         self.reconcileIntervalMs = reconcileIntervalMs
         self.cleanupOnExit = cleanupOnExit
         self.configPath = configPath
+        self.networkNamespace = networkNamespace
     }
 
     /// Settings a reload cannot change in place, by name, when `other` changes them: the admin address (probes and
@@ -40,6 +45,7 @@ public struct AgentSettings {
         var out: [String] = []
         if adminHost != other.adminHost || adminPort != other.adminPort { out.append("WEIR_ADMIN_ADDRESS") }
         if profile != other.profile { out.append("WEIR_PROFILE") }
+        if networkNamespace != other.networkNamespace { out.append("NETWORK_NAMESPACE") }
         return out
     }
 
@@ -51,6 +57,7 @@ public struct AgentSettings {
                 ("reconcile_interval_ms", .int(reconcileIntervalMs)),
                 ("cleanup_on_exit", .bool(cleanupOnExit)),
                 ("config_file", configPath.map { .string($0) } ?? .null),
+                ("network_namespace", networkNamespace.map { .string($0) } ?? .null),
                 ("table", .string("\(table.family.rawValue) \(table.name)"))]
     }
 }

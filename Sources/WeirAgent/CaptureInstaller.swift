@@ -37,12 +37,15 @@ public final class CaptureInstaller {
     public var ownershipUnsupported: Bool { nft.ownershipUnsupported }
 
     /// Brings the kernel to `table` and `config`'s routing; returns what it changed (empty: nothing drifted).
-    /// `claim` makes this process the table's owner if it is not already.
-    public func apply(_ config: CaptureConfig, _ table: Table, claim: Bool) throws -> [CaptureChange] {
+    /// `claim` makes this process the table's owner if it is not already; `force` replaces the table even when the
+    /// kernel already holds the same one.
+    public func apply(_ config: CaptureConfig, _ table: Table, claim: Bool, force: Bool = false) throws
+        -> [CaptureChange]
+    {
         var changes: [CaptureChange] = []
         let name = "\(table.family.rawValue) \(table.name)"
         do {
-            let outcome = try nft.apply(table)
+            let outcome = try nft.apply(table, force: force)
             if outcome != .unchanged {
                 changes.append(.init(object: "table", description: "table \(name): \(outcome)"))
             }

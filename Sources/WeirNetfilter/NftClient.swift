@@ -72,8 +72,8 @@ public final class NftClient {
     }
 
     /// Installs `table`, replacing weir's previous table of that family and name in one batch.
-    /// Sends nothing if the kernel already holds exactly this content.
-    public func apply(_ table: Table) throws -> ApplyOutcome {
+    /// Sends nothing if the kernel already holds exactly this content, unless `force` (istio's `--force-apply`).
+    public func apply(_ table: Table, force: Bool = false) throws -> ApplyOutcome {
         let existing = try self.table(family: table.family, name: table.name)
         // A table of the other family is weir's previous choice of --ipv4-only: replaced in the same batch.
         let otherFamily: TableFamily = table.family == .inet ? .ip : .inet
@@ -82,7 +82,7 @@ public final class NftClient {
             let current = try fingerprint(family: table.family, name: table.name)
             let desired = describe(table)
             let flagsOK = ownershipUnsupported || existing.isPersistent
-            if current == desired && flagsOK { return .unchanged }
+            if current == desired && flagsOK && !force { return .unchanged }
         }
         do {
             try commit(table, replacing: existing != nil, stale: stale, flags: TableFlag.owner | TableFlag.persist)

@@ -166,6 +166,14 @@ final class RuleBuilder {
             requireFamily(f)
             payload(base: num(NFT_PAYLOAD_NETWORK_HEADER), offset: f == .ipv4 ? 16 : 24, length: UInt32(f.byteCount))
             lookup(s, setID: setIDs[s]!, negated: false)
+        case .saddrInSet(let f, let s):
+            requireFamily(f)
+            payload(base: num(NFT_PAYLOAD_NETWORK_HEADER), offset: f == .ipv4 ? 12 : 8, length: UInt32(f.byteCount))
+            lookup(s, setID: setIDs[s]!, negated: false)
+        case .sport(let p, let port):
+            requireProtocol(p)
+            payload(base: num(NFT_PAYLOAD_TRANSPORT_HEADER), offset: 0, length: 2)
+            compare(false, [UInt8(port >> 8), UInt8(port & 0xff)])
         case .dport(let p, let port, let neg):
             requireProtocol(p)
             payload(base: num(NFT_PAYLOAD_TRANSPORT_HEADER), offset: 2, length: 2)
@@ -227,6 +235,13 @@ final class RuleBuilder {
             metaLoad(num(NFT_META_MARK))
             expr("ct") {
                 nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_KEY), num(NFT_CT_MARK))
+                nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_SREG), register1)
+            }
+        case .setCtZone(let zone):
+            // The zone is a host-order u16, as nft loads it.
+            immediate(withUnsafeBytes(of: zone) { Array($0) })
+            expr("ct") {
+                nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_KEY), num(NFT_CT_ZONE))
                 nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_SREG), register1)
             }
         case .verdict(let v):

@@ -82,11 +82,43 @@ struct CaptureOptions: ParsableArguments {
             help: "IPv4 loopback range never captured. Env ISTIO_OUTBOUND_IPV4_LOOPBACK_CIDR. (default: 127.0.0.1/32)")
     var ipv4LoopbackCIDR: [String] = []
 
-    @Flag(name: .customLong("drop-invalid"), help: "Drop TCP packets in conntrack state INVALID. Env INVALID_DROP.")
-    var dropInvalid = false
+    @Flag(name: .customLong("drop-invalid"), inversion: .prefixedNo,
+          help: "Drop TCP packets in conntrack state INVALID. Env INVALID_DROP, DROP_INVALID.")
+    var dropInvalid: Bool?
+
+    @Flag(name: .customLong("redirect-dns"), inversion: .prefixedNo, help: """
+        Capture DNS (TCP and UDP port 53) to the DNS servers and send it to --dns-proxy-port. \
+        Env ISTIO_META_DNS_CAPTURE, REDIRECT_DNS.
+        """)
+    var redirectDNS: Bool?
+
+    @Flag(name: .customLong("capture-all-dns"), inversion: .prefixedNo,
+          help: "With --redirect-dns: capture DNS to every address, not only the DNS servers. Env CAPTURE_ALL_DNS.")
+    var captureAllDNS: Bool?
+
+    @Option(name: .customLong("dns-servers"), help: """
+        DNS servers to capture (comma list; default: the nameserver lines of /etc/resolv.conf, as istio reads them). \
+        Env WEIR_DNS_SERVERS.
+        """)
+    var dnsServers: [String] = []
+
+    @Option(name: .customLong("dns-proxy-port"),
+            help: "Port DNS is redirected to (istio's agent DNS port). Env WEIR_DNS_PROXY_PORT. (default: 15053)")
+    var dnsProxyPort: [String] = []
+
+    @Flag(name: .customLong("dual-stack"), inversion: .prefixedNo, help: """
+        Accepted for istio: weir captures IPv4 and IPv6 unless --ipv4-only. Env ISTIO_DUAL_STACK, DUAL_STACK.
+        """)
+    var dualStack: Bool?
 
     @Flag(name: .customLong("ipv4-only"), help: "Capture IPv4 only (an 'ip' table); IPv6 is then not captured.")
     var ipv4Only = false
+
+    @Option(name: .customLong("network-namespace"), help: """
+        Act inside this network namespace (/var/run/netns/NAME or /proc/PID/ns/net) instead of weir's own. \
+        Env NETWORK_NAMESPACE.
+        """)
+    var networkNamespace: [String] = []
 
     /// Values by istio long name, for `CaptureConfig.parse`.
     var flagValues: [String: [String]] {
@@ -99,24 +131,63 @@ struct CaptureOptions: ParsableArguments {
             (.outboundExcludeCIDRs, outboundExcludeCIDRs), (.virtualInterfaces, virtualInterfaces),
             (.excludeInterfaces, excludeInterfaces), (.ownerGroupsInclude, ownerGroupsInclude),
             (.ownerGroupsExclude, ownerGroupsExclude), (.ipv4LoopbackCIDR, ipv4LoopbackCIDR),
+            (.dnsServers, dnsServers), (.dnsProxyPort, dnsProxyPort), (.networkNamespace, networkNamespace),
         ]
         var out: [String: [String]] = [:]
         for (flag, values) in pairs where !values.isEmpty { out[flag.long] = values }
-        if dropInvalid { out[CaptureFlag.dropInvalid.long] = ["true"] }
+        let bools: [(CaptureFlag, Bool?)] = [(.dropInvalid, dropInvalid), (.redirectDNS, redirectDNS),
+                                             (.captureAllDNS, captureAllDNS), (.dualStack, dualStack)]
+        for (flag, value) in bools { if let value { out[flag.long] = [String(value)] } }
         return out
+    }
+
+    /// The process environment with `--config` file values laid over it, and how messages name each variable.
+    func environment(file: ConfigFile?) -> (values: [String: String], source: (String) -> String) {
+        var environment = ProcessInfo.processInfo.environment
+        let fromFile = Set(file?.values.keys.filter { CaptureFlag.environmentNames.contains($0) } ?? [])
+        for key in fromFile { environment[key] = file!.values[key] }
+        return (environment, { key in fromFile.contains(key) ? file!.source(key) : key })
     }
 
     /// Parses and validates everything; throws `ConfigError` (exit 2) before anything touches the system.
     /// `file` values (`weir run --config`) stand in for flags not given and beat the process environment.
-    func config(file: ConfigFile? = nil) throws -> CaptureConfig {
-        var environment = ProcessInfo.processInfo.environment
-        for (key, value) in file?.values ?? [:] where !key.hasPrefix("WEIR_") { environment[key] = value }
+    func config(file: ConfigFile? = nil, flags extra: [String: [String]] = [:]) throws -> CaptureConfig {
+        let (environment, source) = self.environment(file: file)
         return try CaptureConfig.parse(
-            flags: flagValues,
+            flags: flagValues.merging(extra) { $1 },
             environment: environment,
+            environmentSource: source,
             ipv4Only: try ipv4Only || (file?.bool("WEIR_IPV4_ONLY") ?? false),
-            readFile: { path in try? String(contentsOfFile: path, encoding: .utf8) },
-            resolveGroup: { name in getgrnam(name).map { $0.pointee.gr_gid } }
+            readFile: { readBoundedFile($0, limit: 16 << 20) },
+            resolveGroup: { name in getgrnam(name).map { $0.pointee.gr_gid } },
+            resolveUser: { name in getpwnam(name).map { $0.pointee.pw_uid } }
         )
+    }
+}
+
+/// A text file's contents, or why it cannot be read. Bounded: a list or config file larger than `limit` is refused
+/// rather than read into memory.
+func readBoundedFile(_ path: String, limit: Int) -> Result<String, ReadFailure> {
+    var st = stat()
+    guard stat(path, &st) == 0 else {
+        return .failure(errno == ENOENT || errno == ENOTDIR ? .missing : errno == EACCES ? .permission
+                        : .other(String(cString: strerror(errno))))
+    }
+    if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(.directory) }
+    if st.st_size > limit { return .failure(.tooLarge(limit: limit)) }
+    guard let f = fopen(path, "r") else {
+        return .failure(errno == EACCES ? .permission : .other(String(cString: strerror(errno))))
+    }
+    defer { fclose(f) }
+    var bytes: [UInt8] = []
+    var chunk = [UInt8](repeating: 0, count: 65536)
+    while true {
+        let n = fread(&chunk, 1, chunk.count, f)
+        if n > 0 { bytes += chunk[0..<n] }
+        if bytes.count > limit { return .failure(.tooLarge(limit: limit)) }
+        if n < chunk.count {
+            if ferror(f) != 0 { return .failure(.other(String(cString: strerror(errno)))) }
+            return .success(String(decoding: bytes, as: UTF8.self))
+        }
     }
 }

@@ -13,13 +13,10 @@ struct CleanCommand: ParsableCommand {
             """
     )
 
+    @OptionGroup var namespace: NamespaceOption
+
     func run() throws {
-        do {
-            let removed = try CaptureInstaller().removeAll()
-            removed.forEach { print($0) }
-            if removed.isEmpty { print("nothing to remove") }
-        } catch let error as AgentError {
-            throw RuntimeFailure(message: error.description)
-        }
+        try namespace.enter()
+        try removeCapture(OutputLog())
     }
 }

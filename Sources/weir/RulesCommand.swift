@@ -1,5 +1,6 @@
 import ArgumentParser
 import Glibc
+import WeirAgent
 import WeirCore
 import WeirNetfilter
 import WeirSystem
@@ -14,32 +15,151 @@ struct RulesCommand: ParsableCommand {
             nothing and prints 'unchanged'. The table carries the owner and persist flags (kernel >= 6.9): no other \
             process can edit it while weir holds it, and it stays in place when weir exits. In TPROXY mode the policy \
             routing (ip rule fwmark <-t> lookup <-r>, local default route in table <-r>) is installed too. List \
-            flags take comma lists and '@PATH' (one entry per line, '#' comments).
-            """
+            flags take comma lists and '@PATH' (one entry per line, '#' comments). Also runs as \
+            'weir istio-iptables', taking every flag of istio's 'pilot-agent istio-iptables'; boolean flags also \
+            take '--flag=true|false'. --run-validation exits 126 when the capture is not in place.
+            """,
+        aliases: ["istio-iptables"]
     )
 
     @OptionGroup var capture: CaptureOptions
-
-    @Flag(name: [.customShort("n"), .long], help: "Print the ruleset as nft text and change nothing.")
-    var dryRun = false
+    @OptionGroup(title: "istio-iptables run options") var invocationOptions: InvocationOptions
+    @OptionGroup(title: "istio logging (mapped onto weir's output)") var logging: IstioLogOptions
 
     @Flag(help: "Stay running and keep owning the table (no other process can change it) until SIGTERM or SIGINT.")
     var hold = false
 
     func run() throws {
+        let (environment, source) = capture.environment(file: nil)
+        var flags = invocationOptions.flagValues
+        if !capture.networkNamespace.isEmpty { flags[CaptureFlag.networkNamespace.long] = capture.networkNamespace }
+        let invocation = try CaptureInvocation.parse(flags: flags, environment: environment,
+                                                     environmentSource: source)
+        let log = try logging.log()
         let config = try capture.config()
         let table = CaptureRuleset.build(config)
-        if dryRun {
-            print(NftText.render(table, header: ["weir capture ruleset (weir rules --dry-run)"]), terminator: "")
+        if config.redirectDNS && !config.capturesDNS {
+            log.warn("--redirect-dns is set, but --capture-all-dns is not and no DNS servers are known: DNS is not "
+                + "captured (as istio does)")
+        }
+        if invocation.dryRun {
+            log.info(NftText.render(table, header: ["weir capture ruleset (weir rules --dry-run)"]), raw: true)
             return
         }
-        let nft = try installCapture(config, table, claim: hold)
+        try enterNetworkNamespace(invocation.networkNamespace)
+        if invocation.cleanupOnly {
+            try removeCapture(log)
+            return
+        }
+        var installer: CaptureInstaller?
+        if !invocation.skipRuleApply {
+            installer = try installCapture(config, table, claim: hold, force: invocation.forceApply, log: log)
+        }
+        if invocation.runValidation {
+            let outcome = CaptureValidation.run(config, probePort: invocation.probePort,
+                                                timeoutMs: invocation.probeTimeoutMs)
+            guard outcome.passed else {
+                printError("weir: \(outcome.description)")
+                Glibc.exit(ExitStatus.validationFailed)
+            }
+            log.info(outcome.description)
+        }
         guard hold else { return }
-        print("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
-        fflush(stdout)
+        log.info("holding table \(table.family.rawValue) \(table.name) until SIGTERM")
         Signals.block()
         _ = Signals.waitForTermination()
         // Exiting closes the netlink socket: the persistent table stays, unowned, until weir claims it again.
-        withExtendedLifetime(nft) {}
+        withExtendedLifetime(installer) {}
+    }
+}
+
+/// istio-iptables' flags that say what to do (see `CaptureInvocation`).
+struct InvocationOptions: ParsableArguments {
+    @Flag(name: [.customShort("n"), .customLong("dry-run")],
+          help: "Print the ruleset as nft text and change nothing. Env DRY_RUN.")
+    var dryRun = false
+    @Flag(name: .customLong("no-dry-run"), help: .hidden)
+    var noDryRun = false
+
+    @Flag(name: .customLong("skip-rule-apply"), inversion: .prefixedNo,
+          help: "Apply nothing (with --run-validation: only validate). Env SKIP_RULE_APPLY.")
+    var skipRuleApply: Bool?
+
+    @Flag(name: .customLong("cleanup-only"), inversion: .prefixedNo,
+          help: "Remove weir's capture, as 'weir clean' does, and install nothing. Env CLEANUP_ONLY.")
+    var cleanupOnly: Bool?
+
+    @Flag(name: .customLong("run-validation"), inversion: .prefixedNo, help: """
+        After applying, check that a connection to 127.0.0.6:<probe port> is really redirected; exit 126 if not \
+        within --probe-timeout. Env RUN_VALIDATION.
+        """)
+    var runValidation: Bool?
+
+    @Option(name: .customLong("iptables-probe-port"),
+            help: "Port --run-validation connects to. Env IPTABLES_PROBE_PORT. (default: 15002)")
+    var probePort: [String] = []
+
+    @Option(name: .customLong("probe-timeout"),
+            help: "How long --run-validation waits (a Go duration). Env PROBE_TIMEOUT. (default: 5s)")
+    var probeTimeout: [String] = []
+
+    @Flag(name: .customLong("force-apply"), inversion: .prefixedNo,
+          help: "Replace the table even if the kernel already holds the same one. Env FORCE_APPLY.")
+    var forceApply: Bool?
+
+    @Flag(name: .customLong("reconcile"), inversion: .prefixedNo, help: """
+        Accepted: weir always replaces its own table with the desired one, so drift is always reconciled. Env RECONCILE.
+        """)
+    var reconcile: Bool?
+
+    @Flag(name: .customLong("cni-mode"), inversion: .prefixedNo,
+          help: "Accepted: weir takes no xtables lock and needs no host file system. Env CNI_MODE.")
+    var cniMode: Bool?
+
+    @Flag(name: .customLong("native-nftables"), inversion: .prefixedNo,
+          help: "Accepted: weir always programs nftables, over netlink. Env NATIVE_NFTABLES.")
+    var nativeNftables: Bool?
+
+    @Option(name: .customLong("force-iptables-binary"),
+            help: "Accepted (legacy or nft) and unused: weir runs no iptables binary. Env FORCE_IPTABLES_BINARY.")
+    var forceIptablesBinary: [String] = []
+
+    var flagValues: [String: [String]] {
+        var out: [String: [String]] = [:]
+        if dryRun { out[CaptureFlag.dryRun.long] = ["true"] } else if noDryRun { out[CaptureFlag.dryRun.long] = ["false"] }
+        let bools: [(CaptureFlag, Bool?)] = [
+            (.skipRuleApply, skipRuleApply), (.cleanupOnly, cleanupOnly), (.runValidation, runValidation),
+            (.forceApply, forceApply), (.reconcile, reconcile), (.cniMode, cniMode), (.nativeNftables, nativeNftables),
+        ]
+        for (flag, value) in bools { if let value { out[flag.long] = [String(value)] } }
+        let values: [(CaptureFlag, [String])] = [(.probePort, probePort), (.probeTimeout, probeTimeout),
+                                                 (.forceIptablesBinary, forceIptablesBinary)]
+        for (flag, v) in values where !v.isEmpty { out[flag.long] = v }
+        return out
+    }
+}
+
+/// Moves this process (still single-threaded) into `--network-namespace`: every socket, thread and /proc/sys/net
+/// file it opens afterwards belongs to that namespace. Bad paths are bad input (exit 2); nothing has changed yet.
+func enterNetworkNamespace(_ path: String?) throws {
+    guard let path else { return }
+    do {
+        try NetworkNamespace.enter(path)
+    } catch NetworkNamespace.Failure.badPath(let why) {
+        throw ConfigError("--network-namespace '\(EventLine.quoted(path))' \(why): expected /var/run/netns/NAME or "
+            + "/proc/PID/ns/net")
+    } catch NetworkNamespace.Failure.denied(let why) {
+        throw RuntimeFailure(message: "--network-namespace '\(EventLine.quoted(path))' \(why)")
+    }
+}
+
+/// `weir clean` and `--cleanup-only`.
+func removeCapture(_ log: OutputLog) throws {
+    do {
+        let removed = try CaptureInstaller().removeAll()
+        removed.forEach { log.info($0) }
+        if removed.isEmpty { log.info("nothing to remove") }
+    } catch let error as AgentError {
+        throw RuntimeFailure(message: error.description)
     }
 }

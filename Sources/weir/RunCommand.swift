@@ -4,6 +4,7 @@ import Glibc
 import WeirAgent
 import WeirCore
 import WeirProxy
+import WeirSystem
 import WeirTuning
 
 struct RunCommand: ParsableCommand {
@@ -27,7 +28,9 @@ struct RunCommand: ParsableCommand {
             WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
             WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
             WEIR_IPV4_ONLY. Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
-            the capture values; with several -u/-g the first is the proxy's.
+            the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
+            NETWORK_NAMESPACE) the lock, the proxy listeners, the capture and the workers live in that namespace; \
+            the admin endpoint stays where weir was started.
             """
     )
 
@@ -87,6 +90,19 @@ struct RunCommand: ParsableCommand {
         }
 
         let captureConfig = try capture.config(file: file)
+        let (environment, source) = capture.environment(file: file)
+        let namespaceFlag = capture.networkNamespace.isEmpty ? [:]
+            : [CaptureFlag.networkNamespace.long: capture.networkNamespace]
+        let namespace = try CaptureInvocation.parse(flags: namespaceFlag, environment: environment,
+                                                    environmentSource: source).networkNamespace
+        if let namespace {
+            do {
+                try NetworkNamespace.check(namespace)
+            } catch {
+                throw ConfigError("--network-namespace '\(EventLine.quoted(namespace))' \(error): expected "
+                    + "/var/run/netns/NAME or /proc/PID/ns/net")
+            }
+        }
         var flags = ProxyConfig.Flags()
         flags.proxyPort = String(captureConfig.proxyPort)
         flags.inboundCapturePort = String(captureConfig.inboundCapturePort)
@@ -125,6 +141,10 @@ struct RunCommand: ParsableCommand {
         let cleanup = try cleanupOnExit || (file?.bool("WEIR_CLEANUP_ON_EXIT") ?? false)
         let profileName = profile ?? file?.values["WEIR_PROFILE"].flatMap { $0.isEmpty ? nil : $0 }
         var plan: (tuner: Tuner, plan: TunePlan)?
+        if profileName != nil, namespace != nil {
+            throw ConfigError("--profile with --network-namespace is not supported: expected one of them (tune a "
+                + "namespace with 'ip netns exec NAME weir tune')")
+        }
         if tuning, let profileName {
             let probe = NodeProbe()
             let stateDirectory = stateDir ?? file?.values["WEIR_STATE_DIR"] ?? "/var/lib/weir"
@@ -136,7 +156,7 @@ struct RunCommand: ParsableCommand {
         }
         return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
                              profile: profileName, tuning: plan, reconcileIntervalMs: interval,
-                             cleanupOnExit: cleanup, configPath: config)
+                             cleanupOnExit: cleanup, configPath: config, networkNamespace: namespace)
     }
 }
 

@@ -29,7 +29,10 @@ struct StatusCommand: ParsableCommand {
         }
     }
 
+    @OptionGroup var namespace: NamespaceOption
+
     func run() throws {
+        try namespace.enter()
         let backlog = proxyBacklog ?? Int(listenBacklog())
         print(NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: backlog).report(), terminator: "")
     }

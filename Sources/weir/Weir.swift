@@ -28,6 +28,8 @@ func printError(_ line: String) {
 enum ExitStatus {
     static let failure: Int32 = 1
     static let badInput: Int32 = 2
+    /// istio's `ValidationErrorCode`: `--run-validation` found the capture not in place.
+    static let validationFailed: Int32 = 126
 }
 
 /// A runtime failure that has already been described; carries only the exit status.
@@ -39,7 +41,7 @@ struct RuntimeFailure: Error {
 enum Main {
     static func main() {
         do {
-            var command = try Weir.parseAsRoot()
+            var command = try Weir.parseAsRoot(try IstioArguments.normalize(Array(CommandLine.arguments.dropFirst())))
             try command.run()
         } catch let error as ConfigError {
             printError("weir: \(error.message)")

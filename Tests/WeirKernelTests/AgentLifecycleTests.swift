@@ -220,7 +220,7 @@ struct AgentLifecycleTests {
 
             // A bad file, and a change that needs a restart: refused, logged, counted; the rules stay.
             let rules = try app.exec(["nft", "list", "table", "inet", "weir"])
-            for (text, reason) in [("ISTIO_INBOUND_PORTS=nope\n", "reason=\"-b 'nope' is not a port"),
+            for (text, reason) in [("ISTIO_INBOUND_PORTS=nope\n", ":1 ISTIO_INBOUND_PORTS 'nope' is not a port"),
                                    ("ISTIO_SERVICE_CIDR=*\nWEIR_PROFILE=default\n",
                                     "changed settings need a restart: WEIR_PROFILE")] {
                 try text.write(toFile: file, atomically: true, encoding: .utf8)

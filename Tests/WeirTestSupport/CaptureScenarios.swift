@@ -22,9 +22,10 @@ public struct CaptureScenario: Sendable {
     /// Command-line arguments for `weir rules`.
     public var arguments: [String] {
         var out: [String] = []
+        let booleans: Set = ["drop-invalid", "redirect-dns", "capture-all-dns"]
         for key in flags.keys.sorted() {
             for v in flags[key]! {
-                if key == "drop-invalid" { out.append("--drop-invalid"); continue }
+                if booleans.contains(key) { out.append("--\(key)=\(v)"); continue }
                 out += ["--\(key)", v]
             }
         }
@@ -43,7 +44,8 @@ public struct CaptureScenario: Sendable {
     }
 }
 
-/// Every istio reference case without DNS capture, plus weir's own. Istio's group names `java` and `ftp` do not exist
+/// Every istio reference case, plus weir's own. DNS servers are given with --dns-servers (as istio's tests set them
+/// in place of /etc/resolv.conf); `--dns-servers ''` is istio's "no DNS servers known". Istio's group names `java` and `ftp` do not exist
 /// on Debian, so `daemon` (GID 1) and `mail` (GID 8) stand in for them.
 public let captureScenarios: [CaptureScenario] = [
     CaptureScenario("empty", istio: "empty"),
@@ -88,6 +90,26 @@ public let captureScenarios: [CaptureScenario] = [
                                      "istio-service-cidr": ["2001:db8::/32"]],
                     istio: "ipv6-uid-gid"),
     CaptureScenario("ipv6-outbound-ports", ["istio-outbound-ports": ["32000,31000"]], istio: "ipv6-outbound-ports"),
+    CaptureScenario("ip-range", ["istio-service-exclude-cidr": ["198.18.1.0/24"], "istio-service-cidr": ["198.18.0.0/16"],
+                                 "proxy-uid": ["3,4"], "proxy-gid": ["1,2"], "redirect-dns": ["true"],
+                                 "dns-servers": ["127.0.0.53"]], ipv4Only: true, istio: "ip-range"),
+    CaptureScenario("tproxy", ["istio-inbound-interception-mode": ["TPROXY"], "istio-inbound-ports": ["*"],
+                               "istio-service-exclude-cidr": ["198.18.1.0/24"], "istio-service-cidr": ["198.18.0.0/16"],
+                               "istio-exclude-interfaces": ["not-istio-nic"], "redirect-dns": ["true"],
+                               "dns-servers": ["127.0.0.53"]], istio: "tproxy"),
+    CaptureScenario("loopback-outbound-iprange", ["istio-service-cidr": ["127.1.2.3/32"], "proxy-uid": ["3,4"],
+                                                  "proxy-gid": ["1,2"], "redirect-dns": ["true"],
+                                                  "dns-servers": ["127.0.0.53"]], ipv4Only: true,
+                    istio: "loopback-outbound-iprange"),
+    CaptureScenario("dns-uid-gid", ["proxy-uid": ["3,4"], "proxy-gid": ["1,2"], "redirect-dns": ["true"],
+                                    "dns-servers": ["127.0.0.53,::127.0.0.53"]], istio: "dns-uid-gid"),
+    CaptureScenario("ipv6-dns-uid-gid", ["proxy-uid": ["3,4"], "proxy-gid": ["1,2"], "redirect-dns": ["true"],
+                                         "dns-servers": [""]], istio: "ipv6-dns-uid-gid"),
+    CaptureScenario("ipv6-dns-outbound-owner-groups", ["redirect-dns": ["true"], "dns-servers": [""]],
+                    env: ["ISTIO_OUTBOUND_OWNER_GROUPS": "daemon,202"], istio: "ipv6-dns-outbound-owner-groups"),
+    CaptureScenario("ipv6-dns-outbound-owner-groups-exclude", ["redirect-dns": ["true"], "dns-servers": [""]],
+                    env: ["ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE": "888,mail"],
+                    istio: "ipv6-dns-outbound-owner-groups-exclude"),
     // weir's own scenarios.
     CaptureScenario("sidecar", ["istio-inbound-ports": ["*"], "istio-service-cidr": ["*"],
                                 "istio-local-exclude-ports": ["15090,15021"]]),
@@ -104,4 +126,7 @@ public let captureScenarios: [CaptureScenario] = [
     CaptureScenario("ipv4-only", ["istio-inbound-ports": ["*"], "istio-service-cidr": ["*"]], ipv4Only: true),
     CaptureScenario("ipv4-only-tproxy", ["istio-inbound-ports": ["8080"], "istio-service-cidr": ["*"],
                                          "istio-inbound-interception-mode": ["TPROXY"]], ipv4Only: true),
+    CaptureScenario("dns-capture-all", ["redirect-dns": ["true"], "capture-all-dns": ["true"]]),
+    CaptureScenario("dns-remote-servers", ["redirect-dns": ["true"], "dns-servers": ["198.18.0.2,2001:db8::2"],
+                                           "istio-service-cidr": ["*"], "dns-proxy-port": ["15053"]]),
 ]

@@ -87,6 +87,8 @@ int weir_signalfd(void);
 int weir_signalfd_read(int fd);
 /* Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME, /proc/PID/ns/net): sockets it
    creates afterwards live there. */
+/* 0 if path is a network namespace, else -1 with errno (ENOENT, EINVAL for another kind of file). */
+int weir_netns_check(const char *path);
 int weir_enter_netns(const char *path);
 /* Version and git commit of this build. */
 const char *weir_build_version(void);

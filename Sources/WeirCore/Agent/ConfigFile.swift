@@ -25,7 +25,7 @@ public struct ConfigFile: Equatable, Sendable {
 
     /// Parses the text of `path`. Every key must be an istio-iptables variable or a `WEIR_*` key in `weirKeys`.
     public static func parse(_ text: String, path: String) throws -> ConfigFile {
-        let known = Set(CaptureFlag.all.compactMap(\.environment) + weirKeys.map(\.key))
+        let known = CaptureFlag.environmentNames.union(weirKeys.map(\.key))
         var values: [String: String] = [:]
         var lines: [String: Int] = [:]
         var number = 0

@@ -66,6 +66,19 @@ public struct CaptureConfig: Hashable, Sendable {
     public var dropInvalid = false
     /// `--ipv4-only`: the explicit choice to leave IPv6 uncaptured.
     public var ipv4Only = false
+    /// `--redirect-dns` / `ISTIO_META_DNS_CAPTURE` / `REDIRECT_DNS`: send DNS (TCP and UDP port 53) to the agent.
+    public var redirectDNS = false
+    /// `--capture-all-dns` / `CAPTURE_ALL_DNS`: every server, not only `dnsServers` (with `redirectDNS` only).
+    public var captureAllDNS = false
+    /// The DNS servers whose queries are captured: `--dns-servers`, else /etc/resolv.conf's (as istio reads them).
+    public var dnsServers: [IPAddress] = []
+    /// `--dns-proxy-port`: the agent's DNS listener (istio's constant 15053).
+    public var dnsProxyPort: UInt16 = 15053
+    /// `--dual-stack` / `ISTIO_DUAL_STACK`: accepted; weir captures both families unless `--ipv4-only`.
+    public var dualStack = false
+
+    /// Whether DNS is captured: istio turns `--redirect-dns` off when it has neither servers nor `--capture-all-dns`.
+    public var capturesDNS: Bool { redirectDNS && (captureAllDNS || !dnsServers.isEmpty) }
 
     public init() {}
 

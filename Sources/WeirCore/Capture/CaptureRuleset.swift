@@ -22,6 +22,8 @@ public enum CaptureRuleset {
     static let inbound = "inbound", inRedirect = "redirect-inbound", redirect = "redirect-outbound", outbound = "outbound"
     static let tproxyInbound = "tproxy-inbound", tproxyDivert = "tproxy-divert", tproxy = "tproxy-capture"
     static let dropInvalid = "drop-invalid"
+    static let redirectDNS = "redirect-dns", rawPrerouting = "raw-prerouting", rawOutput = "raw-output"
+    static let dnsPort: UInt16 = 53
 
     public static func build(_ c: CaptureConfig) -> Table {
         var sets: [NamedSet] = []
@@ -117,20 +119,78 @@ public enum CaptureRuleset {
         }
         var loopbackIncluded = false
         if case .list(let list) = c.outboundIncludeCIDRs { loopbackIncluded = list.contains { $0.isLoopback } }
-        func ownerRules(_ id: UInt32, _ owner: (UInt32, Bool) -> Match) {
+        let dns = c.capturesDNS
+        let notDNS = Match.dport(.tcp, dnsPort, negated: true)
+        // With DNS capture, istio keeps TCP port 53 out of the two lo rules so a DNS server on lo is still captured
+        // (and the proxy's own queries go to the server, not back to the inbound port). The GID jump keeps 53, as
+        // both istio backends have it.
+        func ownerRules(_ id: UInt32, skipsDNS: Bool, _ owner: (UInt32, Bool) -> Match) {
             for f in families {
                 outboundRules.append(Rule(
-                    [.oifname("lo"), .l4proto(.tcp), .daddr(loopback(f), negated: true),
-                     .dport(.tcp, c.inboundTunnelPort, negated: true), owner(id, false)],
+                    [.oifname("lo"), .l4proto(.tcp), .daddr(loopback(f), negated: true)]
+                        + (dns && skipsDNS ? [notDNS] : [])
+                        + [.dport(.tcp, c.inboundTunnelPort, negated: true), owner(id, false)],
                     jump(inRedirect)))
             }
-            if !loopbackIncluded { outboundRules.append(Rule([.oifname("lo"), owner(id, true)], ret)) }
+            if !loopbackIncluded {
+                let matches: [Match] = dns ? [.oifname("lo"), .l4proto(.tcp), notDNS, owner(id, true)]
+                                           : [.oifname("lo"), owner(id, true)]
+                outboundRules.append(Rule(matches, ret))
+            }
             outboundRules.append(Rule([owner(id, false)], ret))
         }
-        for uid in c.proxyUIDs { ownerRules(uid) { .skuid($0, negated: $1) } }
-        for gid in c.proxyGIDs { ownerRules(gid) { .skgid($0, negated: $1) } }
+        for uid in c.proxyUIDs { ownerRules(uid, skipsDNS: true) { .skuid($0, negated: $1) } }
+        for gid in c.proxyGIDs { ownerRules(gid, skipsDNS: false) { .skgid($0, negated: $1) } }
         if let s = groupsInclude { outboundRules.append(Rule([.skgidInSet(set: s, negated: true)], ret)) }
         if let s = groupsExclude { outboundRules.append(Rule([.skgidInSet(set: s, negated: false)], ret)) }
+
+        // DNS: queries to the servers (or to any server with --capture-all-dns) go to the agent's DNS port, TCP and
+        // UDP. Conntrack zones keep the two legs of a UDP query apart: the application's query to the server and the
+        // agent's answer (sport 15053) in zone 2, the agent's own query upstream and the server's answer in zone 1.
+        var dnsRules: [Rule] = []
+        var rawOutputRules: [Rule] = []
+        var rawPreroutingRules: [Rule] = []
+        if dns {
+            outboundRules.append(Rule([], jump(redirectDNS)))
+            var serverSets: [IPFamily: String] = [:]
+            if !c.captureAllDNS {
+                for f in families {
+                    let hosts = c.dnsServers.filter { $0.family == f }.map { CIDR(address: $0, prefixLength: f.byteCount * 8) }
+                    serverSets[f] = addSet("dns-servers-\(f == .ipv4 ? "v4" : "v6")", f == .ipv4 ? .ipv4Addr : .ipv6Addr,
+                                           cidrs(hosts, f))
+                }
+            }
+            let redirectToAgent: [Statement] = [counter, .redirect(port: c.dnsProxyPort)]
+            for p in [L4Proto.tcp, .udp] {
+                if c.captureAllDNS {
+                    dnsRules.append(Rule([.dport(p, dnsPort, negated: false)], redirectToAgent))
+                }
+                for f in families {
+                    if let s = serverSets[f] {
+                        dnsRules.append(Rule([.daddrInSet(f, set: s), .dport(p, dnsPort, negated: false)], redirectToAgent))
+                    }
+                }
+            }
+            let owners: [Match] = c.proxyUIDs.map { .skuid($0, negated: false) } + c.proxyGIDs.map {
+                .skgid($0, negated: false)
+            }
+            for owner in owners {
+                rawOutputRules.append(Rule([.dport(.udp, dnsPort, negated: false), owner], [counter, .setCtZone(1)]))
+                rawOutputRules.append(Rule([.sport(.udp, c.dnsProxyPort), owner], [counter, .setCtZone(2)]))
+            }
+            if c.captureAllDNS {
+                rawOutputRules.append(Rule([.dport(.udp, dnsPort, negated: false)], [counter, .setCtZone(2)]))
+                rawPreroutingRules.append(Rule([.sport(.udp, dnsPort)], [counter, .setCtZone(1)]))
+            }
+            for f in families {
+                if let s = serverSets[f] {
+                    rawOutputRules.append(Rule([.dport(.udp, dnsPort, negated: false), .daddrInSet(f, set: s)],
+                                               [counter, .setCtZone(2)]))
+                    rawPreroutingRules.append(Rule([.sport(.udp, dnsPort), .saddrInSet(f, set: s)],
+                                                   [counter, .setCtZone(1)]))
+                }
+            }
+        }
         for f in families { outboundRules.append(Rule([.daddr(loopback(f), negated: false)], ret)) }
         for f in families {
             if let s = excludeSets[f] { outboundRules.append(Rule([.daddrInSet(f, set: s)], ret)) }
@@ -208,6 +268,7 @@ public enum CaptureRuleset {
             Chain(name: tproxyDivert, rules: [Rule([], [counter, .setMark(mark), .verdict(.accept)])]),
             Chain(name: tproxy, rules: tproxyRules),
             Chain(name: dropInvalid, rules: [Rule([], [counter, .verdict(.drop)])]),
+            Chain(name: redirectDNS, rules: dnsRules),
             Chain(name: inbound, rules: inboundRules),
             Chain(name: outbound, rules: outboundRules),
             Chain(name: tproxyInbound, rules: tproxyInboundRules),
@@ -218,6 +279,10 @@ public enum CaptureRuleset {
                   rules: manglePreroutingRules),
             Chain(name: mangleOutput, base: BaseChain(type: .route, hook: .output, priority: -150),
                   rules: mangleOutputRules),
+            // Raw priority: before conntrack (-200), so the zone is set before the connection is looked up.
+            Chain(name: rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300),
+                  rules: rawPreroutingRules),
+            Chain(name: rawOutput, base: BaseChain(type: .filter, hook: .output, priority: -300), rules: rawOutputRules),
         ]
         chains = pruned(chains)
         let usedSets = Set(chains.flatMap { $0.rules.flatMap { $0.matches.compactMap(\.setName) } })
@@ -243,8 +308,8 @@ extension Match {
     /// The named set this match looks up, if any.
     public var setName: String? {
         switch self {
-        case .iifnameInSet(let s), .oifnameInSet(let s), .daddrInSet(_, let s), .dportInSet(_, let s),
-             .skgidInSet(let s, _):
+        case .iifnameInSet(let s), .oifnameInSet(let s), .daddrInSet(_, let s), .saddrInSet(_, let s),
+             .dportInSet(_, let s), .skgidInSet(let s, _):
             return s
         default:
             return nil

@@ -57,8 +57,10 @@ public enum Match: Hashable, Sendable {
     case oifnameInSet(String)
     case l4proto(L4Proto)
     case saddr(CIDR)
+    case saddrInSet(IPFamily, set: String)
     case daddr(CIDR, negated: Bool)
     case daddrInSet(IPFamily, set: String)
+    case sport(L4Proto, UInt16)
     case dport(L4Proto, UInt16, negated: Bool)
     case dportInSet(L4Proto, set: String)
     case skuid(UInt32, negated: Bool)
@@ -83,6 +85,9 @@ public enum Statement: Hashable, Sendable {
     case setMark(UInt32)
     case setMarkFromCtMark
     case setCtMarkFromMark
+    /// `ct zone set N`: the packet's connection is tracked in zone N (raw priority, before conntrack; the first zone
+    /// set on a packet wins).
+    case setCtZone(UInt16)
     case verdict(Verdict)
 }
 

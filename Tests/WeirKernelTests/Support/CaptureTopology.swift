@@ -14,7 +14,13 @@ final class CaptureTopology {
     /// Ports the pod's application listens on.
     static let podPorts = ["80", "32000", "31000", "15008", "6000", "4000", "5000", "7000"]
 
-    init(secondInterface: String = "eth1", transparentInbound: Bool = false) throws {
+    static let dnsScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("dns.py").path
+
+    /// With `dnsAgentUID`, DNS servers too: the pod's resolver on 127.0.0.53 and ::127.0.0.53 (`pod-dns`), the
+    /// agent on loopback at 15053 running as that UID and relaying to the resolver (`agent>...`), and a server on
+    /// each peer (`peer0-dns`, `peer1-dns`).
+    init(secondInterface: String = "eth1", transparentInbound: Bool = false, dnsAgentUID: UInt32? = nil) throws {
         pod = try TestNamespace(prefix: "wtc")
         peer0 = try TestNamespace(prefix: "wtc")
         peer1 = try TestNamespace(prefix: "wtc")
@@ -29,16 +35,26 @@ final class CaptureTopology {
             try startServer(pod, ["pod", "15006"] + (transparentInbound ? ["--transparent"] : []))
             try startServer(peer0, ["peer0", "80", "32000"])
             try startServer(peer1, ["peer1", "80", "32000"])
+            if let uid = dnsAgentUID {
+                try pod.exec(["ip", "-6", "addr", "add", "::127.0.0.53/128", "dev", "lo"])
+                try startServer(pod, ["pod-dns", "127.0.0.53:53", "[::127.0.0.53]:53"], script: Self.dnsScript)
+                try startServer(pod, ["agent", "--forward", "127.0.0.53:53", "127.0.0.1:15053", "[::1]:15053"],
+                                script: Self.dnsScript, uid: uid)
+                try startServer(peer0, ["peer0-dns", "198.18.0.2:53", "[2001:db8::2]:53"], script: Self.dnsScript)
+                try startServer(peer1, ["peer1-dns", "198.18.1.2:53"], script: Self.dnsScript)
+            }
         } catch {
             delete()
             throw error
         }
     }
 
-    private func startServer(_ ns: TestNamespace, _ args: [String]) throws {
+    private func startServer(_ ns: TestNamespace, _ args: [String], script: String = probeScript,
+                             uid: UInt32? = nil) throws {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
-        p.arguments = ["netns", "exec", ns.name, "/usr/bin/python3", Self.probeScript, "serve"] + args
+        let user = uid.map { ["setpriv", "--reuid=\($0)", "--regid=\($0)", "--clear-groups"] } ?? []
+        p.arguments = ["netns", "exec", ns.name] + user + ["/usr/bin/python3", script, "serve"] + args
         let out = Pipe()
         p.standardOutput = out
         p.standardError = FileHandle.nullDevice
@@ -73,6 +89,14 @@ final class CaptureTopology {
         var args = ["/usr/bin/python3", Self.probeScript, "connect", host, String(port)]
         if let uid { args = ["setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups"] + args }
         return try ns.run(args).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// One DNS query from the pod as `uid`; the TXT answer, `ERR:...`, or the first word of a non-DNS reply.
+    func dnsQuery(uid: UInt32, to host: String, transport: String) throws -> String {
+        let args = ["setpriv", "--reuid=\(uid)", "--regid=\(uid)", "--clear-groups", "/usr/bin/python3", Self.dnsScript,
+                    "query", host, "53", transport]
+        let line = try pod.run(args).stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        return line.isEmpty ? "ERR:no output" : line
     }
 
     func delete() {
