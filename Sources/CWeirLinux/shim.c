@@ -138,7 +138,7 @@ int64_t weir_now_ms(void) {
 }
 
 int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v, __ATOMIC_RELAXED); }
-int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_RELAXED); }
+int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 
 int64_t weir_now_us(void) {
     struct timespec ts;
@@ -184,7 +184,7 @@ int weir_dataplane_lock(const char *name, int *holder) {
     errno = e;
     return -1;
 }
-void weir_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELAXED); }
+void weir_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
 /* Baked in by Package.swift from the environment of the build (make passes the VERSION file and git's commit). */
 #ifndef WEIR_VERSION

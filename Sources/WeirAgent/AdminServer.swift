@@ -1,6 +1,5 @@
 import CWeirLinux
 import Glibc
-import Synchronization
 import WeirCore
 import WeirProxy
 import WeirSystem
@@ -38,10 +37,10 @@ public final class AdminServer: @unchecked Sendable {
     private let handler: Handler
     private let epoll: Int32
     private let wake: Int32
-    private let stopping = Atomic<Bool>(false)
+    private let stopping = AtomicWord()
     /// Alive from creation: the first wait may last 500 ms, and the watchdog may look before it ends.
-    private let beat = Atomic<Int64>(weir_now_ms())
-    private let done = Atomic<Bool>(false)
+    private let beat = AtomicWord(weir_now_ms())
+    private let done = AtomicWord()
     private var clients: [Int32: Client] = [:]
     private var started = false
     /// Set while the listener is out of epoll because descriptors ran out.
@@ -109,23 +108,23 @@ public final class AdminServer: @unchecked Sendable {
     /// Stops serving; the loop closes every connection and ends.
     public func stop() {
         guard started else { return }
-        stopping.store(true, ordering: .releasing)
+        stopping.store(true)
         var one: UInt64 = 1
         _ = write(wake, &one, 8)
         // Wait briefly so the listener is closed before the caller goes on (a restart may bind it again at once).
-        for _ in 0..<100 where !done.load(ordering: .acquiring) { usleep(10_000) }
+        for _ in 0..<100 where !done.bool { usleep(10_000) }
     }
 
     /// When the loop last ran (CLOCK_MONOTONIC ms); it wakes at least every 500 ms. The watchdog's proof of life.
-    public var heartbeat: Int64 { beat.load(ordering: .relaxed) }
+    public var heartbeat: Int64 { beat.load() }
 
     /// Connections closed to make room under the ceiling, or at their deadline.
-    public var shedTotal: Int64 { shedCount.load(ordering: .relaxed) }
-    private let shedCount = Atomic<Int64>(0)
+    public var shedTotal: Int64 { shedCount.load() }
+    private let shedCount = AtomicWord()
 
     /// Connections open now.
-    public var openConnections: Int { openCount.load(ordering: .relaxed) }
-    private let openCount = Atomic<Int>(0)
+    public var openConnections: Int { Int(openCount.load()) }
+    private let openCount = AtomicWord()
 
     private func serve() {
         let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 64)
@@ -136,12 +135,12 @@ public final class AdminServer: @unchecked Sendable {
             close(listener)
             close(epoll)
             close(wake)
-            done.store(true, ordering: .releasing)
+            done.store(true)
         }
-        while !stopping.load(ordering: .acquiring) {
+        while !stopping.bool {
             let n = weir_epoll_wait(epoll, events, 64, 500)
             let now = weir_now_ms()
-            beat.store(now, ordering: .relaxed)
+            beat.store(now)
             for i in 0..<max(0, Int(n)) {
                 let fd = Int32(truncatingIfNeeded: events[i].data)
                 if fd == wake { continue }
@@ -154,7 +153,7 @@ public final class AdminServer: @unchecked Sendable {
                 acceptPausedUntil = 0
                 _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
             }
-            openCount.store(clients.count, ordering: .relaxed)
+            openCount.store(Int64(clients.count))
         }
     }
 
@@ -177,7 +176,7 @@ public final class AdminServer: @unchecked Sendable {
             }
             if clients.count >= maxConnections && !shedOldest() {
                 close(fd)
-                shedCount.add(1, ordering: .relaxed)
+                shedCount.add(1)
                 continue
             }
             let c = Client(fd: fd, acceptedMs: now)
@@ -193,7 +192,7 @@ public final class AdminServer: @unchecked Sendable {
         guard let oldest = clients.values.filter({ !$0.answering }).min(by: { $0.acceptedMs < $1.acceptedMs })
         else { return false }
         drop(oldest)
-        shedCount.add(1, ordering: .relaxed)
+        shedCount.add(1)
         return true
     }
 
@@ -206,7 +205,7 @@ public final class AdminServer: @unchecked Sendable {
     private func expire(_ now: Int64) {
         for c in clients.values where now - c.acceptedMs >= Self.requestDeadlineMs {
             drop(c)
-            shedCount.add(1, ordering: .relaxed)
+            shedCount.add(1)
         }
     }
 

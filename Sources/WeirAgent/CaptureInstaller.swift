@@ -21,16 +21,22 @@ public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
 ///
 /// Keep the installer alive as long as weir should own its table: the owner flag binds the table to its socket.
 public final class CaptureInstaller {
-    private let nft: NftClient
-    private let routes: RouteClient
+    private let nft: NftablesBackend
+    private let routes: RoutingBackend
 
-    public init() throws {
+    /// The kernel's nftables and routing, on netlink sockets of this installer.
+    public convenience init() throws {
         do {
-            nft = try NftClient()
-            routes = try RouteClient()
+            self.init(nft: try NftClient(), routes: try RouteClient())
         } catch let e as NetlinkError {
             throw AgentError(e.description)
         }
+    }
+
+    /// Any backends: the kernel's, or the in-memory fakes of the tests.
+    public init(nft: NftablesBackend, routes: RoutingBackend) {
+        self.nft = nft
+        self.routes = routes
     }
 
     /// True when this kernel cannot own a table (no persist flag, < 6.9): the table is then applied unowned.
@@ -57,7 +63,7 @@ public final class CaptureInstaller {
                                                            families: config.families)
                 changes += added.map { .routing("added", $0) }
             } else {
-                changes += try routes.removeWeirRouting(keepAddress: true).map { .routing("removed", $0) }
+                changes += try routes.removeWeirRouting(keeping: nil, keepAddress: true).map { .routing("removed", $0) }
             }
             if !config.ipv4Only, try routes.ensurePassthroughAddress() {
                 changes.append(.init(object: "address", description: "added address ::6/128 dev lo"))
@@ -79,7 +85,7 @@ public final class CaptureInstaller {
         do {
             let tables = try nft.removeTables(named: CaptureRuleset.tableName)
             return tables.map { "removed table \($0.rawValue) \(CaptureRuleset.tableName)" }
-                + (try routes.removeWeirRouting()).map { "removed \($0)" }
+                + (try routes.removeWeirRouting(keeping: nil, keepAddress: false)).map { "removed \($0)" }
         } catch let e as NetlinkError {
             throw AgentError(e.description)
         }

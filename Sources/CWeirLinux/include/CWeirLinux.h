@@ -77,7 +77,8 @@ int64_t weir_now_us(void);
 int64_t weir_wall_seconds(void);
 /* CLOCK_MONOTONIC in milliseconds. */
 int64_t weir_now_ms(void);
-/* Relaxed atomics on plain 64-bit words, for counters shared between workers. */
+/* Atomics on plain 64-bit words (acquire loads, release stores, relaxed adds): weir's one style, for counters shared
+   between workers and for WeirSystem.AtomicWord. */
 int64_t weir_atomic_add(int64_t *p, int64_t v);
 int64_t weir_atomic_load(const int64_t *p);
 void weir_atomic_store(int64_t *p, int64_t v);

@@ -1,0 +1,23 @@
+import CWeirLinux
+
+/// One 64-bit word shared between threads. weir has one style of atomics: C11 operations (acquire loads, release
+/// stores, relaxed adds) on plain words (`weir_atomic_*`), which the proxy's per-worker counter blocks use on raw
+/// memory and this type wraps for a single value. (`Mutex` from Synchronization guards state that is not one word.)
+public final class AtomicWord: @unchecked Sendable {
+    private let word: UnsafeMutablePointer<Int64>
+
+    public init(_ value: Int64 = 0) {
+        word = .allocate(capacity: 1)
+        word.initialize(to: value)
+    }
+
+    deinit { word.deallocate() }
+
+    public func load() -> Int64 { weir_atomic_load(word) }
+    public func store(_ value: Int64) { weir_atomic_store(word, value) }
+    /// Adds and returns the new value.
+    @discardableResult public func add(_ value: Int64) -> Int64 { weir_atomic_add(word, value) }
+
+    public var bool: Bool { load() != 0 }
+    public func store(_ value: Bool) { store(value ? 1 : 0) }
+}
