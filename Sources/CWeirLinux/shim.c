@@ -209,19 +209,27 @@ int weir_signalfd_read(int fd) {
 }
 
 #include <sched.h>
-int weir_netns_check(const char *path) {
+/* An open network namespace file, or -1 with errno (EINVAL when path is another kind of file or namespace). */
+static int open_netns(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     int type = ioctl(fd, NS_GET_NSTYPE);
-    int e = errno;
+    if (type == CLONE_NEWNET) return fd;
+    int e = type < 0 && errno != ENOTTY ? errno : EINVAL;
     close(fd);
-    if (type < 0) { errno = e == ENOTTY ? EINVAL : e; return -1; }
-    if (type != CLONE_NEWNET) { errno = EINVAL; return -1; }
+    errno = e;
+    return -1;
+}
+
+int weir_netns_check(const char *path) {
+    int fd = open_netns(path);
+    if (fd < 0) return -1;
+    close(fd);
     return 0;
 }
 
 int weir_enter_netns(const char *path) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_netns(path);
     if (fd < 0) return -1;
     int rc = setns(fd, CLONE_NEWNET);
     int e = errno;

@@ -29,48 +29,35 @@ struct DNSProbe: CustomStringConvertible, Sendable {
     ]
 }
 
-struct DNSCase: CustomStringConvertible, Sendable {
-    let scenario: String
-    let secondInterface: String
-    let expected: [String: String]
-    var description: String { scenario }
-
-    init(_ scenario: String, secondInterface: String = "eth1", _ expected: [String: String]) {
-        self.scenario = scenario
-        self.secondInterface = secondInterface
-        self.expected = expected
-    }
-}
-
 let agent = "agent>pod-dns"
 
 /// Expectations derived from istio's rules for its DNS reference cases, and weir's two.
-let dnsCases: [DNSCase] = [
-    DNSCase("dns-uid-gid", ["q1": agent, "q2": agent, "q9": agent, "q10": agent]),
+let dnsCases: [BehaviourCase] = [
+    BehaviourCase("dns-uid-gid", ["q1": agent, "q2": agent, "q9": agent, "q10": agent]),
     // -i 198.18.0.0/16 also captures TCP to peer0, port 53 included: Envoy's outbound port takes it.
-    DNSCase("ip-range", ["q1": agent, "q2": agent, "q4": "pod:15001"]),
+    BehaviourCase("ip-range", ["q1": agent, "q2": agent, "q4": "pod:15001"]),
     // TPROXY: the proxy's own TCP to a loopback address other than -z's 127.0.0.1 is marked 1338 and taken by the
     // inbound port (istio's mangle rules), so the agent's TCP relay to 127.0.0.53 and the proxy's own TCP query
     // land on 15006, as they would under istio.
-    DNSCase("tproxy", secondInterface: "not-istio-nic", ["q1": agent, "q2": "agent>pod:15006", "q4": "pod:15001",
+    BehaviourCase("tproxy", secondInterface: "not-istio-nic", ["q1": agent, "q2": "agent>pod:15006", "q4": "pod:15001",
                                                          "q8": "pod:15006"]),
-    DNSCase("loopback-outbound-iprange", ["q1": agent, "q2": agent]),
+    BehaviourCase("loopback-outbound-iprange", ["q1": agent, "q2": agent]),
     // --redirect-dns without servers: istio turns DNS capture off, and with it the port-53 exception: the proxy's
     // TCP to 127.0.0.53 is redirected to the inbound port like any proxy connection to a loopback address.
-    DNSCase("ipv6-dns-uid-gid", ["q8": "pod:15006"]),
-    DNSCase("ipv6-dns-outbound-owner-groups", ["q8": "pod:15006"]),
-    DNSCase("ipv6-dns-outbound-owner-groups-exclude", ["q8": "pod:15006"]),
-    DNSCase("dns-capture-all", ["q1": agent, "q2": agent, "q3": agent, "q4": agent, "q5": agent, "q6": agent,
+    BehaviourCase("ipv6-dns-uid-gid", ["q8": "pod:15006"]),
+    BehaviourCase("ipv6-dns-outbound-owner-groups", ["q8": "pod:15006"]),
+    BehaviourCase("ipv6-dns-outbound-owner-groups-exclude", ["q8": "pod:15006"]),
+    BehaviourCase("dns-capture-all", ["q1": agent, "q2": agent, "q3": agent, "q4": agent, "q5": agent, "q6": agent,
                                 "q9": agent, "q10": agent, "q11": agent]),
     // The servers are the peer's; TCP to the pod's resolver (not a server) is ordinary outbound traffic under -i '*'.
-    DNSCase("dns-remote-servers", ["q2": "pod:15001", "q3": agent, "q4": agent, "q5": agent, "q6": agent,
+    BehaviourCase("dns-remote-servers", ["q2": "pod:15001", "q3": agent, "q4": agent, "q5": agent, "q6": agent,
                                    "q10": "pod:15001"]),
 ]
 
 @Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
 struct CaptureDNSTests {
     @Test(arguments: dnsCases)
-    func queriesLandWhereIstioWouldSendThem(_ c: DNSCase) throws {
+    func queriesLandWhereIstioWouldSendThem(_ c: BehaviourCase) throws {
         let scenario = captureScenarios.first { $0.name == c.scenario }!
         let proxyUID = scenario.flags["proxy-uid"].map { UInt32($0[0].split(separator: ",")[0])! } ?? 1337
         let topo = try CaptureTopology(secondInterface: c.secondInterface,
