@@ -158,6 +158,7 @@ public final class Agent {
         state.withLock { $0.ready = true }
         let watchdog = Watchdog.fromEnvironment()
         SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
+        Memory.releaseStartupPages()
         agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
                            "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
                            "reconcile_interval_ms": settings.reconcileIntervalMs])

@@ -147,6 +147,7 @@ public final class ProxyServer {
         let lock = try DataPlaneLock.acquire()
         try bind()
         try start()
+        Memory.releaseStartupPages()
         var signal: Int32 = 0
         while signal != SIGTERM && signal != SIGINT {
             if let failure { stop(); throw ProxyStartError(description: failure) }

@@ -90,6 +90,11 @@ int weir_signalfd_read(int fd);
    creates afterwards live there. */
 /* 0 if path is a network namespace, else -1 with errno (ENOENT, EINVAL for another kind of file). */
 int weir_netns_check(const char *path);
+/* Once started, drops this process's references to clean read-only file pages (the text and read-only data of the
+   binary and its libraries, never a mapping holding private copies such as relocated RELRO) and turns fault-around
+   off for them, so resident memory is what the process really uses: later faults bring back single pages from the
+   page cache. Returns the kB released, or -1. */
+long weir_release_clean_file_pages(void);
 int weir_enter_netns(const char *path);
 /* Version and git commit of this build. */
 const char *weir_build_version(void);
