@@ -64,7 +64,7 @@ struct RunCommand: ParsableCommand {
         var file: ConfigFile?
         if let config {
             guard let text = readTextFile(config) else {
-                throw ConfigError("--config '\(EventLine.quoted(config))' cannot be read: expected a readable file "
+                throw ConfigError("--config \(quotedValue(config)) cannot be read: expected a readable file "
                     + "of KEY=VALUE lines")
             }
             file = try ConfigFile.parse(text, path: config)
@@ -156,7 +156,7 @@ func readTextFile(_ path: String) -> String? {
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
 func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
-    let bad = ConfigError("--admin-address '\(EventLine.quoted(text))' is not HOST:PORT: expected e.g. "
+    let bad = ConfigError("--admin-address \(quotedValue(text)) is not HOST:PORT: expected e.g. "
         + "127.0.0.1:15020 or [::1]:15020")
     guard let colon = text.lastIndex(of: ":") else { throw bad }
     var host = String(text[..<colon])

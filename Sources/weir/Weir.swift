@@ -17,11 +17,13 @@ struct Weir: ParsableCommand {
     )
 }
 
-/// Writes one line to standard error.
+/// Writes one line to standard error: control characters escaped (`oneLineMessage`), so no value can split it or
+/// cut it short (fputs would stop at a NUL), and bounded.
 func printError(_ line: String) {
     var text = line
-    if !text.hasSuffix("\n") { text += "\n" }
-    fputs(text, stderr)
+    while text.hasSuffix("\n") { text.removeLast() }
+    let bytes = Array((oneLineMessage(text) + "\n").utf8)
+    _ = bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stderr) }
 }
 
 /// Exit statuses: 0 success, 1 runtime failure (kernel refused, I/O), 2 bad input.
