@@ -58,7 +58,13 @@ public struct ProxyConfig: Equatable, Sendable {
         }
         if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid") }
         if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid") }
-        if let v = flags.tproxyMark { c.tproxyMark = try id(v, flag: "--tproxy-mark") }
+        if let v = flags.tproxyMark {
+            // As `weir rules -t` refuses it: mark 0 is every unmarked packet, so the policy rule would catch all.
+            guard let mark = UInt32(v), mark >= 1 else {
+                throw ConfigError("--tproxy-mark \(quotedValue(v)) is not a mark: expected 1 to 4294967295")
+            }
+            c.tproxyMark = mark
+        }
         if let v = flags.connectTimeout {
             c.connectTimeoutMs = try duration(v, flag: "--connect-timeout")
             if c.connectTimeoutMs == 0 {
