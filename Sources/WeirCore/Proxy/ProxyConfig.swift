@@ -56,8 +56,8 @@ public struct ProxyConfig: Equatable, Sendable {
             }
             c.mode = m
         }
-        if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid") }
-        if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid") }
+        if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid", what: "UID") }
+        if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid", what: "GID") }
         if let v = flags.tproxyMark {
             // As `weir rules -t` refuses it: mark 0 is every unmarked packet, so the policy rule would catch all.
             guard let mark = UInt32(v), mark >= 1 else {
@@ -101,9 +101,11 @@ public struct ProxyConfig: Equatable, Sendable {
         return UInt16(n)
     }
 
-    static func id(_ text: String, flag: String) throws -> UInt32 {
-        guard let n = UInt32(text) else {
-            throw ConfigError("\(flag) \(quotedValue(text)) is not a number: expected 0 to 4294967295")
+    /// A UID or GID, as `weir rules -u/-g` takes them: 4294967295 is (uid_t)-1, which chown and setresuid read as
+    /// "leave unchanged", so the upstream sockets would keep weir's own owner and be captured again.
+    static func id(_ text: String, flag: String, what: String) throws -> UInt32 {
+        guard let n = UInt32(text), n < UInt32.max else {
+            throw ConfigError("\(flag) \(quotedValue(text)) is not a \(what): expected 0 to 4294967294")
         }
         return n
     }
