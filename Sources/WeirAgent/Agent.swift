@@ -80,7 +80,7 @@ public final class Agent {
             do {
                 try NetworkNamespace.enter(path)
             } catch {
-                throw AgentError("--network-namespace '\(EventLine.quoted(path))' \(error)")
+                throw AgentError("--network-namespace \(quotedValue(path)) \(error)")
             }
         }
         let lock: DataPlaneLock

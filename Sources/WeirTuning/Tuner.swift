@@ -1,5 +1,6 @@
 import FoundationEssentials
 import WeirCore
+import WeirSystem
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -36,30 +37,82 @@ public struct Tuner {
         (stateDirectory.hasSuffix("/") ? stateDirectory : stateDirectory + "/") + Tuner.stateFileName
     }
 
-    /// Finds and parses `NAME.profile` in the first directory that has it. Throws `ConfigError` for an unknown
-    /// profile (listing the ones that exist) or a bad file.
-    public static func loadProfile(named name: String, directories: [String]) throws -> Profile {
-        try Profile.validateName(name)
+    /// Largest profile weir reads; the shipped ones are a few KiB.
+    public static let profileSizeLimit = 1 << 20
+
+    /// Finds and parses `NAME.profile` in the first directory that has it. `source` names where the name came from
+    /// (`--profile`, or `FILE:LINE WEIR_PROFILE`). Throws `ConfigError` for a bad name, a profile that exists but
+    /// cannot be used (a directory, unreadable, over `profileSizeLimit`), an unknown profile (listing the ones that
+    /// exist) or a bad line.
+    public static func loadProfile(named name: String, directories: [String],
+                                   source: String = "--profile") throws -> Profile {
+        try Profile.validateName(name, source: source)
         for dir in directories {
             let path = dir + "/" + name + ".profile"
-            if let data = FileManager.default.contents(atPath: path) {
-                return try Profile(name: name, text: String(decoding: data, as: UTF8.self), file: path)
+            switch readSmallFile(path, limit: profileSizeLimit) {
+            case .success(let bytes):
+                return try Profile(name: name, text: String(decoding: bytes, as: UTF8.self), file: path)
+            case .failure(.missing):
+                continue
+            case .failure(let problem):
+                throw ConfigError("\(source) \(quotedValue(name)): \(quotedValue(path)) \(problem): expected a "
+                    + "readable regular file of at most \(profileSizeLimit) bytes")
             }
         }
         let known = availableProfiles(directories: directories)
+        let shown = known.count > 20 ? known.prefix(20).joined(separator: ", ") + ", … (\(known.count) in all)"
+            : known.joined(separator: ", ")
         let expected = known.isEmpty ? "a NAME.profile file in \(directories.joined(separator: " or "))"
-            : "one of " + known.joined(separator: ", ")
-        throw ConfigError("unknown profile '\(name)': expected \(expected)")
+            : "one of " + shown
+        throw ConfigError("\(source) \(quotedValue(name)) is not a profile: expected \(expected)")
     }
 
-    /// Profile names found in the first existing directory, sorted.
+    /// Names of the profiles in the first directory that has any: regular `NAME.profile` files with a valid NAME,
+    /// sorted.
     public static func availableProfiles(directories: [String]) -> [String] {
         for dir in directories {
             guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
             let profiles = names.filter { $0.hasSuffix(".profile") }.map { String($0.dropLast(".profile".count)) }
+                .filter { name in
+                    var st = stat()
+                    return (try? Profile.validateName(name)) != nil && stat(dir + "/" + name + ".profile", &st) == 0
+                        && st.st_mode & S_IFMT == S_IFREG
+                }
             if !profiles.isEmpty { return profiles.sorted() }
         }
         return []
+    }
+
+    /// Refuses, before anything changes, a directory setting that cannot be one (`--state-dir`, `--profiles-dir`):
+    /// the path, or the nearest part of it that exists, is not a directory. A directory that does not exist yet is
+    /// fine here (the state directory is created on the first apply; a profile is then simply not found); one weir
+    /// may not write to is a runtime failure of that apply. `source` is the flag or `FILE:LINE KEY`; `purpose` says
+    /// what the directory is for (`for tune-state.json`).
+    public static func checkDirectory(_ path: String, source: String, purpose: String) throws {
+        guard !path.isEmpty else {
+            throw ConfigError("\(source) '' is empty: expected a directory \(purpose)")
+        }
+        var part = path
+        while true {
+            var st = stat()
+            if stat(part, &st) == 0 {
+                if st.st_mode & S_IFMT == S_IFDIR { return }
+                let what = st.st_mode & S_IFMT == S_IFREG ? "a file" : "not a directory"
+                if part == path {
+                    throw ConfigError("\(source) \(quotedValue(path)) is \(what): expected a directory \(purpose)")
+                }
+                throw ConfigError("\(source) \(quotedValue(path)): \(quotedValue(part)) is \(what): expected a "
+                    + "directory \(purpose)")
+            }
+            guard errno == ENOENT || errno == ENOTDIR else { return }
+            var trimmed = Substring(part)
+            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+            // A relative name with no parent left: the working directory, which exists.
+            guard let slash = trimmed.lastIndex(of: "/") else { return }
+            let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+            if parent == part { return }
+            part = parent
+        }
     }
 
     /// Compares the profile with the node. Throws `ConfigError` when a required module is missing.
@@ -73,7 +126,8 @@ public struct Tuner {
         do {
             return try JSONDecoder().decode(TuneState.self, from: data)
         } catch {
-            throw TuningFailure("state file \(statePath) is not valid: \(error)")
+            throw TuningFailure("state file \(statePath) is not the JSON weir tune writes; nothing changed "
+                + "(restore it, or remove it to forget the saved values)")
         }
     }
 
@@ -82,10 +136,22 @@ public struct Tuner {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         let data = try encoder.encode(state)
         do {
-            try FileManager.default.createDirectory(atPath: stateDirectory, withIntermediateDirectories: true)
+            try Tuner.makeDirectories(stateDirectory)
             try SysctlFiles.writeAtomically(statePath, String(decoding: data, as: UTF8.self) + "\n")
         } catch {
             throw TuningFailure("saving state before any change: \(error)")
+        }
+    }
+
+    /// `mkdir -p`, failing with the directory and errno (not a Foundation error dump).
+    static func makeDirectories(_ path: String) throws {
+        var st = stat()
+        if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { return }
+        if let slash = path.dropLast().lastIndex(of: "/"), slash != path.startIndex {
+            try makeDirectories(String(path[..<slash]))
+        }
+        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+            throw TuningIOError(operation: "mkdir", path: path, errno: errno)
         }
     }
 

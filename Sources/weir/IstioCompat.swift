@@ -34,7 +34,7 @@ struct IstioLogOptions: ParsableArguments {
             let parts = item.split(separator: ":", maxSplits: 1).map(String.init)
             let (scope, value) = parts.count == 2 ? (parts[0], parts[1]) : ("default", parts[0])
             guard levels.contains(value) else {
-                throw ConfigError("\(flag) '\(EventLine.quoted(text))' is not a level: expected one of "
+                throw ConfigError("\(flag) \(quotedValue(text)) is not a level: expected one of "
                     + "\(levels.joined(separator: ", ")), optionally as SCOPE:LEVEL")
             }
             if scope == "default" || scope == "all" { level = value }
@@ -81,7 +81,7 @@ struct OutputLog {
             case "stderr": fputs(body, stderr)
             default:
                 guard let f = fopen(target, "a") else {
-                    fputs("weir: --log_target '\(EventLine.quoted(target))' cannot be opened: \(body)", stderr)
+                    fputs("weir: --log_target \(quotedValue(target)) cannot be opened: \(body)", stderr)
                     continue
                 }
                 fputs(body, f)
@@ -97,15 +97,11 @@ struct OutputLog {
     }
 }
 
-/// Rewrites the command line so istio's spellings parse: Go's `--flag=true|false` (and `t`, `1`, `F`, ...) for
-/// boolean flags, and a negative number after a letter flag (`-p -1`, which would otherwise read as a flag and fail
-/// as "missing value") as `--long=-1`, so the value reaches the validation that names it.
+/// Rewrites the command line so Go's spelling of booleans parses: `--flag=true|false` (and `t`, `1`, `F`, ...) for
+/// istio's boolean flags. (A negative number after an option, `-p -1`, is joined by `attachingNegativeValues`.)
 enum IstioArguments {
     static let booleans: Set<String> = Set((CaptureFlag.all + CaptureFlag.invocation).filter { $0.kind == .bool }
         .map(\.long)).union(["log_as_json"])
-    static let letters: [Character: String] = Dictionary(uniqueKeysWithValues:
-        (CaptureFlag.all + CaptureFlag.invocation).compactMap { f in f.short.map { ($0, f.long) } }
-            .filter { CaptureFlag.dryRun.short != $0.0 })
 
     static func normalize(_ arguments: [String]) throws -> [String] {
         var out: [String] = []
@@ -118,19 +114,13 @@ enum IstioArguments {
                 if booleans.contains(name) {
                     let value = String(a[a.index(after: eq)...])
                     guard let b = parseGoBool(value) else {
-                        throw ConfigError("--\(name) '\(EventLine.quoted(value))' is not a boolean: expected true or "
+                        throw ConfigError("--\(name) \(quotedValue(value)) is not a boolean: expected true or "
                             + "false (or 1, 0, t, f)")
                     }
                     out.append(b ? "--\(name)" : "--no-\(name)")
                     i += 1
                     continue
                 }
-            }
-            if a.count == 2, a.first == "-", let long = letters[a.last!], i + 1 < arguments.count,
-               arguments[i + 1].hasPrefix("-"), arguments[i + 1].dropFirst().first?.isNumber == true {
-                out.append("--\(long)=\(arguments[i + 1])")
-                i += 2
-                continue
             }
             out.append(a)
             i += 1

@@ -3,43 +3,67 @@ import WeirCore
 import WeirProxy
 import WeirTuning
 
-/// The proxy's own limits and workers, shared by `weir proxy` and `weir run`.
+/// The proxy's own limits and workers, shared by `weir proxy` and `weir run`. Each option collects every occurrence,
+/// so one given twice with different values is refused (`oneValue`) rather than the last silently winning.
 struct ProxyLimitOptions: ParsableArguments {
     @Option(name: .customLong("connect-timeout"),
             help: "Upstream connect timeout; the client is reset when it expires (default 5s).")
-    var connectTimeout: String?
+    var connectTimeout: [String] = []
     @Option(name: .customLong("idle-timeout"), help: """
         Close connections idle this long (default 1h). 0 turns it off: dangerous, as peers that vanish without a \
         FIN or RST then hold two sockets and a connection slot forever, until --max-connections is exhausted.
         """)
-    var idleTimeout: String?
+    var idleTimeout: [String] = []
     @Option(name: .customLong("max-connections"),
             help: "Ceiling of open proxied connections; past it new ones are reset at once (default 10000).")
-    var maxConnections: String?
+    var maxConnections: [String] = []
     @Option(name: .customLong("buffer-limit"),
             help: "Bytes held in flight per direction of a connection: pipe or copy buffer (default 64KiB).")
-    var bufferLimit: String?
+    var bufferLimit: [String] = []
     @Option(name: .customLong("drain-timeout"),
             help: "After SIGTERM, time open connections get to finish before they are closed (default 20s).")
-    var drainTimeout: String?
+    var drainTimeout: [String] = []
     @Flag(name: .customLong("no-splice"),
           help: "Move bytes with the bounded copy only, never splice (for kernels or sockets where splice misbehaves).")
     var noSplice = false
     @Option(name: .customLong("workers"),
             help: "Worker threads; 0 = one per CPU weir may use (cgroup quota and cpuset, not the host count).")
-    var workers: String?
+    var workers: [String] = []
 
-    /// Validates the proxy flags. `workers` 0 becomes the CPUs this process may really use: the smallest of the
-    /// scheduler affinity and the cgroup CPU budget (quota and cpuset, v1 or v2).
-    func config(_ base: ProxyConfig.Flags) throws -> ProxyConfig {
+    private typealias Limit = (flag: String, key: String, values: [String],
+                               target: WritableKeyPath<ProxyConfig.Flags, String?>)
+
+    /// Each limit: its flag, its `--config` key, the values given and where the value goes.
+    private var limits: [Limit] {
+        [("--connect-timeout", "WEIR_CONNECT_TIMEOUT", connectTimeout, \.connectTimeout),
+         ("--idle-timeout", "WEIR_IDLE_TIMEOUT", idleTimeout, \.idleTimeout),
+         ("--max-connections", "WEIR_MAX_CONNECTIONS", maxConnections, \.maxConnections),
+         ("--buffer-limit", "WEIR_BUFFER_LIMIT", bufferLimit, \.bufferLimit),
+         ("--drain-timeout", "WEIR_DRAIN_TIMEOUT", drainTimeout, \.drainTimeout),
+         ("--workers", "WEIR_WORKERS", workers, \.workers)]
+    }
+
+    /// Validates the proxy flags; a limit not given as a flag comes from `file` (`weir run --config`), and a bad
+    /// value from the file is reported with the file, line and key. `workers` 0 becomes the CPUs this process may
+    /// really use: the smallest of the scheduler affinity and the cgroup CPU budget (quota and cpuset, v1 or v2).
+    func config(_ base: ProxyConfig.Flags, file: ConfigFile? = nil) throws -> ProxyConfig {
         var flags = base
-        flags.connectTimeout = connectTimeout
-        flags.idleTimeout = idleTimeout
-        flags.maxConnections = maxConnections
-        flags.bufferLimit = bufferLimit
-        flags.drainTimeout = drainTimeout
-        flags.workers = workers
-        var config = try ProxyConfig.parse(flags)
+        var fromFile: [(flag: String, key: String)] = []
+        for limit in limits {
+            if let v = try oneValue(limit.values, limit.flag) {
+                flags[keyPath: limit.target] = v
+            } else if let v = file?.values[limit.key] {
+                flags[keyPath: limit.target] = v
+                fromFile.append((limit.flag, limit.key))
+            }
+        }
+        var config: ProxyConfig
+        do {
+            config = try ProxyConfig.parse(flags)
+        } catch let e as ConfigError {
+            guard let file, let from = fromFile.first(where: { e.message.hasPrefix($0.flag + " ") }) else { throw e }
+            throw ConfigError(file.source(from.key) + e.message.dropFirst(from.flag.count))
+        }
         config.splice = !noSplice
         if config.workers == 0 {
             config.workers = max(1, min(usableCPUs(), CPUBudget.current().usable))
@@ -52,6 +76,12 @@ struct ProxyCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "proxy",
         abstract: "Run the transparent proxy (data plane) on the capture ports.",
+        // Each option once: the same option twice with different values is refused.
+        usage: """
+            weir proxy [-p 15001] [-z 15006] [-m REDIRECT|TPROXY] [-u 1337] [-g 1337] [-t 1337]
+                       [--connect-timeout 5s] [--idle-timeout 1h] [--max-connections 10000] [--buffer-limit 64KiB]
+                       [--drain-timeout 20s] [--workers 0] [--no-splice]
+            """,
         discussion: """
         Forwards every captured TCP connection to its original destination. Outbound upstream sockets are owned by \
         the proxy UID/GID so the owner-match capture rules let them out; inbound hand-off comes from 127.0.0.6/::6 \
@@ -62,30 +92,30 @@ struct ProxyCommand: ParsableCommand {
 
     @Option(name: [.customShort("p"), .customLong("proxy-port"), .customLong("envoy-port")],
             help: "Outbound capture port (default 15001).")
-    var proxyPort: String?
+    var proxyPort: [String] = []
     @Option(name: [.customShort("z"), .customLong("inbound-capture-port")],
             help: "Inbound capture port (default 15006).")
-    var inboundCapturePort: String?
+    var inboundCapturePort: [String] = []
     @Option(name: [.customShort("m"), .customLong("mode"), .customLong("istio-inbound-interception-mode")],
             help: "Inbound interception: REDIRECT or TPROXY (default REDIRECT).")
-    var mode: String?
+    var mode: [String] = []
     @Option(name: [.customShort("u"), .customLong("proxy-uid")], help: "UID owning upstream sockets (default 1337).")
-    var proxyUID: String?
+    var proxyUID: [String] = []
     @Option(name: [.customShort("g"), .customLong("proxy-gid")], help: "GID owning upstream sockets (default 1337).")
-    var proxyGID: String?
+    var proxyGID: [String] = []
     @Option(name: [.customShort("t"), .customLong("tproxy-mark"), .customLong("istio-inbound-tproxy-mark")],
-            help: "Mark of TPROXY upstream sockets (default 1337).")
-    var tproxyMark: String?
+            help: "Mark of TPROXY upstream sockets, 1 to 4294967295 (default 1337).")
+    var tproxyMark: [String] = []
     @OptionGroup var limits: ProxyLimitOptions
 
     func run() throws {
         var flags = ProxyConfig.Flags()
-        flags.proxyPort = proxyPort
-        flags.inboundCapturePort = inboundCapturePort
-        flags.mode = mode
-        flags.proxyUID = proxyUID
-        flags.proxyGID = proxyGID
-        flags.tproxyMark = tproxyMark
+        flags.proxyPort = try oneValue(proxyPort, "--proxy-port")
+        flags.inboundCapturePort = try oneValue(inboundCapturePort, "--inbound-capture-port")
+        flags.mode = try oneValue(mode, "--mode")
+        flags.proxyUID = try oneValue(proxyUID, "--proxy-uid")
+        flags.proxyGID = try oneValue(proxyGID, "--proxy-gid")
+        flags.tproxyMark = try oneValue(tproxyMark, "--tproxy-mark")
         let config = try limits.config(flags)
         do {
             try ProxyServer(config: config).run()

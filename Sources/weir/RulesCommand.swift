@@ -146,10 +146,10 @@ func enterNetworkNamespace(_ path: String?) throws {
     do {
         try NetworkNamespace.enter(path)
     } catch NetworkNamespace.Failure.badPath(let why) {
-        throw ConfigError("--network-namespace '\(EventLine.quoted(path))' \(why): expected /var/run/netns/NAME or "
+        throw ConfigError("--network-namespace \(quotedValue(path)) \(why): expected /var/run/netns/NAME or "
             + "/proc/PID/ns/net")
     } catch NetworkNamespace.Failure.denied(let why) {
-        throw RuntimeFailure(message: "--network-namespace '\(EventLine.quoted(path))' \(why)")
+        throw RuntimeFailure(message: "--network-namespace \(quotedValue(path)) \(why)")
     }
 }
 

@@ -38,17 +38,17 @@ struct RunCommand: ParsableCommand {
     @OptionGroup(title: "Proxy") var limits: ProxyLimitOptions
 
     @Option(help: "Configuration file of KEY=VALUE lines (istio variables and WEIR_* settings); re-read on SIGHUP.")
-    var config: String?
+    var config: [String] = []
     @Option(help: "Sysctl profile to apply at start (default, ingress, low-latency, throughput). None by default.")
-    var profile: String?
+    var profile: [String] = []
     @Option(help: "Directory with NAME.profile files (default: /etc/weir/profiles, then ./profiles).")
-    var profilesDir: String?
+    var profilesDir: [String] = []
     @Option(help: "Directory for the tuning state file (default /var/lib/weir).")
-    var stateDir: String?
+    var stateDir: [String] = []
     @Option(help: "HOST:PORT of the health and metrics endpoint ([v6]:port for IPv6; default 127.0.0.1:15020).")
-    var adminAddress: String?
+    var adminAddress: [String] = []
     @Option(help: "How often to compare the capture with the kernel and repair drift (default 10s).")
-    var reconcileInterval: String?
+    var reconcileInterval: [String] = []
     @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
     var cleanupOnExit = false
 
@@ -62,30 +62,38 @@ struct RunCommand: ParsableCommand {
         }
     }
 
+    /// Largest `--config` file weir reads; the shipped one is about 2 KiB.
+    static let configSizeLimit = 1 << 20
+
     /// Reads `--config` (again, at reload) and combines it with the flags: a flag beats the file.
     func settings(tuning: Bool) throws -> AgentSettings {
+        let configPath = try oneValue(config, "--config")
         var file: ConfigFile?
-        if let config {
-            guard let text = readTextFile(config) else {
-                throw ConfigError("--config '\(EventLine.quoted(config))' cannot be read: expected a readable file "
-                    + "of KEY=VALUE lines")
+        if let configPath {
+            switch readSmallFile(configPath, limit: Self.configSizeLimit) {
+            case .success(let bytes):
+                file = try ConfigFile.parse(String(decoding: bytes, as: UTF8.self), path: configPath)
+            case .failure(let problem):
+                throw ConfigError("--config \(quotedValue(configPath)) \(problem): expected a readable regular file "
+                    + "of KEY=VALUE lines, at most \(Self.configSizeLimit) bytes")
             }
-            file = try ConfigFile.parse(text, path: config)
         }
-        let flagOf = Dictionary(uniqueKeysWithValues: ConfigFile.weirKeys.map { ($0.key, $0.flag) })
-        /// A message about the value of `key`'s flag, reworded to name the file, line and key it came from.
-        func fromFile(_ e: ConfigError, key: String) -> ConfigError? {
-            guard let file, let flag = flagOf[key], e.message.hasPrefix(flag) else { return nil }
-            return ConfigError(file.source(key) + e.message.dropFirst(flag.count))
+        /// A weir setting: its flag's value if given, else the file's (with the file, line and key as its source),
+        /// else nil.
+        func value(_ values: [String], _ flag: String, _ key: String) throws -> (text: String, source: String)? {
+            if let v = try oneValue(values, flag) { return (v, flag) }
+            guard let file, let v = file.values[key] else { return nil }
+            return (v, file.source(key))
         }
-        /// A flag's value, else the file's, else the default.
-        func setting<T>(_ flag: String?, _ key: String, default: String, _ parse: (String) throws -> T) throws -> T {
-            if let flag { return try parse(flag) }
-            guard let v = file?.values[key] else { return try parse(`default`) }
+        /// A setting parsed by `parse`, whose messages start with `flag`: reworded to name the file, line and key
+        /// when the value came from there.
+        func setting<T>(_ values: [String], _ flag: String, _ key: String, default: String,
+                        _ parse: (String) throws -> T) throws -> T {
+            guard let (text, source) = try value(values, flag, key) else { return try parse(`default`) }
             do {
-                return try parse(v)
-            } catch let e as ConfigError {
-                throw fromFile(e, key: key) ?? e
+                return try parse(text)
+            } catch let e as ConfigError where source != flag && e.message.hasPrefix(flag + " ") {
+                throw ConfigError(source + e.message.dropFirst(flag.count))
             }
         }
 
@@ -99,7 +107,7 @@ struct RunCommand: ParsableCommand {
             do {
                 try NetworkNamespace.check(namespace)
             } catch {
-                throw ConfigError("--network-namespace '\(EventLine.quoted(namespace))' \(error): expected "
+                throw ConfigError("--network-namespace \(quotedValue(namespace)) \(error): expected "
                     + "/var/run/netns/NAME or /proc/PID/ns/net")
             }
         }
@@ -110,73 +118,55 @@ struct RunCommand: ParsableCommand {
         flags.proxyUID = captureConfig.proxyUIDs.first.map(String.init)
         flags.proxyGID = captureConfig.proxyGIDs.first.map(String.init)
         flags.tproxyMark = String(captureConfig.tproxyMark)
-        // Proxy limits the flags left out come from the file.
-        let limitKeys: [(WritableKeyPath<ProxyLimitOptions, String?>, String)] = [
-            (\.connectTimeout, "WEIR_CONNECT_TIMEOUT"), (\.idleTimeout, "WEIR_IDLE_TIMEOUT"),
-            (\.maxConnections, "WEIR_MAX_CONNECTIONS"), (\.bufferLimit, "WEIR_BUFFER_LIMIT"),
-            (\.drainTimeout, "WEIR_DRAIN_TIMEOUT"), (\.workers, "WEIR_WORKERS"),
-        ]
-        var merged = limits
-        var keysFromFile: [String] = []
-        for (path, key) in limitKeys where merged[keyPath: path] == nil {
-            if let v = file?.values[key] {
-                merged[keyPath: path] = v
-                keysFromFile.append(key)
+        let proxyConfig = try limits.config(flags, file: file)
+        let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
+                                                 default: "127.0.0.1:15020", parseAdminAddress)
+        let interval = try setting(reconcileInterval, "--reconcile-interval", "WEIR_RECONCILE_INTERVAL",
+                                   default: "10s") { text in
+            let ms = try ProxyConfig.duration(text, flag: "--reconcile-interval")
+            guard ms >= 100 else {
+                throw ConfigError("--reconcile-interval \(quotedValue(text)) is too short: expected at least 100ms, "
+                    + "like 10s")
             }
-        }
-        let proxyConfig: ProxyConfig
-        do {
-            proxyConfig = try merged.config(flags)
-        } catch let e as ConfigError {
-            throw keysFromFile.lazy.compactMap { fromFile(e, key: $0) }.first ?? e
-        }
-        let (adminHost, adminPort) = try setting(adminAddress, "WEIR_ADMIN_ADDRESS", default: "127.0.0.1:15020",
-                                                 parseAdminAddress)
-        let interval = try setting(reconcileInterval, "WEIR_RECONCILE_INTERVAL", default: "10s") {
-            try ProxyConfig.duration($0, flag: "--reconcile-interval")
-        }
-        guard interval >= 100 else {
-            throw ConfigError("--reconcile-interval '\(interval)ms' is too short: expected at least 100ms, like 10s")
+            return ms
         }
         let cleanup = try cleanupOnExit || (file?.bool("WEIR_CLEANUP_ON_EXIT") ?? false)
-        let profileName = profile ?? file?.values["WEIR_PROFILE"].flatMap { $0.isEmpty ? nil : $0 }
+        // An empty WEIR_PROFILE in the file means no profile; an empty --profile is refused as a name.
+        let profileSetting = try value(profile, "--profile", "WEIR_PROFILE")
+            .flatMap { $0.text.isEmpty && $0.source != "--profile" ? nil : $0 }
         var plan: (tuner: Tuner, plan: TunePlan)?
-        if profileName != nil, namespace != nil {
+        if profileSetting != nil, namespace != nil {
             throw ConfigError("--profile with --network-namespace is not supported: expected one of them (tune a "
                 + "namespace with 'ip netns exec NAME weir tune')")
         }
-        if tuning, let profileName {
-            let probe = NodeProbe()
-            let stateDirectory = stateDir ?? file?.values["WEIR_STATE_DIR"] ?? "/var/lib/weir"
-            let tuner = Tuner(files: probe.files, stateDirectory: stateDirectory, environment: probe.environment())
-            let directories = (profilesDir ?? file?.values["WEIR_PROFILES_DIR"]).map { [$0] }
-                ?? defaultProfileDirectories
-            let loaded = try Tuner.loadProfile(named: profileName, directories: directories)
-            plan = (tuner, try tuner.plan(loaded))
+        if tuning {
+            // Checked at start whether or not a profile is given: a wrong path is a mistake either way.
+            let stateDirectory = try value(stateDir, "--state-dir", "WEIR_STATE_DIR")
+            let profilesDirectory = try value(profilesDir, "--profiles-dir", "WEIR_PROFILES_DIR")
+            if let (path, source) = stateDirectory {
+                try Tuner.checkDirectory(path, source: source, purpose: "for \(Tuner.stateFileName)")
+            }
+            if let (path, source) = profilesDirectory {
+                try Tuner.checkDirectory(path, source: source, purpose: "of NAME.profile files")
+            }
+            if let (name, source) = profileSetting {
+                let probe = NodeProbe()
+                let tuner = Tuner(files: probe.files, stateDirectory: stateDirectory?.text ?? "/var/lib/weir",
+                                  environment: probe.environment())
+                let directories = profilesDirectory.map { [$0.text] } ?? defaultProfileDirectories
+                let loaded = try Tuner.loadProfile(named: name, directories: directories, source: source)
+                plan = (tuner, try tuner.plan(loaded))
+            }
         }
         return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
-                             profile: profileName, tuning: plan, reconcileIntervalMs: interval,
-                             cleanupOnExit: cleanup, configPath: config, networkNamespace: namespace)
-    }
-}
-
-/// A small text file's contents, or nil if it cannot be read (missing, a directory, no permission) or is over 1 MiB.
-func readTextFile(_ path: String) -> String? {
-    guard let f = fopen(path, "r") else { return nil }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { bytes += chunk[0..<n] }
-        if bytes.count > 1 << 20 { return nil }
-        if n < chunk.count { return ferror(f) != 0 ? nil : String(decoding: bytes, as: UTF8.self) }
+                             profile: profileSetting?.text, tuning: plan, reconcileIntervalMs: interval,
+                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace)
     }
 }
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
 func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
-    let bad = ConfigError("--admin-address '\(EventLine.quoted(text))' is not HOST:PORT: expected e.g. "
+    let bad = ConfigError("--admin-address \(quotedValue(text)) is not HOST:PORT: expected e.g. "
         + "127.0.0.1:15020 or [::1]:15020")
     guard let colon = text.lastIndex(of: ":") else { throw bad }
     var host = String(text[..<colon])

@@ -6,18 +6,25 @@ struct TuneCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tune",
         abstract: "Apply a sysctl profile (with a dry run), or revert the last apply.",
+        // Each option once: the same option twice with different values is refused.
+        usage: """
+            weir tune --profile NAME [--dry-run] [--profiles-dir DIR] [--state-dir DIR]
+            weir tune --revert [--state-dir DIR]
+            weir tune --list-keys
+            """,
         discussion: """
             Profiles are NAME.profile files, looked up in --profiles-dir, else /etc/weir/profiles, else ./profiles. \
             Before the first write, the values weir is about to change are saved to tune-state.json in \
             --state-dir; --revert writes them back and removes the file. Inside a non-initial network \
             namespace, global keys (conntrack max, hash size, netdev_max_backlog, ...) are skipped and listed. \
             Exit status 2 for bad input (unknown profile or key, bad value, missing kernel module), with nothing \
-            changed; 1 when a write fails.
+            changed (an unknown option, a --state-dir or --profiles-dir that is a file, a profile that is a \
+            directory, unreadable or over 1 MiB); 1 when a write fails.
             """
     )
 
     @Option(name: .long, help: "Profile to apply (default, ingress, low-latency, throughput, or your own).")
-    var profile: String?
+    var profile: [String] = []
 
     @Flag(name: .long, help: "Print key, current, desired and action for each key, and change nothing.")
     var dryRun = false
@@ -28,23 +35,27 @@ struct TuneCommand: ParsableCommand {
     @Flag(name: .long, help: "List the keys a profile may set, with their scope and shape, and exit.")
     var listKeys = false
 
-    @Option(name: .long, help: "Directory holding the state file tune-state.json.")
-    var stateDir = "/var/lib/weir"
+    @Option(name: .long, help: "Directory holding the state file tune-state.json (default /var/lib/weir).")
+    var stateDir: [String] = []
 
     @Option(name: .long, help: "Directory with NAME.profile files (default: /etc/weir/profiles, then ./profiles).")
-    var profilesDir: String?
-
-    func validate() throws {
-        let modes = [profile != nil, revert, listKeys].filter { $0 }.count
-        if modes != 1 {
-            throw ValidationError("expected exactly one of --profile NAME, --revert or --list-keys")
-        }
-        if dryRun && profile == nil {
-            throw ValidationError("--dry-run goes with --profile NAME")
-        }
-    }
+    var profilesDir: [String] = []
 
     func run() throws {
+        // Checked here, not in validate(): see Main.
+        let profile = try oneValue(self.profile, "--profile")
+        let modes = [profile != nil, revert, listKeys].filter { $0 }.count
+        if modes != 1 {
+            let given = [profile.map { "--profile \(quotedValue($0))" }, revert ? "--revert" : nil,
+                         listKeys ? "--list-keys" : nil].compactMap { $0 }
+            throw ConfigError((given.isEmpty ? "no mode given" : given.joined(separator: " and ") + " given together")
+                + ": expected exactly one of --profile NAME, --revert or --list-keys")
+        }
+        if dryRun && profile == nil {
+            throw ConfigError("--dry-run without --profile: expected --dry-run together with --profile NAME")
+        }
+        let stateDir = try oneValue(self.stateDir, "--state-dir") ?? "/var/lib/weir"
+        let profilesDir = try oneValue(self.profilesDir, "--profiles-dir")
         if listKeys {
             var rows = [["KEY", "SCOPE", "MODULE", "VALUE"]]
             for key in KeyRegistry.all.sorted(by: { $0.name < $1.name }) {
@@ -52,6 +63,10 @@ struct TuneCommand: ParsableCommand {
             }
             print(TextTable.render(rows), terminator: "")
             return
+        }
+        try Tuner.checkDirectory(stateDir, source: "--state-dir", purpose: "for \(Tuner.stateFileName)")
+        if let profilesDir {
+            try Tuner.checkDirectory(profilesDir, source: "--profiles-dir", purpose: "of NAME.profile files")
         }
         let probe = NodeProbe()
         let tuner = Tuner(files: probe.files, stateDirectory: stateDir, environment: probe.environment())

@@ -85,7 +85,7 @@ struct CaptureFlagsTests {
          "--outbound-owner-groups and ISTIO_OUTBOUND_OWNER_GROUPS_EXCLUDE are both set"),
         // Control characters are escaped and long values bounded, so the message stays one line.
         (["istio-exclude-interfaces": ["a\nb"]], [:], "-c 'a\\nb' is not an interface name"),
-        (["istio-service-cidr": ["10.0.0.0/8\u{0}"]], [:], "-i '10.0.0.0/8\\x00' has a bad prefix length"),
+        (["istio-service-cidr": ["10.0.0.0/8\u{0}"]], [:], "-i '10.0.0.0/8\\0' has a bad prefix length"),
         (["istio-exclude-interfaces": ["a:b"]], [:], "-c 'a:b' is not an interface name"),
         (["kube-virt-interfaces": ["e th"]], [:], "-k 'e th' is not an interface name"),
         // New istio flags.

@@ -50,16 +50,43 @@ private func parse(_ text: String) throws -> Profile {
 
     @Test func otherMistakes() {
         #expect(configError { _ = try parse("net.core.somaxconn 10") }
-            == "t.profile:1: expected 'key = value', got 'net.core.somaxconn 10'")
-        #expect(configError { _ = try parse("net.core.somaxconn = 4096\nnet.core.somaxconn = 8192") }?
-            .contains("set twice") == true)
+            == "t.profile:1 'net.core.somaxconn 10' is not 'key = value': expected a line like "
+            + "'net.core.somaxconn = 4096' or a # comment")
+        #expect(configError { _ = try parse("net.core.somaxconn = 4096\nnet.core.somaxconn = 8192") }
+            == "t.profile:2 'net.core.somaxconn' is set again (first on line 1): expected each key once")
         #expect(configError { _ = try parse("net.ipv4.ip_local_port_range = 1024 2048 raise-only") }?
             .contains("raise-only applies to") == true)
         #expect(configError { _ = try parse("net.core.somaxconn = derived") }?
             .contains("'derived' is only valid for") == true)
         #expect(configError { _ = try parse("conntrack.percore = 3") }?.contains("is not a parameter") == true)
-        #expect(configError { _ = try parse("conntrack.min = 10\nconntrack.cap = 5") }?.contains("min <= cap") == true)
-        #expect(configError { try Profile.validateName("../etc/passwd") }?.contains("profile name") == true)
+        #expect(configError { _ = try parse("conntrack.min = 10\nconntrack.cap = 5") }
+            == "t.profile:1 conntrack.min '10' is above conntrack.cap 5: expected min <= cap")
+        #expect(configError { try Profile.validateName("../etc/passwd") }
+            == "--profile '../etc/passwd' is not a profile name: expected letters, digits, '-' or '_' "
+            + "(the NAME of a NAME.profile file)")
+        #expect(configError { try Profile.validateName("a\nb", source: "w.conf:3 WEIR_PROFILE") }?
+            .hasPrefix("w.conf:3 WEIR_PROFILE 'a\\nb' is not a profile name") == true)
+    }
+
+    /// Values are quoted with `quotedValue`: a NUL, a control character or a huge value cannot cut, split or
+    /// flood the message.
+    @Test func valuesInMessagesAreEscapedAndBounded() {
+        #expect(configError { _ = try parse("net.core.somaxconn = 4096\0") }
+            == "t.profile:1 net.core.somaxconn '4096\\0' is not valid: expected an integer 128..2147483647")
+        #expect(configError { _ = try parse("net.core.somaxconn = 40\u{1}96") }?
+            .contains("'40\\x0196' is not valid") == true)
+        #expect(configError { _ = try parse("net.core.somaxconn = \u{1b}[31m4096") }?
+            .contains("'\\x1b[31m4096' is not valid") == true)
+        let huge = String(repeating: "9", count: 100_000)
+        let message = configError { _ = try parse("net.core.somaxconn = " + huge) }
+        #expect(message == "t.profile:1 net.core.somaxconn '" + String(repeating: "9", count: 64)
+            + "'…(100000 bytes) is not valid: expected an integer 128..2147483647")
+    }
+
+    @Test func crlfLineEndsAreLineEnds() throws {
+        let profile = try parse("# c\r\nnet.core.somaxconn = 4096 # why\r\nnet.ipv4.tcp_fin_timeout = 15\r\n")
+        #expect(profile.entries.map(\.key.name) == ["net.core.somaxconn", "net.ipv4.tcp_fin_timeout"])
+        #expect(profile.entry(named: "net.ipv4.tcp_fin_timeout")?.line == 3)
     }
 }
 

@@ -41,9 +41,14 @@ struct ProxyConfigTests {
         (\.inboundCapturePort, "15001",
          "--inbound-capture-port '15001' equals --proxy-port: expected two different ports"),
         (\.mode, "NAT", "--mode 'NAT' is not a mode: expected REDIRECT or TPROXY"),
-        (\.proxyUID, "-1", "--proxy-uid '-1' is not a number: expected 0 to 4294967295"),
-        (\.proxyGID, "root", "--proxy-gid 'root' is not a number: expected 0 to 4294967295"),
-        (\.tproxyMark, "0x1", "--tproxy-mark '0x1' is not a number: expected 0 to 4294967295"),
+        (\.proxyUID, "-1", "--proxy-uid '-1' is not a UID: expected 0 to 4294967294"),
+        (\.proxyGID, "root", "--proxy-gid 'root' is not a GID: expected 0 to 4294967294"),
+        // (uid_t)-1 means "unchanged" to setresuid and chown; weir rules refuses it too.
+        (\.proxyUID, "4294967295", "--proxy-uid '4294967295' is not a UID: expected 0 to 4294967294"),
+        (\.tproxyMark, "0x1", "--tproxy-mark '0x1' is not a mark: expected 1 to 4294967295"),
+        // As `weir rules -t 0` refuses it.
+        (\.tproxyMark, "0", "--tproxy-mark '0' is not a mark: expected 1 to 4294967295"),
+        (\.mode, "RE\nDIRECT", "--mode 'RE\\nDIRECT' is not a mode: expected REDIRECT or TPROXY"),
         (\.connectTimeout, "0", "--connect-timeout '0' is not a duration above 0: expected e.g. 5s"),
         (\.connectTimeout, "5", "--connect-timeout '5' is not a duration: \(durations)"),
         (\.idleTimeout, "1d", "--idle-timeout '1d' is not a duration: \(durations)"),

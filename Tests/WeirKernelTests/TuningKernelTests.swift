@@ -98,7 +98,8 @@ struct TuningKernelTests {
             let before = try value(ns, "net/core/somaxconn")
             let common = ["--profiles-dir", scratch.profiles, "--state-dir", scratch.state]
             let cases: [([String], String)] = [
-                (["tune", "--profile", "nosuch"] + common, "unknown profile 'nosuch': expected one of badshape"),
+                (["tune", "--profile", "nosuch"] + common,
+                 "--profile 'nosuch' is not a profile: expected one of badshape"),
                 (["tune", "--profile", "unknownkey"] + common,
                  "unknownkey.profile:2 'net.core.somaxconnn' is not a key weir knows"),
                 (["tune", "--profile", "badshape"] + common,

@@ -148,7 +148,52 @@ import WeirTestSupport
 
     @Test func unknownProfileListsTheKnownOnes() {
         let message = configError { _ = try Tuner.loadProfile(named: "fast", directories: [repositoryProfiles]) }
-        #expect(message == "unknown profile 'fast': expected one of default, ingress, low-latency, throughput")
+        #expect(message
+            == "--profile 'fast' is not a profile: expected one of default, ingress, low-latency, throughput")
+    }
+}
+
+/// Profile files and directories that cannot be used are bad input that says what is wrong with them.
+@Suite struct ProfileFileTests {
+    final class Scratch {
+        let base: String
+        init() throws {
+            base = FileManager.default.temporaryDirectory.appendingPathComponent("wtu-\(UUID().uuidString)").path
+            try FileManager.default.createDirectory(atPath: base, withIntermediateDirectories: true)
+        }
+        deinit { try? FileManager.default.removeItem(atPath: base) }
+    }
+
+    @Test func aDirectoryOrAnOversizedFileIsNamedNotListedAsUnknown() throws {
+        let s = try Scratch()
+        try FileManager.default.createDirectory(atPath: s.base + "/x.profile", withIntermediateDirectories: false)
+        try "net.core.somaxconn = 4096\n".write(toFile: s.base + "/ok.profile", atomically: true, encoding: .utf8)
+        try String(repeating: "# c\n", count: 300_000).write(toFile: s.base + "/big.profile", atomically: true,
+                                                               encoding: .utf8)
+        #expect(configError { _ = try Tuner.loadProfile(named: "x", directories: [s.base]) }
+            == "--profile 'x': '\(s.base)/x.profile' is a directory: expected a readable regular file of at most "
+            + "1048576 bytes")
+        #expect(configError { _ = try Tuner.loadProfile(named: "big", directories: [s.base]) }?
+            .hasPrefix("--profile 'big': '\(s.base)/big.profile' is 1200000 bytes: expected") == true)
+        // Only loadable profiles are offered.
+        #expect(configError { _ = try Tuner.loadProfile(named: "nosuch", directories: [s.base]) }
+            == "--profile 'nosuch' is not a profile: expected one of big, ok")
+    }
+
+    @Test func aDirectorySettingThatIsAFileIsRefused() throws {
+        let s = try Scratch()
+        let file = s.base + "/f"
+        try "".write(toFile: file, atomically: true, encoding: .utf8)
+        try Tuner.checkDirectory(s.base, source: "--state-dir", purpose: "for tune-state.json")
+        try Tuner.checkDirectory(s.base + "/not/yet", source: "--state-dir", purpose: "for tune-state.json")
+        try Tuner.checkDirectory("relative-not-yet", source: "--state-dir", purpose: "for tune-state.json")
+        #expect(configError { try Tuner.checkDirectory(file, source: "--state-dir", purpose: "for tune-state.json") }
+            == "--state-dir '\(file)' is a file: expected a directory for tune-state.json")
+        #expect(configError { try Tuner.checkDirectory(file + "/a/b", source: "w.conf:2 WEIR_STATE_DIR",
+                                                       purpose: "for tune-state.json") }
+            == "w.conf:2 WEIR_STATE_DIR '\(file)/a/b': '\(file)' is a file: expected a directory for tune-state.json")
+        #expect(configError { try Tuner.checkDirectory("", source: "--state-dir", purpose: "for tune-state.json") }
+            != nil)
     }
 }
 

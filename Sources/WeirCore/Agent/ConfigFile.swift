@@ -37,12 +37,12 @@ public struct ConfigFile: Equatable, Sendable {
             var body = Substring(trimmed)
             if body.hasPrefix("export ") { body = body.dropFirst(7) }
             guard let eq = body.firstIndex(of: "=") else {
-                throw ConfigError("\(path):\(number) '\(EventLine.quoted(trimmed))' is not KEY=VALUE: expected a "
+                throw ConfigError("\(path):\(number) \(quotedValue(trimmed)) is not KEY=VALUE: expected a "
                     + "line like ISTIO_INBOUND_PORTS=* or a # comment")
             }
             let key = String(body[..<eq]).trimmingSpaces
             guard known.contains(key) else {
-                throw ConfigError("\(path):\(number) '\(EventLine.quoted(key))' is not a known key: expected an "
+                throw ConfigError("\(path):\(number) \(quotedValue(key)) is not a known key: expected an "
                     + "istio-iptables variable (ISTIO_SERVICE_CIDR, ENVOY_PORT, ...) or a WEIR_ setting "
                     + "(see 'weir run --help')")
             }
@@ -51,7 +51,7 @@ public struct ConfigFile: Equatable, Sendable {
                 value = String(value.dropFirst().dropLast())
             }
             if value.unicodeScalars.contains(where: { $0.value < 0x20 && $0 != "\t" }) {
-                throw ConfigError("\(path):\(number) \(key) '\(EventLine.quoted(value))' holds a control character: "
+                throw ConfigError("\(path):\(number) \(key) \(quotedValue(value)) holds a control character: "
                     + "expected printable text")
             }
             values[key] = value
@@ -66,7 +66,7 @@ public struct ConfigFile: Equatable, Sendable {
         switch v.lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off", "": return false
-        default: throw ConfigError("\(source(key)) '\(EventLine.quoted(v))' is not a boolean: expected true or false")
+        default: throw ConfigError("\(source(key)) \(quotedValue(v)) is not a boolean: expected true or false")
         }
     }
 }

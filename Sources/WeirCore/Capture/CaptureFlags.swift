@@ -115,7 +115,7 @@ extension CaptureConfig {
         c.ipv4Only = ipv4Only
         let known = Set((CaptureFlag.all + CaptureFlag.invocation).map(\.long))
         for name in flags.keys.sorted() where !known.contains(name) {
-            throw ConfigError("unknown capture flag '--\(EventLine.quoted(name))'")
+            throw ConfigError("unknown capture flag \(quotedValue("--" + name))")
         }
         if let v = try reader.single(.proxyPort) { c.proxyPort = try port(v) }
         if let v = try reader.single(.inboundCapturePort) { c.inboundCapturePort = try port(v) }
@@ -240,7 +240,7 @@ extension CaptureConfig {
             guard words.count >= 2 else { continue }
             let word = words[1].split(separator: "%", maxSplits: 1)[0]
             guard let address = IPAddress(String(word)) else {
-                throw ConfigError("\(path):\(n + 1) nameserver '\(EventLine.quoted(String(words[1])))' is not an IP "
+                throw ConfigError("\(path):\(n + 1) nameserver \(quotedValue(String(words[1]))) is not an IP "
                     + "address: expected e.g. nameserver 10.96.0.10")
             }
             if !out.contains(address) { out.append(address) }
@@ -272,7 +272,7 @@ extension CaptureConfig {
             throw ConfigError("\(star.source) does not take '*': expected a list")
         }
         throw ConfigError("\(star.source) mixes '*' with other entries "
-            + "('\(EventLine.quoted(values.map(\.text).joined(separator: ",")))'): expected '*' alone or a list")
+            + "(\(quotedValue(values.map(\.text).joined(separator: ",")))): expected '*' alone or a list")
     }
 
     private static func portList(_ values: [Value], _ flag: CaptureFlag) throws -> [UInt16] {
@@ -374,7 +374,7 @@ struct Value {
     let source: String
 
     func error(_ problem: String) -> ConfigError {
-        ConfigError("\(source) '\(EventLine.quoted(text))' \(problem)")
+        ConfigError("\(source) \(quotedValue(text)) \(problem)")
     }
 }
 
@@ -397,8 +397,8 @@ struct FlagReader {
     func raw(_ flag: CaptureFlag) throws -> Value? {
         if let values = flags[flag.long], let first = values.first {
             if let other = values.first(where: { $0 != first }) {
-                throw ConfigError("\(flag.display) given twice with different values '\(EventLine.quoted(first))' "
-                    + "and '\(EventLine.quoted(other))': expected one value")
+                throw ConfigError("\(flag.display) given twice with different values \(quotedValue(first)) "
+                    + "and \(quotedValue(other)): expected one value")
             }
             return Value(text: first, source: flag.display)
         }
@@ -434,7 +434,7 @@ struct FlagReader {
                 switch readFile(path) {
                 case .success(let t): text = t
                 case .failure(let why):
-                    throw ConfigError("\(value.source) list file '\(EventLine.quoted(path))' \(why.phrase): expected a "
+                    throw ConfigError("\(value.source) list file \(quotedValue(path)) \(why.phrase): expected a "
                         + "readable file with one entry per line")
                 }
                 for (n, line) in lines(text).enumerated() {
@@ -442,7 +442,7 @@ struct FlagReader {
                     for entry in content.split(separator: ",") {
                         let e = String(entry).trimmingSpaces
                         if !e.isEmpty {
-                            entries.append(Value(text: e, source: "\(value.source) @\(EventLine.quoted(path)):\(n + 1)"))
+                            entries.append(Value(text: e, source: "\(value.source) @\(oneLineMessage(path)):\(n + 1)"))
                         }
                     }
                 }

@@ -52,17 +52,23 @@ public struct ProxyConfig: Equatable, Sendable {
         if let v = flags.inboundCapturePort { c.inboundCapturePort = try port(v, flag: "--inbound-capture-port") }
         if let v = flags.mode {
             guard let m = InterceptionMode(rawValue: v.uppercased()) else {
-                throw ConfigError("--mode '\(v)' is not a mode: expected REDIRECT or TPROXY")
+                throw ConfigError("--mode \(quotedValue(v)) is not a mode: expected REDIRECT or TPROXY")
             }
             c.mode = m
         }
-        if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid") }
-        if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid") }
-        if let v = flags.tproxyMark { c.tproxyMark = try id(v, flag: "--tproxy-mark") }
+        if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid", what: "UID") }
+        if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid", what: "GID") }
+        if let v = flags.tproxyMark {
+            // As `weir rules -t` refuses it: mark 0 is every unmarked packet, so the policy rule would catch all.
+            guard let mark = UInt32(v), mark >= 1 else {
+                throw ConfigError("--tproxy-mark \(quotedValue(v)) is not a mark: expected 1 to 4294967295")
+            }
+            c.tproxyMark = mark
+        }
         if let v = flags.connectTimeout {
             c.connectTimeoutMs = try duration(v, flag: "--connect-timeout")
             if c.connectTimeoutMs == 0 {
-                throw ConfigError("--connect-timeout '\(v)' is not a duration above 0: expected e.g. 5s")
+                throw ConfigError("--connect-timeout \(quotedValue(v)) is not a duration above 0: expected e.g. 5s")
             }
         }
         if let v = flags.idleTimeout { c.idleTimeoutMs = try duration(v, flag: "--idle-timeout") }
@@ -71,12 +77,13 @@ public struct ProxyConfig: Equatable, Sendable {
         if let v = flags.bufferLimit {
             c.bufferLimit = try size(v, flag: "--buffer-limit")
             guard c.bufferLimit >= 4096, c.bufferLimit <= 64 << 20 else {
-                throw ConfigError("--buffer-limit '\(v)' is out of range: expected 4KiB to 64MiB")
+                throw ConfigError("--buffer-limit \(quotedValue(v)) is out of range: expected 4KiB to 64MiB")
             }
         }
         if let v = flags.workers {
             guard let n = Int(v), n >= 0, n <= 1024 else {
-                throw ConfigError("--workers '\(v)' is not a worker count: expected 0 (one per usable CPU) to 1024")
+                throw ConfigError("--workers \(quotedValue(v)) is not a worker count: "
+                    + "expected 0 (one per usable CPU) to 1024")
             }
             c.workers = n
         }
@@ -89,21 +96,23 @@ public struct ProxyConfig: Equatable, Sendable {
 
     static func port(_ text: String, flag: String) throws -> UInt16 {
         guard let n = Int(text), n >= 1, n <= 65535 else {
-            throw ConfigError("\(flag) '\(text)' is not a port: expected 1 to 65535")
+            throw ConfigError("\(flag) \(quotedValue(text)) is not a port: expected 1 to 65535")
         }
         return UInt16(n)
     }
 
-    static func id(_ text: String, flag: String) throws -> UInt32 {
-        guard let n = UInt32(text) else {
-            throw ConfigError("\(flag) '\(text)' is not a number: expected 0 to 4294967295")
+    /// A UID or GID, as `weir rules -u/-g` takes them: 4294967295 is (uid_t)-1, which chown and setresuid read as
+    /// "leave unchanged", so the upstream sockets would keep weir's own owner and be captured again.
+    static func id(_ text: String, flag: String, what: String) throws -> UInt32 {
+        guard let n = UInt32(text), n < UInt32.max else {
+            throw ConfigError("\(flag) \(quotedValue(text)) is not a \(what): expected 0 to 4294967294")
         }
         return n
     }
 
     static func positive(_ text: String, flag: String) throws -> Int {
         guard let n = Int(text), n >= 1, n <= 10_000_000 else {
-            throw ConfigError("\(flag) '\(text)' is not a positive count: expected 1 to 10000000")
+            throw ConfigError("\(flag) \(quotedValue(text)) is not a positive count: expected 1 to 10000000")
         }
         return n
     }
@@ -111,7 +120,7 @@ public struct ProxyConfig: Equatable, Sendable {
     /// `0`, or a number followed by ms, s, m or h (`500ms`, `5s`, `10m`, `1h`). Returns milliseconds.
     public static func duration(_ text: String, flag: String) throws -> Int64 {
         let bad = ConfigError(
-            "\(flag) '\(text)' is not a duration: expected 0 or a number with ms, s, m or h, like 5s")
+            "\(flag) \(quotedValue(text)) is not a duration: expected 0 or a number with ms, s, m or h, like 5s")
         if text == "0" { return 0 }
         let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
@@ -125,7 +134,7 @@ public struct ProxyConfig: Equatable, Sendable {
 
     /// A byte count, optionally with KiB or MiB (`65536`, `64KiB`, `1MiB`).
     public static func size(_ text: String, flag: String) throws -> Int {
-        let bad = ConfigError("\(flag) '\(text)' is not a size: expected bytes, or a number with KiB or MiB")
+        let bad = ConfigError("\(flag) \(quotedValue(text)) is not a size: expected bytes, or a number with KiB or MiB")
         let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1 << 20), ("", 1)]
         for (suffix, scale) in units where text.hasSuffix(suffix) {
             let number = text.dropLast(suffix.count)

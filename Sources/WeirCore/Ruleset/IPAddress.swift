@@ -141,20 +141,20 @@ public struct CIDR: Hashable, Sendable, Comparable, CustomStringConvertible {
     public static func parse(_ text: String, allowHostBits: Bool = false) -> Result<CIDR, ConfigError> {
         let parts = text.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count <= 2, let address = IPAddress(String(parts[0])) else {
-            return .failure(ConfigError("'\(EventLine.quoted(text))' is not an IP address or CIDR: expected e.g. 10.0.0.0/8 or 2001:db8::/32"))
+            return .failure(ConfigError("\(quotedValue(text)) is not an IP address or CIDR: expected e.g. 10.0.0.0/8 or 2001:db8::/32"))
         }
         let maxLength = address.family.byteCount * 8
         var length = maxLength
         if parts.count == 2 {
             guard let l = Int(parts[1]), parts[1].allSatisfy({ $0.isASCII && $0.isNumber }), l >= 0, l <= maxLength else {
-                return .failure(ConfigError("'\(EventLine.quoted(text))' has a bad prefix length: expected 0 to \(maxLength)"))
+                return .failure(ConfigError("\(quotedValue(text)) has a bad prefix length: expected 0 to \(maxLength)"))
             }
             length = l
         }
         let masked = CIDR.mask(address, length)
         if masked != address && !allowHostBits {
             return .failure(ConfigError(
-                "'\(EventLine.quoted(text))' has host bits set: expected \(masked)/\(length) (or a /\(maxLength) for the single address)"))
+                "\(quotedValue(text)) has host bits set: expected \(masked)/\(length) (or a /\(maxLength) for the single address)"))
         }
         return .success(CIDR(address: masked, prefixLength: length))
     }

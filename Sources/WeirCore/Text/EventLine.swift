@@ -20,23 +20,6 @@ public enum EventLine {
         return escapedInQuotes(text, control: controlEscape)
     }
 
-    /// Text for inside a `'...'` quote of a message: at most 120 characters, newline, carriage return and tab written
-    /// the C way and other control characters as `\xNN`, so a message stays one readable line whatever the value holds.
-    public static func quoted(_ text: String) -> String {
-        var out = ""
-        for (n, u) in text.unicodeScalars.enumerated() {
-            if n == 120 { return out + "..." }
-            switch u {
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            default:
-                if let escaped = controlEscape(u.value) { out += escaped } else { out.unicodeScalars.append(u) }
-            }
-        }
-        return out
-    }
-
     /// `\xNN` for a control character (below 0x20, or DEL) that has no C-style escape; nil for any other scalar.
     static func controlEscape(_ value: UInt32) -> String? {
         value < 0x20 || value == 0x7f ? "\\x" + hex2(UInt8(value)) : nil

@@ -39,12 +39,14 @@ public struct Profile: Equatable, Sendable {
     public static let parameterNames = ["conntrack.cap", "conntrack.min", "conntrack.per_core"]
 
     /// Parses profile text. `file` names the source in error messages (`profiles/ingress.profile`).
-    /// Throws `ConfigError` naming file:line, the key and what was expected.
+    /// Lines end with `\n` or `\r\n`. Throws `ConfigError` naming file:line, the key, the value (quoted with
+    /// `quotedValue`) and what was expected.
     public init(name: String, text: String, file: String) throws {
         var entries: [String: Entry] = [:]
-        var parameters: [String: Int] = [:]
+        var parameters: [String: (value: Int, line: Int)] = [:]
         var lineNumber = 0
-        for rawLine in text.split(separator: "\n", omittingEmptySubsequences: false) {
+        // "\r\n" is one Character in Swift: split on it as well as on "\n".
+        for rawLine in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }) {
             lineNumber += 1
             let place = "\(file):\(lineNumber)"
             var content = Substring(rawLine)
@@ -56,30 +58,34 @@ public struct Profile: Equatable, Sendable {
             let statement = content.tuningTrimmed
             if statement.isEmpty { continue }
             guard let equals = statement.firstIndex(of: "=") else {
-                throw ConfigError("\(place): expected 'key = value', got '\(statement)'")
+                throw ConfigError("\(place) \(quotedValue(statement)) is not 'key = value': expected a line like "
+                    + "'net.core.somaxconn = 4096' or a # comment")
             }
             let name = statement[..<equals].tuningTrimmed
-            var words = statement[statement.index(after: equals)...]
-                .split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
-            guard !name.isEmpty else { throw ConfigError("\(place): expected a key before '='") }
-            if entries[name] != nil || parameters[name] != nil {
-                throw ConfigError("\(place): \(name) is set twice; expected each key once")
+            let valueText = statement[statement.index(after: equals)...].tuningTrimmed
+            var words = valueText.split(whereSeparator: { $0 == " " || $0 == "\t" }).map(String.init)
+            guard !name.isEmpty else {
+                throw ConfigError("\(place) \(quotedValue(statement)) has no key before '=': expected 'key = value'")
+            }
+            if let first = entries[name]?.line ?? parameters[name]?.line {
+                throw ConfigError("\(place) \(quotedValue(name)) is set again (first on line \(first)): "
+                    + "expected each key once")
             }
 
             if Profile.parameterNames.contains(name) {
                 guard words.count == 1, let value = Int(words[0]), value > 0 else {
-                    throw ConfigError("\(place): \(name): value '\(words.joined(separator: " "))' is not valid, "
+                    throw ConfigError("\(place) \(name) \(quotedValue(valueText)) is not valid: "
                         + "expected a positive integer")
                 }
-                parameters[name] = value
+                parameters[name] = (value, lineNumber)
                 continue
             }
             guard let key = KeyRegistry.key(named: name) else {
                 if name.hasPrefix("conntrack.") {
-                    throw ConfigError("\(place) '\(name)' is not a parameter: expected one of "
+                    throw ConfigError("\(place) \(quotedValue(name)) is not a parameter: expected one of "
                         + Profile.parameterNames.joined(separator: ", "))
                 }
-                throw ConfigError("\(place) '\(name)' is not a key weir knows: expected one "
+                throw ConfigError("\(place) \(quotedValue(name)) is not a key weir knows: expected one "
                     + "(see 'weir tune --list-keys')")
             }
             var raiseOnly = false
@@ -87,21 +93,22 @@ public struct Profile: Equatable, Sendable {
                 raiseOnly = true
                 words.removeLast()
                 guard key.shape.supportsRaiseOnly else {
-                    throw ConfigError("\(place): \(name): raise-only applies to integers and buffer triples, "
-                        + "but this key expects \(key.shape)")
+                    throw ConfigError("\(place) \(name) \(quotedValue(valueText)) is not valid: raise-only applies "
+                        + "to integers and buffer triples; expected \(key.shape) without raise-only")
                 }
             }
-            let valueText = words.joined(separator: " ")
+            let desiredText = words.joined(separator: " ")
             let desired: Desired
-            if valueText == "derived" {
+            if desiredText == "derived" {
                 guard name == KeyRegistry.conntrackMaxName || name == KeyRegistry.hashSizeName else {
-                    throw ConfigError("\(place): \(name): 'derived' is only valid for "
-                        + "\(KeyRegistry.conntrackMaxName) and \(KeyRegistry.hashSizeName); expected \(key.shape)")
+                    throw ConfigError("\(place) \(name) \(quotedValue(valueText)) is not valid: 'derived' is only "
+                        + "valid for \(KeyRegistry.conntrackMaxName) and \(KeyRegistry.hashSizeName); "
+                        + "expected \(key.shape)")
                 }
                 desired = .derived
             } else {
-                guard let value = SysctlValue(parsing: valueText), key.shape.accepts(value) else {
-                    throw ConfigError("\(place) \(name) '\(valueText)' is not valid: expected \(key.shape)")
+                guard let value = SysctlValue(parsing: desiredText), key.shape.accepts(value) else {
+                    throw ConfigError("\(place) \(name) \(quotedValue(valueText)) is not valid: expected \(key.shape)")
                 }
                 desired = .literal(value)
             }
@@ -109,12 +116,13 @@ public struct Profile: Equatable, Sendable {
                                   line: lineNumber)
         }
         let defaults = ConntrackSizing.kubeProxyDefaults
-        let sizing = ConntrackSizing(perCore: parameters["conntrack.per_core"] ?? defaults.perCore,
-                                     floor: parameters["conntrack.min"] ?? defaults.floor,
-                                     cap: parameters["conntrack.cap"] ?? defaults.cap)
+        let sizing = ConntrackSizing(perCore: parameters["conntrack.per_core"]?.value ?? defaults.perCore,
+                                     floor: parameters["conntrack.min"]?.value ?? defaults.floor,
+                                     cap: parameters["conntrack.cap"]?.value ?? defaults.cap)
         guard sizing.floor <= sizing.cap else {
-            throw ConfigError("\(file): conntrack.min \(sizing.floor) is above conntrack.cap \(sizing.cap); "
-                + "expected min <= cap")
+            let line = parameters["conntrack.min"]?.line ?? parameters["conntrack.cap"]?.line ?? 0
+            throw ConfigError("\(file):\(line) conntrack.min '\(sizing.floor)' is above conntrack.cap "
+                + "\(sizing.cap): expected min <= cap")
         }
         self.name = name
         self.entries = entries.values.sorted { $0.key.name < $1.key.name }
@@ -124,13 +132,15 @@ public struct Profile: Equatable, Sendable {
     /// The setting for a key, if the profile has one.
     public func entry(named name: String) -> Entry? { entries.first { $0.key.name == name } }
 
-    /// Checks a profile name given on the command line: letters, digits, '-' and '_' only.
-    public static func validateName(_ name: String) throws {
+    /// Checks a profile name: letters, digits, '-' and '_' only. `source` says where the name came from, for the
+    /// message: `--profile`, or `FILE:LINE WEIR_PROFILE`.
+    public static func validateName(_ name: String, source: String = "--profile") throws {
         let allowed = name.unicodeScalars.allSatisfy {
             ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
         }
         guard !name.isEmpty, allowed else {
-            throw ConfigError("profile name '\(name)' is not valid: expected letters, digits, '-' or '_'")
+            throw ConfigError("\(source) \(quotedValue(name)) is not a profile name: expected letters, digits, "
+                + "'-' or '_' (the NAME of a NAME.profile file)")
         }
     }
 }
