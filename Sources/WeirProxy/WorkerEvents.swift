@@ -26,6 +26,11 @@ extension Worker {
                 let err = weir_socket_error(c.upstream)
                 if err == 0 && !failed && events & WEIR_EPOLLOUT != 0 {
                     apply(c, c.state.handle(.connected))
+                } else if err == ECONNRESET {
+                    // Connected, then reset by the upstream before this worker saw the connect complete (a busy
+                    // machine): a reset like any other, not a failed connect. The client is reset either way.
+                    counters.add(.resets)
+                    apply(c, c.state.handle(.connectFailed))
                 } else {
                     counters.upstreamFailed(worker: index, .of(errno: err))
                     eventLog.log("connect_failed", ["worker": index, "errno": errnoName(err)])

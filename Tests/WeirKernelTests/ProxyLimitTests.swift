@@ -11,7 +11,7 @@ struct ProxyLimitTests {
             let proxy = try startProxy(ns, ["--idle-timeout", "1s", "--workers", "2"])
             defer { proxy.stop() }
             let baseline = descriptors(proxy.pid)
-            let baselineRSS = residentKiB(proxy.pid)
+            let baselineRSS = anonymousKiB(proxy.pid)
             let reply = try client(ns, "idle-many", "198.18.0.1", "300,15")
             #expect(reply.hasSuffix("held=300 closed_by_proxy=300"))
             // Every socket is gone; only the bounded pipe pools (16 pipes per worker) may remain.
@@ -19,7 +19,7 @@ struct ProxyLimitTests {
             #expect(after.sockets == baseline.sockets)
             #expect(after.pipes <= 2 * 16 * 2)
             // Memory is back near its baseline (connection state is a few hundred bytes; allow malloc slack).
-            #expect(residentKiB(proxy.pid) < baselineRSS + 512)
+            #expect(anonymousKiB(proxy.pid) < baselineRSS + 512)
             let c = try stopProxy(proxy)
             #expect(c["idle_timeouts"] == 300)
             #expect(c["active"] == 0)
@@ -34,10 +34,10 @@ struct ProxyLimitTests {
             // --no-splice forces the bounded copy instead of splice, the path used when splice cannot be.
             let proxy = try startProxy(ns, ["--buffer-limit", "4KiB"] + (copy ? ["--no-splice"] : []))
             defer { proxy.stop() }
-            let rss = residentKiB(proxy.pid)
+            let rss = anonymousKiB(proxy.pid)
             #expect(try client(ns, "slowsha", "198.18.0.1", "\(16 << 20)") == "bytes=\(16 << 20) match=True")
             // The slow reader made the proxy stop reading at its limit, and no buffer grew in the process.
-            #expect(residentKiB(proxy.pid) < rss + 1024)
+            #expect(anonymousKiB(proxy.pid) < rss + 1024)
             let c = try stopProxy(proxy)
             #expect((c["buffer_full"] ?? 0) > 0)
             #expect(copy ? (c["copy_fallbacks"] ?? 0) > 0 : c["copy_fallbacks"] == 0)

@@ -139,10 +139,11 @@ func descriptors(_ pid: Int32) -> (sockets: Int, pipes: Int, other: Int) {
     return result
 }
 
-/// Resident memory of a process (VmRSS), in KiB.
-func residentKiB(_ pid: Int32) -> Int {
+/// Anonymous resident memory of a process (RssAnon: heap, stacks, buffers), in KiB. What connections and buffers
+/// cost; the binary's file pages come and go with the code a test happens to run (weir releases them once started).
+func anonymousKiB(_ pid: Int32) -> Int {
     guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return -1 }
+          let line = status.split(separator: "\n").first(where: { $0.hasPrefix("RssAnon:") }) else { return -1 }
     return Int(line.split(separator: " ").dropFirst().first ?? "") ?? -1
 }
 
