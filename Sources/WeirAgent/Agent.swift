@@ -72,9 +72,10 @@ public final class Agent {
         // 1. Acquire. The admin socket is bound where weir was started (the node, where probes and scrapes come
         // from); with --network-namespace everything after it (the lock, listeners, netlink, the threads) lives in
         // the target namespace.
-        let checkHolder = Box<CaptureCheck?>(nil)
+        // CaptureCheck opens its sockets on first use, on the admin thread, which starts in the target namespace.
+        let check = CaptureCheck()
         let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
-            self.respond(path, check: checkHolder.value!)
+            self.respond(path, check: check)
         }
         if let path = settings.networkNamespace {
             do {
@@ -90,8 +91,6 @@ public final class Agent {
         } catch let e as ProxyStartError {
             throw AgentError(e.description)
         }
-        let check = CaptureCheck()
-        checkHolder.value = check
         state.withLock { $0.server = server }
         do {
             try server.bind()
@@ -462,10 +461,4 @@ public let nodeStatusReaders = StatusNetlinkReaders(
 /// One line per event, key=value, on stderr (journald keeps it as is).
 public func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
     fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
-}
-
-/// A reference to a value set once during start, read by the admin thread only after `start()`.
-final class Box<T>: @unchecked Sendable {
-    var value: T
-    init(_ value: T) { self.value = value }
 }
