@@ -113,8 +113,12 @@ final class Worker {
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
         let idle = shared.config.idleTimeoutMs
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : Int64.max
-        _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake)
-        registerListeners()
+        guard weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake) == 0, registerListeners() else {
+            let e = errno
+            closeLoop()
+            scratch.deallocate()
+            throw ListenError(description: "epoll_ctl: \(errnoName(e))")
+        }
         reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
     }
 
@@ -133,11 +137,15 @@ final class Worker {
         _ = write(wake, &one, 8)
     }
 
-    func registerListeners() {
-        for (i, l) in listeners.enumerated() {
-            _ = weir_epoll_add(epoll, l.fd, WEIR_EPOLLIN, tagListenerBase + UInt64(i))
+    /// Watches every listener again; false (errno set) if the kernel refused one (the rest stay watched).
+    @discardableResult
+    func registerListeners() -> Bool {
+        var ok = true
+        for (i, l) in listeners.enumerated() where weir_epoll_add(epoll, l.fd, WEIR_EPOLLIN, tagListenerBase + UInt64(i)) != 0 {
+            ok = false
         }
         listenersRegistered = true
+        return ok
     }
 
     func unregisterListeners() {

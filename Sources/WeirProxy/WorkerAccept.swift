@@ -167,8 +167,13 @@ extension Worker {
         connecting.append(c)
         let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
         let mask = WEIR_EPOLLIN | WEIR_EPOLLOUT | WEIR_EPOLLRDHUP | WEIR_EPOLLET
-        _ = weir_epoll_add(epoll, fd, mask, cookie)
-        _ = weir_epoll_add(epoll, up, mask, cookie | 1)
+        guard weir_epoll_add(epoll, fd, mask, cookie) == 0, weir_epoll_add(epoll, up, mask, cookie | 1) == 0 else {
+            // Without both registrations the connection would never see an event and only the idle timeout would
+            // end it: end it now (ENOMEM, or fs.epoll.max_user_watches reached).
+            eventLog.log("epoll_add_failed", ["worker": index, "errno": errnoName(errno)])
+            apply(c, c.state.handle(.failed(.client)))
+            return
+        }
     }
 
     /// The upstream connect failed (errno still says why): close it and reset the client.
