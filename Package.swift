@@ -13,6 +13,10 @@ func cString(_ s: String) -> String {
     "\"" + s.filter { $0.isLetter || $0.isNumber || ".-_+~".contains($0) } + "\""
 }
 
+// Code off the data path (the command line, the agent's control loop, netlink, tuning) is optimised for size; the
+// proxy's workers and the state machine they run keep -O.
+let coldPath: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
+
 let package = Package(
     name: "weir",
     products: [
@@ -37,21 +41,24 @@ let package = Package(
         .target(name: "WeirSystem", dependencies: ["CWeirLinux"]),
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore"),
-        .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"]),
-        .target(name: "WeirTuning", dependencies: ["WeirCore", "WeirSystem"]),
+        .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"],
+                swiftSettings: coldPath),
+        .target(name: "WeirTuning", dependencies: ["WeirCore", "WeirSystem"], swiftSettings: coldPath),
         .target(name: "WeirProxy", dependencies: ["WeirCore", "WeirSystem", "CWeirLinux"]),
         // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
-        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem", "CWeirLinux"]),
+        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem", "CWeirLinux"],
+                swiftSettings: coldPath),
         .executableTarget(
             name: "weir",
             dependencies: [
                 "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent", "WeirSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            swiftSettings: coldPath,
             // lld (shipped with the Swift toolchain) packs the ~38,000 relative relocations of a PIE with the Swift
             // runtime linked in into 7 KiB of DT_RELR instead of 900 KiB of RELA that every start reads: faster start
             // and about 0.8 MB less resident memory (glibc >= 2.36 understands RELR).
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs"])]
+            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"])]
         ),
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
