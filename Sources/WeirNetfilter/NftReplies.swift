@@ -1,0 +1,60 @@
+import CNetfilter
+import WeirCore
+
+/// The nftables replies weir reads, one message at a time: kept apart from the socket so that they can be tested and
+/// fuzzed on bytes. Each parser takes one message as the kernel sent it (`NetlinkMessage.split` of a receive buffer).
+enum NftReply {
+    /// A table's flags and owner (`NFT_MSG_NEWTABLE`, the reply to `NFT_MSG_GETTABLE`).
+    static func table(_ m: NetlinkMessage) -> (flags: UInt32, owner: UInt32?) {
+        let t = nftnl_table_alloc()!
+        defer { nftnl_table_free(t) }
+        _ = m.withHeader { nftnl_table_nlmsg_parse($0, t) }
+        let flags = nftnl_table_get_u32(t, attr(NFTNL_TABLE_FLAGS))
+        let owner = nftnl_table_is_set(t, attr(NFTNL_TABLE_OWNER)) ? nftnl_table_get_u32(t, attr(NFTNL_TABLE_OWNER))
+                                                                   : nil
+        return (flags, owner)
+    }
+
+    /// The ruleset generation id (`NFT_MSG_NEWGEN`).
+    static func generation(_ m: NetlinkMessage) -> UInt32 {
+        let gen = nftnl_gen_alloc()!
+        defer { nftnl_gen_free(gen) }
+        _ = m.withHeader { nftnl_gen_nlmsg_parse($0, gen) }
+        return nftnl_gen_get_u32(gen, attr(NFTNL_GEN_ID))
+    }
+
+    /// A chain of table `table`, described as `describeChain` does; nil for a chain of another table.
+    static func chain(_ m: NetlinkMessage, table: String) -> String? {
+        let c = nftnl_chain_alloc()!
+        defer { nftnl_chain_free(c) }
+        _ = m.withHeader { nftnl_chain_nlmsg_parse($0, c) }
+        guard String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == table else { return nil }
+        return describeChain(c)
+    }
+
+    /// A set of table `table`: its name and description; nil for a set of another table.
+    static func set(_ m: NetlinkMessage, table: String) -> (name: String, description: String)? {
+        let s = nftnl_set_alloc()!
+        defer { nftnl_set_free(s) }
+        _ = m.withHeader { nftnl_set_nlmsg_parse($0, s) }
+        guard String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == table else { return nil }
+        return (String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME))), describeSet(s))
+    }
+
+    /// The elements of set `set` in one `NFT_MSG_NEWSETELEM` message.
+    static func elements(_ m: NetlinkMessage, set: String) -> [String] {
+        let holder = nftnl_set_alloc()!
+        defer { nftnl_set_free(holder) }
+        _ = m.withHeader { nftnl_set_elems_nlmsg_parse($0, holder) }
+        return describeElements(holder, set: set)
+    }
+
+    /// A rule of table `table`: its chain and description; nil for a rule of another table.
+    static func rule(_ m: NetlinkMessage, table: String) -> (chain: String, description: String)? {
+        let r = nftnl_rule_alloc()!
+        defer { nftnl_rule_free(r) }
+        _ = m.withHeader { nftnl_rule_nlmsg_parse($0, r) }
+        guard String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == table else { return nil }
+        return (String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))), describeRule(r))
+    }
+}
