@@ -56,7 +56,7 @@ let package = Package(
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
-        .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore"]),
+        .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore", "WeirNetfilter"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
                     exclude: ["Support/probe.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),

@@ -345,19 +345,22 @@ func setObject(_ table: Table, _ set: NamedSet, id: UInt32) -> OpaquePointer {
     return s
 }
 
+/// A string attribute of a libnftnl object; nil when it is not set (libnftnl returns NULL).
+func nftString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+
 func describeChain(_ c: OpaquePointer) -> String {
-    var text = "chain " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME)))
+    var text = "chain " + (nftString(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))) ?? "")
     if nftnl_chain_is_set(c, attr(NFTNL_CHAIN_HOOKNUM)) {
         text += " hook \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_HOOKNUM)))"
         text += " prio \(nftnl_chain_get_s32(c, attr(NFTNL_CHAIN_PRIO)))"
-        text += " type " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE)))
+        text += " type " + (nftString(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE))) ?? "")
         text += " policy \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_POLICY)))"
     }
     return text
 }
 
 func describeSet(_ s: OpaquePointer) -> String {
-    "set " + String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME)))
+    "set " + (nftString(nftnl_set_get_str(s, attr(NFTNL_SET_NAME))) ?? "")
         + " flags \(nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)))"
         + " type \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)))"
         + " len \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)))"
@@ -392,7 +395,7 @@ func describeRule(_ r: OpaquePointer) -> String {
     defer { nftnl_expr_iter_destroy(iter) }
     var buf = [CChar](repeating: 0, count: 1024)
     while let e = nftnl_expr_iter_next(iter) {
-        let name = String(cString: nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)))
+        let name = nftString(nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME))) ?? ""
         if name == "counter" { parts.append("[counter]"); continue }
         _ = nftnl_expr_snprintf(&buf, buf.count, e, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0)
         parts.append("[\(name) \(String(cString: buf))]")

@@ -3,6 +3,8 @@ import WeirCore
 
 /// The nftables replies weir reads, one message at a time: kept apart from the socket so that they can be tested and
 /// fuzzed on bytes. Each parser takes one message as the kernel sent it (`NetlinkMessage.split` of a receive buffer).
+/// A message without the attributes that say which object it is (table, name, chain) is not one of weir's: skipped,
+/// so the read-back differs from the desired table and weir applies it again, rather than trapping on libnftnl's NULL.
 enum NftReply {
     /// A table's flags and owner (`NFT_MSG_NEWTABLE`, the reply to `NFT_MSG_GETTABLE`).
     static func table(_ m: NetlinkMessage) -> (flags: UInt32, owner: UInt32?) {
@@ -28,7 +30,8 @@ enum NftReply {
         let c = nftnl_chain_alloc()!
         defer { nftnl_chain_free(c) }
         _ = m.withHeader { nftnl_chain_nlmsg_parse($0, c) }
-        guard String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == table else { return nil }
+        guard nftString(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == table,
+              nftnl_chain_is_set(c, attr(NFTNL_CHAIN_NAME)) else { return nil }
         return describeChain(c)
     }
 
@@ -37,8 +40,9 @@ enum NftReply {
         let s = nftnl_set_alloc()!
         defer { nftnl_set_free(s) }
         _ = m.withHeader { nftnl_set_nlmsg_parse($0, s) }
-        guard String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == table else { return nil }
-        return (String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME))), describeSet(s))
+        guard nftString(nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == table,
+              let name = nftString(nftnl_set_get_str(s, attr(NFTNL_SET_NAME))) else { return nil }
+        return (name, describeSet(s))
     }
 
     /// The elements of set `set` in one `NFT_MSG_NEWSETELEM` message.
@@ -54,7 +58,8 @@ enum NftReply {
         let r = nftnl_rule_alloc()!
         defer { nftnl_rule_free(r) }
         _ = m.withHeader { nftnl_rule_nlmsg_parse($0, r) }
-        guard String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == table else { return nil }
-        return (String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))), describeRule(r))
+        guard nftString(nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == table,
+              let chain = nftString(nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN))) else { return nil }
+        return (chain, describeRule(r))
     }
 }
