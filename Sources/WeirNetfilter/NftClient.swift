@@ -42,7 +42,10 @@ public final class NftClient {
         let replies = try get(NFT_MSG_GETGEN, family: UInt16(AF_UNSPEC), dump: false,
                               operation: "get nftables generation") { _ in }
         guard let m = replies.first else { throw NetlinkError("get nftables generation", errno: ENOENT) }
-        return NftReply.generation(m)
+        guard let generation = NftReply.generation(m) else {
+            throw NetlinkError("get nftables generation", errno: EPROTO)
+        }
+        return generation
     }
 
     /// The table, or nil if it does not exist.
@@ -59,7 +62,9 @@ public final class NftClient {
             return nil
         }
         guard let m = replies.first else { return nil }
-        let (flags, owner) = NftReply.table(m)
+        guard let (flags, owner) = NftReply.table(m) else {
+            throw NetlinkError("get table \(family.rawValue) \(name)", errno: EPROTO)
+        }
         return TableInfo(family: family, name: name, flags: flags, ownerPortID: owner)
     }
 

@@ -13,11 +13,12 @@ public enum NodeStatusNetlink {
     public static func conntrackCPUStats() throws -> [ConntrackCPUStats] {
         let replies = try ctnetlink(IPCTNL_MSG_CT_GET_STATS_CPU, dump: true,
                                     operation: "ctnetlink get conntrack statistics per cpu")
-        return replies.map(cpuStats).sorted { $0.cpu < $1.cpu }
+        return replies.compactMap(cpuStats).sorted { $0.cpu < $1.cpu }
     }
 
-    /// One `IPCTNL_MSG_CT_GET_STATS_CPU` reply.
-    static func cpuStats(_ message: NetlinkMessage) -> ConntrackCPUStats {
+    /// One `IPCTNL_MSG_CT_GET_STATS_CPU` reply; nil when it is not shaped like one (the nfgenmsg holds the CPU).
+    static func cpuStats(_ message: NetlinkMessage) -> ConntrackCPUStats? {
+        guard message.isNetfilterShaped else { return nil }
         var raw = weir_ct_cpu_stats()
         message.withHeader { weir_ct_parse_cpu_stats($0, &raw) }
         var s = ConntrackCPUStats(cpu: Int(raw.cpu))
@@ -41,6 +42,7 @@ public enum NodeStatusNetlink {
 
     /// The `IPCTNL_MSG_CT_GET_STATS` reply; nil without an entry count.
     static func usage(_ message: NetlinkMessage) -> ConntrackUsage? {
+        guard message.isNetfilterShaped else { return nil }
         var raw = weir_ct_global_stats()
         message.withHeader { weir_ct_parse_global_stats($0, &raw) }
         guard raw.present & (1 << CTA_STATS_GLOBAL_ENTRIES.rawValue) != 0 else { return nil }

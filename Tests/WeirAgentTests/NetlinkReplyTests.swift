@@ -56,3 +56,78 @@ struct NetlinkReplyTests {
         #expect(NftReply.rule(rule, table: "weir")?.chain == "outbound")
     }
 }
+
+/// Replies libnftnl cannot parse safely (it exits the process, or reads NULL or uninitialised pointers): NftReplyCheck
+/// keeps them from it.
+struct NetlinkReplyCheckTests {
+    typealias T = NetlinkReplyTests
+
+    @Test func attributesOfTheWrongSizeAreNotParsed() {
+        // regressions/netlink-reply/crash-664107e…: NFTA_CHAIN_HANDLE (2) of 4 bytes, a u64 for libnftnl (exit(1)).
+        let chain = NetlinkMessage.split([0x24, 0, 0, 0, 5, 1, 2, 0, 1, 0, 0, 0, 0xee, 0x32, 0, 0, 0, 0, 0, 0,
+                                          8, 0, 1, 0, 0, 0, 0, 0, 8, 0, 2, 0, 0, 4, 0, 0])[0]
+        #expect(NftReply.chain(chain, table: "") == nil)
+        // regressions/netlink-reply/crash-47469e6…: NFTA_TABLE_FLAGS (2) of 23 bytes.
+        let table = T.nftMessage(0, [(1, T.string("weir")), (2, T.string("outbound-ports-exclude"))])
+        #expect(NftReply.table(table) == nil)
+        #expect(NftReply.generation(T.nftMessage(15, [(1, [0, 0, 0, 0, 1])])) == nil)
+        // regressions/netlink-reply/crash-47469e6…, second message: 58 bytes, whose last attribute (NFTA_TABLE_FLAGS
+        // of 23 bytes) ends in the 2 bytes of alignment libmnl reads past the message.
+        var unaligned = T.nftMessage(0, [(1, T.string("weir"))]).bytes + [27, 0, 2, 0]
+        unaligned += [UInt8](repeating: 0x61, count: 22)
+        unaligned[0] = UInt8(unaligned.count)
+        #expect(NftReply.table(NetlinkMessage(bytes: unaligned)) == nil)
+        #expect(NftReply.generation(T.nftMessage(15, [(1, [0, 0, 0, 7])])) == 7)
+    }
+
+    /// Attributes as the kernel encodes them: length, type, value, padding.
+    static func encode(_ attributes: [(UInt16, [UInt8])]) -> [UInt8] {
+        attributes.flatMap { t, value -> [UInt8] in
+            let length = UInt16(4 + value.count)
+            return [UInt8(length & 0xff), UInt8(length >> 8), UInt8(t & 0xff), UInt8(t >> 8)] + value
+                + [UInt8](repeating: 0, count: (4 - value.count % 4) % 4)
+        }
+    }
+
+    static func nest(_ type: UInt16, _ children: [(UInt16, [UInt8])]) -> (UInt16, [UInt8]) {
+        (type | 0x8000, encode(children))
+    }
+
+    static func u32(_ v: Int32) -> [UInt8] { withUnsafeBytes(of: v.bigEndian) { Array($0) } }
+
+    /// A rule of chain weir/outbound (NFTA_RULE_EXPRESSIONS is 4) with these expressions (NFTA_EXPR_NAME 1, DATA 2).
+    static func rule(_ expressions: [[(UInt16, [UInt8])]]) -> NetlinkMessage {
+        T.nftMessage(T.newRule, [(1, T.string("weir")), (2, T.string("outbound")),
+                                 nest(4, expressions.map { nest(1, $0) })])
+    }
+
+    /// `immediate` (NFTA_IMMEDIATE_DREG 1, DATA 2) of a verdict (NFTA_DATA_VERDICT 2: CODE 1, CHAIN 2).
+    static func immediate(_ verdict: [(UInt16, [UInt8])]) -> [(UInt16, [UInt8])] {
+        [(1, T.string("immediate")), nest(2, [(1, u32(0)), nest(2, [nest(2, verdict)])])]
+    }
+
+    @Test func expressionsLibnftnlCannotParseSafelyAreNotParsed() {
+        let jump: Int32 = -3  // NFT_JUMP
+        let good = Self.rule([Self.immediate([(1, Self.u32(jump)), (2, T.string("redirect-inbound"))])])
+        #expect(NftReply.rule(good, table: "weir")?.description.hasPrefix("[immediate ") == true)
+        // No name: libnftnl looks the expression up by a NULL name.
+        #expect(NftReply.rule(Self.rule([[Self.nest(2, [])]]), table: "weir") == nil)
+        // A jump without its chain, a verdict without its code: libnftnl reads an uninitialised pointer.
+        for verdict in [[(UInt16(1), Self.u32(jump))], [(UInt16(2), T.string("x"))]] {
+            #expect(NftReply.rule(Self.rule([Self.immediate(verdict)]), table: "weir") == nil)
+        }
+        // An expression weir never generates.
+        #expect(NftReply.rule(Self.rule([[(1, T.string("log")), Self.nest(2, [])]]), table: "weir") == nil)
+    }
+
+    @Test func moreThanSixteenConcatenationFieldsAreNotParsed() {
+        // NFTA_SET_DESC (9) > NFTA_SET_DESC_CONCAT (2) > NFTA_LIST_ELEM > NFTA_SET_FIELD_LEN (1): libnftnl keeps
+        // them in an array of 16.
+        func set(fields: Int) -> NetlinkMessage {
+            let concat = Self.nest(2, (0..<fields).map { _ in Self.nest(1, [(1, Self.u32(32))]) })
+            return T.nftMessage(T.newSet, [(1, T.string("weir")), (2, T.string("s")), Self.nest(9, [concat])])
+        }
+        #expect(NftReply.set(set(fields: 2), table: "weir")?.name == "s")
+        #expect(NftReply.set(set(fields: 17), table: "weir") == nil)
+    }
+}
