@@ -2,8 +2,9 @@
 //
 // libnftnl 1.2.4 trusts the kernel. An attribute of the wrong size makes it print "nf_tables kernel ABI is broken"
 // and call exit(1) (its abi_breakage()); a verdict without a code, or an expression without a name, makes it read an
-// uninitialised or NULL pointer; more than 16 concatenation fields overflow a fixed array; strings are copied with
-// strdup whatever their length. So every reply is checked here first, against what libnftnl's parse callbacks assert
+// uninitialised or NULL pointer; more than 16 concatenation fields overflow a fixed array; a set element attribute
+// numbered above NFTA_SET_ELEM_EXPRESSIONS is stored past the end of a table on the stack (its callback bounds types
+// by NFTA_SET_MAX); strings are copied with strdup whatever their length. So every reply is checked here first, against what libnftnl's parse callbacks assert
 // (mnl_attr_validate: u8, u32 and u64 exactly 1, 4 and 8 bytes; a string at least one byte, here also NUL-terminated;
 // a nest empty or at least one attribute header) plus what it reads without checking. A reply that fails is not one
 // of weir's objects: the read-back then differs from the desired table and weir applies its table again.
@@ -33,14 +34,16 @@ struct NftAttribute {
 
     let kind: Kind
     private(set) var attributes: [UInt16: NftAttribute] = [:]
+    /// For a nest: the highest attribute type it may hold, when libnftnl mishandles higher ones.
+    private(set) var maximum: UInt16?
     private(set) var element: [NftAttribute] = []
 
     static let u8 = NftAttribute(kind: .u8), u32 = NftAttribute(kind: .u32), u64 = NftAttribute(kind: .u64)
     static let string = NftAttribute(kind: .string), binary = NftAttribute(kind: .binary)
     static let data = NftAttribute(kind: .data), expression = NftAttribute(kind: .expression)
     static let concat = NftAttribute(kind: .concat), refused = NftAttribute(kind: .refused)
-    static func nest(_ attributes: [UInt16: NftAttribute]) -> NftAttribute {
-        NftAttribute(kind: .nest, attributes: attributes)
+    static func nest(_ attributes: [UInt16: NftAttribute], maximum: UInt16? = nil) -> NftAttribute {
+        NftAttribute(kind: .nest, attributes: attributes, maximum: maximum)
     }
     static func list(_ element: NftAttribute) -> NftAttribute { NftAttribute(kind: .list, element: [element]) }
 }
@@ -85,7 +88,7 @@ enum NftReplyCheck {
             attr(NFTA_SET_ELEM_DATA): .data, attr(NFTA_SET_ELEM_USERDATA): .binary,
             attr(NFTA_SET_ELEM_OBJREF): .string, attr(NFTA_SET_ELEM_EXPR): .refused,
             attr(NFTA_SET_ELEM_EXPRESSIONS): .refused,
-        ])),
+        ], maximum: attr(NFTA_SET_ELEM_EXPRESSIONS))),
     ]
 
     static let rule: Policy = [
@@ -160,7 +163,10 @@ enum NftReplyCheck {
         case .u64: return p.count == 8
         case .string: return !p.isEmpty && p.contains { b[$0] == 0 }
         case .binary: return true
-        case .nest: return (p.isEmpty || p.count >= 4) && valid(b, p, a.attributes)
+        case .nest:
+            guard p.isEmpty || p.count >= 4 else { return false }
+            if let maximum = a.maximum, attributes(b, p).contains(where: { $0.type > maximum }) { return false }
+            return valid(b, p, a.attributes)
         case .list:
             return (p.isEmpty || p.count >= 4) && attributes(b, p).allSatisfy {
                 $0.type == attr(NFTA_LIST_ELEM) && valid(b, $0.payload, a.element[0])

@@ -120,6 +120,18 @@ struct NetlinkReplyCheckTests {
         #expect(NftReply.rule(Self.rule([[(1, T.string("log")), Self.nest(2, [])]]), table: "weir") == nil)
     }
 
+    @Test func setElementAttributesLibnftnlStoresPastItsTableAreNotParsed() {
+        // regressions/netlink-reply/crash-54c464c…: libnftnl bounds a set element's attribute types by NFTA_SET_MAX
+        // (18) but keeps them in a table of NFTA_SET_ELEM_MAX + 1 (12) on the stack: stack smashing.
+        func elements(_ element: [(UInt16, [UInt8])]) -> NetlinkMessage {
+            // NFTA_SET_ELEM_LIST_TABLE 1, SET 2, ELEMENTS 3 > NFTA_LIST_ELEM > the element's attributes.
+            T.nftMessage(12, [(1, T.string("weir")), (2, T.string("s")), Self.nest(3, [Self.nest(1, element)])])
+        }
+        let key = Self.nest(1, [(1, [0, 80])])  // NFTA_SET_ELEM_KEY > NFTA_DATA_VALUE
+        #expect(NftReply.elements(elements([key]), set: "s") == ["element s 0.50 flags 0"])
+        #expect(NftReply.elements(elements([key, (18, [0, 0, 0, 0])]), set: "s") == [])
+    }
+
     @Test func moreThanSixteenConcatenationFieldsAreNotParsed() {
         // NFTA_SET_DESC (9) > NFTA_SET_DESC_CONCAT (2) > NFTA_LIST_ELEM > NFTA_SET_FIELD_LEN (1): libnftnl keeps
         // them in an array of 16.
