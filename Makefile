@@ -32,7 +32,7 @@ PROFILES := $(wildcard profiles/*.profile) profiles/README.md
 SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
 	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
 
-.PHONY: deps build test demo bench clean release install uninstall deb image FORCE
+.PHONY: deps build test demo bench fuzz clean release install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
@@ -54,6 +54,13 @@ test: build $(WEIR_BIN)
 
 demo: build
 	bash scripts/demo.sh
+
+# libFuzzer over the parsers: FUZZ_SECONDS per target (default 60), FUZZ_TARGETS to pick some. The script builds
+# under the same lock as every Swift build here; the fuzzing itself does not hold it.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz: deps
+	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
 # The same binary `make install`, the .deb and the image ship.
 bench: deps $(WEIR_BIN)

@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 # production binary, .build/dist/weir) is what the .deb, the image and the systemd test ship.
 bash scripts/check-packaging.sh
 bash scripts/test-systemd.sh
+# Every regression input the fuzzers found, then 3 s of each fuzz target (make fuzz runs them longer). Fixed seed.
+FUZZ_SECONDS=3 FUZZ_SEED=1 bash scripts/fuzz.sh
 # One Swift build at a time on the machine (a second worktree, CI): build under the shared lock, then test.
 lock=(); command -v flock >/dev/null && lock=(flock /tmp/weir-swift-build.lock)
 "${lock[@]}" swift build --build-tests

@@ -8,10 +8,11 @@ import WeirSystem
 /// own, outside the proxy's workers and limits, so probes keep being answered when the proxy is saturated.
 ///
 /// One non-blocking epoll loop serves every connection at once, so no client, however slow, delays another: a
-/// request is read as its bytes arrive and answered as soon as its head is complete. Each connection has one deadline
-/// for the whole exchange (`requestDeadlineMs`, from accept to the last byte of the reply), and there is a ceiling
-/// on open admin connections (`maxConnections`): past it the oldest connection still waiting for its request is
-/// closed to make room, so a crowd of idle or byte-a-second clients can never lock a probe out.
+/// request is read as its bytes arrive and answered as soon as its head is complete (`AdminRequest.parse`). Each
+/// connection has one deadline for the whole exchange (`requestDeadlineMs`, from accept to the last byte of the
+/// reply), and there is a ceiling on open admin connections (`maxConnections`): past it the oldest connection still
+/// waiting for its request is closed to make room, so a crowd of idle or byte-a-second clients can never lock a probe
+/// out.
 public final class AdminServer: @unchecked Sendable {
     public struct Response {
         public let status: Int
@@ -217,38 +218,17 @@ public final class AdminServer: @unchecked Sendable {
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
             if n <= 0 { drop(c); return }
             c.request += buffer[0..<n]
-            if let end = Self.headEnd(c.request) {
-                answer(c, head: Array(c.request[..<end]))
-                return
-            }
-            if c.request.count >= Self.maxRequestBytes {
+            switch AdminRequest.parse(c.request, maxBytes: Self.maxRequestBytes) {
+            case .incomplete:
+                continue
+            case .tooLarge:
                 respond(c, Response(status: 431, body: "request head too large\n"), head: false)
-                return
+            case .methodNotAllowed:
+                respond(c, Response(status: 405, body: "only GET and HEAD\n"), head: false)
+            case .get(let path, let headOnly):
+                respond(c, handler(path), head: headOnly)
             }
-        }
-    }
-
-    /// Index after the blank line that ends an HTTP request head (CRLF or bare LF), if present.
-    static func headEnd(_ bytes: [UInt8]) -> Int? {
-        var i = 0
-        while i < bytes.count {
-            if bytes[i] == 10 {
-                if i + 1 < bytes.count && bytes[i + 1] == 10 { return i + 2 }
-                if i + 2 < bytes.count && bytes[i + 1] == 13 && bytes[i + 2] == 10 { return i + 3 }
-            }
-            i += 1
-        }
-        return nil
-    }
-
-    private func answer(_ c: Client, head: [UInt8]) {
-        let line = String(decoding: head.prefix { $0 != 13 && $0 != 10 }, as: UTF8.self)
-        let parts = line.split(separator: " ")
-        if parts.count >= 2 && (parts[0] == "GET" || parts[0] == "HEAD") {
-            let path = String(parts[1].split(separator: "?").first ?? "")
-            respond(c, handler(path), head: parts[0] == "HEAD")
-        } else {
-            respond(c, Response(status: 405, body: "only GET and HEAD\n"), head: false)
+            return
         }
     }
 

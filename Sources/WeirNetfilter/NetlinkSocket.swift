@@ -35,6 +35,7 @@ func errnoHint(_ e: Int32) -> String? {
     case ENOENT: return "no such object"
     case EEXIST: return "already exists"
     case ENOBUFS: return "netlink receive buffer overrun"
+    case EPROTO: return "malformed netlink reply"
     default: return nil  // errnoName already spells out an errno it has no name for
     }
 }
@@ -145,6 +146,11 @@ struct NetlinkMessage {
     var errorCode: Int32 {
         bytes.count >= 20 ? bytes.withUnsafeBytes { $0.load(fromByteOffset: 16, as: Int32.self) } : -EPROTO
     }
+
+    /// Long enough for the nfgenmsg header that libnftnl and the ctnetlink parsers read without checking, and a whole
+    /// number of 4-byte units: libmnl walks attributes up to the aligned end of a message, past the bytes of a shorter
+    /// one. The kernel's netfilter replies always are.
+    var isNetfilterShaped: Bool { bytes.count >= 20 && bytes.count % 4 == 0 }
 
     /// Runs `body` with the message as a `nlmsghdr` pointer, for libnftnl's parsers.
     func withHeader<T>(_ body: (UnsafePointer<nlmsghdr>) -> T) -> T {

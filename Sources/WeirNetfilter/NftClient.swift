@@ -42,10 +42,10 @@ public final class NftClient {
         let replies = try get(NFT_MSG_GETGEN, family: UInt16(AF_UNSPEC), dump: false,
                               operation: "get nftables generation") { _ in }
         guard let m = replies.first else { throw NetlinkError("get nftables generation", errno: ENOENT) }
-        let gen = nftnl_gen_alloc()!
-        defer { nftnl_gen_free(gen) }
-        _ = m.withHeader { nftnl_gen_nlmsg_parse($0, gen) }
-        return nftnl_gen_get_u32(gen, attr(NFTNL_GEN_ID))
+        guard let generation = NftReply.generation(m) else {
+            throw NetlinkError("get nftables generation", errno: EPROTO)
+        }
+        return generation
     }
 
     /// The table, or nil if it does not exist.
@@ -62,12 +62,9 @@ public final class NftClient {
             return nil
         }
         guard let m = replies.first else { return nil }
-        let t = nftnl_table_alloc()!
-        defer { nftnl_table_free(t) }
-        _ = m.withHeader { nftnl_table_nlmsg_parse($0, t) }
-        let flags = nftnl_table_get_u32(t, attr(NFTNL_TABLE_FLAGS))
-        let owner = nftnl_table_is_set(t, attr(NFTNL_TABLE_OWNER)) ? nftnl_table_get_u32(t, attr(NFTNL_TABLE_OWNER))
-                                                                   : nil
+        guard let (flags, owner) = NftReply.table(m) else {
+            throw NetlinkError("get table \(family.rawValue) \(name)", errno: EPROTO)
+        }
         return TableInfo(family: family, name: name, flags: flags, ownerPortID: owner)
     }
 
@@ -232,26 +229,15 @@ public final class NftClient {
             nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TABLE), name)
             nftnl_chain_nlmsg_build_payload($0, c)
         }
-        for m in chainMsgs {
-            let c = nftnl_chain_alloc()!
-            defer { nftnl_chain_free(c) }
-            _ = m.withHeader { nftnl_chain_nlmsg_parse($0, c) }
-            guard String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TABLE))) == name else { continue }
-            out.append(describeChain(c))
-        }
+        out += chainMsgs.compactMap { NftReply.chain($0, table: name) }
         let setMsgs = try get(NFT_MSG_GETSET, family: family, dump: true, operation: "list sets") {
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
             nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), name)
             nftnl_set_nlmsg_build_payload($0, s)
         }
-        for m in setMsgs {
-            let s = nftnl_set_alloc()!
-            defer { nftnl_set_free(s) }
-            _ = m.withHeader { nftnl_set_nlmsg_parse($0, s) }
-            guard String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_TABLE))) == name else { continue }
-            out.append(describeSet(s))
-            let setName = String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME)))
+        for (setName, description) in setMsgs.compactMap({ NftReply.set($0, table: name) }) {
+            out.append(description)
             let elemMsgs = try get(NFT_MSG_GETSETELEM, family: family, dump: true, operation: "list set \(setName)") {
                 let q = nftnl_set_alloc()!
                 defer { nftnl_set_free(q) }
@@ -259,14 +245,7 @@ public final class NftClient {
                 nftnl_set_set_str(q, attr(NFTNL_SET_NAME), setName)
                 nftnl_set_elems_nlmsg_build_payload($0, q)
             }
-            var elements: [String] = []
-            for em in elemMsgs {
-                let holder = nftnl_set_alloc()!
-                defer { nftnl_set_free(holder) }
-                _ = em.withHeader { nftnl_set_elems_nlmsg_parse($0, holder) }
-                elements += describeElements(holder, set: setName)
-            }
-            out += elements.sorted()
+            out += elemMsgs.flatMap { NftReply.elements($0, set: setName) }.sorted()
         }
         let ruleMsgs = try get(NFT_MSG_GETRULE, family: family, dump: true, operation: "list rules") {
             let r = nftnl_rule_alloc()!
@@ -275,13 +254,8 @@ public final class NftClient {
             nftnl_rule_nlmsg_build_payload($0, r)
         }
         var rulesByChain: [String: [String]] = [:]
-        for m in ruleMsgs {
-            let r = nftnl_rule_alloc()!
-            defer { nftnl_rule_free(r) }
-            _ = m.withHeader { nftnl_rule_nlmsg_parse($0, r) }
-            guard String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_TABLE))) == name else { continue }
-            let chain = String(cString: nftnl_rule_get_str(r, attr(NFTNL_RULE_CHAIN)))
-            rulesByChain[chain, default: []].append(describeRule(r))
+        for (chain, description) in ruleMsgs.compactMap({ NftReply.rule($0, table: name) }) {
+            rulesByChain[chain, default: []].append(description)
         }
         return canonical(out, rulesByChain)
     }
@@ -376,19 +350,22 @@ func setObject(_ table: Table, _ set: NamedSet, id: UInt32) -> OpaquePointer {
     return s
 }
 
+/// A string attribute of a libnftnl object; nil when it is not set (libnftnl returns NULL).
+func nftString(_ p: UnsafePointer<CChar>?) -> String? { p.map { String(cString: $0) } }
+
 func describeChain(_ c: OpaquePointer) -> String {
-    var text = "chain " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME)))
+    var text = "chain " + (nftString(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_NAME))) ?? "")
     if nftnl_chain_is_set(c, attr(NFTNL_CHAIN_HOOKNUM)) {
         text += " hook \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_HOOKNUM)))"
         text += " prio \(nftnl_chain_get_s32(c, attr(NFTNL_CHAIN_PRIO)))"
-        text += " type " + String(cString: nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE)))
+        text += " type " + (nftString(nftnl_chain_get_str(c, attr(NFTNL_CHAIN_TYPE))) ?? "")
         text += " policy \(nftnl_chain_get_u32(c, attr(NFTNL_CHAIN_POLICY)))"
     }
     return text
 }
 
 func describeSet(_ s: OpaquePointer) -> String {
-    "set " + String(cString: nftnl_set_get_str(s, attr(NFTNL_SET_NAME)))
+    "set " + (nftString(nftnl_set_get_str(s, attr(NFTNL_SET_NAME))) ?? "")
         + " flags \(nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)))"
         + " type \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)))"
         + " len \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)))"
@@ -423,7 +400,7 @@ func describeRule(_ r: OpaquePointer) -> String {
     defer { nftnl_expr_iter_destroy(iter) }
     var buf = [CChar](repeating: 0, count: 1024)
     while let e = nftnl_expr_iter_next(iter) {
-        let name = String(cString: nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME)))
+        let name = nftString(nftnl_expr_get_str(e, attr(NFTNL_EXPR_NAME))) ?? ""
         if name == "counter" { parts.append("[counter]"); continue }
         _ = nftnl_expr_snprintf(&buf, buf.count, e, UInt32(NFTNL_OUTPUT_DEFAULT.rawValue), 0)
         parts.append("[\(name) \(String(cString: buf))]")

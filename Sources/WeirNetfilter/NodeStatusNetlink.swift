@@ -13,29 +13,39 @@ public enum NodeStatusNetlink {
     public static func conntrackCPUStats() throws -> [ConntrackCPUStats] {
         let replies = try ctnetlink(IPCTNL_MSG_CT_GET_STATS_CPU, dump: true,
                                     operation: "ctnetlink get conntrack statistics per cpu")
-        return replies.map { message in
-            var raw = weir_ct_cpu_stats()
-            message.withHeader { weir_ct_parse_cpu_stats($0, &raw) }
-            var s = ConntrackCPUStats(cpu: Int(raw.cpu))
-            s.found = UInt64(raw.found); s.invalid = UInt64(raw.invalid); s.insert = UInt64(raw.insert)
-            s.insertFailed = UInt64(raw.insert_failed); s.drop = UInt64(raw.drop)
-            s.earlyDrop = UInt64(raw.early_drop); s.error = UInt64(raw.error)
-            s.searchRestart = UInt64(raw.search_restart); s.clashResolve = UInt64(raw.clash_resolve)
-            s.chainTooLong = UInt64(raw.chain_toolong)
-            return s
-        }.sorted { $0.cpu < $1.cpu }
+        return replies.compactMap(cpuStats).sorted { $0.cpu < $1.cpu }
+    }
+
+    /// One `IPCTNL_MSG_CT_GET_STATS_CPU` reply; nil when it is not shaped like one (the nfgenmsg holds the CPU).
+    static func cpuStats(_ message: NetlinkMessage) -> ConntrackCPUStats? {
+        guard message.isNetfilterShaped else { return nil }
+        var raw = weir_ct_cpu_stats()
+        message.withHeader { weir_ct_parse_cpu_stats($0, &raw) }
+        var s = ConntrackCPUStats(cpu: Int(raw.cpu))
+        s.found = UInt64(raw.found); s.invalid = UInt64(raw.invalid); s.insert = UInt64(raw.insert)
+        s.insertFailed = UInt64(raw.insert_failed); s.drop = UInt64(raw.drop)
+        s.earlyDrop = UInt64(raw.early_drop); s.error = UInt64(raw.error)
+        s.searchRestart = UInt64(raw.search_restart); s.clashResolve = UInt64(raw.clash_resolve)
+        s.chainTooLong = UInt64(raw.chain_toolong)
+        return s
     }
 
     /// Conntrack entries of the caller's network namespace and the (global) maximum.
     public static func conntrackUsage() throws -> ConntrackUsage {
         let operation = "ctnetlink get conntrack statistics"
         let replies = try ctnetlink(IPCTNL_MSG_CT_GET_STATS, dump: false, operation: operation)
-        guard let message = replies.first else { throw NetlinkError(operation, errno: ENODATA) }
-        var raw = weir_ct_global_stats()
-        message.withHeader { weir_ct_parse_global_stats($0, &raw) }
-        guard raw.present & (1 << CTA_STATS_GLOBAL_ENTRIES.rawValue) != 0 else {
+        guard let message = replies.first, let usage = usage(message) else {
             throw NetlinkError(operation, errno: ENODATA)
         }
+        return usage
+    }
+
+    /// The `IPCTNL_MSG_CT_GET_STATS` reply; nil without an entry count.
+    static func usage(_ message: NetlinkMessage) -> ConntrackUsage? {
+        guard message.isNetfilterShaped else { return nil }
+        var raw = weir_ct_global_stats()
+        message.withHeader { weir_ct_parse_global_stats($0, &raw) }
+        guard raw.present & (1 << CTA_STATS_GLOBAL_ENTRIES.rawValue) != 0 else { return nil }
         return ConntrackUsage(entries: Int(raw.entries), maximum: Int(raw.max_entries), source: "ctnetlink")
     }
 

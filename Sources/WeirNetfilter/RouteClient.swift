@@ -55,7 +55,15 @@ public final class RouteClient {
         let (req, seq) = self.request(request, flags: NLM_F_DUMP) { nlh in
             mnl_nlmsg_put_extra_header(nlh, headerSize)!.storeBytes(of: family, as: UInt8.self)
         }
-        return try socket.transact(req, sequence: seq, dump: true, operation: operation).compactMap { m in
+        return Self.records(try socket.transact(req, sequence: seq, dump: true, operation: operation), reply: reply,
+                            headerSize: headerSize, family: family)
+    }
+
+    /// The replies of type `reply` and address family `family`: each one's fixed header and attributes.
+    static func records(_ messages: [NetlinkMessage], reply: Int32, headerSize: Int, family: UInt8)
+        -> [(header: [UInt8], attributes: [UInt16: [UInt8]])]
+    {
+        messages.compactMap { m in
             guard m.type == UInt16(reply), m.bytes.count >= 16 + headerSize, m.bytes[16] == family else { return nil }
             return (Array(m.bytes[16..<(16 + headerSize)]), m.attributes(after: headerSize))
         }
@@ -207,17 +215,21 @@ public final class RouteClient {
         let prefixLength: UInt8
         let address: [UInt8]
         let proto: UInt8
+
+        /// From a reply's `struct ifaddrmsg` (family, prefixlen, flags, scope, index as u32 at offset 4) and its
+        /// attributes. IFA_PROTO (kernel >= 6.3) is attribute 11.
+        init(header h: [UInt8], attributes a: [UInt16: [UInt8]]) {
+            index = Array(h[4..<8]).u32
+            prefixLength = h[1]
+            address = a[UInt16(IFA_ADDRESS)] ?? []
+            proto = a[11]?.u8 ?? 0
+        }
     }
 
     /// IPv6 addresses (the only family weir adds one to).
     func addresses() throws -> [AddressRecord] {
         try dump(Int32(RTM_GETADDR), reply: Int32(RTM_NEWADDR), headerSize: MemoryLayout<ifaddrmsg>.size,
-                 family: UInt8(AF_INET6), operation: "list addresses").map { h, a in
-            // struct ifaddrmsg: family, prefixlen, flags, scope, index (u32 at offset 4). IFA_PROTO (kernel >= 6.3)
-            // is attribute 11.
-            AddressRecord(index: Array(h[4..<8]).u32, prefixLength: h[1], address: a[UInt16(IFA_ADDRESS)] ?? [],
-                          proto: a[11]?.u8 ?? 0)
-        }
+                 family: UInt8(AF_INET6), operation: "list addresses").map(AddressRecord.init)
     }
 
     private func addressMessage(_ type: Int32, flags: Int32, index: UInt32, proto: UInt8?) -> ([UInt8], UInt32) {

@@ -177,6 +177,20 @@ private let v2Mountinfo = """
         #expect(CPUBudget.parseCFS(quota: "-1", period: "100000") == nil)
     }
 
+    /// Found by `make fuzz` (target profile, Tests/Fuzz/regressions/profile/crash-d89f9cf…): a quota of more CPUs
+    /// than Int holds trapped when rounded to whole CPUs.
+    @Test func hugeOrInfiniteQuotaCountsAsTheHost() {
+        let quota = CPUBudget.parseCPUMax("199999999223372036854775807")
+        let budget = CPUBudget(host: 64, quota: quota, cpuset: nil)
+        #expect(budget.usable == 64)
+        #expect(budget.limitedBy == "host")
+        #expect(budget.description.hasPrefix("64 usable CPUs (host 64, quota 1.99999999223372"))
+        #expect(CPUBudget(host: 8, quota: .infinity, cpuset: 2).usable == 2)
+        #expect(CPUBudget(host: 8, quota: .infinity, cpuset: nil).description.contains("quota inf"))
+        #expect(CPUBudget(host: 8, quota: .nan, cpuset: nil).usable == 8)
+        #expect(CPUBudget(host: 8, quota: 6.5, cpuset: nil).limitedBy == "cpu quota")
+    }
+
     @Test func mountinfoUnescapesSpaces() {
         let mounts = CgroupMount.parse(mountinfo: "1 0 0:1 / /mnt/cg\\040x rw - cgroup2 cgroup2 rw")
         #expect(mounts.first?.mountPoint == "/mnt/cg x")

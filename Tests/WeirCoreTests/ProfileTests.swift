@@ -160,6 +160,30 @@ private func parse(_ text: String) throws -> Profile {
         #expect(plan.items.map(\.action) == [.set, .set])
     }
 
+    /// Found by the profile fuzz target's check that what a plan writes fits its key (the input is kept as
+    /// Tests/Fuzz/regressions/profile/derived-conntrack-beyond-key-range): derived values were not bounded.
+    @Test func derivedValuesStayWithinTheirKeysRanges() throws {
+        let current = ["/proc/sys/net/netfilter/nf_conntrack_max": "262144",
+                       "/sys/module/nf_conntrack/parameters/hashsize": "65536"]
+        let huge = try parse("""
+            conntrack.cap = 9999999999
+            conntrack.per_core = 9999999999
+            net.netfilter.nf_conntrack_max = derived
+            sys.module.nf_conntrack.parameters.hashsize = derived
+            """)
+        let high = try TunePlan.make(profile: huge, environment: environment(), read: { current[$0.path] })
+        #expect(high.items.map(\.desired) == [SysctlValue(2_147_483_647), SysctlValue(1 << 28)])
+        #expect(high.derivedConntrackMax == 2_147_483_647)
+        let tiny = try parse("""
+            conntrack.min = 10
+            conntrack.per_core = 1
+            net.netfilter.nf_conntrack_max = derived
+            sys.module.nf_conntrack.parameters.hashsize = derived
+            """)
+        let low = try TunePlan.make(profile: tiny, environment: environment(), read: { current[$0.path] })
+        #expect(low.items.map(\.desired) == [SysctlValue(1024), SysctlValue(1024)])
+    }
+
     @Test func hashFollowsHigherExistingMaxUnderRaiseOnly() throws {
         let profile = try parse("""
             net.netfilter.nf_conntrack_max = derived raise-only

@@ -42,6 +42,20 @@ struct NetlinkApplyTests {
         }
     }
 
+    /// Every scenario's table read back from the kernel passes NftReplyCheck and equals what weir would send: the
+    /// second apply sends nothing.
+    @Test(arguments: captureScenarios.map(\.name))
+    func everyScenarioReadsBackUnchanged(_ name: String) throws {
+        let scenario = captureScenarios.first { $0.name == name }!
+        try withNamespace(prefix: "wtn") { ns in
+            let first = try ns.weir(["rules"] + scenario.arguments, environment: scenario.environment)
+            try #require(first.status == 0, "\(first.stderr)")
+            let second = try ns.weir(["rules"] + scenario.arguments, environment: scenario.environment)
+            #expect(second.stdout.contains("unchanged"), "\(second.stdout)")
+            #expect(!second.stdout.contains("replaced") && !second.stdout.contains("created"), "\(second.stdout)")
+        }
+    }
+
     @Test func applyTwiceChangesNothingInTheKernel() throws {
         try withNamespace(prefix: "wtn") { ns in
             let args = ["rules", "-b", "*", "-i", "*", "-d", "15090,15021", "-x", "198.18.5.0/24,2001:db8:5::/48",

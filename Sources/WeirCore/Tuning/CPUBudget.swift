@@ -26,14 +26,21 @@ public struct CPUBudget: Equatable, Sendable, CustomStringConvertible {
         self.quotaSource = quotaSource
         self.cpusetSource = cpusetSource
         var usable = self.host
-        if let quota, quota > 0 { usable = min(usable, Int(quota.rounded(.up))) }
+        if let q = CPUBudget.quotaCPUs(quota, host: self.host) { usable = min(usable, q) }
         if let cpuset, cpuset > 0 { usable = min(usable, cpuset) }
         self.usable = max(usable, 1)
     }
 
+    /// The quota in whole CPUs, rounded up; a quota of the host's count or more counts as the host's count, so that
+    /// no quota (a huge or infinite one) can overflow Int. Nil without a positive quota.
+    private static func quotaCPUs(_ quota: Double?, host: Int) -> Int? {
+        guard let quota, quota > 0 else { return nil }
+        return quota >= Double(host) ? host : Int(quota.rounded(.up))
+    }
+
     /// What limits the budget: "cpu quota", "cpuset" or "host".
     public var limitedBy: String {
-        if let quota, quota > 0, Int(quota.rounded(.up)) == usable, usable < host { return "cpu quota" }
+        if let q = CPUBudget.quotaCPUs(quota, host: host), q == usable, usable < host { return "cpu quota" }
         if let cpuset, cpuset == usable, usable < host { return "cpuset" }
         return "host"
     }
@@ -118,6 +125,7 @@ public struct CPUBudget: Equatable, Sendable, CustomStringConvertible {
 }
 
 func tuningDecimal(_ value: Double) -> String {
+    guard value.isFinite, value.magnitude < 1e15 else { return "\(value)" }
     let hundredths = Int((value * 100).rounded())
     let whole = hundredths / 100, frac = hundredths % 100
     return frac == 0 ? "\(whole)" : "\(whole).\(frac < 10 ? "0" : "")\(frac)"

@@ -62,6 +62,13 @@ public enum ValueShape: Equatable, Sendable, CustomStringConvertible {
         }
     }
 
+    /// `value` moved into the bounds of an integer shape; other shapes leave it as it is. For derived values, which
+    /// no profile line bounds: a `conntrack.cap` above what the kernel takes, a hash size from a huge maximum.
+    public func clamping(_ value: Int) -> Int {
+        guard case .integer(let bounds) = self else { return value }
+        return min(max(value, bounds.lowerBound), bounds.upperBound)
+    }
+
     /// Raise-only compares single integers, and triples (buffer sizes) component by component; a port range or a
     /// choice has no "higher".
     public var supportsRaiseOnly: Bool {

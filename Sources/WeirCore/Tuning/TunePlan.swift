@@ -78,7 +78,7 @@ public struct TunePlan: Equatable, Sendable {
             var desired: Int?
             switch maxEntry.desired {
             case .derived:
-                desired = profile.conntrack.maximum(cpus: environment.cpu.usable)
+                desired = maxEntry.key.shape.clamping(profile.conntrack.maximum(cpus: environment.cpu.usable))
                 derivedMax = desired
             case .literal(let value):
                 desired = value.scalar
@@ -98,13 +98,13 @@ public struct TunePlan: Equatable, Sendable {
                 desired = value
             case .derived where entry.key.name == KeyRegistry.conntrackMaxName:
                 let cpus = environment.cpu.usable
-                desired = SysctlValue(profile.conntrack.maximum(cpus: cpus))
+                desired = SysctlValue(entry.key.shape.clamping(profile.conntrack.maximum(cpus: cpus)))
                 note = "max(\(profile.conntrack.perCore) x \(cpus) CPUs, \(profile.conntrack.floor)), "
                     + "cap \(profile.conntrack.cap)"
             case .derived:
                 let base = effectiveMax ?? currents[KeyRegistry.conntrackMaxName]??.scalar
                     ?? profile.conntrack.maximum(cpus: environment.cpu.usable)
-                desired = SysctlValue(ConntrackSizing.hashSize(forMaximum: base))
+                desired = SysctlValue(entry.key.shape.clamping(ConntrackSizing.hashSize(forMaximum: base)))
                 note = "conntrack max \(base) / 4"
             }
             let action: TuneAction
