@@ -177,7 +177,9 @@ final class Worker {
                         drainDeadline = min(drainDeadline, now + config.drainTimeoutMs)
                     }
                 } else if e.data < tagListenerLimit {
-                    acceptAll(listeners[Int(e.data - tagListenerBase)])
+                    // A drain or retire earlier in this batch closed the listeners: their later events are stale.
+                    let i = Int(e.data - tagListenerBase)
+                    if i < listeners.count { acceptAll(listeners[i]) }
                 } else {
                     let side: ProxySide = e.data & 1 == 0 ? .client : .upstream
                     let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.data & ~1))!)
