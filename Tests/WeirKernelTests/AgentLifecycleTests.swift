@@ -308,6 +308,40 @@ struct AgentLifecycleTests {
         }
     }
 
+    /// While the agent is down (killed, not yet restarted by systemd) the persisted table keeps capturing: a new
+    /// inbound connection under TPROXY waits for the proxy, as under REDIRECT, and never reaches the application
+    /// directly. (nft's tproxy falls through to the next rule when nothing listens on the capture port.)
+    @Test func tproxyInboundWaitsForTheProxyWhileTheAgentIsDown() throws {
+        try withInboundNamespaces { app, cl in
+            let appServer = try startServer(app, addresses: ["198.18.1.1", "2001:db8:1::1"])
+            defer { appServer.stop() }
+            let first = try startAgent(app, ["-m", "TPROXY", "-b", "*"])
+            first.signal(SIGKILL)
+            _ = first.wait()
+            first.stop()
+            for host in ["198.18.1.1", "2001:db8:1::1"] {
+                let r = try cl.run(["python3", "-c", """
+                    import socket
+                    s = socket.socket(socket.AF_INET6 if ":" in "\(host)" else socket.AF_INET)
+                    s.settimeout(1.5)
+                    try:
+                        s.connect(("\(host)", \(appPort)))
+                        print("connected directly")
+                    except OSError as e:
+                        print("not connected: " + type(e).__name__)
+                    """])
+                #expect(r.stdout.hasPrefix("not connected: TimeoutError"), "\(host): \(r.stdout) \(r.stderr)")
+            }
+            let second = try startAgent(app, ["-m", "TPROXY", "-b", "*", "--cleanup-on-exit", "--drain-timeout", "1s"])
+            defer { second.stop() }
+            #expect(second.output.contains("claimed table inet weir"), "\(second.output)")
+            #expect(try client(cl, "peer", "198.18.1.1") == "peer=198.18.1.2 echo=True eof=True")
+            #expect(try client(cl, "peer", "2001:db8:1::1") == "peer=2001:db8:1::2 echo=True eof=True")
+            second.signal(SIGTERM)
+            #expect(second.wait(timeout: 10) == 0)
+        }
+    }
+
     @Test func metricsPassPromtoolAndConfigAndVersionAreServed() throws {
         try withNamespace(prefix: "wta") { ns in
             let agent = try startAgent(ns, ["-b", "*", "-i", "*", "-d", "22"])

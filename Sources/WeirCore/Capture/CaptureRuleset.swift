@@ -246,6 +246,13 @@ public enum CaptureRuleset {
                     [.l4proto(.tcp), .daddr(loopback(f), negated: true)],
                     [.tproxy(f, port: c.inboundCapturePort), .setMark(mark), counter, .verdict(.accept)]))
             }
+            // Nothing listens on the capture port (the proxy is restarting): nft's tproxy falls through to the next
+            // rule, and without these the packet would reach the application directly, uncaptured. Drop it, as
+            // istio-iptables' TPROXY target does; the client retransmits its SYN until the proxy is back.
+            for f in families {
+                tproxyRules.append(Rule([.l4proto(.tcp), .daddr(loopback(f), negated: true)],
+                                        [counter, .verdict(.drop)]))
+            }
             if let s = excludeIfaces { mangleOutputRules.append(Rule([.oifnameInSet(s)], ret)) }
             mangleOutputRules.append(Rule([.oifname("lo"), .l4proto(.tcp), .mark(mark, negated: false)], ret))
             let owners: [Match] = c.proxyUIDs.map { .skuid($0, negated: false) } + c.proxyGIDs.map {
