@@ -247,16 +247,18 @@ final class Worker {
 
     func startDrain(retiring: Bool) {
         draining = true
-        // Retiring keeps open connections as long as they are in use: the idle timeout still closes idle ones.
-        let allowed = retiring ? (config.idleTimeoutMs > 0 ? max(config.drainTimeoutMs, config.idleTimeoutMs)
-                                                          : Int64.max / 4)
-                               : config.drainTimeoutMs
-        drainDeadline = now + allowed
+        // Retiring keeps open connections as long as they are in use, with no deadline: the idle timeout still
+        // closes idle ones (each connection's own), and a later stop drains within --drain-timeout.
+        drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
         for l in listeners { close(l.fd) }
         listeners.removeAll()
         listenersRegistered = false
-        log(retiring ? "retire_started" : "drain_started",
-            ["worker": index, "connections": connecting.count + active.count, "deadline_ms": allowed])
+        let open = connecting.count + active.count
+        if retiring {
+            log("retire_started", ["worker": index, "connections": open, "idle_timeout_ms": config.idleTimeoutMs])
+        } else {
+            log("drain_started", ["worker": index, "connections": open, "deadline_ms": config.drainTimeoutMs])
+        }
         for list in [connecting, active] {
             var c = list.head
             while let current = c {

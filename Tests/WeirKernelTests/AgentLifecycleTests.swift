@@ -288,6 +288,34 @@ struct AgentLifecycleTests {
         }
     }
 
+    /// A reload that replaces the data plane retires the old one, and its connections in use go on as long as they
+    /// are used: only the idle timeout closes them. They used to be closed at max(--idle-timeout, --drain-timeout)
+    /// after the reload, busy or not.
+    @Test func connectionsInUseOutliveTheRetiredDataPlane() throws {
+        try withInboundNamespaces { app, cl in
+            let world = try startServer(cl, addresses: ["198.18.1.2"])
+            defer { world.stop() }
+            let file = NSTemporaryDirectory() + "wta-retire-\(getpid()).conf"
+            defer { try? FileManager.default.removeItem(atPath: file) }
+            let base = "ISTIO_SERVICE_CIDR=*\nWEIR_IDLE_TIMEOUT=2s\nWEIR_DRAIN_TIMEOUT=1s\n"
+            try base.write(toFile: file, atomically: true, encoding: .utf8)
+            let agent = try startAgent(app, ["--config", file])
+            defer { agent.stop() }
+            // A ping every 0.2 s for 7 s: never idle, and alive well past both timeouts after the reload.
+            let held = try BackgroundProcess(app, ["python3", "-u", proxyHelper, "client", "hold", "198.18.1.2",
+                                                   "8080", "7"])
+            defer { held.stop() }
+            try held.waitFor("HOLDING")
+            try (base + "WEIR_BUFFER_LIMIT=128KiB\n").write(toFile: file, atomically: true, encoding: .utf8)
+            agent.signal(SIGHUP)
+            try agent.waitFor("proxy=replaced")
+            try held.waitFor("pings=", timeout: 15)
+            #expect(held.output.contains("broken=False"), "\(held.output)")
+            // Its last connection ended: the retired data plane is joined and gone.
+            #expect(try eventually(5) { agent.output.contains("event=retired") }, "\(agent.output)")
+        }
+    }
+
     @Test func notifiesReadyStatusWatchdogAndStopping() throws {
         try withNamespace(prefix: "wta") { ns in
             let socketPath = NSTemporaryDirectory() + "wta-notify-\(getpid()).sock"
