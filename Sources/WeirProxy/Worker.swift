@@ -250,6 +250,9 @@ final class Worker {
         // Retiring keeps open connections as long as they are in use, with no deadline: the idle timeout still
         // closes idle ones (each connection's own), and a later stop drains within --drain-timeout.
         drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
+        // The listen queues hold connections whose handshake the kernel completed: their clients count them as
+        // established, and closing a listener resets them. Take them first; they are served like the others.
+        if listenersRegistered { for l in listeners { acceptAll(l) } }
         for l in listeners { close(l.fd) }
         listeners.removeAll()
         listenersRegistered = false
