@@ -107,6 +107,11 @@ public final class NftClient {
             ownershipUnsupported = true
             try commit(table, replacing: existing != nil, stale: stale, flags: 0)
         }
+        // Our batch moved the generation by exactly one: nobody else committed in between, so the kernel holds
+        // exactly this table now, and the next reconcile need not read it back.
+        if let after = try? self.generation(), after == (generation == UInt32.max ? 1 : generation + 1) {
+            verified = (after, table)
+        }
         return existing == nil ? .created : .replaced
     }
 

@@ -207,7 +207,7 @@ struct AgentLifecycleTests {
             try lines.joined(separator: "\n").write(toFile: file, atomically: true, encoding: .utf8)
             let agent = try startAgent(ns, ["-i", "198.18.0.0/15", "-x", "@\(file)", "--reconcile-interval", "200ms"])
             defer { agent.stop() }
-            usleep(1_000_000)  // the first pass after the install compares once
+            usleep(1_000_000)
             let runs = { () throws -> Int in
                 let m = try adminGet(ns, "/metrics").1
                 let line = m.split(separator: "\n").first { $0.hasPrefix("weir_reconcile_runs_total ") } ?? ""
