@@ -246,8 +246,12 @@ static uint64_t srv_allowed(struct sconn *c) {
     return c->h.down;
 }
 
+/* At most this many reads and writes for one connection per event: epoll is level-triggered, so the rest waits
+ * for the next round and one fast connection never starves the others (which the proxy would then close as idle). */
+#define ROUNDS_PER_EVENT 8
+
 static void srv_io(struct sconn *c) {
-    for (;;) {
+    for (int round = 0; round < ROUNDS_PER_EVENT; round++) {
         int progress = 0;
         if (c->state == 0) {
             ssize_t n = read(c->fd, c->hbuf + c->hlen, sizeof(c->hbuf) - c->hlen);
@@ -581,7 +585,7 @@ static void cli_io(struct cconn *c, double now) {
             }
         }
     }
-    for (;;) {
+    for (int round = 0; round < ROUNDS_PER_EVENT; round++) {
         int progress = 0;
         if (c->hsent < sizeof(c->h)) {
             ssize_t n = send(c->fd, (char *)&c->h + c->hsent, sizeof(c->h) - c->hsent, MSG_NOSIGNAL);
