@@ -318,7 +318,7 @@ struct AgentLifecycleTests {
 
     /// Reloads that replace the data plane while new connections pour in: the retiring listeners' queues hold
     /// connections the kernel already completed, which closing the listeners reset (about 6 per reload here). They
-    /// are taken first now; what is left is the handshake that completes between the last accept and the close.
+    /// are taken first now; what is left is a handshake that completes between the last accept and the close.
     @Test func reloadsResetNoConnectionWaitingInTheListenQueue() throws {
         try withInboundNamespaces { app, cl in
             let load = try loadGenerator()
@@ -350,7 +350,9 @@ struct AgentLifecycleTests {
             #expect(agent.output.components(separatedBy: "proxy=replaced").count == 6, "\(agent.output)")
             #expect(field("ok") > 10_000, "\(line)")
             #expect(field("corrupt_bytes") == 0)
-            #expect(field("failed") >= 0 && field("failed") <= 5, "\(line)")
+            // About 32 without the accept before the close; 0 or 1 with it, a few more on a busy machine.
+            #expect(field("failed") >= 0 && field("failed") <= 10, "\(line)")
+            print("resets over 5 reloads under churn: \(field("failed")) of \(field("started"))")
         }
     }
 
@@ -442,6 +444,49 @@ struct AgentLifecycleTests {
             #expect(try client(cl, "peer", "2001:db8:1::1") == "peer=2001:db8:1::2 echo=True eof=True")
             second.signal(SIGTERM)
             #expect(second.wait(timeout: 10) == 0)
+        }
+    }
+
+    /// A client reconnects from the port of its connection that the agent has just reset (the application reset
+    /// its side): conntrack still holds that 4-tuple, state CLOSE, and files the new SYN under it as established.
+    /// Under TPROXY that SYN must still go to the proxy, not be diverted straight to the application.
+    @Test func tproxyReconnectFromAResetConnectionsPortIsStillProxied() throws {
+        try withInboundNamespaces { app, cl in
+            let server = try BackgroundProcess(app, ["python3", "-u", "-c", """
+                import socket, struct
+                s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                s.bind(("198.18.1.1", \(appPort))); s.listen(16); print("READY", flush=True)
+                while True:
+                    c, peer = s.accept()
+                    line = c.makefile("rb").readline().strip()
+                    if line == b"RESET":
+                        c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    else:
+                        c.sendall(("peer=%s:%d\\n" % peer).encode())
+                    c.close()
+                """])
+            defer { server.stop() }
+            try server.waitFor("READY")
+            let agent = try startAgent(app, ["-m", "TPROXY", "-b", "*"])
+            defer { agent.stop() }
+            let r = try cl.run(["python3", "-c", """
+                import socket
+                def conn(line):
+                    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                    s.bind(("198.18.1.2", 40001)); s.settimeout(5); s.connect(("198.18.1.1", \(appPort)))
+                    s.sendall(line)
+                    try:
+                        return s.makefile("rb").readline().decode().strip() or "eof"
+                    except ConnectionResetError:
+                        return "reset"
+                    finally:
+                        s.close()
+                print(conn(b"RESET\\n"), conn(b"PEER\\n"))
+                """])
+            // The first one was reset; the second reached the application through the proxy, whose upstream has
+            // a port of its own (the client's 40001 would mean it went around the proxy).
+            #expect(r.stdout.hasPrefix("reset peer=198.18.1.2:"), "\(r.stdout) \(r.stderr)")
+            #expect(!r.stdout.contains(":40001"), "went around the proxy: \(r.stdout)")
         }
     }
 
