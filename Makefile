@@ -1,4 +1,5 @@
-# weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite.
+# weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite; `make stress`
+# puts the production binary under soak, faults, storms and rule scale (about 25 minutes).
 # Packaging: `make install` (PREFIX, DESTDIR, SYSCONFDIR), `make uninstall`, `make deb`, `make image`. See
 # docs/install.md.
 SWIFT ?= swift
@@ -32,7 +33,7 @@ PROFILES := $(wildcard profiles/*.profile) profiles/README.md
 SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
 	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
 
-.PHONY: deps build test demo bench fuzz clean release install uninstall deb image FORCE
+.PHONY: deps build test demo bench stress fuzz clean release install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
@@ -65,6 +66,11 @@ fuzz: deps
 # The same binary `make install`, the .deb and the image ship.
 bench: deps $(WEIR_BIN)
 	WEIR=$(abspath $(WEIR_BIN)) bash scripts/bench.sh
+
+# Soak, faults, connection storm and rule scale against the production binary; every summary line must pass.
+# About 25 minutes with the defaults (STRESS_SOAK_SECONDS=300 per soak mode); not part of `make test`.
+stress: deps $(WEIR_BIN)
+	WEIR=$(abspath $(WEIR_BIN)) bash scripts/stress.sh
 
 install: $(WEIR_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(DOCDIR)/docs

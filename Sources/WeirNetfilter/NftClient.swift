@@ -32,6 +32,8 @@ public final class NftClient {
     /// Set when the kernel refused the persist flag; the table is then applied without owner/persist.
     public private(set) var ownershipUnsupported = false
     private var nextSetID: UInt32 = 1
+    /// The ruleset generation at which the kernel was last compared and found to hold exactly `table`.
+    private var verified: (generation: UInt32, table: Table)?
 
     public init() throws {
         socket = try NetlinkSocket(bus: NETLINK_NETFILTER)
@@ -75,12 +77,24 @@ public final class NftClient {
         // A table of the other family is weir's previous choice of --ipv4-only: replaced in the same batch.
         let otherFamily: TableFamily = table.family == .inet ? .ip : .inet
         let stale = try self.table(family: otherFamily, name: table.name) != nil ? otherFamily : nil
+        // Read before the comparison: a commit after this (anyone's) changes it, and the next apply compares again.
+        let generation = try self.generation()
         if let existing, stale == nil {
+            let flagsOK = ownershipUnsupported || existing.isPersistent
+            // No batch was committed in this namespace since the kernel was seen to hold exactly this table: it still
+            // does. Reading 100,000 set elements back costs seconds of CPU (the kernel restarts its set walk for
+            // every dump message), so an idle reconcile must not.
+            if let verified, verified.generation == generation, verified.table == table, flagsOK, !force {
+                return .unchanged
+            }
             let current = try fingerprint(family: table.family, name: table.name)
             let desired = describe(table)
-            let flagsOK = ownershipUnsupported || existing.isPersistent
-            if current == desired && flagsOK && !force { return .unchanged }
+            if current == desired && flagsOK && !force {
+                verified = (generation, table)
+                return .unchanged
+            }
         }
+        verified = nil
         do {
             try commit(table, replacing: existing != nil, stale: stale, flags: TableFlag.owner | TableFlag.persist)
         } catch let e as NetlinkError where (e.errno == EOPNOTSUPP || e.errno == EINVAL)
@@ -89,6 +103,11 @@ public final class NftClient {
             // traffic uncaptured, so apply without ownership and let the caller say so.
             ownershipUnsupported = true
             try commit(table, replacing: existing != nil, stale: stale, flags: 0)
+        }
+        // Our batch moved the generation by exactly one: nobody else committed in between, so the kernel holds
+        // exactly this table now, and the next reconcile need not read it back.
+        if let after = try? self.generation(), after == (generation == UInt32.max ? 1 : generation + 1) {
+            verified = (after, table)
         }
         return existing == nil ? .created : .replaced
     }

@@ -196,6 +196,12 @@ final class RuleBuilder {
             compare(true, [0, 0, 0, 0])
         case .ctMark(let m):
             ctLoad(num(NFT_CT_MARK)); compare(false, hostBytes(m))
+        case .tcpSYN(let neg):
+            // The flags byte (offset 13), SYN (0x02) and ACK (0x10) kept, compared with SYN alone, as nft does.
+            requireProtocol(.tcp)
+            payload(base: num(NFT_PAYLOAD_TRANSPORT_HEADER), offset: 13, length: 1)
+            bitwise(mask: [0x12], xor: [0x00])
+            compare(neg, [0x02])
         }
     }
 

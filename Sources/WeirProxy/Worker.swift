@@ -185,7 +185,9 @@ final class Worker {
                         drainDeadline = min(drainDeadline, now + config.drainTimeoutMs)
                     }
                 } else if e.data < tagListenerLimit {
-                    acceptAll(listeners[Int(e.data - tagListenerBase)])
+                    // A drain or retire earlier in this batch closed the listeners: their later events are stale.
+                    let i = Int(e.data - tagListenerBase)
+                    if i < listeners.count { acceptAll(listeners[i]) }
                 } else {
                     let side: ProxySide = e.data & 1 == 0 ? .client : .upstream
                     let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.data & ~1))!)
@@ -253,16 +255,21 @@ final class Worker {
 
     func startDrain(retiring: Bool) {
         draining = true
-        // Retiring keeps open connections as long as they are in use: the idle timeout still closes idle ones.
-        let allowed = retiring ? (config.idleTimeoutMs > 0 ? max(config.drainTimeoutMs, config.idleTimeoutMs)
-                                                          : Int64.max / 4)
-                               : config.drainTimeoutMs
-        drainDeadline = now + allowed
+        // Retiring keeps open connections as long as they are in use, with no deadline: the idle timeout still
+        // closes idle ones (each connection's own), and a later stop drains within --drain-timeout.
+        drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
+        // The listen queues hold connections whose handshake the kernel completed: their clients count them as
+        // established, and closing a listener resets them. Take them first; they are served like the others.
+        if listenersRegistered { for l in listeners { acceptAll(l) } }
         for l in listeners { close(l.fd) }
         listeners.removeAll()
         listenersRegistered = false
-        log(retiring ? "retire_started" : "drain_started",
-            ["worker": index, "connections": connecting.count + active.count, "deadline_ms": allowed])
+        let open = connecting.count + active.count
+        if retiring {
+            log("retire_started", ["worker": index, "connections": open, "idle_timeout_ms": config.idleTimeoutMs])
+        } else {
+            log("drain_started", ["worker": index, "connections": open, "deadline_ms": config.drainTimeoutMs])
+        }
         for list in [connecting, active] {
             var c = list.head
             while let current = c {

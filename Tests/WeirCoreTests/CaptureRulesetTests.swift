@@ -77,6 +77,9 @@ struct CaptureRulesetTests {
         #expect(rules(t, "tproxy-capture") == [
             "meta l4proto tcp ip daddr != 127.0.0.1 tproxy ip to :15006 meta mark set 1337 counter accept",
             "meta l4proto tcp ip6 daddr != ::1 tproxy ip6 to :15006 meta mark set 1337 counter accept",
+            // What tproxy could not hand to a listener (none on 15006) is dropped, never delivered directly.
+            "meta l4proto tcp ip daddr != 127.0.0.1 counter drop",
+            "meta l4proto tcp ip6 daddr != ::1 counter drop",
         ])
         #expect(rules(t, "mangle-prerouting").first == "meta l4proto tcp counter jump tproxy-inbound")
     }

@@ -228,15 +228,20 @@ public enum CaptureRuleset {
             tproxyInboundRules.append(Rule([.iifname("lo"), .l4proto(.tcp), .mark(outboundToSelfMark, negated: true)],
                                            ret))
             let established = Match.ctState([.established, .related])
+            // A SYN is never part of an established connection, yet conntrack files one under a stale entry when it
+            // reuses the 4-tuple of a connection that ended with a reset from the other side less than 10 s ago
+            // (state CLOSE: the kernel takes the SYN as a retransmission to ignore). Diverted as established, it
+            // would reach the application directly; it goes to tproxy like every new connection instead.
+            let notSYN = Match.tcpSYN(negated: true)
             switch c.inboundPorts {
             // No return for the tunnel port (-e) here: istio-iptables has it only in the nat chain, which TPROXY mode
             // does not hook, and istio-nftables' mangle chain has none either, so with -b '*' 15008 is captured too.
             case .all:
                 if let s = inboundExcludeSet { tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: s)], ret)) }
-                tproxyInboundRules.append(Rule([.l4proto(.tcp), established], jump(tproxyDivert)))
+                tproxyInboundRules.append(Rule([.l4proto(.tcp), established, notSYN], jump(tproxyDivert)))
                 tproxyInboundRules.append(Rule([.l4proto(.tcp)], jump(tproxy)))
             case .list:
-                tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: inboundPortsSet!), established],
+                tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: inboundPortsSet!), established, notSYN],
                                                jump(tproxyDivert)))
                 tproxyInboundRules.append(Rule([.dportInSet(.tcp, set: inboundPortsSet!)], jump(tproxy)))
             case .none: break
@@ -245,6 +250,13 @@ public enum CaptureRuleset {
                 tproxyRules.append(Rule(
                     [.l4proto(.tcp), .daddr(loopback(f), negated: true)],
                     [.tproxy(f, port: c.inboundCapturePort), .setMark(mark), counter, .verdict(.accept)]))
+            }
+            // Nothing listens on the capture port (the proxy is restarting): nft's tproxy falls through to the next
+            // rule, and without these the packet would reach the application directly, uncaptured. Drop it, as
+            // istio-iptables' TPROXY target does; the client retransmits its SYN until the proxy is back.
+            for f in families {
+                tproxyRules.append(Rule([.l4proto(.tcp), .daddr(loopback(f), negated: true)],
+                                        [counter, .verdict(.drop)]))
             }
             if let s = excludeIfaces { mangleOutputRules.append(Rule([.oifnameInSet(s)], ret)) }
             mangleOutputRules.append(Rule([.oifname("lo"), .l4proto(.tcp), .mark(mark, negated: false)], ret))

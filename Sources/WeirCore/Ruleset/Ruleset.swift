@@ -69,6 +69,8 @@ public enum Match: Hashable, Sendable {
     case mark(UInt32, negated: Bool)
     case ctState(CtState)
     case ctMark(UInt32)
+    /// `tcp flags & (syn | ack) == syn`: SYN without ACK, the first packet of a connection (`!=` when negated).
+    case tcpSYN(negated: Bool)
 }
 
 /// Where a verdict sends the packet.

@@ -66,6 +66,7 @@ public enum NftText {
             if s.contains(.new) { names.append("new") }
             return "ct state " + names.joined(separator: ",")
         case .ctMark(let m): return "ct mark \(m)"
+        case .tcpSYN(let neg): return "tcp flags & (syn | ack) \(neg ? "!=" : "==") syn"
         }
     }
 

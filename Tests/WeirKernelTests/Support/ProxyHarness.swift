@@ -73,6 +73,18 @@ let proxyHelper: String = URL(fileURLWithPath: #filePath).deletingLastPathCompon
     .deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("scripts/test-helpers/proxy_helper.py").path
 
+/// The stress load generator (`scripts/stress/load.c`), compiled once per test run: many concurrent connections
+/// with every byte checked, for tests that need more load than the Python helpers make.
+func loadGenerator() throws -> String {
+    let source = URL(fileURLWithPath: proxyHelper).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("stress/load.c").path
+    let binary = NSTemporaryDirectory() + "weir-load-\(getpid())"
+    if !FileManager.default.isExecutableFile(atPath: binary) {
+        try mustRun(["gcc", "-O2", "-o", binary, source, "-lm"])
+    }
+    return binary
+}
+
 /// Starts `weir proxy` in the namespace and waits until it listens.
 func startProxy(
     _ ns: TestNamespace, _ arguments: [String] = [], shellPrefix: String? = nil

@@ -1,0 +1,364 @@
+# Faults injected while traffic flows (sourced by scripts/stress.sh). For each: what the client sees, and a check
+# that it is what an operator expects. Background traffic (100 connections each way, every kind) runs through each
+# fault and is checked too. The agent runs in TPROXY mode with outbound capture (-i '*') and inbound (-b '*').
+
+# Background load for the length of one fault: bg_start TAG, then bg_stop TAG prints "failed corrupt started".
+bg_start() {
+  bg "$POD" "$FDIR/$1-bg-out.log" "$LOAD" client --conns "$BG_CONNS" --mix bulk=5,rr=60,idle=20,rstc=8,rsts=7 \
+    --bulk-max 4M --idle-ms 2000 --grace 30 198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  BG_OUT=$BG_PID
+  bg "$PEER" "$FDIR/$1-bg-in.log" "$LOAD" client --conns "$BG_CONNS" --mix bulk=5,rr=60,idle=20,rstc=8,rsts=7 \
+    --bulk-max 4M --idle-ms 2000 --grace 30 198.18.1.1:7000 '[2001:db8:1::1]:7000'
+  BG_IN=$BG_PID
+}
+
+bg_stop() { # TAG: sets BGF (failed), BGC (corrupt bytes), BGN (connections)
+  kill -TERM "$BG_OUT" "$BG_IN" 2>/dev/null || true
+  wait "$BG_OUT" "$BG_IN" 2>/dev/null || true
+  local a b
+  a=$(summary_of "$FDIR/$1-bg-out.log" client); b=$(summary_of "$FDIR/$1-bg-in.log" client)
+  BGF=$(( ${a:+$(kv "$a" failed)}+0 + ${b:+$(kv "$b" failed)}+0 ))
+  BGC=$(( ${a:+$(kv "$a" corrupt_bytes)}+0 + ${b:+$(kv "$b" corrupt_bytes)}+0 ))
+  BGN=$(( ${a:+$(kv "$a" started)}+0 + ${b:+$(kv "$b" started)}+0 ))
+  [ -n "$a" ] && [ -n "$b" ] || BGF=$((BGF + 1))  # a client without its summary line failed
+}
+
+# outcomes EVENTS_LOG: "outcome=count ..." of the per-connection event lines
+outcomes() { grep '^ev ' "$1" | sed 's/.* outcome=\([a-z_]*\).*/\1/' | sort | uniq -c | awk '{printf "%s%s=%s", (NR > 1 ? " " : ""), $2, $1}'; }
+
+# max over event lines of FIELD (numeric)
+ev_max() { grep '^ev ' "$1" | sed "s/.* $2=\([0-9-]*\).*/\1/" | sort -n | tail -n 1; }
+
+fault_dies() {
+  local sec="fault: upstream dies mid-stream"
+  bg_start dies
+  bg "$PEER" "$FDIR/dies-server.log" "$LOAD" server 7100 198.18.1.2
+  local srv=$BG_PID
+  wait_for_line "$FDIR/dies-server.log" READY 10
+  # 20 connections pushing and pulling 1 GB each; the server process is killed 2 s in.
+  bg "$POD" "$FDIR/dies-client.log" "$LOAD" client --once --events --conns 20 --mix bulk=1 --up 1G --down 1G \
+    --deadline-s 60 198.18.1.2:7100
+  local cl=$BG_PID
+  sleep 2
+  local t_kill
+  t_kill=$(now_ms)
+  kill -KILL "$srv"; wait "$srv" 2>/dev/null || true
+  local i
+  for ((i = 0; i < 600; i++)); do kill -0 "$cl" 2>/dev/null || break; sleep 0.05; done
+  stop_pid "$cl" KILL 1
+  local last took seen corrupt
+  last=$(ev_max "$FDIR/dies-client.log" end_ms)
+  took=$(( ${last:-0} - t_kill ))
+  seen=$(outcomes "$FDIR/dies-client.log")
+  corrupt=$(kv "$(summary_of "$FDIR/dies-client.log" client)" corrupt_bytes)
+  local n_ended
+  n_ended=$(grep -cE '^ev .*outcome=(reset|eof_short)' "$FDIR/dies-client.log" || true)
+  bg_stop dies; local bf=$BGF bc=$BGC bn=$BGN
+  figure "$sec" "what the 20 clients saw" "$seen, the last $took ms after the kill, ${corrupt:-?} corrupt bytes before it"
+  pass_line "$sec" "clients see the stream end at once (reset), intact up to there" \
+    "$seen; last one $took ms after kill -9; corrupt ${corrupt:-?}" \
+    "20 of 20 reset or cut short within 2 s, 0 corrupt" $(( n_ended == 20 && took <= 2000 && ${corrupt:-1} == 0 ))
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
+    $(( bf == 0 && bc == 0 && bn > 0 ))
+}
+
+fault_blackhole() {
+  local sec="fault: upstream never reads, client pushes 1 GB"
+  bg_start blackhole
+  bg "$PEER" "$FDIR/blackhole-server.log" "$LOAD" blackhole 7200 198.18.1.2
+  local srv=$BG_PID
+  wait_for_line "$FDIR/blackhole-server.log" READY 10
+  local rss0
+  rss0=$(rss_kb "$AGENT")
+  bg "$POD" "$FDIR/blackhole-client.log" "$LOAD" client --once --events --conns 1 --mix bulk=1 --up 1G --down 0 \
+    --deadline-s $((IDLE + 60)) 198.18.1.2:7200
+  local cl=$BG_PID peak=0 r i
+  for ((i = 0; i < (IDLE + 60) * 10; i++)); do
+    kill -0 "$cl" 2>/dev/null || break
+    r=$(rss_kb "$AGENT"); [ "$r" -gt "$peak" ] && peak=$r
+    sleep 0.1
+  done
+  stop_pid "$cl" KILL 1
+  stop_pid "$srv" KILL 1
+  local ev pushed dur
+  ev=$(grep '^ev ' "$FDIR/blackhole-client.log" | tail -n 1)
+  pushed=$(kv "$ev" up_sent); dur=$(kv "$ev" dur_ms)
+  bg_stop blackhole; local bf=$BGF bc=$BGC bn=$BGN
+  local grew=$((peak - rss0))
+  figure "$sec" "what the client saw" \
+    "its writes stalled after $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') of 1 GiB; then $(kv "$ev" outcome) ($(kv "$ev" errno)) after ${dur:-?} ms (idle timeout ${IDLE} s)"
+  figure "$sec" "agent RSS while the client pushed" "$(mib "$rss0") before, $(mib "$peak") peak (+${grew} KiB)"
+  pass_line "$sec" "memory bounded while the upstream does not read" "+${grew} KiB peak RSS" "< 4096 KiB" \
+    $(( grew < 4096 ))
+  pass_line "$sec" "the stalled connection is cut by the idle timeout" \
+    "$(kv "$ev" outcome) after ${dur:-?} ms, $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') accepted" \
+    "ends (reset) within idle timeout + 3 s" \
+    $(( ${dur:-999999} <= (IDLE + 3) * 1000 && ${pushed:-0} < 1073741824 ))
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
+    $(( bf == 0 && bc == 0 && bn > 0 ))
+}
+
+fault_vanish() {
+  local sec="fault: client vanishes without FIN"
+  local van=wst-$$-vanish
+  ns_add "$van"
+  veth "$POD" wsv0 "198.18.2.1/24 2001:db8:2::1/64" "$van" wsv1 "198.18.2.2/24 2001:db8:2::2/64"
+  bg_start vanish
+  bg "$POD" "$FDIR/vanish-server.log" "$LOAD" server 7300 198.18.2.1 2001:db8:2::1
+  local srv=$BG_PID
+  wait_for_line "$FDIR/vanish-server.log" READY 10
+  # 20 idle connections (one round, then a long pause) and 20 downloads of 1 GB, inbound through the agent.
+  bg "$van" "$FDIR/vanish-idle.log" "$LOAD" client --once --conns 20 --mix idle=1 --rounds-max 10 --idle-ms 600000 \
+    198.18.2.1:7300 '[2001:db8:2::1]:7300'
+  local c1=$BG_PID
+  bg "$van" "$FDIR/vanish-bulk.log" "$LOAD" client --once --conns 20 --mix bulk=1 --up 0 --down 1G \
+    198.18.2.1:7300 '[2001:db8:2::1]:7300'
+  local c2=$BG_PID
+  sleep 2
+  local held
+  # each proxied connection: the proxy's upstream socket (to :7300); the proxy's client socket and the
+  # application's socket have :7300 as their local port
+  held=$(ip netns exec "$POD" ss -Htnp '( dport = :7300 )' | grep -c "pid=$AGENT," || true)
+  # The client's host disappears: its link goes down, then its processes die (their FIN and RST go nowhere).
+  local t0
+  t0=$(now_ms)
+  ip -n "$van" link set wsv1 down
+  kill -KILL "$c1" "$c2" 2>/dev/null; wait "$c1" "$c2" 2>/dev/null || true
+  local n gone=-1 i
+  for ((i = 0; i < (IDLE * 3 + 10) * 10; i++)); do
+    # sockets the agent or the application still hold (a socket the agent closed may linger in the kernel,
+    # retransmitting to nobody, but it is no longer anyone's)
+    n=$(ip netns exec "$POD" ss -Htnp '( sport = :7300 or dport = :7300 )' | grep -c -e "pid=$AGENT," -e "pid=$srv," || true)
+    if [ "$n" -eq 0 ]; then gone=$(( $(now_ms) - t0 )); break; fi
+    sleep 0.1
+  done
+  stop_pid "$srv"
+  local s
+  s=$(summary_of "$FDIR/vanish-server.log" server)
+  bg_stop vanish; local bf=$BGF bc=$BGC bn=$BGN
+  ns_del "$van"
+  figure "$sec" "what the application saw" \
+    "$held connections held; after the client vanished the agent closed them: $(kv "$s" unexpected) ended short (FIN or RST from the agent), $(kv "$s" ok) whole"
+  pass_line "$sec" "the agent reaps both sockets of each vanished client" \
+    "$held connections, all closed $( [ "$gone" -ge 0 ] && echo "${gone} ms" || echo never) after the client vanished" \
+    "all, within idle timeout + 2 s" $(( gone >= 0 && gone <= (IDLE + 2) * 1000 && held == 40 ))
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
+    $(( bf == 0 && bc == 0 && bn > 0 ))
+}
+
+# wait_back CMD TEXT: ms until the output of CMD (in the pod) contains TEXT again, polling every 10 ms (-1: never)
+wait_back() {
+  local t0 i
+  t0=$(now_ms)
+  for ((i = 0; i < 1500; i++)); do
+    ip netns exec "$POD" $1 2>/dev/null | grep -q -- "$2" && { echo $(( $(now_ms) - t0 )); return; }
+    sleep 0.01
+  done
+  echo -1
+}
+
+fault_drift() {
+  local sec="fault: capture deleted behind weir's back"
+  bg_start drift
+  sleep 1
+  # The table is owned by the agent (nftables owner flag): the kernel refuses everyone else.
+  local del flush before
+  before=$(ip netns exec "$POD" nft -a list table inet weir | sed 's/counter packets [0-9]* bytes [0-9]*/counter/' | md5sum)
+  del=$(ip netns exec "$POD" nft delete table inet weir 2>&1 | sed -n 1p || true)
+  flush=$(ip netns exec "$POD" nft flush chain inet weir mangle-prerouting 2>&1 | sed -n 1p || true)
+  local after
+  after=$(ip netns exec "$POD" nft -a list table inet weir | sed 's/counter packets [0-9]* bytes [0-9]*/counter/' | md5sum)
+  figure "$sec" "nft delete table inet weir; nft flush chain" "$del / $flush"
+  local refused=0
+  [ "$(grep -c 'Operation not permitted' <<<"$del
+$flush")" = 2 ] && [ "$before" = "$after" ] && refused=1
+  pass_line "$sec" "the owned table cannot be deleted or flushed" \
+    "$( [ $refused = 1 ] && echo "both refused (EPERM), table unchanged" || echo "$del / $flush")" \
+    "EPERM, unchanged" "$refused"
+  # ip rules, routes and the ::6 address are not owned: delete each, time the repair.
+  local r0 ok=1 what t times=""
+  r0=$(metric 'weir_reconcile_repairs_total{object="rule"}')
+  for what in "-4 rule" "-6 rule" "-4 route" "-6 route" "-6 addr"; do
+    case $what in
+      "-4 rule") ip -n "$POD" -4 rule del fwmark 1337 lookup 133; t=$(wait_back "ip -4 rule" "lookup 133") ;;
+      "-6 rule") ip -n "$POD" -6 rule del fwmark 1337 lookup 133; t=$(wait_back "ip -6 rule" "lookup 133") ;;
+      "-4 route") ip -n "$POD" -4 route del local default dev lo table 133
+                  t=$(wait_back "ip -4 route show table 133" "local default") ;;
+      "-6 route") ip -n "$POD" -6 route del local default dev lo table 133
+                  t=$(wait_back "ip -6 route show table 133" "local default") ;;
+      "-6 addr") ip -n "$POD" -6 addr del ::6/128 dev lo; t=$(wait_back "ip -6 addr show dev lo" "::6/128") ;;
+    esac
+    times+="${times:+, }ip $what ${t} ms"
+    [ "$t" -ge 0 ] && [ "$t" -le $((RECONCILE * 1000)) ] || ok=0
+    sleep 1.2  # reconcile runs at most once a second after events; let each repair settle
+  done
+  bg_stop drift; local bf=$BGF bc=$BGC bn=$BGN
+  local repairs
+  repairs=$(admin_get /metrics | awk '/^weir_reconcile_repairs_total/ {printf "%s%s", (k++ ? ", " : ""), $0}')
+  figure "$sec" "repairs counted" "$repairs"
+  pass_line "$sec" "reconcile restores each deleted ip rule, route and ::6 (time to repair)" "$times" \
+    "each back within --reconcile-interval (${RECONCILE} s)" "$ok"
+  figure "$sec" "background traffic meanwhile" \
+    "$bf failed, $bc corrupt bytes of $bn connections (a TPROXY connection whose reply falls in a gap is lost)"
+  pass_line "$sec" "background traffic: no corrupt bytes" "$bc" "0" $(( bc == 0 && bn > 0 ))
+}
+
+fault_kill9() {
+  local sec="fault: kill -9 of the agent under load, restart"
+  # New connections back to back in both directions (each one request/reply), and 20 established idle ones.
+  bg "$POD" "$FDIR/kill-churn-out.log" "$LOAD" client --events --conns 20 --mix rr=1 --rounds-max 1 --think-ms 0 \
+    --retry-ms 5 --connect-timeout-ms 3000 198.18.1.2:7000
+  local c1=$BG_PID
+  bg "$PEER" "$FDIR/kill-churn-in.log" "$LOAD" client --events --conns 20 --mix rr=1 --rounds-max 1 --think-ms 0 \
+    --retry-ms 5 --connect-timeout-ms 3000 198.18.1.1:7000
+  local c2=$BG_PID
+  bg "$POD" "$FDIR/kill-held.log" "$LOAD" client --once --events --conns 20 --mix idle=1 --rounds-max 10 \
+    --idle-ms 600000 198.18.1.2:7000
+  local held=$BG_PID
+  sleep 3
+  local t_kill t_ready
+  t_kill=$(now_ms)
+  kill -KILL "$AGENT"; wait "$AGENT" 2>/dev/null || true
+  # systemd's RestartSec=2 (systemd/weir.service): the agent is down for 2 s, then starts again.
+  sleep 2
+  local t_restart
+  t_restart=$(now_ms)
+  agent_start "$FDIR/agent-restarted.log" "${FAULT_ARGS[@]}" || true
+  t_ready=$(now_ms)
+  sleep 3
+  kill -TERM "$c1" "$c2" 2>/dev/null; wait "$c1" "$c2" 2>/dev/null || true
+  stop_pid "$held" KILL 1
+  local dir f out=""
+  for dir in out in; do
+    f=$FDIR/kill-churn-$dir.log
+    # failures: from the first to the last failed connection; successes while nothing listened: started after the
+    # kill and finished before the new agent was ready (a connection that bypassed the proxy)
+    local first last bypass fails late
+    late=$(grep '^ev ' "$f" | grep -v 'outcome=ok' | awk -v r="$t_ready" '{
+      for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["start_ms"] > r + 100) n++ } END {print n + 0}')
+    first=$(grep '^ev ' "$f" | grep -v 'outcome=ok' | sed 's/.* start_ms=\([0-9]*\).*/\1/' | sort -n | sed -n 1p)
+    last=$(grep '^ev ' "$f" | grep -v 'outcome=ok' | sed 's/.* end_ms=\([0-9]*\).*/\1/' | sort -n | tail -n 1)
+    fails=$(grep '^ev ' "$f" | grep -vc 'outcome=ok' || true)
+    bypass=$(grep '^ev .*outcome=ok' "$f" | awk -v k="$t_kill" -v r="$t_restart" '{
+      for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["start_ms"] > k + 20 && v["end_ms"] < r - 20) n++ } END {print n + 0}')
+    local kinds waited
+    kinds=$(grep '^ev ' "$f" | grep -v 'outcome=ok' | sed 's/.* outcome=\([a-z_]*\).*/\1/' | sort | uniq -c | awk '{printf "%s%s %s", (NR > 1 ? ", " : ""), $1, $2}')
+    # the longest a successful connection took that started while the agent was down (its SYNs waited)
+    waited=$(grep '^ev .*outcome=ok' "$f" | awk -v k="$t_kill" -v r="$t_restart" '{
+      for (i = 1; i <= NF; i++) { split($i, kv, "="); v[kv[1]] = kv[2] }
+      if (v["start_ms"] > k && v["start_ms"] < r && v["dur_ms"] > m) m = v["dur_ms"] } END {print m + 0}')
+    eval "fails_$dir=\$fails bypass_$dir=\$bypass window_$dir=\$(( ${last:-0} - ${first:-0} )) kinds_$dir=\"\$kinds\" late_$dir=\$late waited_$dir=\$waited"
+  done
+  local held_seen
+  held_seen=$(outcomes "$FDIR/kill-held.log")
+  figure "$sec" "agent down (kill -9 to ready again, RestartSec=2 as in weir.service)" "$((t_ready - t_kill)) ms"
+  figure "$sec" "new outbound connections (pod -> peer)" \
+    "failed for $window_out ms ($fails_out: ${kinds_out:-none}); succeeded while nothing listened: $bypass_out"
+  figure "$sec" "new inbound connections (peer -> pod, TPROXY)" \
+    "none refused: their SYNs were dropped while the agent was down and retransmitted, the longest waited $waited_in ms; $fails_in failed (${kinds_in:-none}: established when it died); succeeded while nothing listened: $bypass_in"
+  figure "$sec" "what the 20 established connections saw" "$held_seen"
+  # A connection that succeeded while nothing listened went around the capture: the stale conntrack entries of
+  # the known issue (a reset upstream connection's 4-tuple reused within 10 s), not a missing rule: the table and
+  # its rules stay while the agent is down. Counted as that known issue; every other attempt must be refused.
+  local refused_out
+  refused_out=$(grep -c '^ev .*outcome=refused' "$FDIR/kill-churn-out.log" || true)
+  pass_line "$sec" "outbound: fail closed while down (refused, never direct), all succeed once ready" \
+    "refused for $window_out ms ($refused_out refused), $late_out failed after ready" \
+    "refused while down, 0 failed after ready" $(( refused_out > 0 && late_out == 0 ))
+  known_issue "$sec" "outbound connections that succeeded while nothing listened (stale conntrack entries)" \
+    "$bypass_out of $(( refused_out + bypass_out ))"
+  pass_line "$sec" "inbound (TPROXY): fail closed while down, all succeed once ready" \
+    "new connections waited up to $waited_in ms, $bypass_in bypassed the proxy, $late_in failed after ready" \
+    "0 bypassed, 0 failed after ready" $(( bypass_in == 0 && late_in == 0 ))
+  local tables rules
+  tables=$(ip netns exec "$POD" nft list tables | wc -l)
+  rules=$(ip -n "$POD" -4 rule | grep -c 'lookup 133' || true)
+  pass_line "$sec" "the restarted agent re-claims the table, nothing duplicated" \
+    "$tables table, $rules ip rule, owner: $(metric weir_nftables_table_owned)" "1, 1, 1" \
+    $(( tables == 1 && rules == 1 )) 
+}
+
+fault_reload() {
+  local sec="fault: SIGHUP with a changed config under load"
+  # A restarted agent reading a config file; then reloads that change capture settings (rules), proxy settings
+  # (a new data plane takes over) and both, one every 2 s, while everything keeps flowing.
+  agent_stop
+  local conf=$FDIR/weir.conf
+  write_conf() { # EXCLUDE_PORTS BUFFER
+    printf 'ISTIO_INBOUND_INTERCEPTION_MODE=TPROXY\nISTIO_SERVICE_CIDR=*\nISTIO_INBOUND_PORTS=*\n' >"$conf.tmp"
+    printf 'ISTIO_LOCAL_EXCLUDE_PORTS=%s\nWEIR_BUFFER_LIMIT=%s\nWEIR_IDLE_TIMEOUT=%ss\n' "$1" "$2" "$IDLE" >>"$conf.tmp"
+    mv "$conf.tmp" "$conf"
+  }
+  write_conf 22 64KiB
+  agent_start "$FDIR/agent-reload.log" --config "$conf" --drain-timeout 5s || {
+    pass_line "$sec" "agent starts with --config" "no" "ready" 0; return; }
+  bg_start reload
+  # Long-lived connections that must survive every reload: 40 idle ones with a round every 2 s, 10 of 256 MB.
+  bg "$POD" "$FDIR/reload-held.log" "$LOAD" client --once --events --conns 40 --mix idle=1 --rounds-max 15 \
+    --idle-ms 2000 198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  local held=$BG_PID
+  bg "$PEER" "$FDIR/reload-bulk.log" "$LOAD" client --once --events --conns 10 --mix bulk=1 --up 256M --down 256M \
+    198.18.1.1:7000 '[2001:db8:1::1]:7000'
+  local bulk=$BG_PID
+  sleep 2
+  local pid0=$AGENT i reloads=0
+  for i in 1 2 3 4 5 6; do
+    case $((i % 3)) in
+      1) write_conf "22,10250" 64KiB ;;    # capture settings only
+      2) write_conf "22,10250" 128KiB ;;   # proxy settings only: a new data plane
+      0) write_conf 22 64KiB ;;            # both
+    esac
+    kill -HUP "$AGENT"
+    reloads=$((reloads + 1))
+    sleep 2
+  done
+  local i2
+  for ((i2 = 0; i2 < 600; i2++)); do kill -0 "$held" 2>/dev/null || kill -0 "$bulk" 2>/dev/null || break; sleep 0.1; done
+  stop_pid "$held" TERM 30; stop_pid "$bulk" TERM 30
+  bg_stop reload; local bf=$BGF bc=$BGC bn=$BGN
+  local ok_reloads fail_reloads hs bs
+  ok_reloads=$(metric weir_config_reloads_total); fail_reloads=$(metric weir_config_reload_failures_total)
+  hs=$(outcomes "$FDIR/reload-held.log"); bs=$(outcomes "$FDIR/reload-bulk.log")
+  figure "$sec" "reloads" "$reloads SIGHUPs: $ok_reloads applied, $fail_reloads refused; $(grep -c 'proxy=replaced' "$FDIR/agent-reload.log" || true) replaced the data plane"
+  figure "$sec" "what the clients saw" "held idle: $hs; bulk 256 MB each way: $bs; background: $bf failed of $bn"
+  pass_line "$sec" "every reload applied, same process" "$ok_reloads of $reloads, pid $( [ "$pid0" = "$AGENT" ] && kill -0 "$AGENT" && echo same || echo changed)" \
+    "all, same pid" $(( ${ok_reloads:-0} == reloads && ${fail_reloads:-1} == 0 ))
+  pass_line "$sec" "nothing established dropped: 40 long-lived and 10 bulk connections across every reload" \
+    "held: $hs; bulk: $bs" "all ok" \
+    $(( $(grep -c '^ev .*outcome=ok' "$FDIR/reload-held.log") == 40 && $(grep -c '^ev .*outcome=ok' "$FDIR/reload-bulk.log") == 10 ))
+  # A handshake that completes between a retiring listener's last accept and its close is reset (the kernel
+  # offers net.ipv4.tcp_migrate_req for that): at most one per reload.
+  pass_line "$sec" "background connections (new ones all along) reset by a reload" \
+    "$bf failed, $bc corrupt bytes of $bn" "<= 1 per reload, 0 corrupt" $(( bf <= reloads && bc == 0 && bn > 0 ))
+}
+
+faults() {
+  FDIR=$LOGS/faults
+  mkdir -p "$FDIR"
+  BG_CONNS=100
+  RECONCILE=${STRESS_RECONCILE_INTERVAL:-10}
+  topo_up faul
+  tproxy_port_ranges
+  bg "$POD" "$FDIR/pod-server.log" "$LOAD" server 7000 198.18.1.1 2001:db8:1::1
+  local pod_server=$BG_PID
+  bg "$PEER" "$FDIR/peer-server.log" "$LOAD" server 7000 198.18.1.2 2001:db8:1::2
+  local peer_server=$BG_PID
+  wait_for_line "$FDIR/pod-server.log" READY 10; wait_for_line "$FDIR/peer-server.log" READY 10
+  FAULT_ARGS=(-m TPROXY -b '*' -i '*' --idle-timeout "${IDLE}s" --drain-timeout 5s
+              --reconcile-interval "${RECONCILE}s")
+  if ! agent_start "$FDIR/agent.log" "${FAULT_ARGS[@]}"; then
+    pass_line faults "agent starts" "no: $(tail -n 1 "$FDIR/agent.log")" "ready" 0; topo_down; return
+  fi
+  local f
+  for f in ${STRESS_FAULTS:-dies blackhole vanish drift kill9 reload}; do "fault_$f"; done
+  agent_stop
+  stop_pid "$pod_server"; stop_pid "$peer_server"
+  local ps qs
+  ps=$(summary_of "$FDIR/pod-server.log" server); qs=$(summary_of "$FDIR/peer-server.log" server)
+  pass_line faults "servers of all faults: corrupted bytes" \
+    "$(( $(kv "$ps" corrupt_bytes) + $(kv "$qs" corrupt_bytes) )) of $(awk -v b=$(( $(kv "$ps" bytes_checked) + $(kv "$qs" bytes_checked) )) 'BEGIN {printf "%.1f GB", b / 1e9}')" \
+    "0" $(( $(kv "$ps" corrupt_bytes) + $(kv "$qs" corrupt_bytes) == 0 ))
+  topo_down
+}

@@ -1,0 +1,140 @@
+# Soak (sourced by scripts/stress.sh): `weir run` with 1,000 concurrent connections for STRESS_SOAK_SECONDS, half
+# outbound (pod -> peer, captured by -i '*' to 15001), half inbound (peer -> pod, captured by -b '*' to 15006),
+# IPv4 and IPv6, mixing bulk transfers, small request/replies, long idle connections and resets from either end.
+# Every byte is checked at both ends. Then: descriptors and RSS against the idle baseline, and idle CPU.
+
+soak() { # MODE (REDIRECT or TPROXY)
+  local mode=$1 sec="soak $1" tag
+  tag=$(tr 'A-Z' 'a-z' <<<"$1" | cut -c1-4)
+  topo_up "s$tag"
+  [ "$mode" = TPROXY ] && tproxy_port_ranges
+  local dir=$LOGS/soak-$1
+  mkdir -p "$dir"
+  bg "$POD" "$dir/pod-server.log" "$LOAD" server 7000 198.18.1.1 2001:db8:1::1
+  local pod_server=$BG_PID
+  bg "$PEER" "$dir/peer-server.log" "$LOAD" server 7000 198.18.1.2 2001:db8:1::2
+  local peer_server=$BG_PID
+  wait_for_line "$dir/pod-server.log" READY 10 && wait_for_line "$dir/peer-server.log" READY 10 || {
+    pass_line "$sec" "servers start" "no" "they listen" 0; topo_down; return; }
+
+  agent_start "$dir/agent.log" -m "$mode" -b '*' -i '*' --idle-timeout "${IDLE}s" --drain-timeout 5s || {
+    pass_line "$sec" "agent starts" "no: $(tail -1 "$dir/agent.log")" "ready" 0; topo_down; return; }
+  sleep 2
+  local fd0 rss0 cpu0
+  fd0=$(fd_kinds "$AGENT")
+  rss0=$(rss_kb "$AGENT")
+  cpu0=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE")
+  figure "$sec" "idle before load: RSS, descriptors (sockets pipes other), CPU" \
+    "$(mib "$rss0"), $fd0, ${cpu0}%"
+
+  local half=$((SOAK_CONNS / 2)) mix=bulk=5,rr=55,idle=25,rstc=8,rsts=7
+  # Idle connections pause 0.4 x the idle timeout between rounds: long-lived, mostly silent, never reaped (the
+  # margin covers a load generator that, on a saturated machine, serves a timer late).
+  local idle_ms=$((IDLE * 400))
+  say "$sec: $SOAK_CONNS connections for ${SOAK}s"
+  bg "$POD" "$dir/out-client.log" "$LOAD" client --conns "$half" --seconds "$SOAK" --mix "$mix" --idle-ms "$idle_ms" \
+    --bulk-max 16M --progress 30 198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  local out_client=$BG_PID
+  bg "$PEER" "$dir/in-client.log" "$LOAD" client --conns "$half" --seconds "$SOAK" --mix "$mix" --idle-ms "$idle_ms" \
+    --bulk-max 16M --progress 30 198.18.1.1:7000 '[2001:db8:1::1]:7000'
+  local in_client=$BG_PID
+
+  local peak=0 peak_active=0 r a alive=1 t_end=$(( $(date +%s) + SOAK + 120 ))
+  while kill -0 "$out_client" 2>/dev/null || kill -0 "$in_client" 2>/dev/null; do
+    kill -0 "$AGENT" 2>/dev/null || { alive=0; break; }
+    r=$(rss_kb "$AGENT"); [ "$r" -gt "$peak" ] && peak=$r
+    a=$(metric weir_proxy_connections_active); [ "${a:-0}" -gt "$peak_active" ] && peak_active=${a:-0}
+    [ "$(date +%s)" -gt "$t_end" ] && break
+    sleep 1
+  done
+  wait "$out_client" "$in_client" 2>/dev/null || true
+  local t_stop
+  t_stop=$(now_ms)
+  local m
+  m=$(admin_get /metrics)
+  figure "$sec" "during load: peak RSS, peak open proxied connections" "$(mib "$peak"), $peak_active"
+
+  # Back to baseline: every socket of the load closed (descriptors as before, the worker pipe pools aside) and RSS
+  # within max(512 KiB, 5%) of the idle baseline, within twice the idle timeout.
+  local s0 p0 o0 s1 p1 o1 rss1 back_ms=-1 tol
+  read -r s0 p0 o0 <<<"$fd0"
+  tol=$(( rss0 / 20 > 512 ? rss0 / 20 : 512 ))
+  local limit=$((t_stop + 2 * IDLE * 1000))
+  while :; do
+    read -r s1 p1 o1 <<<"$(fd_kinds "$AGENT")"
+    rss1=$(rss_kb "$AGENT")
+    if [ "$s1" -le "$s0" ] && [ "$o1" -le "$o0" ] && [ "$rss1" -le $((rss0 + tol)) ]; then
+      back_ms=$(( $(now_ms) - t_stop )); break
+    fi
+    [ "$(now_ms)" -ge "$limit" ] && break
+    sleep 0.2
+  done
+  local cpu1
+  cpu1=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE")
+  read -r s1 p1 o1 <<<"$(fd_kinds "$AGENT")"
+  rss1=$(rss_kb "$AGENT")
+  if [ "$mode" = TPROXY ]; then tproxy_collisions "$dir"; fi
+
+  stop_pid "$pod_server"; stop_pid "$peer_server"
+  local oc ic ps qs
+  oc=$(summary_of "$dir/out-client.log" client); ic=$(summary_of "$dir/in-client.log" client)
+  ps=$(summary_of "$dir/pod-server.log" server); qs=$(summary_of "$dir/peer-server.log" server)
+  agent_stop
+  figure "$sec" "outbound client" "${oc#client }"
+  figure "$sec" "inbound client" "${ic#client }"
+  figure "$sec" "pod server (inbound upstream)" "${ps#server }"
+  figure "$sec" "peer server (outbound upstream)" "${qs#server }"
+  local conns=$(( $(kv "$oc" started) + $(kv "$ic" started) ))
+  local checked=$(( $(kv "$oc" bytes_checked) + $(kv "$ic" bytes_checked) + $(kv "$ps" bytes_checked) \
+    + $(kv "$qs" bytes_checked) ))
+  local corrupt=$(( $(kv "$oc" corrupt_bytes) + $(kv "$ic" corrupt_bytes) + $(kv "$ps" corrupt_bytes) \
+    + $(kv "$qs" corrupt_bytes) ))
+  local failed=$(( $(kv "$oc" failed) + $(kv "$ic" failed) + $(kv "$ps" unexpected) + $(kv "$qs" unexpected) ))
+  local direct=$(( $(kv "$ps" direct) + $(kv "$qs" direct) ))
+  local gb
+  gb=$(awk -v b="$checked" 'BEGIN {printf "%.1f", b / 1e9}')
+  figure "$sec" "proxied" "$conns connections, $gb GB checked; metrics: $(awk '/^weir_proxy_(resets|idle_timeouts|buffer_full|copy_fallbacks|descriptor_exhaustion|refused_max_connections)_total / {printf "%s=%s ", $1, $2}' <<<"$m")"
+
+  pass_line "$sec" "corrupted bytes (checked at both ends)" "$corrupt of $gb GB" "0" $(( corrupt == 0 ))
+  pass_line "$sec" "connections that failed unexpectedly" \
+    "$failed of $conns (clients: $(kv "$oc" failed)+$(kv "$ic" failed), servers: $(kv "$ps" unexpected)+$(kv "$qs" unexpected))" \
+    "0" $(( failed == 0 && conns > 0 ))
+  # Known issue (BENCHMARKS.md, Stress): a new connection that reuses the 4-tuple of one that ended with a reset
+  # from the far side within 10 s matches the stale conntrack entry (state CLOSE), which the kernel reuses without
+  # new NAT or TPROXY decisions, so it goes around the proxy.
+  known_issue "$sec" "new connections that went around the proxy (stale conntrack entry of a reset connection)" \
+    "$direct of $conns (the server saw the client's own address and port)"
+  pass_line "$sec" "agent up through the load, exit 0 on SIGTERM" "alive=$alive status=$AGENT_STATUS" "up, 0" \
+    $(( alive == 1 && AGENT_STATUS == 0 ))
+  # Each worker keeps up to 16 empty pipes (2 descriptors each) for the next bulk transfer: bounded, not a leak.
+  local pool=$(( 2 * 16 * $(grep -m1 -o 'workers=[0-9]*' "$dir/agent.log" | cut -d= -f2) ))
+  pass_line "$sec" "descriptors leaked" \
+    "sockets $s0 -> $s1, other $o0 -> $o1, pipes $p0 -> $p1 (pool cap $pool)" \
+    "sockets and other as before, pipes <= pool cap" $(( s1 == s0 && o1 == o0 && p1 <= p0 + pool ))
+  pass_line "$sec" "RSS back to baseline after the load" \
+    "$(mib "$rss0") idle, $(mib "$peak") peak, $(mib "$rss1") after; back in $( [ "$back_ms" -ge 0 ] && echo "${back_ms} ms" || echo never)" \
+    "<= idle + max(512 KiB, 5%) within $((2 * IDLE)) s" $(( back_ms >= 0 ))
+  pass_line "$sec" "CPU when idle (after the load)" "${cpu1}% of one CPU over ${IDLE_SAMPLE} s (before: ${cpu0}%)" \
+    "<= 1%" "$(awk -v c="$cpu1" 'BEGIN {print (c <= 1.0) ? 1 : 0}')"
+  topo_down
+}
+
+# The known limitation of TPROXY on the application's own host (lib.sh, tproxy_port_ranges), measured: 20 s of
+# inbound load with both namespaces on the same ephemeral port range. A figure, not pass/fail.
+tproxy_collisions() {
+  local dir=$1
+  ip netns exec "$POD" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
+  ip netns exec "$PEER" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"
+  bg "$POD" "$dir/overlap-server.log" "$LOAD" server 7001 198.18.1.1 2001:db8:1::1
+  local srv=$BG_PID
+  wait_for_line "$dir/overlap-server.log" READY 10
+  bg "$PEER" "$dir/overlap-client.log" "$LOAD" client --conns "$half" --seconds 20 --mix "$mix" --idle-ms "$idle_ms" \
+    --bulk-max 16M --connect-timeout-ms 3000 --grace 20 198.18.1.1:7001 '[2001:db8:1::1]:7001'
+  wait "$BG_PID" 2>/dev/null || true
+  stop_pid "$srv"
+  local c
+  c=$(summary_of "$dir/overlap-client.log" client)
+  known_issue "$sec" "TPROXY on the application's host: client and pod on the same ephemeral port range (20 s, $half inbound connections)" \
+    "$(kv "$c" failed) of $(kv "$c" started) connections failed ($(kv "$c" connect_timeout) connect timeouts, $(kv "$c" reset) resets, $(kv "$c" unfinished) stuck), $(kv "$c" corrupt_bytes) corrupt bytes; with disjoint ranges (the soak above) none"
+  tproxy_port_ranges
+}
