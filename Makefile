@@ -1,4 +1,5 @@
-# weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite.
+# weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite;
+# `make bench` measures and writes BENCHMARKS.md.
 # Packaging: `make install` (PREFIX, DESTDIR, SYSCONFDIR), `make uninstall`, `make deb`, `make image`. See
 # docs/install.md.
 SWIFT ?= swift
@@ -32,10 +33,14 @@ PROFILES := $(wildcard profiles/*.profile) profiles/README.md
 SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
 	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
 
-.PHONY: deps build test demo bench clean release install uninstall deb image FORCE
+.PHONY: deps bench-deps build test demo bench bench-report clean release install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
+
+# Only `make bench` needs these (matplotlib from PyPI, in .build/bench-venv); `make test` and CI never install them.
+bench-deps:
+	@bash scripts/bench/install-deps.sh
 
 build: deps
 	$(SWIFT_ENV) $(LOCK) $(SWIFT) build $(BUILD_FLAGS)
@@ -55,9 +60,15 @@ test: build $(WEIR_BIN)
 demo: build
 	bash scripts/demo.sh
 
-# The same binary `make install`, the .deb and the image ship.
-bench: deps $(WEIR_BIN)
+# The same binary `make install`, the .deb and the image ship. Writes BENCHMARKS.md and docs/bench/ (plots, and the
+# run's raw samples in docs/bench/data). About 10 minutes on 2 vCPUs, plus the release build.
+bench: deps bench-deps $(WEIR_BIN)
 	WEIR=$(abspath $(WEIR_BIN)) bash scripts/bench.sh
+
+# BENCHMARKS.md and the plots again from the committed samples, without measuring (for instance after `make stress`
+# wrote docs/stress-results.md).
+bench-report: bench-deps
+	.build/bench-venv/bin/python scripts/bench/report.py --data docs/bench/data --out .
 
 install: $(WEIR_BIN)
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(DOCDIR)/docs
