@@ -143,8 +143,8 @@ run() { # family variant size round
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   record "$1" rate "$2" "$3" "$4" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   if [ -n "$pp" ] && wait "$pp" && [ -s "$TMP/perf.data" ]; then
-    record "$1" rule_us "$2" "$3" "$4" "$(perf report -i "$TMP/perf.data" --no-children --sort sym -F sample,sym 2>/dev/null \
-      | awk -v n="$n" '$3 ~ /^_*nft_/ {s += $1} END {printf "%.3f\n", s / 4000 * 1e6 / n}')"
+    record "$1" rule_us "$2" "$3" "$4" "$(perf report -i "$TMP/perf.data" --no-children --sort sym -F sample,sym \
+      2>/dev/null | awk -v n="$n" '$3 ~ /^_*nft_/ {s += $1} END {printf "%.3f\n", s / 4000 * 1e6 / n}')"
   fi
 }
 # Interleaved rounds, medians: this machine's noise hits every variant alike.

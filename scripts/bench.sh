@@ -175,7 +175,9 @@ measure() { # round target
   for p in $STREAMS; do
     [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
     out=$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P "$p" -J \
-      | python3 -c 'import json,sys; s=json.load(sys.stdin)["end"]["sum_received"]; print(s["bits_per_second"]/1e9, s["bytes"])')
+      | python3 -c 'import json, sys
+s = json.load(sys.stdin)["end"]["sum_received"]
+print(s["bits_per_second"] / 1e9, s["bytes"])')
     record "$r" "$t" "gbps_$p" "${out% *}"
     record "$r" "$t" "bytes_$p" "${out#* }"
     [ -n "$pid" ] && record "$r" "$t" "cpu_s_$p" "$(calc "($(cpu_ticks "$pid") - $c0) / 100")"
@@ -268,15 +270,16 @@ measure_idle() { # target command...
   done
 }
 
-echo "bench: $THREADS threads, $ROUNDS rounds of ${SECS}s per measure, streams: $STREAMS, idle connections: $HOLD_STEPS" >&2
+echo "bench: $THREADS threads, $ROUNDS rounds of ${SECS}s per measure, streams: $STREAMS," \
+  "idle connections: $HOLD_STEPS" >&2
 echo "bench: idle RSS of fresh starts ($IDLE_STARTS each)" >&2
 measure_idle weir-proxy "$WEIR" proxy --workers "$THREADS" --max-connections $((HOLD + 500))
 measure_idle weir-run "$WEIR" run -i 198.18.0.0/15 --workers "$THREADS" --max-connections $((HOLD + 500))
 IDLE_PORT=15002 measure_idle haproxy haproxy -db -f "$WORK/haproxy.cfg"
 
 wait_port 8080; wait_port 9080; wait_port 8081; wait_port 8082; wait_port 9082
-ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS --max-connections $((HOLD + 500)) ${BENCH_WEIR_FLAGS:-}" \
-  2>"$WORK/weir.log" &
+ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS \
+  --max-connections $((HOLD + 500)) ${BENCH_WEIR_FLAGS:-}" 2>"$WORK/weir.log" &
 weir=$!
 pids+=("$weir")
 ip netns exec "$NS" sh -c "ulimit -n 20000; exec haproxy -db -f $WORK/haproxy.cfg" 2>"$WORK/haproxy.log" &

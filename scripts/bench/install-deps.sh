@@ -9,7 +9,10 @@ VENV=${BENCH_VENV:-.build/bench-venv}
 MATPLOTLIB=${BENCH_MATPLOTLIB:-matplotlib>=3.8,<4}
 if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then exit 0; fi
 if ! /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
-  [ "$(id -u)" = 0 ] || { echo "bench deps: python3-venv missing; run as root (or: apt-get install python3-venv)" >&2; exit 1; }
+  if [ "$(id -u)" != 0 ]; then
+    echo "bench deps: python3-venv missing; run as root (or: apt-get install python3-venv)" >&2
+    exit 1
+  fi
   echo "installing: python3-venv"
   DEBIAN_FRONTEND=noninteractive apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
