@@ -120,18 +120,22 @@ done
 
 # New connections per second from the pod to the peer (each connection walks the nat output chain once).
 cat > "$TMP/nginx.conf" <<NG
-worker_processes 1; daemon off; pid $TMP/nginx.pid; error_log /dev/null;
+worker_processes 1; master_process off; daemon off; pid $TMP/nginx.pid; error_log /dev/null;
 events { worker_connections 4096; }
 http { access_log off; server { listen 198.18.0.2:80; listen [2001:db8::2]:80; location / { return 200 "ok\n"; } } }
 NG
 ip netns exec "$PEER" nginx -c "$TMP/nginx.conf" -p "$TMP" &
+nginx_pid=$!   # daemon off, no master: one process, this one
 for _ in $(seq 100); do ip netns exec "$PEER" ss -Hltn "sport = :80" | grep -q . && break; sleep 0.05; done
 # Each run: wrk from the pod for CONN_SECONDS while perf samples every CPU at 4 kHz (cpu-clock). Records the
-# connection rate and the CPU time per connection spent evaluating rules (kernel symbols nft_*: chains, sets,
-# expressions; the iptables-nft variant runs the same code). The second figure is CPU time per connection, so unlike
-# the rate it does not move with how busy this shared machine is; it is not recorded when perf is missing.
+# connection rate and the CPU time per connection spent evaluating rules: kernel symbols nft_* (chains, sets,
+# expressions; the iptables-nft variant runs the same code), in samples of the two processes of the test only. The
+# pod's output hook runs in wrk's context when it connects, and the pod's input path runs in the peer's nginx when
+# it sends (veth delivers in the sender's context), so those two pids hold all of it. Samples of other processes
+# are left out: on a shared machine they may run nftables code of their own. The figure is CPU time per
+# connection, so unlike the rate it hardly moves with how busy the machine is; it is not recorded without perf.
 run() { # family variant size round
-  local out n url=http://198.18.0.2/ pp=
+  local out n url=http://198.18.0.2/ pp= wrk_pid
   [ "$1" = v6 ] && url="http://[2001:db8::2]/"
   if command -v perf >/dev/null 2>&1; then
     perf record -q -a -e cpu-clock -F 4000 -o "$TMP/perf.data" -- sleep "$(python3 -c "print($CONN_SECONDS + 0.3)")" \
@@ -139,12 +143,16 @@ run() { # family variant size round
     pp=$!
     sleep 0.1
   fi
-  out=$(in_ns wrk -t1 -c16 -d"${CONN_SECONDS}s" -H "Connection: close" "$url")
+  ip netns exec "$NS" wrk -t1 -c16 -d"${CONN_SECONDS}s" -H "Connection: close" "$url" > "$TMP/wrk.out" &
+  wrk_pid=$!   # ip netns exec executes wrk in its own process: this is wrk's pid
+  wait "$wrk_pid"
+  out=$(cat "$TMP/wrk.out")
   n=$(awk '/requests in/ {print $1}' <<<"$out")
   record "$1" rate "$2" "$3" "$4" "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
   if [ -n "$pp" ] && wait "$pp" && [ -s "$TMP/perf.data" ]; then
-    record "$1" rule_us "$2" "$3" "$4" "$(perf report -i "$TMP/perf.data" --no-children --sort sym -F sample,sym \
-      2>/dev/null | awk -v n="$n" '$3 ~ /^_*nft_/ {s += $1} END {printf "%.3f\n", s / 4000 * 1e6 / n}')"
+    record "$1" rule_us "$2" "$3" "$4" "$(perf report -i "$TMP/perf.data" --pid "$wrk_pid,$nginx_pid" --no-children \
+      --sort sym -F sample,sym 2>/dev/null \
+      | awk -v n="$n" '$3 ~ /^_*nft_/ {s += $1} END {printf "%.3f\n", s / 4000 * 1e6 / n}')"
   fi
 }
 # Interleaved rounds, medians: this machine's noise hits every variant alike.
