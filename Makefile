@@ -1,5 +1,6 @@
 # weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite; `make stress`
-# puts the production binary under soak, faults, storms and rule scale (about 25 minutes).
+# puts the production binary under soak, faults, storms and rule scale (about 25 minutes); `make bench` measures and
+# writes BENCHMARKS.md; `make fuzz` runs libFuzzer over the parsers.
 # Packaging: `make install` (PREFIX, DESTDIR, SYSCONFDIR), `make uninstall`, `make deb`, `make image`. See
 # docs/install.md.
 SWIFT ?= swift
@@ -33,10 +34,14 @@ PROFILES := $(wildcard profiles/*.profile) profiles/README.md
 SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
 	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
 
-.PHONY: deps build test demo bench stress fuzz clean release install uninstall deb image FORCE
+.PHONY: deps bench-deps build test demo bench bench-report stress fuzz clean release install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
+
+# Only `make bench` needs these (matplotlib from PyPI, in .build/bench-venv); `make test` and CI never install them.
+bench-deps:
+	@bash scripts/bench/install-deps.sh
 
 build: deps
 	$(SWIFT_ENV) $(LOCK) $(SWIFT) build $(BUILD_FLAGS)
@@ -63,9 +68,15 @@ FUZZ_TARGETS ?=
 fuzz: deps
 	FUZZ_SECONDS=$(FUZZ_SECONDS) bash scripts/fuzz.sh $(FUZZ_TARGETS)
 
-# The same binary `make install`, the .deb and the image ship.
-bench: deps $(WEIR_BIN)
+# The same binary `make install`, the .deb and the image ship. Writes BENCHMARKS.md and docs/bench/ (plots, and the
+# run's raw samples in docs/bench/data). About 10 minutes on 2 vCPUs, plus the release build.
+bench: deps bench-deps $(WEIR_BIN)
 	WEIR=$(abspath $(WEIR_BIN)) bash scripts/bench.sh
+
+# BENCHMARKS.md and the plots again from the committed samples, without measuring (for instance after `make stress`
+# wrote docs/stress-results.md).
+bench-report: bench-deps
+	.build/bench-venv/bin/python scripts/bench/report.py --data docs/bench/data --out .
 
 # Soak, faults, connection storm and rule scale against the production binary; every summary line must pass.
 # About 25 minutes with the defaults (STRESS_SOAK_SECONDS=300 per soak mode); not part of `make test`.

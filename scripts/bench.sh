@@ -1,32 +1,94 @@
 #!/usr/bin/env bash
 # `make bench`: weir against HAProxy (splice, transparent `server orig 0.0.0.0:0`, same thread count) and against a
-# direct connection without proxy. Loopback in a throwaway network namespace, REDIRECT capture; every number in the
-# table is measured in this run. Each measure lasts BENCH_SECONDS (default 2), repeated BENCH_ROUNDS times (default 5)
-# with the three targets interleaved; medians are reported. The namespace is always deleted.
+# direct connection without proxy, then the capture benchmark (scripts/bench-capture.sh), then the report
+# (scripts/bench/report.py): BENCHMARKS.md and the plots in docs/bench/. Loopback in a throwaway network namespace,
+# REDIRECT capture; every number is measured in this run. Each measure lasts BENCH_SECONDS (default 2), repeated
+# BENCH_ROUNDS times (default 5) with the three targets interleaved; the report gives medians. The namespaces are
+# always deleted, and only processes started here are ever signalled.
+#
+# Raw samples go to BENCH_OUT (default .build/bench): proxy.tsv (round, target, metric, value), capture.tsv and
+# meta.tsv. BENCHMARKS.md and docs/bench/*.png are written under BENCH_REPORT_DIR (default: the repository);
+# BENCH_REPORT=0 measures only. BENCH_CAPTURE=0 skips the capture benchmark (the report then says so).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 WEIR=${WEIR:-.build/dist/weir}   # make bench: the stripped release binary make install ships
 SECS=${BENCH_SECONDS:-2}
 ROUNDS=${BENCH_ROUNDS:-5}
-HOLD=${BENCH_HOLD_CONNECTIONS:-7500}   # 10,000 does not fit: HAProxy needs 2.5 descriptors per connection (pipes), limit 20,000
+STREAMS=${BENCH_STREAMS:-1 2 4 8 16}
+# Concurrent idle connections at which the proxies' RSS is read. 10,000 does not fit: HAProxy needs 2.5
+# descriptors per connection (pipes), and the hard limit here is 20,000.
+HOLD_STEPS=${BENCH_HOLD_STEPS:-1000 2500 5000 7500}
+HOLD=${HOLD_STEPS##* }
+IDLE_STARTS=${BENCH_IDLE_STARTS:-3}
 THREADS=${BENCH_THREADS:-$(nproc)}
+OUT=${BENCH_OUT:-.build/bench}
+PY=${BENCH_PYTHON:-.build/bench-venv/bin/python}
 NS=wtp-bench-$$
+IDLE_NS=wtp-benchidle-$$
 WORK=$(mktemp -d /tmp/wtp-bench.XXXXXX)
 pids=()
 
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  ip netns del "$NS" 2>/dev/null || true
+  for ns in "$NS" "$IDLE_NS"; do
+    # Anything still in our namespaces was started by this script (clients left by an interrupted measure).
+    for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
+    ip netns del "$ns" 2>/dev/null || true
+  done
   rm -rf "$WORK"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 in_ns() { ip netns exec "$NS" "$@"; }
 bg_ns() { ip netns exec "$NS" "$@" & pids+=($!); }
 
 [ -x "$WEIR" ] || { echo "bench: $WEIR missing; run 'make bench'" >&2; exit 1; }
+WEIR=$(realpath "$WEIR")
+mkdir -p "$OUT"
+OUT=$(realpath "$OUT")
 gcc -O2 -o "$WORK/pingpong" scripts/bench/pingpong.c
+
+# How busy the machine is before anything of ours runs: the share of CPU time idle over 5 s (/proc/stat). The
+# report marks a run measured on a busy machine.
+cpu_idle_share() {
+  local a b
+  a=($(awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat)); sleep "${1:-5}"
+  b=($(awk '/^cpu / {print $2+$3+$4+$5+$6+$7+$8+$9, $5+$6}' /proc/stat))
+  python3 -c "print('%.2f' % ((${b[1]} - ${a[1]}) / max(1, ${b[0]} - ${a[0]})))"
+}
+{
+  printf 'started\t%s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+  printf 'started_epoch\t%s\n' "$(date +%s)"
+  printf 'kernel\t%s\n' "$(uname -r)"
+  printf 'cpus\t%s\n' "$(nproc)"
+  printf 'cpu_model\t%s\n' "$(awk -F': ' '/model name/ {print $2; exit}' /proc/cpuinfo)"
+  printf 'commit\t%s\n' "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)"
+  printf 'dirty\t%s\n' "$(git status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo yes || echo no)"
+  printf 'weir_version\t%s\n' "$("$WEIR" --version 2>&1 | head -1)"
+  printf 'weir_binary\t%s\n' "$(realpath --relative-to=. "$WEIR")"
+  printf 'haproxy_version\t%s\n' "$(haproxy -v 2>&1 | head -1 | sed 's/ - http.*//')"
+  printf 'seconds\t%s\n' "$SECS"
+  printf 'rounds\t%s\n' "$ROUNDS"
+  printf 'threads\t%s\n' "$THREADS"
+  printf 'streams\t%s\n' "$STREAMS"
+  printf 'hold_steps\t%s\n' "$HOLD_STEPS"
+  printf 'idle_starts\t%s\n' "$IDLE_STARTS"
+  printf 'load_before\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'idle_share_before\t%s\n' "$(cpu_idle_share 5)"
+} > "$OUT/meta.tsv"
+# How busy the machine is while the bench runs: user CPU time of the whole machine (/proc/stat) less the user CPU of
+# this script and everything it started and reaped (its own and its children's times), as a share of all CPUs.
+# User time only: the bench's own loopback traffic is mostly softirq time, which no process is charged for, while
+# a build or test run beside it is mostly user time.
+machine_user_ticks() { awk '/^cpu / {print $2 + $3}' /proc/stat; }
+own_user_ticks() { awk '{print $14 + $16}' "/proc/$$/stat"; }
+start_machine_user=$(machine_user_ticks)
+start_own_user=$(own_user_ticks)
+start_time=$(date +%s.%N)
+: > "$OUT/proxy.tsv"
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$OUT/proxy.tsv"; }   # round target metric value
 
 ip netns add "$NS"
 in_ns ip link set lo up
@@ -80,12 +142,12 @@ table inet wtbench {
 }
 NFT
 
-cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }   # user + system of all threads, 1/100 s
 lo_segments() { in_ns cat /sys/class/net/lo/statistics/tx_packets; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 
-wait_port() {
-  for _ in $(seq 100); do in_ns ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done
+wait_port() { # port [namespace]
+  for _ in $(seq 200); do ip netns exec "${2:-$NS}" ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done
   echo "bench: nothing listens on port $1" >&2; exit 1
 }
 
@@ -103,66 +165,121 @@ client() {
   fi
 }
 
-declare -A R
-add() { R[$1,$2]="${R[$1,$2]:-} $3"; }
-median() { python3 -c "import statistics,sys; v=[float(x) for x in sys.argv[1:]]; print('%.2f' % statistics.median(v) if v else 'n/a')" $1; }
+calc() { python3 -c "print($1)"; }
 
-measure() { # target
-  local t=$1 rr
-  add "$t" iperf1 "$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P 1 -J \
-    | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
-  add "$t" iperf8 "$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P 8 -J \
-    | python3 -c 'import json,sys; print("%.2f" % (json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"]/1e9))')"
-  local pid="" t0=0 n0 s0 out n
+measure() { # round target
+  local r=$1 t=$2 pid="" c0 out n0 s0 n rr
   [ "$t" = weir ] && pid=$weir
   [ "$t" = haproxy ] && pid=$hap
-  [ -n "$pid" ] && t0=$(cpu_ticks "$pid")
+  # Bulk: iperf3 with 1, 2, 4, 8, 16 streams; bytes received, and the proxy's CPU during the run.
+  for p in $STREAMS; do
+    [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
+    out=$(client "$t" iperf3 -c 198.18.0.1 -p @P@080 -t "$SECS" -P "$p" -J \
+      | python3 -c 'import json, sys
+s = json.load(sys.stdin)["end"]["sum_received"]
+print(s["bits_per_second"] / 1e9, s["bytes"])')
+    record "$r" "$t" "gbps_$p" "${out% *}"
+    record "$r" "$t" "bytes_$p" "${out#* }"
+    [ -n "$pid" ] && record "$r" "$t" "cpu_s_$p" "$(calc "($(cpu_ticks "$pid") - $c0) / 100")"
+  done
+  # New connections: wrk with Connection: close. wrk runs under python3 only to learn its CPU time (getrusage of
+  # the child); Debian's python3, which the proxy UID of the direct runs can execute.
+  [ -n "$pid" ] && c0=$(cpu_ticks "$pid")
   n0=$(cpu_ticks "$nginx_pid")
   s0=$(lo_segments)
-  # wrk runs under python3 only to learn its CPU time (getrusage of the child); Debian's python3, which the proxy UID
-  # of the direct runs can execute.
   out=$(client "$t" /usr/bin/python3 -c 'import resource, subprocess, sys
 subprocess.run(sys.argv[1:], check=True)
 r = resource.getrusage(resource.RUSAGE_CHILDREN)
 print("client_cpu_seconds %.4f" % (r.ru_utime + r.ru_stime))' \
     wrk -t1 -c32 -d"${SECS}s" -H "Connection: close" http://198.18.0.1:@P@081/)
   n=$(awk '/requests in/ {print $1}' <<<"$out")
-  add "$t" cps "$(awk '/Requests\/sec/ {printf "%d", $2}' <<<"$out")"
-  # Per connection, during that same run: segments on loopback, CPU of the client (wrk) and server (nginx) together,
-  # and CPU of the proxy process itself (user + system, 10 ms ticks).
-  add "$t" segs "$(python3 -c "print('%.2f' % (($(lo_segments) - $s0) / $n))")"
-  add "$t" cscpu "$(python3 -c "print('%.1f' % (($(awk '/client_cpu_seconds/ {print $2}' <<<"$out") * 1e6 \
-    + ($(cpu_ticks "$nginx_pid") - $n0) * 10000) / $n))")"
-  if [ -n "$pid" ]; then
-    add "$t" cpuconn "$(python3 -c "print('%.1f' % (($(cpu_ticks "$pid") - $t0) * 10000 / $n))")"
-  fi
+  record "$r" "$t" conns "$n"
+  record "$r" "$t" cps "$(awk '/Requests\/sec/ {print $2}' <<<"$out")"
+  # Per connection, during that same run: segments on loopback, CPU of the client (wrk) and server (nginx)
+  # together, and CPU of the proxy process itself (user + system of all its threads).
+  record "$r" "$t" segs "$(calc "($(lo_segments) - $s0) / $n")"
+  record "$r" "$t" cscpu "$(calc "($(awk '/client_cpu_seconds/ {print $2}' <<<"$out") * 1e6 \
+    + ($(cpu_ticks "$nginx_pid") - $n0) * 10000) / $n")"
+  [ -n "$pid" ] && record "$r" "$t" cpuconn "$(calc "($(cpu_ticks "$pid") - $c0) * 10000 / $n")"
+  # Latency: one connection, 1 KiB ping-pong.
   rr=$(client "$t" "$WORK/pingpong" rr 198.18.0.1 @P@082 "$SECS")
-  add "$t" p50 "$(sed 's/.*rtt_p50_us=\([0-9.]*\).*/\1/' <<<"$rr")"
-  add "$t" p99 "$(sed 's/.*rtt_p99_us=\([0-9.]*\).*/\1/' <<<"$rr")"
+  for k in p50 p90 p99 p999; do
+    record "$r" "$t" "$k" "$(sed "s/.*rtt_${k}_us=\([0-9.]*\).*/\1/" <<<"$rr")"
+  done
 }
 
+# RSS against concurrent idle connections: one client opens HOLD_STEPS connections in steps (one 1 KiB round trip
+# each) and waits at each for SIGUSR1 while the proxy's RSS is read.
 measure_memory() { # target pid
-  local t=$1 pid=$2 before after hold port=8082
+  local t=$1 pid=$2 hold port=8082 step
   [ "$t" = haproxy ] && port=9082
-  before=$(rss_kb "$pid")
-  ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WORK/pingpong hold 198.18.0.1 $port $HOLD" >"$WORK/hold.out" 2>&1 &
+  record 0 "$t" rss_at_0 "$(rss_kb "$pid")"
+  : > "$WORK/hold.out"
+  ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WORK/pingpong hold 198.18.0.1 $port ${HOLD_STEPS// /,}" \
+    >"$WORK/hold.out" 2>&1 &
   hold=$!
-  for _ in $(seq 600); do grep -q HELD "$WORK/hold.out" && break; sleep 0.05; done
-  sleep 0.5
-  after=$(rss_kb "$pid")
-  kill "$hold"; wait "$hold" 2>/dev/null || true
-  R[$t,perconn]=$(python3 -c "print('%.2f' % (($after - $before) / $HOLD))")
-  if ! grep -q HELD "$WORK/hold.out"; then
-    R[$t,perconn]="n/a"
-    echo "bench: $t: could not hold $HOLD connections: $(tail -c 300 "$WORK/hold.out")" >&2
-    in_ns ss -s >&2
-  fi
+  for step in $HOLD_STEPS; do
+    for _ in $(seq 1200); do
+      grep -q "^HELD $step\$" "$WORK/hold.out" && break
+      kill -0 "$hold" 2>/dev/null || break
+      sleep 0.05
+    done
+    if ! grep -q "^HELD $step\$" "$WORK/hold.out"; then
+      echo "bench: $t: could not hold $step connections: $(tail -c 300 "$WORK/hold.out")" >&2
+      in_ns ss -s >&2
+      break
+    fi
+    sleep 0.5
+    record 0 "$t" "rss_at_$step" "$(rss_kb "$pid")"
+    kill -USR1 "$hold"
+  done
+  kill "$hold" 2>/dev/null || true
+  wait "$hold" 2>/dev/null || true
   sleep 2
 }
 
+# Idle RSS of fresh starts, each in a namespace of its own: `weir proxy` and HAProxy as the bench runs them, and
+# the node agent `weir run` with a capture installed (the binary's defaults otherwise). Read 1 s after the process
+# listens (weir run: after /readyz answers 200).
+readyz() {
+  ip netns exec "$IDLE_NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15020 && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 &&
+    head -1 <&3' 2>/dev/null | grep -q " 200"
+}
+measure_idle() { # target command...
+  local t=$1 p i; shift
+  for i in $(seq "$IDLE_STARTS"); do
+    ip netns add "$IDLE_NS"
+    ip netns exec "$IDLE_NS" ip link set lo up
+    ip netns exec "$IDLE_NS" ip addr add 198.18.0.1/32 dev lo
+    ip netns exec "$IDLE_NS" sh -c "ulimit -n 20000; exec $*" >"$WORK/idle.log" 2>&1 &
+    p=$!
+    pids+=("$p")
+    if [ "$t" = weir-run ]; then
+      for _ in $(seq 200); do readyz && break; sleep 0.05; done
+      readyz || { echo "bench: weir run never became ready: $(tail -c 500 "$WORK/idle.log")" >&2; exit 1; }
+    else
+      wait_port "${IDLE_PORT:-15001}" "$IDLE_NS"
+    fi
+    sleep 1
+    record "$i" "$t" idle_rss "$(rss_kb "$p")"
+    # Of which anonymous memory (heap, stacks) and file-backed pages (the binary's code and the shared libraries).
+    record "$i" "$t" idle_rss_anon "$(awk '/RssAnon/ {print $2}' "/proc/$p/status")"
+    record "$i" "$t" idle_rss_file "$(awk '/RssFile/ {print $2}' "/proc/$p/status")"
+    kill "$p"; wait "$p" 2>/dev/null || true
+    ip netns del "$IDLE_NS"
+  done
+}
+
+echo "bench: $THREADS threads, $ROUNDS rounds of ${SECS}s per measure, streams: $STREAMS," \
+  "idle connections: $HOLD_STEPS" >&2
+echo "bench: idle RSS of fresh starts ($IDLE_STARTS each)" >&2
+measure_idle weir-proxy "$WEIR" proxy --workers "$THREADS" --max-connections $((HOLD + 500))
+measure_idle weir-run "$WEIR" run -i 198.18.0.0/15 --workers "$THREADS" --max-connections $((HOLD + 500))
+IDLE_PORT=15002 measure_idle haproxy haproxy -db -f "$WORK/haproxy.cfg"
+
 wait_port 8080; wait_port 9080; wait_port 8081; wait_port 8082; wait_port 9082
-ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS --max-connections $((HOLD + 500)) ${BENCH_WEIR_FLAGS:-}" \
-  2>"$WORK/weir.log" &
+ip netns exec "$NS" sh -c "ulimit -n 20000; exec $WEIR proxy --workers $THREADS \
+  --max-connections $((HOLD + 500)) ${BENCH_WEIR_FLAGS:-}" 2>"$WORK/weir.log" &
 weir=$!
 pids+=("$weir")
 ip netns exec "$NS" sh -c "ulimit -n 20000; exec haproxy -db -f $WORK/haproxy.cfg" 2>"$WORK/haproxy.log" &
@@ -170,67 +287,34 @@ hap=$!
 pids+=("$hap")
 wait_port 15001; wait_port 15002
 sleep 0.5
-R[weir,rss]=$(rss_kb "$weir")
-R[haproxy,rss]=$(rss_kb "$hap")
-echo "bench: $THREADS threads, $ROUNDS rounds of ${SECS}s per measure, idle connections: $HOLD" >&2
 
 for round in $(seq "$ROUNDS"); do
   for t in direct weir haproxy; do
     echo "bench: round $round: $t" >&2
-    measure "$t"
+    measure "$round" "$t"
   done
 done
 sleep 1
-echo "bench: idle connections" >&2
+echo "bench: RSS against idle connections" >&2
 measure_memory weir "$weir"
 measure_memory haproxy "$hap"
+printf 'proxy_finished_epoch\t%s\n' "$(date +%s)" >> "$OUT/meta.tsv"
+cleanup
+trap - EXIT
 
-for t in direct weir haproxy; do
-  for k in iperf1 iperf8 cps segs cscpu cpuconn p50 p99; do
-    echo "bench: raw $t $k:${R[$t,$k]:-}" >&2
-    R[$t,$k]=$(median "${R[$t,$k]:-}")
-  done
-done
+# Capture: apply time and per-connection cost of excluded CIDRs, weir against istio's iptables layout.
+rm -f "$OUT/capture.tsv"   # no samples of an earlier run in this report
+if [ "${BENCH_CAPTURE:-1}" != 0 ]; then
+  WEIR="$WEIR" BENCH_OUT="$OUT" BENCH_QUIET=1 bash scripts/bench-capture.sh
+fi
+{
+  printf 'finished_epoch\t%s\n' "$(date +%s)"
+  printf 'load_after\t%s\n' "$(cut -d' ' -f1-3 /proc/loadavg)"
+  printf 'other_user_share\t%s\n' "$(python3 -c "print('%.3f' % max(0, (($(machine_user_ticks) - $start_machine_user) \
+    - ($(own_user_ticks) - $start_own_user)) / (($(date +%s.%N) - $start_time) * 100 * $(nproc))))")"
+} >> "$OUT/meta.tsv"
 
-ratio() { python3 -c "a,b='$1','$2'; print('%.2f' % (float(a)/float(b)) if b not in ('','0','n/a') and a not in ('','n/a') else 'n/a')"; }
-status() { # value target higher|lower; a target of 1e9 marks an informational row
-  [ "$2" = 1e9 ] && { echo "-"; return; }
-  python3 -c "v,t,d='$1',float('$2'),'$3'
-try: v=float(v)
-except ValueError: print('?'); raise SystemExit
-print('met' if (v>=t if d=='higher' else v<=t) else 'NOT MET')" 2>/dev/null || echo '?'
-}
-
-printf '\nMedians of %s rounds, %ss each, %s threads; loopback in a namespace, REDIRECT.\n' "$ROUNDS" "$SECS" "$THREADS"
-printf '\n| measure | direct | weir | HAProxy | weir/HAProxy | weir/direct | target | status |\n'
-printf '|---|---|---|---|---|---|---|---|\n'
-row() { # label key target threshold direction
-  local r; r=$(ratio "${R[weir,$2]}" "${R[haproxy,$2]}")
-  printf '| %s | %s | %s | %s | %s | %s | %s | %s |\n' "$1" "${R[direct,$2]:-n/a}" "${R[weir,$2]}" "${R[haproxy,$2]}" \
-    "$r" "$(ratio "${R[weir,$2]}" "${R[direct,$2]:-}")" "$3" "$(status "$r" "$4" "$5")"
-}
-row "throughput 1 stream (Gb/s)" iperf1 "≥ 1.2× HAProxy" 1.2 higher
-row "throughput 8 streams (Gb/s)" iperf8 "≥ 1.2× HAProxy" 1.2 higher
-row "new connections/s (wrk, Connection: close)" cps "≥ 1.2× HAProxy" 1.2 higher
-row "segments on loopback per new connection" segs "(info)" 1e9 lower
-row "client + server CPU per new connection (µs, wrk + nginx)" cscpu "(info)" 1e9 lower
-row "proxy CPU per new connection (µs, user+sys)" cpuconn "(info)" 1e9 lower
-row "1 KiB ping-pong p50 (µs)" p50 "(info)" 1e9 lower
-row "1 KiB ping-pong p99 (µs)" p99 "≤ HAProxy" 1.0 lower
-printf '| idle RSS (KiB) | - | %s | %s | %s | - | < 10240 KiB | %s |\n' "${R[weir,rss]}" "${R[haproxy,rss]}" \
-  "$(ratio "${R[weir,rss]}" "${R[haproxy,rss]}")" "$(status "${R[weir,rss]}" 10240 lower)"
-printf '| extra RSS per idle connection at %s (KiB) | - | %s | %s | %s | - | < 2 KiB | %s |\n' "$HOLD" \
-  "${R[weir,perconn]}" "${R[haproxy,perconn]}" "$(ratio "${R[weir,perconn]}" "${R[haproxy,perconn]}")" \
-  "$(status "${R[weir,perconn]}" 2 lower)"
-
-# The rate is bounded by the CPU all three processes share: connections/s ~ CPU / (client + server + proxy) per
-# connection. What weir's own share would have to be for the 1.2x target, given the other shares of this run:
-python3 -c "
-cs_w, cs_h, p_w, p_h = (float(x) if x not in ('', 'n/a') else None for x in '${R[weir,cscpu]} ${R[haproxy,cscpu]} ${R[weir,cpuconn]} ${R[haproxy,cpuconn]}'.split())
-if None not in (cs_w, cs_h, p_w, p_h):
-    need = (cs_h + p_h) / 1.2 - cs_w
-    print('\nnew connections/s: 1.2x HAProxy needs weir at <= %.1f us of CPU per connection (%.2fx HAProxy\'s %.1f); it used %.1f' % (need, need / p_h, p_h, p_w))
-"
-
-# Capture: applying 10,000 excluded CIDRs, and what they cost each new connection.
-WEIR="$(realpath "$WEIR")" bash scripts/bench-capture.sh
+if [ "${BENCH_REPORT:-1}" != 0 ]; then
+  [ -x "$PY" ] || { echo "bench: $PY missing (matplotlib): run 'make bench-deps'" >&2; exit 1; }
+  "$PY" scripts/bench/report.py --data "$OUT" --out "${BENCH_REPORT_DIR:-.}"
+fi

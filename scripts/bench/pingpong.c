@@ -1,13 +1,18 @@
 /* Benchmark helper for scripts/bench.sh (namespaces only).
  *   pingpong server PORT ADDR            epoll echo server, any number of connections
- *   pingpong rr HOST PORT SECONDS        one connection, 1 KiB ping-pong; prints "rtt_p50_us=.. rtt_p99_us=.. n=.."
- *   pingpong hold HOST PORT N            opens N connections, one 1 KiB round trip each, prints HELD, sleeps
+ *   pingpong rr HOST PORT SECONDS        one connection, 1 KiB ping-pong; prints
+ *                                        "rtt_p50_us=.. rtt_p90_us=.. rtt_p99_us=.. rtt_p999_us=.. n=.."
+ *   pingpong hold HOST PORT N[,N2,...]   opens connections, one 1 KiB round trip each, up to N in all; prints
+ *                                        "HELD N" and sleeps. With a list of rising totals it prints "HELD Ni" at
+ *                                        each and waits for SIGUSR1 before opening the next ones (the bench reads
+ *                                        the proxy's RSS in between); after the last it sleeps until killed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,16 +96,35 @@ int main(int argc, char **argv) {
             roundtrip(fd, buf);
             rtt[n++] = (now() - t) * 1e6;
         }
+        if (n == 0) { fprintf(stderr, "rr: no round trip in %s s\n", argv[4]); return 1; }
         qsort(rtt, n, sizeof(double), cmp);
-        printf("rtt_p50_us=%.1f rtt_p99_us=%.1f n=%zu\n", rtt[n / 2], rtt[n * 99 / 100], n);
+        /* Nearest rank: the smallest value with at least p of the samples at or below it. */
+        double p[] = {0.50, 0.90, 0.99, 0.999};
+        double v[4];
+        for (int i = 0; i < 4; i++) {
+            size_t rank = (size_t)(p[i] * n + 0.999999);
+            v[i] = rtt[(rank ? rank : 1) - 1];
+        }
+        printf("rtt_p50_us=%.1f rtt_p90_us=%.1f rtt_p99_us=%.1f rtt_p999_us=%.1f n=%zu\n", v[0], v[1], v[2], v[3], n);
         return 0;
     }
     if (!strcmp(argv[1], "hold")) {
-        int count = atoi(argv[4]);
-        for (int i = 0; i < count; i++) roundtrip(dial(argv[2], atoi(argv[3])), buf);
-        printf("HELD %d\n", count);
-        fflush(stdout);
-        pause();
+        /* SIGUSR1 stays blocked, so one sent before sigwait is kept pending, not lost. */
+        sigset_t usr1;
+        sigemptyset(&usr1);
+        sigaddset(&usr1, SIGUSR1);
+        sigprocmask(SIG_BLOCK, &usr1, NULL);
+        int held = 0, port = atoi(argv[3]);
+        for (char *step = strtok(argv[4], ","); step; ) {
+            int total = atoi(step);
+            for (; held < total; held++) roundtrip(dial(argv[2], port), buf);
+            printf("HELD %d\n", held);
+            fflush(stdout);
+            if (!(step = strtok(NULL, ","))) break;
+            int sig;
+            sigwait(&usr1, &sig);
+        }
+        for (;;) pause();
     }
     return 2;
 }

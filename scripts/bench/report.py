@@ -1,0 +1,580 @@
+#!/usr/bin/env python3
+"""Writes BENCHMARKS.md and the plots in docs/bench/ from the raw samples of one `make bench` run.
+
+    report.py --data DIR [--out DIR] [--no-plots]
+
+DIR holds what scripts/bench.sh and scripts/bench-capture.sh record: meta.tsv (key, value), proxy.tsv (round,
+target, metric, value) and capture.tsv (family, measure, variant, size, round, value). The samples are copied to
+OUT/docs/bench/data/, so the committed report can be made again from the committed samples (`make bench-report`),
+for instance once `make stress` has written docs/stress-results.md, which is included as the Stress section.
+The prose around the tables is scripts/bench/BENCHMARKS.md.in. Medians over rounds everywhere; ratios are ratios of
+medians of targets measured in the same run.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import sys
+from collections import defaultdict
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+PLOTS = ("throughput.png", "cpu_per_gb.png", "latency.png", "rss.png", "rule_apply.png", "rule_cost.png")
+TARGETS = ("direct", "weir", "haproxy")
+LABEL = {"direct": "direct", "weir": "weir", "haproxy": "HAProxy"}
+COLOR = {"direct": "#7f7f7f", "weir": "#1f77b4", "haproxy": "#d62728"}
+RSS_GOAL_KIB = 9 * 1024          # "under 9 MB", read as MiB, as VmRSS is given in KiB
+PER_CONN_GOAL_KIB = 1.0
+# A run counts as quiet when the machine was at least this idle just before it and the other processes' user CPU
+# during it stayed under this share of all CPUs.
+QUIET_IDLE_BEFORE = 0.90
+QUIET_OTHER_USER = 0.05
+
+
+def read_tsv(path):
+    if not os.path.exists(path):
+        return []
+    with open(path) as f:
+        return [line.rstrip("\n").split("\t") for line in f if line.strip()]
+
+
+class Run:
+    def __init__(self, data):
+        self.meta = {k: v for k, v in (r[:2] for r in read_tsv(os.path.join(data, "meta.tsv")) if len(r) >= 2)}
+        self.proxy = defaultdict(dict)      # (target, metric) -> {round: value}
+        for r, t, m, v in (row for row in read_tsv(os.path.join(data, "proxy.tsv")) if len(row) == 4):
+            try:
+                self.proxy[(t, m)][int(r)] = float(v)
+            except ValueError:
+                pass
+        self.capture = defaultdict(list)    # (family, measure, variant, size) -> [values]
+        self.capture_notes = []             # (measure, variant, size, value)
+        for row in read_tsv(os.path.join(data, "capture.tsv")):
+            if len(row) != 6:
+                continue
+            fam, measure, variant, size, _, value = row
+            if measure in ("apply_ms", "rate", "rule_us"):
+                try:
+                    self.capture[(fam, measure, variant, int(size))].append(float(value))
+                except ValueError:
+                    pass
+            else:
+                self.capture_notes.append((measure, variant, int(size), value))
+        # CPU per GB forwarded, per round: the proxy's CPU seconds over the GB (1e9 bytes) iperf3 received.
+        for n in self.streams:
+            for t in ("weir", "haproxy"):
+                cpu, moved = self.proxy.get((t, "cpu_s_%d" % n), {}), self.proxy.get((t, "bytes_%d" % n), {})
+                self.proxy[(t, "cpugb_%d" % n)] = {r: cpu[r] / (moved[r] / 1e9) for r in cpu if moved.get(r)}
+        for t in ("weir", "haproxy"):
+            rss = self.proxy.get((t, "rss_at_%d" % self.hold), {}).get(0)
+            base = self.proxy.get((t, "rss_at_0"), {}).get(0)
+            if rss is not None and base is not None and self.hold:
+                self.proxy[(t, "perconn")] = {0: (rss - base) / self.hold}
+
+    @property
+    def streams(self):
+        return [int(s) for s in self.meta.get("streams", "1 8").split()]
+
+    @property
+    def hold_steps(self):
+        return [int(s) for s in self.meta.get("hold_steps", "").split()]
+
+    @property
+    def hold(self):
+        return self.hold_steps[-1] if self.hold_steps else 0
+
+    def values(self, target, metric):
+        d = self.proxy.get((target, metric), {})
+        return [d[r] for r in sorted(d)]
+
+    def med(self, target, metric):
+        v = self.values(target, metric)
+        return statistics.median(v) if v else None
+
+    def cap(self, fam, measure, variant, size):
+        v = self.capture.get((fam, measure, variant, size), [])
+        return statistics.median(v) if v else None
+
+    def cap_sizes(self, fam, measure, variant):
+        return sorted(s for (f, m, v, s) in self.capture if (f, m, v) == (fam, measure, variant))
+
+    @property
+    def quiet(self):
+        try:
+            return (float(self.meta["idle_share_before"]) >= QUIET_IDLE_BEFORE
+                    and float(self.meta["other_user_share"]) <= QUIET_OTHER_USER)
+        except (KeyError, ValueError):
+            return False
+
+
+def ratio(a, b):
+    return a / b if a is not None and b not in (None, 0) else None
+
+
+def fmt(v, digits=2):
+    if v is None:
+        return "n/a"
+    if digits == 0:
+        return "{:,.0f}".format(v)
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+def fmt_ratio(r):
+    return "n/a" if r is None else "%.2f×" % r
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def minutes(seconds):
+    return "%d min %02d s" % divmod(int(round(seconds)), 60)
+
+
+# --- sections ------------------------------------------------------------------------------------------------------
+
+def section_run(run):
+    m = run.meta
+    lines = []
+    try:
+        start = int(m["started_epoch"])
+        proxy = int(m["proxy_finished_epoch"]) - start
+        total = int(m["finished_epoch"]) - start
+        durations = "%s in all: %s for the proxy measures, %s for the capture measures" % (
+            minutes(total), minutes(proxy), minutes(total - proxy))
+    except (KeyError, ValueError):
+        durations = "durations not recorded"
+    dirty = " plus uncommitted changes" if m.get("dirty") == "yes" else ""
+    lines.append("Run of **%s**, commit `%s`%s (`%s`), %s." % (
+        m.get("started", "?"), m.get("commit", "?"), dirty, m.get("weir_version", "?"), durations))
+    lines.append("")
+    lines.append("| | |")
+    lines.append("|---|---|")
+    lines.append("| kernel | %s |" % m.get("kernel", "?"))
+    lines.append("| CPUs | %s (%s) |" % (m.get("cpus", "?"), m.get("cpu_model", "?")))
+    lines.append("| weir | `%s`, %s workers |" % (m.get("weir_binary", "?"), m.get("threads", "?")))
+    lines.append("| HAProxy | %s, `nbthread %s` |" % (m.get("haproxy_version", "?"), m.get("threads", "?")))
+    lines.append("| each measure | %s s, %s interleaved rounds (direct, weir, HAProxy, direct, ...) |" % (
+        m.get("seconds", "?"), m.get("rounds", "?")))
+    lines.append("| streams | %s |" % ", ".join(str(s) for s in run.streams))
+    lines.append("| idle connections held | %s |" % ", ".join("{:,}".format(s) for s in run.hold_steps))
+    lines.append("| fresh starts for idle RSS | %s of each |" % m.get("idle_starts", "?"))
+    try:
+        lines.append("| machine before the run | %.0f%% idle over 5 s, load average %s |" % (
+            100 * float(m["idle_share_before"]), m.get("load_before", "?")))
+        lines.append("| other processes during the run | %.1f%% of all CPUs in user time; load average at the end %s |"
+                     % (100 * float(m["other_user_share"]), m.get("load_after", "?")))
+    except (KeyError, ValueError):
+        pass
+    lines.append("")
+    if run.quiet:
+        lines.append("Conditions: **quiet machine** (at least %.0f%% idle before, other processes under %.0f%% of "
+                     "the CPUs during the run)." % (100 * QUIET_IDLE_BEFORE, 100 * QUIET_OTHER_USER))
+    else:
+        lines.append("> **Measured under load.** Other work ran on this machine before or during the run (see the "
+                     "two rows above), so absolute figures are lower and noisier than on a quiet machine. The ratios "
+                     "still compare targets measured side by side in the same rounds, but read them with that in "
+                     "mind.")
+    return "\n".join(lines)
+
+
+def goal_row(name, target, weir, hap, unit, digits, r, met, note="", of_goal=False):
+    status = "met" if met else "**NOT MET**"
+    if r is None or met is None:
+        status = "not measured"
+    shown = fmt_ratio(r) + (" the goal" if of_goal and r is not None else "")
+    return [name, target, "%s %s" % (fmt(weir, digits), unit), "%s %s" % (fmt(hap, digits), unit),
+            shown, status + (" " + note if note else "")]
+
+
+def goals(run):
+    rows = []
+    c_w, c_h = run.med("weir", "cpuconn"), run.med("haproxy", "cpuconn")
+    r = ratio(c_w, c_h)
+    rows.append(goal_row("proxy CPU per new connection", "≤ 0.80× HAProxy", c_w, c_h, "µs", 1, r,
+                         r is not None and r <= 0.80))
+    g_w, g_h = run.med("weir", "cpugb_8"), run.med("haproxy", "cpugb_8")
+    r = ratio(g_w, g_h)
+    rows.append(goal_row("proxy CPU per GB forwarded, 8 streams", "≤ 0.80× HAProxy", g_w, g_h, "CPU s/GB", 3, r,
+                         r is not None and r <= 0.80))
+    for n in (1, 8):
+        t_w, t_h = run.med("weir", "gbps_%d" % n), run.med("haproxy", "gbps_%d" % n)
+        r = ratio(t_w, t_h)
+        rows.append(goal_row("throughput, %d stream%s" % (n, "s" if n > 1 else ""), "≥ 1.30× HAProxy", t_w, t_h,
+                             "Gb/s", 2, r, r is not None and r >= 1.30))
+    p_w, p_h = run.values("weir", "p99"), run.values("haproxy", "p99")
+    r = ratio(run.med("weir", "p99"), run.med("haproxy", "p99"))
+    wins = sum(1 for a, b in zip(p_w, p_h) if a <= b)
+    rows.append(goal_row("p99 of the 1 KiB ping-pong", "≤ 1.00× HAProxy (median of the rounds)",
+                         run.med("weir", "p99"), run.med("haproxy", "p99"), "µs", 1, r, r is not None and r <= 1.0,
+                         "(weir at or below HAProxy in %d of %d rounds)" % (wins, min(len(p_w), len(p_h)))))
+    hap_idle = run.med("haproxy", "idle_rss")
+    for t, name in (("weir-proxy", "idle RSS, `weir proxy`"), ("weir-run", "idle RSS, `weir run` (capture installed)")):
+        v = run.med(t, "idle_rss")
+        rows.append(goal_row(name, "< 9 MiB (9,216 KiB)", v, hap_idle, "KiB", 0, ratio(v, RSS_GOAL_KIB),
+                             v is not None and v < RSS_GOAL_KIB, of_goal=True))
+    pc_w, pc_h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
+    rows.append(goal_row("RSS per idle connection, at {:,}".format(run.hold), "< 1 KiB", pc_w, pc_h, "KiB", 2,
+                         ratio(pc_w, PER_CONN_GOAL_KIB), pc_w is not None and pc_w < PER_CONN_GOAL_KIB,
+                         of_goal=True))
+    return table(["goal", "target", "weir", "HAProxy", "ratio", "status"], rows)
+
+
+def results(run):
+    rows = []
+
+    def row(label, metric, digits, direct=True):
+        w, h = run.med("weir", metric), run.med("haproxy", metric)
+        d = run.med("direct", metric) if direct else None
+        rows.append([label, fmt(d, digits) if direct else "-", fmt(w, digits), fmt(h, digits),
+                     fmt_ratio(ratio(w, h)), fmt_ratio(ratio(w, d)) if direct else "-"])
+
+    for n in run.streams:
+        row("throughput, %d stream%s (Gb/s)" % (n, "s" if n > 1 else ""), "gbps_%d" % n, 2)
+    for n in run.streams:
+        row("proxy CPU per GB forwarded, %d stream%s (CPU s/GB)" % (n, "s" if n > 1 else ""), "cpugb_%d" % n, 3,
+            direct=False)
+    row("new connections/s (wrk, `Connection: close`; information)", "cps", 0)
+    row("proxy CPU per new connection (µs, user+sys)", "cpuconn", 1, direct=False)
+    row("client + server CPU per new connection (µs, wrk + nginx)", "cscpu", 1)
+    row("segments on loopback per new connection", "segs", 2)
+    for k, name in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9")):
+        row("1 KiB ping-pong %s (µs)" % name, k, 1)
+    w, h = run.med("weir-proxy", "idle_rss"), run.med("haproxy", "idle_rss")
+    rows.append(["idle RSS, fresh start (KiB): `weir proxy` / HAProxy", "-", fmt(w, 0), fmt(h, 0),
+                 fmt_ratio(ratio(w, h)), "-"])
+    w = run.med("weir-run", "idle_rss")
+    rows.append(["idle RSS, fresh start (KiB): `weir run` / HAProxy", "-", fmt(w, 0), fmt(h, 0),
+                 fmt_ratio(ratio(w, h)), "-"])
+    for kind, name in (("anon", "anonymous (heap, stacks)"), ("file", "file-backed (code, libraries)")):
+        h = run.med("haproxy", "idle_rss_" + kind)
+        for t in ("weir-proxy", "weir-run"):
+            w = run.med(t, "idle_rss_" + kind)
+            rows.append(["&nbsp;&nbsp;of which %s (KiB): `%s` / HAProxy" % (name, t.replace("-", " ")), "-",
+                         fmt(w, 0), fmt(h, 0), fmt_ratio(ratio(w, h)), "-"])
+    w, h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
+    rows.append(["extra RSS per idle connection at {:,} (KiB)".format(run.hold), "-", fmt(w, 2), fmt(h, 2),
+                 fmt_ratio(ratio(w, h)), "-"])
+    return table(["measure", "direct", "weir", "HAProxy", "weir/HAProxy", "weir/direct"], rows)
+
+
+def raw(run):
+    rows = []
+    metrics = [("gbps_%d" % n, "throughput, %d stream%s (Gb/s)" % (n, "s" if n > 1 else ""), 2) for n in run.streams]
+    metrics += [("cpugb_8", "proxy CPU per GB, 8 streams (s/GB)", 3), ("cps", "new connections/s", 0),
+                ("cpuconn", "proxy CPU per connection (µs)", 1), ("p50", "p50 (µs)", 1), ("p99", "p99 (µs)", 1),
+                ("p999", "p99.9 (µs)", 1)]
+    for metric, label, digits in metrics:
+        cells = [" ".join(fmt(v, digits) for v in run.values(t, metric)) or "-" for t in TARGETS]
+        if any(c != "-" for c in cells):
+            rows.append([label] + cells)
+    rows.append(["idle RSS of fresh starts (KiB)",
+                 "-", "proxy: %s; run: %s" % (" ".join(fmt(v, 0) for v in run.values("weir-proxy", "idle_rss")),
+                                             " ".join(fmt(v, 0) for v in run.values("weir-run", "idle_rss"))),
+                 " ".join(fmt(v, 0) for v in run.values("haproxy", "idle_rss"))])
+    steps = [0] + run.hold_steps
+    rows.append(["RSS at %s idle connections (KiB)" % ", ".join("{:,}".format(s) for s in steps), "-"] +
+                [" ".join(fmt(run.med(t, "rss_at_%d" % s), 0) for s in steps) for t in ("weir", "haproxy")])
+    return table(["", "direct", "weir", "HAProxy"], rows)
+
+
+def ipt_caption(run):
+    skipped = [(v, s) for m, v, s, _ in run.capture_notes if m == "ipt_skipped"]
+    measured = run.cap_sizes("v6", "rule_us", "iptables")
+    if not skipped:
+        largest = max(measured) if measured else None
+        load = run.cap("v6", "apply_ms", "iptables", largest) if largest else None
+        return ("The iptables side was measured at every size%s." % (
+            " (its load took %s ms at {:,} rules)".format(largest) % fmt(load, 0) if load is not None else ""))
+    why = {v for v, _ in skipped}
+    sizes = ", ".join("{:,}".format(s) for _, s in skipped)
+    if "slow" in why:
+        limit = next(val for m, v, s, val in run.capture_notes if m == "ipt_skipped")
+        return ("The iptables side stops at {:,} rules: loading them took longer than {:,} ms, so {} were not "
+                "loaded.".format(max(measured) if measured else 0, int(float(limit)), sizes))
+    return "The iptables side was capped at {:,} rules (BENCH_IPT_MAX): {} not measured.".format(
+        max(measured) if measured else 0, sizes)
+
+
+def capture(run):
+    if not run.capture:
+        return "_The capture benchmark did not run (BENCH_CAPTURE=0)._"
+    out = []
+    base = run.cap("v4", "apply_ms", "weir", 10000)
+    rows = []
+    for variant, label in (("weir", "`weir rules -x @10k-cidrs` (netlink, one batch, one interval set)"),
+                           ("weir-unchanged", "the same again, unchanged (read back and compare, nothing sent)"),
+                           ("nft", "`nft -f` of weir's own dry-run text"),
+                           ("iptables", "`iptables-restore`, one rule per CIDR (istio's layout)")):
+        v = run.cap("v4", "apply_ms", variant, 10000)
+        rows.append([label, "%s ms" % fmt(v, 0), fmt_ratio(ratio(v, base)), ""])
+    none = run.cap("v4", "rate", "none", 0)
+    for variant, size, label in (("none", 0, "new connections/s, no rules"),
+                                 ("weir", 10000, "new connections/s, weir with 10,000 CIDRs"),
+                                 ("iptables", 10000, "new connections/s, iptables with 10,000 rules")):
+        v = run.cap("v4", "rate", variant, size)
+        rows.append([label, fmt(v, 0), fmt_ratio(ratio(v, none)),
+                     "%s µs" % fmt(run.cap("v4", "rule_us", variant, size), 2)])
+    out.append("**IPv4, 10,000 excluded /32s** (apply: median of 5; connections: median of the rounds):")
+    out.append("")
+    out.append(table(["measure", "value", "ratio", "rules, CPU per connection"], rows))
+    out.append("")
+    sizes = sorted(set(run.cap_sizes("v6", "apply_ms", "weir")) | set(run.cap_sizes("v6", "rule_us", "weir")))
+    rows = []
+    for s in [0] + [s for s in sizes if s]:
+        ipt = run.cap("v6", "rule_us", "iptables", s)
+        wr = run.cap("v6", "rule_us", "weir", s)
+        rows.append(["{:,}".format(s),
+                     "%s ms" % fmt(run.cap("v6", "apply_ms", "weir", s), 0) if s else "-",
+                     "%s ms" % fmt(run.cap("v6", "apply_ms", "nft", s), 0) if s else "-",
+                     "%s ms" % fmt(run.cap("v6", "apply_ms", "iptables", s), 0) if s and
+                     run.cap("v6", "apply_ms", "iptables", s) is not None else "-",
+                     "%s µs" % fmt(wr, 2), "%s µs" % fmt(ipt, 2) if ipt is not None else "-",
+                     fmt_ratio(ratio(ipt, wr)) if ipt is not None else "-",
+                     fmt(run.cap("v6", "rate", "weir", s), 0),
+                     fmt(run.cap("v6", "rate", "iptables", s), 0) if ipt is not None else "-"])
+    out.append("**IPv6, the scale** (excluded /64s; apply: median of 3; connections: median of the rounds; no rules "
+               "at all: %s connections/s):" % fmt(run.cap("v6", "rate", "none", 0), 0))
+    out.append("")
+    out.append(table(["excluded CIDRs", "weir apply", "`nft -f` apply", "`ip6tables-restore` apply",
+                      "weir rules, CPU/conn", "iptables rules, CPU/conn", "iptables/weir", "weir conn/s",
+                      "iptables conn/s"], rows))
+    out.append("")
+    out.append(ipt_caption(run))
+    return "\n".join(out)
+
+
+def stress():
+    path = os.path.join(REPO, "docs", "stress-results.md")
+    if not os.path.exists(path):
+        return ("_Not run yet._ `make stress` writes its summary to `docs/stress-results.md`; the next `make bench`, "
+                "or `make bench-report` (no measuring), includes it here verbatim.")
+    with open(path) as f:
+        text = f.read().strip()
+    return ("_From `docs/stress-results.md`, written by `make stress` and included verbatim; `make bench` does not "
+            "measure or change it._\n\n" + text)
+
+
+# --- plots ---------------------------------------------------------------------------------------------------------
+
+def plots(run, fig_dir):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedLocator, FuncFormatter, ScalarFormatter
+
+    os.makedirs(fig_dir, exist_ok=True)
+    made = {}
+    subtitle = "%s, kernel %s, %s CPUs%s" % (run.meta.get("started", ""), run.meta.get("kernel", ""),
+                                             run.meta.get("cpus", ""), "" if run.quiet else ", measured under load")
+
+    def save(fig, name, title):
+        fig.suptitle(title, fontsize=11)
+        fig.text(0.99, 0.005, subtitle, ha="right", va="bottom", fontsize=7, color="#555555")
+        fig.tight_layout(rect=(0, 0.03, 1, 1))
+        fig.savefig(os.path.join(fig_dir, name), dpi=110, metadata={"Software": None})
+        plt.close(fig)
+        made[name] = True
+
+    def spread(t, metric):
+        v = run.values(t, metric)
+        m = statistics.median(v)
+        return m, m - min(v), max(v) - m
+
+    def log2_x(ax, ticks):
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_locator(FixedLocator(ticks))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(FixedLocator([]))
+
+    def size_x(ax, sizes):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(sizes))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "%gk" % (v / 1000) if v >= 1000 else "%g" % v))
+        ax.xaxis.set_minor_locator(FixedLocator([]))
+
+    # Throughput against streams.
+    streams = run.streams
+    if all(run.values(t, "gbps_%d" % n) for t in TARGETS for n in streams):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for t in TARGETS:
+            m, lo, hi = zip(*(spread(t, "gbps_%d" % n) for n in streams))
+            ax.errorbar(streams, m, yerr=[lo, hi], marker="o", capsize=3, color=COLOR[t], label=LABEL[t])
+        log2_x(ax, streams)
+        ax.set_xlabel("parallel streams (iperf3 -P)")
+        ax.set_ylabel("Gb/s")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save(fig, "throughput.png", "Throughput against streams (median of rounds, bars: min to max)")
+
+    # Proxy CPU per GB against streams.
+    if all(run.values(t, "cpugb_%d" % n) for t in ("weir", "haproxy") for n in streams):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for t in ("weir", "haproxy"):
+            m, lo, hi = zip(*(spread(t, "cpugb_%d" % n) for n in streams))
+            ax.errorbar(streams, m, yerr=[lo, hi], marker="o", capsize=3, color=COLOR[t], label=LABEL[t])
+        log2_x(ax, streams)
+        ax.set_xlabel("parallel streams (iperf3 -P)")
+        ax.set_ylabel("proxy CPU seconds per GB forwarded")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save(fig, "cpu_per_gb.png", "Proxy CPU per GB forwarded (user+sys of the proxy process)")
+
+    # Latency percentiles.
+    pcts = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9")]
+    if all(run.values(t, k) for t in TARGETS for k, _ in pcts):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        width = 0.26
+        for i, t in enumerate(TARGETS):
+            m, lo, hi = zip(*(spread(t, k) for k, _ in pcts))
+            xs = [j + (i - 1) * width for j in range(len(pcts))]
+            ax.bar(xs, m, width, yerr=[lo, hi], capsize=3, color=COLOR[t], label=LABEL[t])
+            for x, v in zip(xs, m):
+                ax.text(x, v, "%.0f" % v, ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(pcts)))
+        ax.set_xticklabels([name for _, name in pcts])
+        ax.set_ylabel("round trip, µs")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend()
+        save(fig, "latency.png", "1 KiB ping-pong round trip (median of rounds, bars: min to max)")
+
+    # RSS against concurrent connections.
+    steps = [0] + run.hold_steps
+    if all(run.med(t, "rss_at_%d" % s) is not None for t in ("weir", "haproxy") for s in steps):
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for t in ("weir", "haproxy"):
+            ax.plot(steps, [run.med(t, "rss_at_%d" % s) / 1024 for s in steps], marker="o", color=COLOR[t],
+                    label="%s (%s KiB per connection)" % (LABEL[t], fmt(run.med(t, "perconn"), 2)))
+        ax.set_xlabel("concurrent idle proxied connections")
+        ax.set_ylabel("RSS, MiB")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        save(fig, "rss.png", "RSS against concurrent connections (after the throughput rounds)")
+
+    # Rule apply time against set size.
+    sizes = run.cap_sizes("v6", "apply_ms", "weir")
+    if sizes:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        for variant, label, color in (("weir", "weir rules (netlink, one interval set)", COLOR["weir"]),
+                                      ("nft", "nft -f of weir's dry-run text", "#2ca02c"),
+                                      ("iptables", "ip6tables-restore, one rule per CIDR (istio)", COLOR["haproxy"])):
+            xs = run.cap_sizes("v6", "apply_ms", variant)
+            if xs:
+                ax.plot(xs, [run.cap("v6", "apply_ms", variant, s) for s in xs], marker="o", color=color, label=label)
+        size_x(ax, sizes)
+        ax.set_yscale("log")
+        ax.set_xlabel("excluded CIDRs (IPv6 /64s)")
+        ax.set_ylabel("apply time, ms (median of 3)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        save(fig, "rule_apply.png", "Rule apply time against set size")
+
+    # Per-connection rule cost against set size.
+    sizes = [s for s in run.cap_sizes("v6", "rule_us", "weir")]
+    if sizes:
+        fig, ax = plt.subplots(figsize=(7, 4.2))
+        xs = [s for s in sizes if s]
+        ax.plot(xs, [run.cap("v6", "rule_us", "weir", s) for s in xs], marker="o", color=COLOR["weir"],
+                label="weir: one interval set lookup")
+        xi = [s for s in run.cap_sizes("v6", "rule_us", "iptables") if s]
+        if xi:
+            ax.plot(xi, [run.cap("v6", "rule_us", "iptables", s) for s in xi], marker="o", color=COLOR["haproxy"],
+                    label="istio layout: one ip6tables rule per CIDR")
+        zero = run.cap("v6", "rule_us", "weir", 0)
+        if zero:
+            ax.axhline(zero, color=COLOR["weir"], linestyle=":", label="weir without -x (%.2f µs)" % zero)
+        size_x(ax, xs)
+        ax.set_yscale("log")
+        ax.set_xlabel("excluded CIDRs (IPv6 /64s)")
+        ax.set_ylabel("kernel CPU in nft_* per new connection, µs")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend()
+        save(fig, "rule_cost.png", "Per-connection cost of the rules against set size")
+    # No plot of an earlier run stays beside this run's report.
+    for name in PLOTS:
+        if name not in made and os.path.exists(os.path.join(fig_dir, name)):
+            os.remove(os.path.join(fig_dir, name))
+    return made
+
+
+def figure(made, name, alt, caption):
+    if name not in made:
+        return "_%s: not plotted (no data in this run)._" % alt
+    return "![%s](docs/bench/%s)\n\n%s" % (alt, name, caption)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="directory with meta.tsv, proxy.tsv, capture.tsv")
+    ap.add_argument("--out", default=".", help="where BENCHMARKS.md and docs/bench/ go (default: .)")
+    ap.add_argument("--template", default=os.path.join(HERE, "BENCHMARKS.md.in"))
+    ap.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
+    args = ap.parse_args()
+
+    run = Run(args.data)
+    if not run.proxy:
+        sys.exit("report: no samples in %s/proxy.tsv" % args.data)
+    bench_dir = os.path.join(args.out, "docs", "bench")
+    data_dir = os.path.join(bench_dir, "data")
+    os.makedirs(data_dir, exist_ok=True)
+    if os.path.realpath(args.data) != os.path.realpath(data_dir):
+        for name in ("meta.tsv", "proxy.tsv", "capture.tsv"):
+            src = os.path.join(args.data, name)
+            if os.path.exists(src):
+                shutil.copyfile(src, os.path.join(data_dir, name))
+            elif os.path.exists(os.path.join(data_dir, name)):
+                os.remove(os.path.join(data_dir, name))
+    made = {} if args.no_plots else plots(run, bench_dir)
+
+    parts = {
+        "run": section_run(run),
+        "goals": goals(run),
+        "results": results(run),
+        "raw": raw(run),
+        "hold": "{:,}".format(run.hold),
+        "fig_throughput": figure(made, "throughput.png", "throughput against streams",
+                                 "Throughput through each target against the number of parallel iperf3 streams."),
+        "fig_cpu_per_gb": figure(made, "cpu_per_gb.png", "proxy CPU per GB",
+                                 "CPU seconds the proxy process used per GB it forwarded, during the same iperf3 "
+                                 "runs (the goal is judged at 8 streams)."),
+        "fig_latency": figure(made, "latency.png", "latency percentiles",
+                              "Percentiles of the round-trip time of one connection sending 1 KiB and waiting for "
+                              "the 1 KiB echo (`scripts/bench/pingpong.c`), each the median over the rounds."),
+        "fig_rss": figure(made, "rss.png", "RSS against concurrent connections",
+                          "RSS of the long-running weir and HAProxy processes while one client holds idle "
+                          "connections open, read at each step. The first point is the process after the "
+                          "throughput rounds, not a fresh start (fresh starts are in the goals table)."),
+        "fig_rule_apply": figure(made, "rule_apply.png", "rule apply time against set size",
+                                 "Wall time of applying the whole capture with this many excluded IPv6 /64s, from a "
+                                 "namespace without rules, including the start of the command. " + ipt_caption(run)),
+        "fig_rule_cost": figure(made, "rule_cost.png", "per-connection rule cost against set size",
+                                "Kernel CPU time per new connection in nftables code (`perf` samples in `nft_*` "
+                                "symbols, all CPUs, divided by the connections wrk made): weir's interval set "
+                                "against istio's one ip6tables rule per CIDR, which iptables-nft runs as nftables "
+                                "rules. Log scales. " + ipt_caption(run)),
+        "capture": capture(run),
+        "stress": stress(),
+    }
+    with open(args.template) as f:
+        text = f.read()
+    for key, value in parts.items():
+        text = text.replace("{{%s}}" % key, value)
+    with open(os.path.join(args.out, "BENCHMARKS.md"), "w") as f:
+        f.write(text)
+    print(parts["run"])
+    print()
+    print(parts["goals"])
+    print()
+    print(parts["results"])
+    print()
+    print(parts["capture"])
+    print("\nreport: wrote %s and %d plots in %s" % (os.path.join(args.out, "BENCHMARKS.md"), len(made), bench_dir))
+
+
+if __name__ == "__main__":
+    main()
