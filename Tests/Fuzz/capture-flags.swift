@@ -32,7 +32,9 @@ public func fuzzCaptureFlags(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32
     func parse() throws -> CaptureConfig {
         try CaptureConfig.parse(
             flags: flags, environment: environment, ipv4Only: ipv4Only,
-            readFile: { path in files[path].flatMap { String(validating: $0, as: UTF8.self) } },
+            readFile: { path in
+                files[path].flatMap { String(validating: $0, as: UTF8.self) }.map { .success($0) } ?? .failure(.missing)
+            },
             resolveGroup: { name in ["daemon": 1, "mail": 8, "istio-proxy": 1337][name] })
     }
     do {

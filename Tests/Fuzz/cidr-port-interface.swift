@@ -32,7 +32,7 @@ public func fuzzCIDRPortInterface(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
         _ = try? CaptureConfig.parse(flags: [flag.long: [text]])
     }
     _ = try? ProxyConfig.port(text, flag: "--proxy-port")
-    _ = try? ProxyConfig.id(text, flag: "--proxy-uid")
+    _ = try? ProxyConfig.id(text, flag: "--proxy-uid", what: "UID")
     _ = try? ProxyConfig.duration(text, flag: "--idle-timeout")
     _ = try? ProxyConfig.size(text, flag: "--buffer-limit")
     return 0
