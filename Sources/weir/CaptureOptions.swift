@@ -2,6 +2,7 @@ import ArgumentParser
 import FoundationEssentials
 import Glibc
 import WeirCore
+import WeirSystem
 
 /// istio-iptables' flags, with istio's letters, long names and environment variables. Every option collects each
 /// occurrence so a flag given twice with different values is refused rather than silently overridden.
@@ -133,12 +134,8 @@ struct CaptureOptions: ParsableArguments {
             (.ownerGroupsExclude, ownerGroupsExclude), (.ipv4LoopbackCIDR, ipv4LoopbackCIDR),
             (.dnsServers, dnsServers), (.dnsProxyPort, dnsProxyPort), (.networkNamespace, networkNamespace),
         ]
-        var out: [String: [String]] = [:]
-        for (flag, values) in pairs where !values.isEmpty { out[flag.long] = values }
-        let bools: [(CaptureFlag, Bool?)] = [(.dropInvalid, dropInvalid), (.redirectDNS, redirectDNS),
-                                             (.captureAllDNS, captureAllDNS), (.dualStack, dualStack)]
-        for (flag, value) in bools { if let value { out[flag.long] = [String(value)] } }
-        return out
+        return flagDictionary(pairs, [(.dropInvalid, dropInvalid), (.redirectDNS, redirectDNS),
+                                      (.captureAllDNS, captureAllDNS), (.dualStack, dualStack)])
     }
 
     /// The process environment with `--config` file values laid over it, and how messages name each variable.
@@ -158,36 +155,35 @@ struct CaptureOptions: ParsableArguments {
             environment: environment,
             environmentSource: source,
             ipv4Only: try ipv4Only || (file?.bool("WEIR_IPV4_ONLY") ?? false),
-            readFile: { readBoundedFile($0, limit: 16 << 20) },
+            readFile: { path in
+                readSmallFile(path, limit: CaptureConfig.listFileLimit).map { String(decoding: $0, as: UTF8.self) }
+                    .mapError { ReadFailure($0, limit: CaptureConfig.listFileLimit) }
+            },
             resolveGroup: { name in getgrnam(name).map { $0.pointee.gr_gid } },
             resolveUser: { name in getpwnam(name).map { $0.pointee.pw_uid } }
         )
     }
 }
 
-/// A text file's contents, or why it cannot be read. Bounded: a list or config file larger than `limit` is refused
-/// rather than read into memory.
-func readBoundedFile(_ path: String, limit: Int) -> Result<String, ReadFailure> {
-    var st = stat()
-    guard stat(path, &st) == 0 else {
-        return .failure(errno == ENOENT || errno == ENOTDIR ? .missing : errno == EACCES ? .permission
-                        : .other(String(cString: strerror(errno))))
-    }
-    if (st.st_mode & S_IFMT) == S_IFDIR { return .failure(.directory) }
-    if st.st_size > limit { return .failure(.tooLarge(limit: limit)) }
-    guard let f = fopen(path, "r") else {
-        return .failure(errno == EACCES ? .permission : .other(String(cString: strerror(errno))))
-    }
-    defer { fclose(f) }
-    var bytes: [UInt8] = []
-    var chunk = [UInt8](repeating: 0, count: 65536)
-    while true {
-        let n = fread(&chunk, 1, chunk.count, f)
-        if n > 0 { bytes += chunk[0..<n] }
-        if bytes.count > limit { return .failure(.tooLarge(limit: limit)) }
-        if n < chunk.count {
-            if ferror(f) != 0 { return .failure(.other(String(cString: strerror(errno)))) }
-            return .success(String(decoding: bytes, as: UTF8.self))
+/// Values by istio long name, as `CaptureConfig.parse` and `CaptureInvocation.parse` take them: the options given,
+/// and each boolean given either way (`--x` or `--no-x`) as "true" or "false".
+func flagDictionary(_ values: [(CaptureFlag, [String])], _ bools: [(CaptureFlag, Bool?)]) -> [String: [String]] {
+    var out: [String: [String]] = [:]
+    for (flag, v) in values where !v.isEmpty { out[flag.long] = v }
+    for (flag, value) in bools { if let value { out[flag.long] = [String(value)] } }
+    return out
+}
+
+extension ReadFailure {
+    /// The capture parser's wording of why `readSmallFile` refused a list file or /etc/resolv.conf.
+    init(_ problem: FileProblem, limit: Int) {
+        switch problem {
+        case .missing: self = .missing
+        case .directory: self = .directory
+        case .notRegular: self = .other("not a regular file")
+        case .unreadable(let e) where e == EACCES: self = .permission
+        case .unreadable(let e): self = .other(String(cString: strerror(e)))
+        case .tooLarge: self = .tooLarge(limit: limit)
         }
     }
 }

@@ -70,7 +70,7 @@ struct OutputLog {
         guard severity >= level else { return }
         var body: String
         if json {
-            body = "{\"level\":\"\(name)\",\"msg\":" + EventLine.escapedInQuotes(text, control: jsonEscape) + "}\n"
+            body = "{\"level\":\"\(name)\",\"msg\":" + JSONValue.quote(text) + "}\n"
         } else {
             body = text
             if !raw { body += "\n" }
@@ -88,12 +88,6 @@ struct OutputLog {
                 fclose(f)
             }
         }
-    }
-
-    private func jsonEscape(_ value: UInt32) -> String? {
-        guard value < 0x20 || value == 0x7f else { return nil }
-        let hex = Array("0123456789abcdef")
-        return "\\u00" + String([hex[Int(value >> 4)], hex[Int(value & 15)]])
     }
 }
 

@@ -125,17 +125,13 @@ struct InvocationOptions: ParsableArguments {
     var forceIptablesBinary: [String] = []
 
     var flagValues: [String: [String]] {
-        var out: [String: [String]] = [:]
-        if dryRun { out[CaptureFlag.dryRun.long] = ["true"] } else if noDryRun { out[CaptureFlag.dryRun.long] = ["false"] }
         let bools: [(CaptureFlag, Bool?)] = [
+            (.dryRun, dryRun ? true : noDryRun ? false : nil),
             (.skipRuleApply, skipRuleApply), (.cleanupOnly, cleanupOnly), (.runValidation, runValidation),
             (.forceApply, forceApply), (.reconcile, reconcile), (.cniMode, cniMode), (.nativeNftables, nativeNftables),
         ]
-        for (flag, value) in bools { if let value { out[flag.long] = [String(value)] } }
-        let values: [(CaptureFlag, [String])] = [(.probePort, probePort), (.probeTimeout, probeTimeout),
-                                                 (.forceIptablesBinary, forceIptablesBinary)]
-        for (flag, v) in values where !v.isEmpty { out[flag.long] = v }
-        return out
+        return flagDictionary([(.probePort, probePort), (.probeTimeout, probeTimeout),
+                               (.forceIptablesBinary, forceIptablesBinary)], bools)
     }
 }
 
@@ -145,11 +141,20 @@ func enterNetworkNamespace(_ path: String?) throws {
     guard let path else { return }
     do {
         try NetworkNamespace.enter(path)
-    } catch NetworkNamespace.Failure.badPath(let why) {
-        throw ConfigError("--network-namespace \(quotedValue(path)) \(why): expected /var/run/netns/NAME or "
+    } catch {
+        throw namespaceFailure(path, error)
+    }
+}
+
+/// What `NetworkNamespace.check` or `enter` refusing `path` means: a wrong path is bad input (exit 2), a namespace
+/// this process may not enter a runtime failure (exit 1).
+func namespaceFailure(_ path: String, _ error: Error) -> Error {
+    switch error {
+    case NetworkNamespace.Failure.denied(let why):
+        return RuntimeFailure(message: "--network-namespace \(quotedValue(path)) \(why)")
+    default:
+        return ConfigError("--network-namespace \(quotedValue(path)) \(error): expected /var/run/netns/NAME or "
             + "/proc/PID/ns/net")
-    } catch NetworkNamespace.Failure.denied(let why) {
-        throw RuntimeFailure(message: "--network-namespace \(quotedValue(path)) \(why)")
     }
 }
 

@@ -107,8 +107,7 @@ struct RunCommand: ParsableCommand {
             do {
                 try NetworkNamespace.check(namespace)
             } catch {
-                throw ConfigError("--network-namespace \(quotedValue(namespace)) \(error): expected "
-                    + "/var/run/netns/NAME or /proc/PID/ns/net")
+                throw namespaceFailure(namespace, error)
             }
         }
         var flags = ProxyConfig.Flags()

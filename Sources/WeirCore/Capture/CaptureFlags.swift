@@ -88,6 +88,8 @@ public struct CaptureFlag: Hashable, Sendable {
 extension CaptureConfig {
     /// Where istio reads the DNS servers from.
     public static let resolvConf = "/etc/resolv.conf"
+    /// The largest `@PATH` list file (and resolv.conf) `readFile` should return: 100,000 CIDRs take about 2 MiB.
+    public static let listFileLimit = 16 << 20
 
     /// Reads and validates istio-iptables flags.
     ///
@@ -385,8 +387,6 @@ func lines(_ text: String) -> [Substring] {
 
 /// Collects each flag's value from the command line or the environment, expanding `@PATH` lists.
 struct FlagReader {
-    /// Largest `@PATH` list file: 100,000 CIDRs take about 2 MiB.
-    static let listFileLimit = 16 << 20
 
     let flags: [String: [String]]
     let environment: [String: String]

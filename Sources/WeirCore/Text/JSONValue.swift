@@ -29,7 +29,8 @@ public indirect enum JSONValue: Equatable, Sendable {
         }
     }
 
-    static func quote(_ s: String) -> String {
+    /// `s` as a JSON string literal.
+    public static func quote(_ s: String) -> String {
         EventLine.escapedInQuotes(s) { $0 < 0x20 ? "\\u00" + EventLine.hex2(UInt8($0)) : nil }
     }
 }
