@@ -13,8 +13,9 @@ func cString(_ s: String) -> String {
     "\"" + s.filter { $0.isLetter || $0.isNumber || ".-_+~".contains($0) } + "\""
 }
 
-// Code off the data path (the command line, the agent's control loop, netlink, tuning) is optimised for size; the
-// proxy's workers and the state machine they run keep -O.
+// Code off the data path (the command line, the agent's control loop, netlink, tuning, and WeirCore's parsers and
+// renderers) is optimised for size. The proxy's workers keep -O, and so do the few WeirCore functions they call per
+// event (the connection state machine, the histogram slot), marked @_optimize(speed).
 let coldPath: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
 
 let package = Package(
@@ -40,7 +41,7 @@ let package = Package(
         // The one place Swift meets Glibc for errno names, socket addresses and threads.
         .target(name: "WeirSystem", dependencies: ["CWeirLinux"]),
         // Pure model: no Glibc, no C, no syscalls.
-        .target(name: "WeirCore"),
+        .target(name: "WeirCore", swiftSettings: coldPath),
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"],
                 swiftSettings: coldPath),
         .target(name: "WeirTuning", dependencies: ["WeirCore", "WeirSystem"], swiftSettings: coldPath),
@@ -58,7 +59,13 @@ let package = Package(
             // lld (shipped with the Swift toolchain) packs the ~38,000 relative relocations of a PIE with the Swift
             // runtime linked in into 7 KiB of DT_RELR instead of 900 KiB of RELA that every start reads: faster start
             // and about 0.8 MB less resident memory (glibc >= 2.36 understands RELR).
-            linkerSettings: [.unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"])]
+            // The release binary exports no symbols: SwiftPM links executables with --export-dynamic (so tests can
+            // link against them), which put 3,300 public symbols of weir's own modules into a dynamic symbol table
+            // nothing looks up (270 KB of the binary).
+            linkerSettings: [
+                .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"]),
+                .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release)),
+            ]
         ),
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),

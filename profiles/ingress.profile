@@ -9,6 +9,9 @@ net.ipv4.tcp_max_syn_backlog = 65535 raise-only      # SYN queue as deep as the 
                                                      # instead of dropped.
 net.ipv4.tcp_syncookies = 1                          # Survive SYN floods without dropping real clients.
 net.ipv4.tcp_abort_on_overflow = 0                   # Let clients retry on a full queue rather than reset them.
+net.ipv4.tcp_migrate_req = 1                         # nginx's binary upgrade and envoy's hot restart close listeners
+                                                     # that share their port with the new ones: hand the handshakes
+                                                     # in their queues over instead of resetting them (Linux 5.14+).
 net.core.netdev_max_backlog = 16384 raise-only       # Bursts of small packets (WebSocket frames) on busy NICs overrun
                                                      # the default 1000 per CPU (global key).
 net.ipv4.ip_local_port_range = 10240 65535           # Upstream connections from one proxy address to few backends run

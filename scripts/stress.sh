@@ -16,6 +16,7 @@
 #   STRESS_IPTABLES_MAX   largest iptables ruleset tried (default 100000; above it the iptables side is skipped)
 #   STRESS_ONLY           a subset of "soak faults storm scale"
 #   STRESS_LOGS           where logs are kept (default .build/stress/<date>)
+# A run of all four parts also writes docs/stress-results.md, the Stress section of BENCHMARKS.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "stress: needs root (network namespaces)" >&2; exit 1; }
@@ -91,6 +92,13 @@ elapsed=$(( $(date +%s) - started ))
   printf '\n## Figures (reported, not pass/fail)\n\n| part | measure | value |\n|---|---|---|\n'
   awk -F'\t' '{printf "| %s | %s | %s |\n", $1, $2, $3}' "$FIGURES"
 } | tee "$LOGS/report.md"
+# A run of every part is what BENCHMARKS.md shows (its Stress section, on the next `make bench` or
+# `make bench-report`); a partial run stays in its log directory.
+if [ "$ONLY" = "soak faults storm scale" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
+  { printf '_Commit %s, weir %s, kernel %s, %s CPUs._\n' "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
+      "$("$WEIR" --version 2>/dev/null | head -n 1)" "$(uname -r)" "$(nproc)"
+    cat "$LOGS/report.md"; } >docs/stress-results.md
+fi
 failed=$(awk -F'\t' '$5 != "pass"' "$SUMMARY" | wc -l)
 total=$(wc -l <"$SUMMARY")
 printf '\nstress: %d of %d checks passed, %d known issues measured; logs and report.md in %s\n' $((total - failed)) \

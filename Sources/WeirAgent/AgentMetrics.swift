@@ -16,6 +16,8 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         ("weir_proxy_buffer_full_total", c.bufferFull),
         ("weir_proxy_copy_fallbacks_total", c.copyFallbacks),
         ("weir_proxy_drain_closed_total", c.drainClosed),
+        ("weir_proxy_conntrack_entries_deleted_total", c.conntrackDeleted),
+        ("weir_proxy_conntrack_delete_failures_total", c.conntrackDeleteFailures),
     ]
     let failures = UpstreamFailure.allCases.map {
         MetricSample(name: "weir_proxy_upstream_failures_total", labels: ["reason": $0.label],
@@ -52,6 +54,10 @@ public let metricHelp: [String: String] = [
     "weir_proxy_idle_timeouts_total": "Connections closed by --idle-timeout.",
     "weir_proxy_upstream_connect_timeouts_total": "Upstream connects that exceeded --connect-timeout.",
     "weir_proxy_descriptor_exhaustion_total": "EMFILE or ENFILE seen while accepting or connecting.",
+    "weir_proxy_conntrack_entries_deleted_total":
+        "Conntrack entries of upstream flows that failed or never connected, deleted so new connections are captured.",
+    "weir_proxy_conntrack_delete_failures_total":
+        "Conntrack deletions the kernel refused (EPERM without CAP_NET_ADMIN); see the conntrack_delete_failed lines.",
     "weir_conntrack_usage_ratio": "Conntrack entries over the conntrack maximum.",
     "weir_tcp_listen_overflows_total": "TcpExt ListenOverflows: connections dropped because an accept queue was full.",
     "weir_proxy_listen_backlog": "Backlog the proxy's listeners use (net.core.somaxconn).",

@@ -35,6 +35,7 @@ public final class ProxyCounters: @unchecked Sendable {
     enum Index: Int, CaseIterable {
         case accepted, active, closed, notRedirected, refusedMaxConnections, connectFailures, connectTimeouts
         case idleTimeouts, resets, fdExhausted, bufferFull, copyFallbacks, drainClosed
+        case conntrackDeleted, conntrackDeleteFailures
     }
 
     /// Slots of a worker's block.
@@ -125,6 +126,7 @@ public final class ProxyCounters: @unchecked Sendable {
             connectFailures: load(.connectFailures), connectTimeouts: load(.connectTimeouts),
             idleTimeouts: load(.idleTimeouts), resets: load(.resets), fdExhausted: load(.fdExhausted),
             bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed),
+            conntrackDeleted: load(.conntrackDeleted), conntrackDeleteFailures: load(.conntrackDeleteFailures),
             bytesFromClient: sum(Slot.bytesToUpstream), bytesFromUpstream: sum(Slot.bytesToClient),
             inboundTotal: sum(Slot.inboundTotal), outboundTotal: sum(Slot.outboundTotal),
             inboundActive: sum(Slot.inboundActive), outboundActive: sum(Slot.outboundActive),
@@ -169,6 +171,10 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     public var copyFallbacks: Int64
     /// Connections closed at the --drain-timeout deadline.
     public var drainClosed: Int64
+    /// Conntrack entries of upstream flows that ended without the proxy's own FIN or RST, deleted so that no new
+    /// connection on the same 4-tuple reuses them around the capture; and deletions the kernel refused (not ENOENT).
+    public var conntrackDeleted: Int64
+    public var conntrackDeleteFailures: Int64
     /// Bytes forwarded from clients to upstreams, and from upstreams back to clients (written, not just read).
     public var bytesFromClient: Int64
     public var bytesFromUpstream: Int64
@@ -185,7 +191,8 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
             + "refused_max_connections=\(refusedMaxConnections) connect_failures=\(connectFailures) "
             + "connect_timeouts=\(connectTimeouts) idle_timeouts=\(idleTimeouts) resets=\(resets) "
             + "fd_exhausted=\(fdExhausted) buffer_full=\(bufferFull) copy_fallbacks=\(copyFallbacks) "
-            + "drain_closed=\(drainClosed) bytes_from_client=\(bytesFromClient) "
+            + "drain_closed=\(drainClosed) conntrack_deleted=\(conntrackDeleted) "
+            + "conntrack_delete_failures=\(conntrackDeleteFailures) bytes_from_client=\(bytesFromClient) "
             + "bytes_from_upstream=\(bytesFromUpstream) inbound=\(inboundTotal) outbound=\(outboundTotal)"
     }
 }

@@ -92,6 +92,9 @@ final class Worker {
     var acceptPausedUntil: Int64 = 0
     var listenersRegistered = false
     var reserveFd: Int32 = -1
+    /// ctnetlink socket for `forgetUpstreamFlow`, opened by the thread that made the worker (its capabilities are
+    /// the ones the kernel checks); -1 if it could not be opened (counted as failures, never fatal).
+    var conntrack: Int32 = -1
     var draining = false
     var drainDeadline: Int64 = 0
     let pipeSize: Int32
@@ -120,6 +123,12 @@ final class Worker {
             throw ListenError(description: "epoll_ctl: \(errnoName(e))")
         }
         reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        conntrack = weir_ct_socket()
+        if conntrack < 0 {
+            log("warning", ["worker": index, "reason": "no ctnetlink socket: conntrack entries of failed upstream "
+                                + "flows stay, and a new connection on the same 4-tuple may go around the capture",
+                            "errno": errnoName(errno)])
+        }
     }
 
     /// Releases what `init` took, for a worker that never runs (a later listener of the server failed to bind).
@@ -129,6 +138,7 @@ final class Worker {
         scratch.deallocate()
         closeLoop()
         if reserveFd >= 0 { close(reserveFd) }
+        if conntrack >= 0 { close(conntrack) }
     }
 
     /// Wakes the worker from another thread (drain).
@@ -204,6 +214,8 @@ final class Worker {
         scratch.deallocate()
         if reserveFd >= 0 { close(reserveFd) }
         reserveFd = -1
+        if conntrack >= 0 { close(conntrack) }
+        conntrack = -1
         // epoll and the wake eventfd stay open until the server has joined this thread (`closeLoop`): a notify()
         // racing with the end of the loop must never write into a descriptor number reused by a live socket.
         _ = weir_atomic_add(shared.liveWorkers, -1)

@@ -181,6 +181,7 @@ extension Worker {
         let e = errno
         counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
+        forgetUpstreamFlow(up, target: target)
         close(up)
         refuse(fd)
     }

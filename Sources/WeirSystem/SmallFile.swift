@@ -51,3 +51,18 @@ public func readSmallFile(_ path: String, limit: Int) -> Result<[UInt8], FilePro
         if bytes.count > limit { return .failure(.tooLarge(bytes: bytes.count, limit: limit)) }
     }
 }
+
+/// Names in a directory (without `.` and `..`), in the order the file system gives them; nil if it cannot be
+/// opened (missing, not a directory, no permission).
+public func directoryEntries(_ path: String) -> [String]? {
+    guard let dir = opendir(path) else { return nil }
+    defer { closedir(dir) }
+    var names: [String] = []
+    while let entry = readdir(dir) {
+        let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+            String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+        }
+        if name != "." && name != ".." { names.append(name) }
+    }
+    return names
+}

@@ -1,4 +1,3 @@
-import FoundationEssentials
 import WeirCore
 import WeirSystem
 #if canImport(Glibc)
@@ -71,7 +70,7 @@ public struct Tuner {
     /// sorted.
     public static func availableProfiles(directories: [String]) -> [String] {
         for dir in directories {
-            guard let names = try? FileManager.default.contentsOfDirectory(atPath: dir) else { continue }
+            guard let names = directoryEntries(dir) else { continue }
             let profiles = names.filter { $0.hasSuffix(".profile") }.map { String($0.dropLast(".profile".count)) }
                 .filter { name in
                     var st = stat()
@@ -120,24 +119,31 @@ public struct Tuner {
         try TunePlan.make(profile: profile, environment: environment, read: { files.read($0.path) })
     }
 
-    /// The saved state, or nil when there is none. Throws `TuningFailure` for a corrupt file.
+    /// Largest state file weir reads; one saved value per profile key, a few KiB.
+    public static let stateSizeLimit = 1 << 20
+
+    /// The saved state, or nil when there is none. Throws `TuningFailure` for a file that cannot be read or is not
+    /// what weir writes: nothing changes then.
     public func loadState() throws -> TuneState? {
-        guard let data = FileManager.default.contents(atPath: statePath) else { return nil }
-        do {
-            return try JSONDecoder().decode(TuneState.self, from: data)
-        } catch {
+        let bytes: [UInt8]
+        switch readSmallFile(statePath, limit: Tuner.stateSizeLimit) {
+        case .success(let b): bytes = b
+        case .failure(.missing): return nil
+        case .failure(let problem):
+            throw TuningFailure("state file \(statePath) \(problem); nothing changed (expected the regular file of at "
+                + "most \(Tuner.stateSizeLimit) bytes weir tune writes)")
+        }
+        guard let state = TuneState(json: bytes) else {
             throw TuningFailure("state file \(statePath) is not the JSON weir tune writes; nothing changed "
                 + "(restore it, or remove it to forget the saved values)")
         }
+        return state
     }
 
     func saveState(_ state: TuneState) throws {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let data = try encoder.encode(state)
         do {
             try Tuner.makeDirectories(stateDirectory)
-            try SysctlFiles.writeAtomically(statePath, String(decoding: data, as: UTF8.self) + "\n")
+            try SysctlFiles.writeAtomically(statePath, state.json)
         } catch {
             throw TuningFailure("saving state before any change: \(error)")
         }
@@ -201,7 +207,7 @@ public struct Tuner {
                                  desired: value))
         }
         if results.allSatisfy({ $0.failure == nil }) {
-            try? FileManager.default.removeItem(atPath: statePath)
+            unlink(statePath)
         }
         return results
     }

@@ -2,12 +2,13 @@
 //
 // Input: records separated by 0xFF: the profile text; optionally the node's current values as `key value...` lines
 // (what /proc/sys would hold); optionally a cgroup v2 `cpu.max` line and a cpuset list, one per line, for the CPU
-// budget the derived conntrack sizing follows.
+// budget the derived conntrack sizing follows; optionally a tune-state.json (JSONValue.parse and TuneState).
 @testable import WeirCore
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzProfile(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
     let records = fuzzRecords(data, size)
+    if records.count > 3 { fuzzState(Array(records[3])) }
     let text = fuzzText(records[0])
     let profile: Profile
     do {
@@ -49,4 +50,13 @@ public func fuzzProfile(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         fuzzCheck(false, "unexpected error \(error)")
     }
     return 0
+}
+
+/// The state file reader: whatever parses renders and reads back as the same value, and so does a state.
+func fuzzState(_ bytes: [UInt8]) {
+    guard let value = try? JSONValue.parse(bytes) else { return }
+    fuzzCheck((try? JSONValue.parse(Array(value.rendered.utf8))) == value, "JSON does not read back")
+    if let state = TuneState(json: bytes) {
+        fuzzCheck(TuneState(json: Array(state.json.utf8)) == state, "state does not read back")
+    }
 }

@@ -30,14 +30,15 @@ struct ProxyStateTests {
     @Test(arguments: [ProxyEvent.connectFailed, .connectTimeout, .failed(.upstream)])
     func connectFailureResetsClient(event: ProxyEvent) {
         var s = ProxyConnectionState()
-        #expect(s.handle(event) == [.resetClient, .close])
+        #expect(s.handle(event) == [.resetClient, .close, .forgetUpstream])
         #expect(s.phase == .closed)
     }
 
     @Test func clientResetWhileConnectingResetsUpstream() {
         // The client's first bytes may already be upstream: they must not end with a FIN as if complete.
         var s = ProxyConnectionState()
-        #expect(s.handle(.failed(.client)) == [.resetUpstream, .close])
+        // Its SYN_SENT conntrack entry is deleted too: the reset sends nothing on an unconnected socket.
+        #expect(s.handle(.failed(.client)) == [.resetUpstream, .close, .forgetUpstream])
         #expect(s.phase == .closed)
     }
 
@@ -90,7 +91,10 @@ struct ProxyStateTests {
     @Test(arguments: ProxySide.allCases)
     func resetPropagatesToTheOtherSide(side: ProxySide) {
         var s = established()
-        #expect(s.handle(.failed(side)) == [.reset(side.other), .close])
+        // An upstream that failed leaves a conntrack entry the kernel would reuse: it is deleted. A reset the proxy
+        // sends the upstream itself (the client failed) needs nothing more.
+        let forget: ProxyActions = side == .upstream ? .forgetUpstream : []
+        #expect(s.handle(.failed(side)) == ProxyActions([.reset(side.other), .close]).union(forget))
         #expect(s.phase == .closed)
     }
 
@@ -99,7 +103,8 @@ struct ProxyStateTests {
         var s = established()
         _ = s.handle(.endOfStream(from: .client))
         _ = s.handle(.flushed(toward: .upstream))
-        #expect(s.handle(.failed(side)) == [.reset(side.other), .close])
+        let forget: ProxyActions = side == .upstream ? .forgetUpstream : []
+        #expect(s.handle(.failed(side)) == ProxyActions([.reset(side.other), .close]).union(forget))
     }
 
     @Test func idleTimeoutClosesBoth() {
@@ -131,6 +136,32 @@ struct ProxyStateTests {
         _ = s.handle(.drainStarted)
         #expect(s.handle(.connected) == .startForwarding)
         #expect(s.handle(.drainDeadline) == .close)
+    }
+
+    @Test(arguments: [ProxyEvent.idleTimeout, .drainDeadline])
+    func closingWhileConnectingForgetsTheUpstreamFlow(event: ProxyEvent) {
+        // close() on a SYN_SENT socket sends nothing: its conntrack entry would stay SYN_SENT for 120 s.
+        var s = ProxyConnectionState()
+        #expect(s.handle(event) == [.close, .forgetUpstream])
+    }
+
+    /// The upstream flow is forgotten exactly when it did not end with the proxy's own FIN or RST on an established
+    /// connection, whatever came before.
+    @Test func forgetUpstreamOnlyWhenTheProxyDidNotEndTheFlow() {
+        for a in Self.allEvents {
+            for b in Self.allEvents {
+                var s = ProxyConnectionState()
+                for e in [a, b] {
+                    let wasConnected = s.connected
+                    let actions = s.handle(e)
+                    guard actions.contains(.close) else {
+                        #expect(!actions.contains(.forgetUpstream))
+                        continue
+                    }
+                    #expect(actions.contains(.forgetUpstream) == (!wasConnected || e == .failed(.upstream)))
+                }
+            }
+        }
     }
 
     @Test(arguments: allEvents)
@@ -169,5 +200,6 @@ struct ProxyStateTests {
 
     @Test func actionsDescribeThemselves() {
         #expect(ProxyActions([.resetClient, .close]).description == "[resetClient,close]")
+        #expect(ProxyActions([.close, .forgetUpstream]).description == "[close,forgetUpstream]")
     }
 }

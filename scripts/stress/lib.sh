@@ -131,6 +131,9 @@ metric() { admin_get /metrics | awk -v m="$1" '$1 == m && !d {print $2; d = 1}';
 # --- one process -------------------------------------------------------------------------------------------------
 
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# anon_kb PID: RssAnon, what the process itself holds (heap, stacks, buffers). VmRSS adds file pages: weir drops
+# its startup pages once ready, and the code a load runs is paged back in from the page cache (shared, reclaimable).
+anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
 cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 clk_tck() { getconf CLK_TCK; }

@@ -56,6 +56,14 @@ int weir_set_linger_reset(int fd);
 /* SO_ERROR, to learn how a non-blocking connect ended. */
 int weir_socket_error(int fd);
 
+/* Conntrack entries over ctnetlink (NETLINK_NETFILTER), without libnetfilter_conntrack: one request type, built by
+   hand. weir_ct_socket opens a non-blocking socket (-1 with errno); the kernel checks CAP_NET_ADMIN against the
+   credentials of the thread that opened it. weir_ct_delete deletes the TCP entry whose original direction is
+   src -> dst (both AF_INET or both AF_INET6, default zone) and waits for the kernel's answer, which ctnetlink gives
+   before sendmsg returns: 0 deleted, else -1 with errno (ENOENT: no such entry, EPERM: no CAP_NET_ADMIN). */
+int weir_ct_socket(void);
+int weir_ct_delete(int fd, const struct sockaddr_storage *src, const struct sockaddr_storage *dst);
+
 /* Number of CPUs in this process's affinity mask (CPU_COUNT is a macro). */
 int weir_affinity_cpus(void);
 /* Per-thread setfsuid/setfsgid (raw syscalls): sockets created by this thread are owned by uid/gid, for owner match. */

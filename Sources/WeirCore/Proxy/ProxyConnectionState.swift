@@ -41,6 +41,14 @@ public struct ProxyActions: OptionSet, Sendable, CustomStringConvertible {
     public static let resetUpstream = ProxyActions(rawValue: 1 << 4)
     /// Close both sockets and free everything the connection holds. Without a reset, close() sends a FIN.
     public static let close = ProxyActions(rawValue: 1 << 5)
+    /// Before closing, delete the kernel's conntrack entry of the upstream flow. It is set when that flow did not
+    /// end with the proxy's own FIN or RST on an established connection: the upstream was never connected (the
+    /// entry is SYN_SENT, or CLOSE after a refusal) or it failed (reset by its peer, timed out). Such an entry
+    /// outlives the socket (10 s in CLOSE, 120 s in SYN_SENT, days when ESTABLISHED) and the kernel reuses it, NAT
+    /// decision and all, for a new SYN on the same 4-tuple: an application on this host that happens to pick the
+    /// port the proxy's upstream used would reach the destination directly, around the capture. A FIN or RST the
+    /// proxy sent itself makes the kernel drop the old entry on such a SYN and start a new one.
+    public static let forgetUpstream = ProxyActions(rawValue: 1 << 6)
 
     public static func shutdownWrite(_ side: ProxySide) -> ProxyActions {
         side == .client ? .shutdownClientWrite : .shutdownUpstreamWrite
@@ -52,7 +60,7 @@ public struct ProxyActions: OptionSet, Sendable, CustomStringConvertible {
         let names: [(ProxyActions, String)] = [
             (.startForwarding, "startForwarding"), (.shutdownClientWrite, "shutdownClientWrite"),
             (.shutdownUpstreamWrite, "shutdownUpstreamWrite"), (.resetClient, "resetClient"),
-            (.resetUpstream, "resetUpstream"), (.close, "close"),
+            (.resetUpstream, "resetUpstream"), (.close, "close"), (.forgetUpstream, "forgetUpstream"),
         ]
         return "[" + names.filter { contains($0.0) }.map(\.1).joined(separator: ",") + "]"
     }
@@ -101,18 +109,23 @@ public struct ProxyConnectionState: Equatable, Sendable {
         return .established
     }
 
+    @_optimize(speed)
     public func flow(from side: ProxySide) -> ProxyFlow { side == .client ? clientFlow : upstreamFlow }
 
+    @_optimize(speed)
     private mutating func setFlow(from side: ProxySide, _ flow: ProxyFlow) {
         if side == .client { clientFlow = flow } else { upstreamFlow = flow }
     }
 
+    @_optimize(speed)
     private mutating func close(_ actions: ProxyActions) -> ProxyActions {
         isClosed = true
         return actions.union(.close)
     }
 
-    /// Applies one event and returns what the loop must do.
+    /// Applies one event and returns what the loop must do. Runs per I/O event: optimized for speed even though
+    /// the rest of WeirCore is built for size.
+    @_optimize(speed)
     public mutating func handle(_ event: ProxyEvent) -> ProxyActions {
         if isClosed { return [] }
         switch event {
@@ -122,9 +135,9 @@ public struct ProxyConnectionState: Equatable, Sendable {
             return .startForwarding
         case .connectFailed, .connectTimeout:
             guard !connected else { return [] }
-            return close(.resetClient)
+            return close([.resetClient, .forgetUpstream])
         case .idleTimeout, .drainDeadline:
-            return close([])
+            return close(connected ? [] : .forgetUpstream)
         case .drainStarted:
             draining = true
             return []
@@ -132,7 +145,8 @@ public struct ProxyConnectionState: Equatable, Sendable {
             // A reset on one side resets the other, also while connecting: the client's first bytes may already
             // have gone out with the handshake, and a plain close would end them as if the request were complete.
             // (On an upstream still in SYN_SENT the reset sends nothing.)
-            return close(.reset(side.other))
+            let forget: ProxyActions = side == .upstream || !connected ? .forgetUpstream : []
+            return close(ProxyActions.reset(side.other).union(forget))
         case .endOfStream(let side):
             guard flow(from: side) == .open else { return [] }
             setFlow(from: side, .ending)

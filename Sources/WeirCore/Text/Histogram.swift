@@ -20,7 +20,8 @@ public struct HistogramSnapshot: Equatable, Sendable {
 
     public var count: Int64 { counts.reduce(0, +) }
 
-    /// The slot an observation of `value` falls into.
+    /// The slot an observation of `value` falls into. Per connection, on the data path (WeirCore is built for size).
+    @_optimize(speed)
     public static func slot(of value: Double, bounds: [Double]) -> Int {
         var lo = 0, hi = bounds.count
         while lo < hi {

@@ -3,7 +3,8 @@
 /// Scope was checked on kernel 6.18 from inside a fresh `ip netns add` namespace (`ip netns exec`):
 /// - per-netns and writable there: somaxconn, tcp_max_syn_backlog, ip_local_port_range, tcp_tw_reuse,
 ///   tcp_fin_timeout, tcp_keepalive_*, tcp_rmem/tcp_wmem, tcp_slow_start_after_idle, tcp_notsent_lowat,
-///   tcp_fastopen, tcp_mtu_probing, tcp_syncookies, tcp_abort_on_overflow, tcp_max_tw_buckets, optmem_max and the
+///   tcp_fastopen, tcp_mtu_probing, tcp_syncookies, tcp_abort_on_overflow, tcp_migrate_req (5.14+),
+///   tcp_max_tw_buckets, optmem_max and the
 ///   nf_conntrack_*_timeout_* keys (conntrack timeouts have been per netns since Linux 4.x).
 /// - global: netdev_max_backlog, busy_poll and busy_read do not exist outside the initial namespace;
 ///   rmem_max, wmem_max, nf_conntrack_max and nf_conntrack_buckets are read-only there (0444);
@@ -19,6 +20,7 @@ public enum KeyRegistry {
         .sysctl("net.ipv4.tcp_max_syn_backlog", .integer(128...intMax), .networkNamespace),
         .sysctl("net.ipv4.tcp_syncookies", .choice([0, 1, 2]), .networkNamespace),
         .sysctl("net.ipv4.tcp_abort_on_overflow", .boolean, .networkNamespace),
+        .sysctl("net.ipv4.tcp_migrate_req", .boolean, .networkNamespace),
         .sysctl("net.core.netdev_max_backlog", .integer(1000...intMax), .global),
         // Ports and TIME-WAIT.
         .sysctl("net.ipv4.ip_local_port_range", .range(1024...65535), .networkNamespace),

@@ -1,7 +1,7 @@
 /// What `weir tune` changed, saved before the first write so `weir tune --revert` can put it back.
-public struct TuneState: Codable, Equatable, Sendable {
+public struct TuneState: Equatable, Sendable {
     /// One key weir changed, with the value the node had before weir touched it.
-    public struct Saved: Codable, Equatable, Sendable {
+    public struct Saved: Equatable, Sendable {
         public let key: String
         public let path: String
         public let previous: String
@@ -37,4 +37,36 @@ public struct TuneState: Codable, Equatable, Sendable {
     }
 
     public static let empty = TuneState(profiles: [], saved: [])
+
+    /// The state file's text: members in a fixed order (the order earlier releases wrote them in, sorted), so an
+    /// unchanged state is byte for byte the same file.
+    public var json: String {
+        JSONValue.object([
+            ("profiles", .array(profiles.map { .string($0) })),
+            ("saved", .array(saved.map {
+                .object([("key", .string($0.key)), ("path", .string($0.path)), ("previous", .string($0.previous))])
+            })),
+            ("version", .int(Int64(version))),
+        ]).rendered
+    }
+
+    /// Reads the state file's text; nil when it is not a state weir wrote (members it does not know are ignored).
+    public init?(json bytes: [UInt8]) {
+        guard let value = try? JSONValue.parse(bytes),
+              let version = value[member: "version"]?.intValue, let v = Int(exactly: version),
+              let profiles = value[member: "profiles"]?.arrayValue, let saved = value[member: "saved"]?.arrayValue
+        else { return nil }
+        var names: [String] = []
+        for p in profiles {
+            guard let name = p.stringValue else { return nil }
+            names.append(name)
+        }
+        var items: [Saved] = []
+        for s in saved {
+            guard let key = s[member: "key"]?.stringValue, let path = s[member: "path"]?.stringValue,
+                  let previous = s[member: "previous"]?.stringValue else { return nil }
+            items.append(Saved(key: key, path: path, previous: previous))
+        }
+        self.init(version: v, profiles: names, saved: items)
+    }
 }
