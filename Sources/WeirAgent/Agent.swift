@@ -26,6 +26,10 @@ public final class Agent {
     private let wake: Int32
     /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
     private var retired: [ProxyServer] = []
+    /// Netlink events that say something may have changed behind weir's back; nil when they cannot be had.
+    private var watcher: ChangeWatcher?
+    /// Set when another process committed nftables while weir's own apply had the events muted: reconcile soon.
+    private var checkSoon = false
 
     /// What the admin thread reads and the main thread writes.
     struct AgentState {
@@ -98,7 +102,6 @@ public final class Agent {
             throw AgentError("proxy: \(e.description)")
         }
         let installer = try CaptureInstaller()
-        var watcher: ChangeWatcher?
         do {
             watcher = try ChangeWatcher()
         } catch {
@@ -129,7 +132,7 @@ public final class Agent {
             }
         }
         do {
-            let changes = try installer.apply(settings.capture, settings.table, claim: true)
+            let changes = try applyCapture(installer, settings.capture, settings.table)
             if changes.isEmpty { print("table \(settings.table.family.rawValue) \(settings.table.name): unchanged") }
             changes.forEach { print($0) }
             if installer.ownershipUnsupported {
@@ -198,6 +201,10 @@ public final class Agent {
                 _ = read(wake, &value, 8)
                 eventReconcile = max(now, lastReconcile + 1000)
             }
+            if checkSoon {
+                checkSoon = false
+                if eventReconcile == nil { eventReconcile = max(now + 100, lastReconcile + 1000) }
+            }
             if watcher?.drain() == true, eventReconcile == nil {
                 // Events come in bursts (our own apply makes some): reconcile once, soon, at most once a second.
                 eventReconcile = max(now + 100, lastReconcile + 1000)
@@ -264,11 +271,38 @@ public final class Agent {
 
     // MARK: keeping the node right
 
+    /// `installer.apply` with the nftables events muted (`ChangeWatcher.muteTables`): weir's own commit wakes
+    /// nobody and costs the kernel no notification per set element. If anyone else committed meanwhile, the
+    /// generation says so and reconcile looks soon.
+    private func applyCapture(_ installer: CaptureInstaller, _ capture: CaptureConfig, _ table: Table) throws
+        -> [CaptureChange]
+    {
+        guard let watcher else { return try installer.apply(capture, table, claim: true) }
+        watcher.muteTables()
+        let changes: [CaptureChange]
+        do {
+            changes = try installer.apply(capture, table, claim: true)
+        } catch {
+            unmute(watcher)
+            throw error
+        }
+        unmute(watcher)
+        if installer.tablesChangedSinceVerified() { checkSoon = true }
+        return changes
+    }
+
+    private func unmute(_ watcher: ChangeWatcher) {
+        if !watcher.unmuteTables() {
+            agentLog("warning", ["reason": "nftables events cannot be subscribed again: reconciling the table on "
+                                    + "the interval only", "errno": errnoName(errno)])
+        }
+    }
+
     private func reconcile(_ installer: CaptureInstaller) {
         var changes: [CaptureChange]
         var failure: Error?
         do {
-            changes = try installer.apply(settings.capture, settings.table, claim: true)
+            changes = try applyCapture(installer, settings.capture, settings.table)
         } catch {
             // What was repaired before the failure still counts.
             changes = (error as? AgentError)?.partialChanges ?? []
@@ -328,11 +362,11 @@ public final class Agent {
         var changes: [CaptureChange] = []
         if rulesChanged {
             do {
-                changes = try installer.apply(next.capture, next.table, claim: true)
+                changes = try applyCapture(installer, next.capture, next.table)
             } catch {
                 // The table may already be the new one while a later step (routing) failed: put the running
                 // configuration back before the new data plane goes, so no rule points at ports nobody serves.
-                _ = try? installer.apply(settings.capture, settings.table, claim: true)
+                _ = try? applyCapture(installer, settings.capture, settings.table)
                 if let fresh {
                     fresh.retire()  // it may already hold connections: let them finish, never block this loop
                     retired.append(fresh)

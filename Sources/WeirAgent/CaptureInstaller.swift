@@ -42,6 +42,13 @@ public final class CaptureInstaller {
     /// True when this kernel cannot own a table (no persist flag, < 6.9): the table is then applied unowned.
     public var ownershipUnsupported: Bool { nft.ownershipUnsupported }
 
+    /// True unless the kernel's nftables generation is still the one at which this installer last knew its table to
+    /// be right: someone committed since (or it cannot tell), so a reconcile should look.
+    public func tablesChangedSinceVerified() -> Bool {
+        guard let verified = nft.verifiedGeneration, let now = try? nft.generation() else { return true }
+        return now != verified
+    }
+
     /// Brings the kernel to `table` and `config`'s routing; returns what it changed (empty: nothing drifted).
     /// `claim` makes this process the table's owner if it is not already; `force` replaces the table even when the
     /// kernel already holds the same one.

@@ -8,6 +8,9 @@ public protocol NftablesBackend: AnyObject {
     var ownershipUnsupported: Bool { get }
     /// Changes with every committed batch.
     func generation() throws -> UInt32
+    /// The generation at which this client last knew the kernel to hold exactly its table (after its own commit,
+    /// or a comparison that found it right); nil when it does not know.
+    var verifiedGeneration: UInt32? { get }
     func table(family: TableFamily, name: String) throws -> TableInfo?
     /// Installs `table` in one batch, replacing weir's previous table; sends nothing when it is already there,
     /// unless `force`.
@@ -56,6 +59,12 @@ public final class FakeNftables: NftablesBackend {
 
     public func generation() throws -> UInt32 { generationCount }
 
+    /// Set by every apply: the fake holds exactly what it was given.
+    public private(set) var verifiedGeneration: UInt32?
+
+    /// Another process's commit (anything else on the node that moves the generation).
+    public func commitElsewhere() { generationCount += 1 }
+
     public func table(family: TableFamily, name: String) throws -> TableInfo? {
         tables[Self.key(family, name)].map { TableInfo(family: family, name: name, flags: $0.flags, ownerPortID: nil) }
     }
@@ -74,6 +83,7 @@ public final class FakeNftables: NftablesBackend {
         let flags = ownershipUnsupported ? 0 : TableFlag.owner | TableFlag.persist
         if let existing = tables[key], tables[stale] == nil, existing.table == table, !force,
            ownershipUnsupported || existing.flags & TableFlag.persist != 0 {
+            verifiedGeneration = generationCount
             return .unchanged
         }
         var batch: [Object] = []
@@ -87,6 +97,7 @@ public final class FakeNftables: NftablesBackend {
         let outcome: ApplyOutcome = tables[key] == nil ? .created : .replaced
         tables[stale] = nil
         tables[key] = (table, flags)
+        verifiedGeneration = generationCount
         return outcome
     }
 

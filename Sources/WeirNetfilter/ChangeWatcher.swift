@@ -7,12 +7,14 @@ import Glibc
 public final class ChangeWatcher {
     /// Descriptors to poll for input.
     public let descriptors: [Int32]
+    /// NFNLGRP_NFTABLES, on the second descriptor.
+    private static let nftablesGroup: Int32 = 7
 
     public init() throws {
         // Group numbers from linux/rtnetlink.h and linux/netfilter/nfnetlink.h; bit N-1 subscribes group N.
         let route: [UInt32] = [7 /* IPV4_ROUTE */, 8 /* IPV4_RULE */, 9 /* IPV6_IFADDR */, 11 /* IPV6_ROUTE */,
                                19 /* IPV6_RULE */]
-        let nftables: [UInt32] = [7 /* NFNLGRP_NFTABLES */]
+        let nftables: [UInt32] = [UInt32(Self.nftablesGroup)]
         var fds: [Int32] = []
         for (bus, groups) in [(NETLINK_ROUTE, route), (NETLINK_NETFILTER, nftables)] {
             let fd = socket(AF_NETLINK, Int32(SOCK_RAW.rawValue) | Int32(SOCK_NONBLOCK.rawValue)
@@ -42,6 +44,20 @@ public final class ChangeWatcher {
     }
 
     deinit { descriptors.forEach { close($0) } }
+
+    /// Stops, then starts again, the nftables events. While anyone listens, the kernel builds one notification per
+    /// object of every commit: weir's own commit of a table with 100,000 set elements would cost seconds and 100,000
+    /// messages it only throws away. What others commit meanwhile is not lost if the caller compares the nftables
+    /// generation afterwards (`CaptureInstaller.tablesChangedSinceVerified`). A membership the kernel will not add back
+    /// leaves reconcile on its interval; the caller says so.
+    public func muteTables() { _ = membership(NETLINK_DROP_MEMBERSHIP) }
+    /// False (errno set) when the kernel refused: no nftables events from now on.
+    @discardableResult public func unmuteTables() -> Bool { membership(NETLINK_ADD_MEMBERSHIP) }
+
+    private func membership(_ option: Int32) -> Bool {
+        var group = Self.nftablesGroup
+        return setsockopt(descriptors[1], SOL_NETLINK, option, &group, socklen_t(MemoryLayout<Int32>.size)) == 0
+    }
 
     /// Reads and discards every queued event. Returns true if there was any (an overrun, ENOBUFS, counts as one:
     /// events were lost, so reconcile).

@@ -34,6 +34,7 @@ public final class NftClient {
     private var nextSetID: UInt32 = 1
     /// The ruleset generation at which the kernel was last compared and found to hold exactly `table`.
     private var verified: (generation: UInt32, table: Table)?
+    public var verifiedGeneration: UInt32? { verified?.generation }
 
     public init() throws {
         socket = try NetlinkSocket(bus: NETLINK_NETFILTER)

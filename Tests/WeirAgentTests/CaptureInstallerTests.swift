@@ -27,6 +27,18 @@ struct CaptureInstallerTests {
         #expect(nft.content(family: .inet, name: "weir") == t)
     }
 
+    /// What the agent checks after an apply with the nftables events muted: did anyone else commit since?
+    @Test func tellsWhetherAnyoneCommittedSinceItsTableWasRight() throws {
+        let (c, t) = try capture(["istio-inbound-ports": ["*"]])
+        #expect(installer.tablesChangedSinceVerified())  // never applied: it cannot tell
+        _ = try installer.apply(c, t, claim: true)
+        #expect(!installer.tablesChangedSinceVerified())
+        nft.commitElsewhere()
+        #expect(installer.tablesChangedSinceVerified())
+        #expect(try installer.apply(c, t, claim: true).isEmpty)  // compared, found right
+        #expect(!installer.tablesChangedSinceVerified())
+    }
+
     @Test func forceReplacesAnUnchangedTable() throws {
         let (c, t) = try capture(["istio-inbound-ports": ["*"]])
         _ = try installer.apply(c, t, claim: false)
