@@ -95,7 +95,7 @@ elapsed=$(( $(date +%s) - started ))
 # A run of every part is what BENCHMARKS.md shows (its Stress section, on the next `make bench` or
 # `make bench-report`); a partial run stays in its log directory.
 if [ "$ONLY" = "soak faults storm scale" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
-  { printf '_Commit %s, weir %s, kernel %s, %s CPUs._\n' "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
+  { printf '_Commit %s, %s, kernel %s, %s CPUs._\n' "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
       "$("$WEIR" --version 2>/dev/null | head -n 1)" "$(uname -r)" "$(nproc)"
     cat "$LOGS/report.md"; } >docs/stress-results.md
 fi
