@@ -16,7 +16,8 @@
 #   STRESS_IPTABLES_MAX   largest iptables ruleset tried (default 100000; above it the iptables side is skipped)
 #   STRESS_ONLY           a subset of "soak faults storm scale"
 #   STRESS_LOGS           where logs are kept (default .build/stress/<date>)
-# A run of all four parts also writes docs/stress-results.md, the Stress section of BENCHMARKS.md.
+# A run of all four parts also writes docs/stress-results.md, the Stress section of BENCHMARKS.md (not when
+# STRESS_RESULTS_KEEP is set, to leave the committed results as they are).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "stress: needs root (network namespaces)" >&2; exit 1; }
