@@ -395,34 +395,27 @@ def plots(run, fig_dir):
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: "%gk" % (v / 1000) if v >= 1000 else "%g" % v))
         ax.xaxis.set_minor_locator(FixedLocator([]))
 
-    # Throughput against streams.
-    streams = run.streams
-    if all(run.values(t, "gbps_%d" % n) for t in TARGETS for n in streams):
+    def per_stream(metric, targets, ylabel, name, title):
+        """One line per target of `metric` at each stream count, if every round of every target has it."""
+        if not all(run.values(t, metric % n) for t in targets for n in streams):
+            return
         fig, ax = plt.subplots(figsize=(7, 4.2))
-        for t in TARGETS:
-            m, lo, hi = zip(*(spread(t, "gbps_%d" % n) for n in streams))
+        for t in targets:
+            m, lo, hi = zip(*(spread(t, metric % n) for n in streams))
             ax.errorbar(streams, m, yerr=[lo, hi], marker="o", capsize=3, color=COLOR[t], label=LABEL[t])
         log2_x(ax, streams)
         ax.set_xlabel("parallel streams (iperf3 -P)")
-        ax.set_ylabel("Gb/s")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
         ax.legend()
-        save(fig, "throughput.png", "Throughput against streams (median of rounds, bars: min to max)")
+        save(fig, name, title)
 
-    # Proxy CPU per GB against streams.
-    if all(run.values(t, "cpugb_%d" % n) for t in ("weir", "haproxy") for n in streams):
-        fig, ax = plt.subplots(figsize=(7, 4.2))
-        for t in ("weir", "haproxy"):
-            m, lo, hi = zip(*(spread(t, "cpugb_%d" % n) for n in streams))
-            ax.errorbar(streams, m, yerr=[lo, hi], marker="o", capsize=3, color=COLOR[t], label=LABEL[t])
-        log2_x(ax, streams)
-        ax.set_xlabel("parallel streams (iperf3 -P)")
-        ax.set_ylabel("proxy CPU seconds per GB forwarded")
-        ax.set_ylim(bottom=0)
-        ax.grid(alpha=0.3)
-        ax.legend()
-        save(fig, "cpu_per_gb.png", "Proxy CPU per GB forwarded (user+sys of the proxy process)")
+    streams = run.streams
+    per_stream("gbps_%d", TARGETS, "Gb/s", "throughput.png",
+               "Throughput against streams (median of rounds, bars: min to max)")
+    per_stream("cpugb_%d", ("weir", "haproxy"), "proxy CPU seconds per GB forwarded", "cpu_per_gb.png",
+               "Proxy CPU per GB forwarded (user+sys of the proxy process)")
 
     # Latency percentiles.
     pcts = [("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9")]
@@ -475,7 +468,7 @@ def plots(run, fig_dir):
         save(fig, "rule_apply.png", "Rule apply time against set size")
 
     # Per-connection rule cost against set size.
-    sizes = [s for s in run.cap_sizes("v6", "rule_us", "weir")]
+    sizes = run.cap_sizes("v6", "rule_us", "weir")
     if sizes:
         fig, ax = plt.subplots(figsize=(7, 4.2))
         xs = [s for s in sizes if s]
