@@ -63,26 +63,30 @@ extension Worker {
         close(fd)
     }
 
+    /// Where the client of accepted socket `fd` was going: under TPROXY (the listener is IP_TRANSPARENT) the
+    /// socket's local address, else the destination before REDIRECT rewrote it. Nil when the kernel cannot say.
+    func destination(ofClient fd: Int32, tproxy: Bool, family: Int32) -> SocketAddress? {
+        tproxy ? SocketAddress.local(of: fd) : SocketAddress.originalDestination(of: fd, family: family)
+    }
+
     func startConnection(_ fd: Int32, peer: SocketAddress, listener l: Listener) {
-        let target: SocketAddress
         let tproxy = l.kind == .inbound && config.mode == .tproxy
-        if tproxy {
-            // TPROXY: the listener is IP_TRANSPARENT and the accepted socket's local address is the destination.
-            guard let local = SocketAddress.local(of: fd) else { refuse(fd); return }
-            target = local
-            if local.port == l.port { notRedirected(fd, local: local, peer: peer); return }
-        } else {
-            // Not redirected: no NAT entry, or the original destination is the listener itself. Only a destination
-            // on the listener's port can be the listener, so the common case costs no getsockname.
-            guard let original = SocketAddress.originalDestination(of: fd, family: l.family) else {
+        guard let target = destination(ofClient: fd, tproxy: tproxy, family: l.family) else {
+            // TPROXY: no local address. REDIRECT: no NAT entry, so not redirected.
+            if tproxy {
+                refuse(fd)
+            } else {
                 notRedirected(fd, local: SocketAddress.local(of: fd) ?? SocketAddress(), peer: peer)
-                return
             }
-            if original.port == l.port, let local = SocketAddress.local(of: fd), original == local {
-                notRedirected(fd, local: local, peer: peer)
-                return
-            }
-            target = original
+            return
+        }
+        if tproxy {
+            if target.port == l.port { notRedirected(fd, local: target, peer: peer); return }
+        } else if target.port == l.port, let local = SocketAddress.local(of: fd), target == local {
+            // The original destination is the listener itself. Only a destination on the listener's port can be
+            // the listener, so the common case costs no getsockname.
+            notRedirected(fd, local: local, peer: peer)
+            return
         }
         // The client usually speaks first and its first bytes are often here already (HTTP, TLS): read them now.
         // Then the upstream's handshake can end with those bytes instead of a bare ACK (TCP_QUICKACK 0), one

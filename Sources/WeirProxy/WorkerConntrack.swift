@@ -10,23 +10,27 @@ extension Worker {
     /// Deletes the entry of the upstream flow of `c` (call before its sockets are closed). The flow's far end is
     /// asked again of the client socket, as when the connection was accepted, so a connection carries no copy of it.
     func forgetUpstreamFlow(_ c: Connection) {
-        guard let clientLocal = SocketAddress.local(of: c.client) else { return }
-        let target: SocketAddress?
-        if c.inbound && config.mode == .tproxy {
-            target = clientLocal
-        } else {
-            target = SocketAddress.originalDestination(of: c.client, family: clientLocal.family)
-        }
-        guard let target else { return }
-        forgetUpstreamFlow(c.upstream, target: target)
+        guard let local = upstreamLocal(c.upstream),
+              let target = destination(ofClient: c.client, tproxy: c.inbound && config.mode == .tproxy,
+                                       family: local.family) else { return }
+        forget(local: local, target: target)
     }
 
-    /// Deletes the entry of the flow from `upstream`'s local address to `target`. A socket that never got a port
-    /// (its connect failed before a SYN left) has no entry.
+    /// Deletes the entry of the flow from `upstream`'s local address to `target`.
     func forgetUpstreamFlow(_ upstream: Int32, target: SocketAddress) {
-        guard let local = SocketAddress.local(of: upstream), local.port != 0, local.family == target.family else {
-            return
-        }
+        guard let local = upstreamLocal(upstream) else { return }
+        forget(local: local, target: target)
+    }
+
+    /// The upstream socket's local address; nil for one that never got a port (its connect failed before a SYN
+    /// left), which has no entry.
+    private func upstreamLocal(_ upstream: Int32) -> SocketAddress? {
+        guard let local = SocketAddress.local(of: upstream), local.port != 0 else { return nil }
+        return local
+    }
+
+    private func forget(local: SocketAddress, target: SocketAddress) {
+        guard local.family == target.family else { return }
         guard conntrack >= 0 else {
             counters.add(.conntrackDeleteFailures)
             eventLog.log("conntrack_delete_failed", ["worker": index, "local": local, "destination": target,
