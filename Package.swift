@@ -70,7 +70,9 @@ let package = Package(
         // Scenario table shared by the golden-text tests and the kernel tests.
         .target(name: "WeirTestSupport", dependencies: ["WeirCore"], path: "Tests/WeirTestSupport"),
         .testTarget(name: "WeirCoreTests", dependencies: ["WeirCore", "WeirTestSupport"], exclude: ["Golden"]),
-        .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore", "WeirNetfilter"]),
+        // In-memory nftables and routing backends for the agent's tests; never part of the binary.
+        .target(name: "WeirNetfilterFakes", dependencies: ["WeirCore", "WeirNetfilter"], path: "Tests/WeirNetfilterFakes"),
+        .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore", "WeirNetfilter", "WeirNetfilterFakes"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
                     exclude: ["Support/probe.py", "Support/dns.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),

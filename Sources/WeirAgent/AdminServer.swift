@@ -245,8 +245,9 @@ public final class AdminServer: @unchecked Sendable {
 
     private func flush(_ c: Client) {
         while c.sent < c.reply.count {
-            let n = c.reply.withUnsafeBytes {
-                send(c.fd, $0.baseAddress! + c.sent, $0.count - c.sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let n = c.reply.withUnsafeBytes { bytes -> Int in
+                guard let base = bytes.baseAddress else { return 0 }
+                return send(c.fd, base + c.sent, bytes.count - c.sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
             }
             if n < 0 && errno == EINTR { continue }
             if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }

@@ -20,6 +20,13 @@ public struct TableInfo: Equatable, Sendable {
     /// Netlink port ID of the owning socket, if owned.
     public let ownerPortID: UInt32?
 
+    public init(family: TableFamily, name: String, flags: UInt32, ownerPortID: UInt32?) {
+        self.family = family
+        self.name = name
+        self.flags = flags
+        self.ownerPortID = ownerPortID
+    }
+
     public var isOwned: Bool { flags & TableFlag.owner != 0 }
     public var isPersistent: Bool { flags & TableFlag.persist != 0 }
 }
@@ -89,7 +96,7 @@ public final class NftClient {
                 return .unchanged
             }
             let current = try fingerprint(family: table.family, name: table.name)
-            let desired = describe(table)
+            let desired = try describe(table)
             if current == desired && flagsOK && !force {
                 verified = (generation, table)
                 return .unchanged
@@ -205,11 +212,11 @@ public final class NftClient {
         }
         for chain in table.chains {
             for (index, rule) in chain.rules.enumerated() {
+                let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
+                for m in rule.matches { try b.add(m, setIDs: setIDs) }
+                for s in rule.statements { b.add(s) }
                 batch.add(NFT_MSG_NEWRULE, family: fam, flags: NLM_F_CREATE | NLM_F_APPEND,
                           operation: "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))") {
-                    let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
-                    for m in rule.matches { b.add(m, setIDs: setIDs) }
-                    for s in rule.statements { b.add(s) }
                     nftnl_rule_nlmsg_build_payload($0, b.rule)
                 }
             }
@@ -281,7 +288,7 @@ public final class NftClient {
     }
 
     /// The same description for the desired table, built from the same libnftnl objects the batch sends.
-    func describe(_ table: Table) -> [String] {
+    func describe(_ table: Table) throws -> [String] {
         var out: [String] = []
         var setIDs: [String: UInt32] = [:]
         for chain in table.chains {
@@ -300,7 +307,7 @@ public final class NftClient {
         for chain in table.chains {
             for rule in chain.rules {
                 let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
-                for m in rule.matches { b.add(m, setIDs: setIDs) }
+                for m in rule.matches { try b.add(m, setIDs: setIDs) }
                 for s in rule.statements { b.add(s) }
                 rulesByChain[chain.name, default: []].append(describeRule(b.rule))
             }

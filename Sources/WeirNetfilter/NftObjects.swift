@@ -35,10 +35,14 @@ let verdictRegister = num(NFT_REG_VERDICT)
 final class RuleBuilder {
     let rule: OpaquePointer
     private let family: TableFamily
+    private let table: String
+    private let chain: String
     private var nfprotoChecked: IPFamily?
     private var l4protoChecked: L4Proto?
 
     init(table: String, chain: String, family: TableFamily) {
+        self.table = table
+        self.chain = chain
         rule = nftnl_rule_alloc()
         nftnl_rule_set_str(rule, attr(NFTNL_RULE_TABLE), table)
         nftnl_rule_set_str(rule, attr(NFTNL_RULE_CHAIN), chain)
@@ -146,16 +150,24 @@ final class RuleBuilder {
         }
     }
 
-    func add(_ match: Match, setIDs: [String: UInt32]) {
+    /// Adds one match. A lookup of a set the table does not define is refused before anything is sent.
+    func add(_ match: Match, setIDs: [String: UInt32]) throws {
+        func id(_ set: String) throws -> UInt32 {
+            guard let id = setIDs[set] else {
+                throw NetlinkError("add rule \(family.rawValue) \(table) \(chain): lookup of set \(set), which the "
+                    + "table does not define", errno: ENOENT)
+            }
+            return id
+        }
         switch match {
         case .iifname(let n):
             metaLoad(num(NFT_META_IIFNAME)); compare(false, ifnameBytes(n))
         case .oifname(let n):
             metaLoad(num(NFT_META_OIFNAME)); compare(false, ifnameBytes(n))
         case .iifnameInSet(let s):
-            metaLoad(num(NFT_META_IIFNAME)); lookup(s, setID: setIDs[s]!, negated: false)
+            metaLoad(num(NFT_META_IIFNAME)); lookup(s, setID: try id(s), negated: false)
         case .oifnameInSet(let s):
-            metaLoad(num(NFT_META_OIFNAME)); lookup(s, setID: setIDs[s]!, negated: false)
+            metaLoad(num(NFT_META_OIFNAME)); lookup(s, setID: try id(s), negated: false)
         case .l4proto(let p):
             requireProtocol(p)
         case .saddr(let c):
@@ -165,11 +177,11 @@ final class RuleBuilder {
         case .daddrInSet(let f, let s):
             requireFamily(f)
             payload(base: num(NFT_PAYLOAD_NETWORK_HEADER), offset: f == .ipv4 ? 16 : 24, length: UInt32(f.byteCount))
-            lookup(s, setID: setIDs[s]!, negated: false)
+            lookup(s, setID: try id(s), negated: false)
         case .saddrInSet(let f, let s):
             requireFamily(f)
             payload(base: num(NFT_PAYLOAD_NETWORK_HEADER), offset: f == .ipv4 ? 12 : 8, length: UInt32(f.byteCount))
-            lookup(s, setID: setIDs[s]!, negated: false)
+            lookup(s, setID: try id(s), negated: false)
         case .sport(let p, let port):
             requireProtocol(p)
             payload(base: num(NFT_PAYLOAD_TRANSPORT_HEADER), offset: 0, length: 2)
@@ -181,13 +193,13 @@ final class RuleBuilder {
         case .dportInSet(let p, let s):
             requireProtocol(p)
             payload(base: num(NFT_PAYLOAD_TRANSPORT_HEADER), offset: 2, length: 2)
-            lookup(s, setID: setIDs[s]!, negated: false)
+            lookup(s, setID: try id(s), negated: false)
         case .skuid(let u, let neg):
             metaLoad(num(NFT_META_SKUID)); compare(neg, hostBytes(u))
         case .skgid(let g, let neg):
             metaLoad(num(NFT_META_SKGID)); compare(neg, hostBytes(g))
         case .skgidInSet(let s, let neg):
-            metaLoad(num(NFT_META_SKGID)); lookup(s, setID: setIDs[s]!, negated: neg)
+            metaLoad(num(NFT_META_SKGID)); lookup(s, setID: try id(s), negated: neg)
         case .mark(let m, let neg):
             metaLoad(num(NFT_META_MARK)); compare(neg, hostBytes(m))
         case .ctState(let states):

@@ -262,8 +262,9 @@ public final class RouteClient {
             for r in try rules(f) where r.proto == Self.weirProtocol
                 && !(kept && r.mark == keep!.mark && r.table == keep!.table) {
                 try run(request(Int32(RTM_DELRULE), flags: NLM_F_ACK) { nlh in
-                    let frh = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<fib_rule_hdr>.size)!
-                    r.header.withUnsafeBytes { frh.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    let size = MemoryLayout<fib_rule_hdr>.size
+                    UnsafeMutableRawBufferPointer(start: mnl_nlmsg_put_extra_header(nlh, size), count: size)
+                        .copyBytes(from: r.header.prefix(size))
                     for (type, value) in r.attributes.sorted(by: { $0.key < $1.key }) {
                         value.withUnsafeBytes { mnl_attr_put(nlh, type, $0.count, $0.baseAddress) }
                     }
@@ -272,8 +273,9 @@ public final class RouteClient {
             }
             for r in try routes(f) where r.proto == Self.weirProtocol && !(kept && r.table == keep!.table) {
                 try run(request(Int32(RTM_DELROUTE), flags: NLM_F_ACK) { nlh in
-                    let rtm = mnl_nlmsg_put_extra_header(nlh, MemoryLayout<rtmsg>.size)!
-                    r.header.withUnsafeBytes { rtm.copyMemory(from: $0.baseAddress!, byteCount: $0.count) }
+                    let size = MemoryLayout<rtmsg>.size
+                    UnsafeMutableRawBufferPointer(start: mnl_nlmsg_put_extra_header(nlh, size), count: size)
+                        .copyBytes(from: r.header.prefix(size))
                     mnl_attr_put_u32(nlh, UInt16(RTA_TABLE.rawValue), r.table)
                     if let oif = r.oif { mnl_attr_put_u32(nlh, UInt16(RTA_OIF.rawValue), oif) }
                 }, operation: "delete ip \(v) route local default table \(r.table)")

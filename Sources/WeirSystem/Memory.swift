@@ -4,9 +4,11 @@ import CWeirLinux
 public enum Memory {
     /// Call once the process has started serving: drops its references to the clean read-only file pages that start
     /// touched (code and read-only data of the binary and its libraries, brought in 64 KiB at a time by the kernel's
-    /// fault-around) and turns fault-around off for them. The pages stay in the page cache; what the process then
-    /// uses comes back a page at a time. Mappings holding private copies (relocated RELRO, data) are never touched.
-    /// Returns the KiB released, or nil if /proc/self/smaps could not be read.
+    /// fault-around) with `MADV_DONTNEED`, and pages out the file-backed writable mappings that hold no private copy
+    /// (`MADV_PAGEOUT`). The pages stay in the page cache; what the process then runs faults back in, fault-around
+    /// included (it is left on: the kernel has no per-mapping switch for it). Mappings holding private copies
+    /// (relocated RELRO, written data) are never touched. This lowers VmRSS, not RssAnon: the memory figures that
+    /// judge weir are taken after a load phase. Returns the KiB released, or nil if /proc/self/smaps could not be read.
     @discardableResult
     public static func releaseStartupPages() -> Int? {
         let released = weir_release_clean_file_pages()

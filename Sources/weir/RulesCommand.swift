@@ -37,6 +37,18 @@ struct RulesCommand: ParsableCommand {
                                                      environmentSource: source)
         let log = try logging.log()
         let config = try capture.config()
+        if invocation.runValidation {
+            // Validation listens on -p and -z and connects to the probe port: a probe port equal to either would
+            // reach the listener without any capture and pass.
+            let captureFlags = capture.flagValues
+            func setting(_ flag: CaptureFlag, _ port: UInt16) -> PortSetting {
+                flag.portSetting(port, flags: flag == .probePort ? flags : captureFlags, environment: environment,
+                                 environmentSource: source)
+            }
+            try PortSetting.requireDistinct([setting(.proxyPort, config.proxyPort),
+                                             setting(.inboundCapturePort, config.inboundCapturePort),
+                                             setting(.probePort, invocation.probePort)])
+        }
         let table = CaptureRuleset.build(config)
         if config.redirectDNS && !config.capturesDNS {
             log.warn("--redirect-dns is set, but --capture-all-dns is not and no DNS servers are known: DNS is not "

@@ -110,6 +110,21 @@ struct RunCommand: ParsableCommand {
                 throw namespaceFailure(namespace, error)
             }
         }
+        // weir's own ports, before the proxy settings (which refuse -p equal to -z with less to say) and before
+        // anything is bound: two settings naming one port are bad input, not a failed bind.
+        let adminSetting = try value(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS")
+        let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
+                                                 default: defaultAdminAddress, parseAdminAddress)
+        let flagValues = capture.flagValues
+        func captured(_ flag: CaptureFlag, _ port: UInt16) -> PortSetting {
+            flag.portSetting(port, flags: flagValues, environment: environment, environmentSource: source)
+        }
+        var ports = [captured(.proxyPort, captureConfig.proxyPort),
+                     captured(.inboundCapturePort, captureConfig.inboundCapturePort),
+                     PortSetting(source: adminSetting?.source ?? "--admin-address (default)",
+                                 text: adminSetting?.text ?? defaultAdminAddress, port: adminPort)]
+        if captureConfig.capturesDNS { ports.append(captured(.dnsProxyPort, captureConfig.dnsProxyPort)) }
+        try PortSetting.requireDistinct(ports)
         var flags = ProxyConfig.Flags()
         flags.proxyPort = String(captureConfig.proxyPort)
         flags.inboundCapturePort = String(captureConfig.inboundCapturePort)
@@ -118,8 +133,6 @@ struct RunCommand: ParsableCommand {
         flags.proxyGID = captureConfig.proxyGIDs.first.map(String.init)
         flags.tproxyMark = String(captureConfig.tproxyMark)
         let proxyConfig = try limits.config(flags, file: file)
-        let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
-                                                 default: "127.0.0.1:15020", parseAdminAddress)
         let interval = try setting(reconcileInterval, "--reconcile-interval", "WEIR_RECONCILE_INTERVAL",
                                    default: "10s") { text in
             let ms = try ProxyConfig.duration(text, flag: "--reconcile-interval")
@@ -162,6 +175,8 @@ struct RunCommand: ParsableCommand {
                              cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace)
     }
 }
+
+let defaultAdminAddress = "127.0.0.1:15020"
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
 func parseAdminAddress(_ text: String) throws -> (String, UInt16) {

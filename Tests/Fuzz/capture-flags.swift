@@ -29,7 +29,7 @@ public func fuzzCaptureFlags(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32
             environment[name] = value
         }
     }
-    func parse() throws -> CaptureConfig {
+    func parse(_ flags: [String: [String]]) throws -> CaptureConfig {
         try CaptureConfig.parse(
             flags: flags, environment: environment, ipv4Only: ipv4Only,
             readFile: { path in
@@ -38,13 +38,22 @@ public func fuzzCaptureFlags(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32
             resolveGroup: { name in ["daemon": 1, "mail": 8, "istio-proxy": 1337][name] })
     }
     do {
-        let config = try parse()
+        let config = try parse(flags)
         let text = NftText.render(CaptureRuleset.build(config))
         _ = AgentConfigJSON.render(capture: config, proxy: ProxyConfig(), agent: [])
-        // Deterministic: the same input gives the same configuration and byte-identical rules.
-        let again = try parse()
-        fuzzCheck(again == config, "parse is not deterministic")
-        fuzzCheck(NftText.render(CaptureRuleset.build(again)) == text, "nft text is not deterministic")
+        // Deterministic: the entries of every list in the opposite order give the same configuration and
+        // byte-identical rules (lists are sets, sorted). The DNS servers keep their order, as resolv.conf's do.
+        var reversed = flags
+        for flag in CaptureFlag.all where flag.isList && flag != .dnsServers {
+            reversed[flag.long] = flags[flag.long]?.map { $0.split(separator: ",", omittingEmptySubsequences: false)
+                .reversed().joined(separator: ",") }
+        }
+        guard let again = try? parse(reversed) else {
+            fuzzCheck(false, "list order made a valid input invalid")
+            return 0
+        }
+        fuzzCheck(again == config, "list order changed the configuration")
+        fuzzCheck(NftText.render(CaptureRuleset.build(again)) == text, "list order changed the nft text")
     } catch let e as ConfigError {
         fuzzCheck(!e.message.isEmpty, "empty error message")
     } catch {

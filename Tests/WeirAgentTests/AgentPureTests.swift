@@ -92,7 +92,16 @@ struct AgentConfigJSONTests {
         #expect(text.contains("\"outbound_include_cidrs\": [\n      \"198.18.0.0/15\"\n    ]"))
         #expect(text.contains("\"profile\": null"))
         #expect(text.contains(#""note": "a\"b\n""#))
-        #expect(text == AgentConfigJSON.render(capture: capture, proxy: ProxyConfig(),
+        // Deterministic: the same settings given in another order, with a duplicate, render byte-identical text;
+        // a different setting does not.
+        let shuffled = try CaptureConfig.parse(flags: ["istio-local-exclude-ports": ["10250,22,22"],
+                                                       "istio-service-cidr": ["198.18.0.0/15"],
+                                                       "istio-inbound-ports": ["*"]])
+        #expect(text == AgentConfigJSON.render(capture: shuffled, proxy: ProxyConfig(),
+                                               agent: [("profile", .null), ("note", .string("a\"b\n"))]))
+        let other = try CaptureConfig.parse(flags: ["istio-inbound-ports": ["*"], "istio-service-cidr": ["198.18.0.0/15"],
+                                                    "istio-local-exclude-ports": ["22"]])
+        #expect(text != AgentConfigJSON.render(capture: other, proxy: ProxyConfig(),
                                                agent: [("profile", .null), ("note", .string("a\"b\n"))]))
     }
 }

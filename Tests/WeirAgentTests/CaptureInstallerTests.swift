@@ -3,6 +3,7 @@ import Testing
 import WeirAgent
 import WeirCore
 import WeirNetfilter
+import WeirNetfilterFakes
 
 /// The agent's install, reconcile and cleanup logic against the in-memory nftables and routing: what it reports,
 /// what it leaves behind when a step fails, and that an unchanged node sees no write.

@@ -4,6 +4,11 @@ import WeirCore
 import WeirTestSupport
 
 /// Golden nft text per capture scenario. `UPDATE_GOLDEN=1 swift test` rewrites the files; review the diff like code.
+///
+/// These goldens are snapshots of weir's own output: they show every change to the rules, but cannot say a rule is
+/// right. Real connections do: each scenario that mirrors one of Istio's reference goldens (`istioCase`) is applied
+/// in a namespace and probed (Tests/WeirKernelTests/CaptureBehaviourTests.swift, CaptureDNSTests.swift), and
+/// IstioCaseTests fails when one of them is not.
 struct CaptureGoldenTests {
     static let goldenDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("Golden")

@@ -7,7 +7,7 @@ struct ProxyConfigTests {
         #expect(c.proxyPort == 15001 && c.inboundCapturePort == 15006 && c.mode == .redirect)
         #expect(c.proxyUID == 1337 && c.proxyGID == 1337 && c.tproxyMark == 1337)
         #expect(c.connectTimeoutMs == 5_000 && c.idleTimeoutMs == 3_600_000 && c.drainTimeoutMs == 20_000)
-        #expect(c.maxConnections > 0 && c.bufferLimit == 65_536 && c.workers == 0)
+        #expect(c.maxConnections == 10_000 && c.bufferLimit == 65_536 && c.workers == 0)
     }
 
     @Test func parsesEveryFlag() throws {

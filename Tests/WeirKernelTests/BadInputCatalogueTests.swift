@@ -246,6 +246,18 @@ struct BadInputCatalogueTests {
         BadInput("env: mark 0", ["run", "-m", "TPROXY"], env: ["ISTIO_INBOUND_TPROXY_MARK": "0"], expect: "'0'"),
         BadInput("env: CIDR with host bits", ["run"], env: ["ISTIO_SERVICE_CIDR": "10.0.0.1/8"],
                  expect: "'10.0.0.1/8'"),
+        // Two of weir's own settings naming one port: refused before anything is bound, naming both and their sources.
+        BadInput("run: admin port equals -p", ["run", "--admin-address", "127.0.0.1:15001"],
+                 expect: "-p (default) '15001' and --admin-address '127.0.0.1:15001' name the same port 15001: "
+                    + "expected a different port for each"),
+        BadInput("run: -p equals -z", ["run", "-p", "15006"],
+                 expect: "-p '15006' and -z (default) '15006' name the same port 15006"),
+        BadInput("run: ENVOY_PORT equals the default admin port", ["run"], env: ["ENVOY_PORT": "15020"],
+                 expect: "ENVOY_PORT '15020' and --admin-address (default) '127.0.0.1:15020' name the same port"),
+        BadInput("run: DNS proxy port equals -z", ["run", "--redirect-dns", "--capture-all-dns", "-z", "15053"],
+                 expect: "-z '15053' and --dns-proxy-port (default) '15053' name the same port 15053"),
+        config("admin port in the file equals -z", "WEIR_ADMIN_ADDRESS=[::1]:15006\n",
+               "-z (default) '15006' and $D/w.conf:1 WEIR_ADMIN_ADDRESS '[::1]:15006' name the same port 15006"),
     ]
 
     static let configRows: [BadInput] = [
@@ -313,6 +325,12 @@ struct BadInputCatalogueTests {
         rules("-c a:b", ["-c", "a:b"], "-c 'a:b' is not an interface name"),
         // List files.
         rules("list file missing", ["-i", "@$D/none"], "-i list file '$D/none' does not exist: expected"),
+        rules("list file reference without a path", ["-i", "@"], "-i '@' names no list file: expected @PATH"),
+        rules("validation probe port equals -z", ["--run-validation", "--iptables-probe-port", "15006"],
+              "-z (default) '15006' and --iptables-probe-port '15006' name the same port 15006"),
+        rules("validation probe port from the environment equals -p", ["--run-validation"],
+              env: ["IPTABLES_PROBE_PORT": "15001"],
+              "-p (default) '15001' and IPTABLES_PROBE_PORT '15001' name the same port 15001"),
         rules("list file is a directory", ["-x", "@$D/d"], files: [.directory("d")],
               "-x list file '$D/d' is a directory"),
         BadInput("rules: list file unreadable", ["rules", "-x", "@$D/u"], files: [.unreadable("u", "10.0.0.0/8\n")],

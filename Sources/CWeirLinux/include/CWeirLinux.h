@@ -99,9 +99,10 @@ int weir_signalfd_read(int fd);
 /* 0 if path is a network namespace, else -1 with errno (ENOENT, EINVAL for another kind of file). */
 int weir_netns_check(const char *path);
 /* Once started, drops this process's references to clean read-only file pages (the text and read-only data of the
-   binary and its libraries, never a mapping holding private copies such as relocated RELRO) and turns fault-around
-   off for them, so resident memory is what the process really uses: later faults bring back single pages from the
-   page cache. Returns the kB released, or -1. */
+   binary and its libraries; MADV_DONTNEED) and pages out file-backed writable mappings without private copies
+   (MADV_PAGEOUT); a mapping holding private copies, such as relocated RELRO, is never touched. The pages stay in the
+   page cache, and what the process runs afterwards faults back in with the kernel's usual fault-around (it is not
+   turned off). Returns the kB released, or -1. */
 long weir_release_clean_file_pages(void);
 int weir_enter_netns(const char *path);
 /* Version and git commit of this build. */

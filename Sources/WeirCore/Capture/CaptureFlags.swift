@@ -430,6 +430,10 @@ struct FlagReader {
             let token = String(item).trimmingSpaces
             if token.hasPrefix("@") {
                 let path = String(token.dropFirst())
+                guard !path.isEmpty else {
+                    throw ConfigError("\(value.source) \(quotedValue(token)) names no list file: expected @PATH, a "
+                        + "file with one entry per line")
+                }
                 let text: String
                 switch readFile(path) {
                 case .success(let t): text = t
@@ -437,12 +441,13 @@ struct FlagReader {
                     throw ConfigError("\(value.source) list file \(quotedValue(path)) \(why.phrase): expected a "
                         + "readable file with one entry per line")
                 }
+                let origin = "\(value.source) @\(oneLineMessage(path)):"
                 for (n, line) in lines(text).enumerated() {
                     let content = line.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false)[0]
                     for entry in content.split(separator: ",") {
                         let e = String(entry).trimmingSpaces
                         if !e.isEmpty {
-                            entries.append(Value(text: e, source: "\(value.source) @\(oneLineMessage(path)):\(n + 1)"))
+                            entries.append(Value(text: e, source: origin + String(n + 1)))
                         }
                     }
                 }

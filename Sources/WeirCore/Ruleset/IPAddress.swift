@@ -82,9 +82,13 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         return head + [UInt8](repeating: 0, count: fill) + tail
     }
 
-    /// Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed).
+    /// Canonical text: dotted quad, or RFC 5952 IPv6 (lowercase, longest zero run compressed, and an IPv4-mapped
+    /// address with its IPv4 part dotted, `::ffff:198.18.0.1`, as RFC 5952 section 5 and `inet_ntop` write it).
     public var description: String {
         if family == .ipv4 { return bytes.map(String.init).joined(separator: ".") }
+        if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xff && bytes[11] == 0xff {
+            return "::ffff:" + bytes[12...].map(String.init).joined(separator: ".")
+        }
         var words: [UInt16] = []
         for i in stride(from: 0, to: 16, by: 2) { words.append(UInt16(bytes[i]) << 8 | UInt16(bytes[i + 1])) }
         var bestStart = -1, bestLen = 0, i = 0
