@@ -5,7 +5,9 @@ import Glibc
 #endif
 
 /// Where profiles are looked up when no directory is given: the installed copy first, then the source tree.
-public let defaultProfileDirectories = ["/etc/weir/profiles", "profiles"]
+/// Never a directory relative to the working directory: root running `weir tune` in a directory another user can
+/// write must not load a profile planted there.
+public let defaultProfileDirectories = ["/etc/weir/profiles"]
 
 /// Result of writing one key.
 public struct KeyResult: Equatable, Sendable {

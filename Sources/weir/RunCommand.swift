@@ -41,7 +41,7 @@ struct RunCommand: ParsableCommand {
     var config: [String] = []
     @Option(help: "Sysctl profile to apply at start (default, ingress, low-latency, throughput). None by default.")
     var profile: [String] = []
-    @Option(help: "Directory with NAME.profile files (default: /etc/weir/profiles, then ./profiles).")
+    @Option(help: "Directory with NAME.profile files (default /etc/weir/profiles; never the working directory).")
     var profilesDir: [String] = []
     @Option(help: "Directory for the tuning state file (default /var/lib/weir).")
     var stateDir: [String] = []

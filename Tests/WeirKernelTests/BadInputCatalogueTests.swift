@@ -145,6 +145,10 @@ struct BadInputCatalogueTests {
         BadInput("tune: profiles dir is a file",
                  ["tune", "--profile", "ok", "--profiles-dir", "$D/f", "--state-dir", "$D/s"],
                  files: [.text("f", "")], expect: "--profiles-dir '$D/f' is a file: expected a directory"),
+        // The tests run in the package directory, which holds profiles/default.profile: never loaded from there.
+        BadInput("tune: a profile in the working directory", ["tune", "--profile", "default", "--state-dir", "$D/s"],
+                 files: [.directory("s")],
+                 expect: "--profile 'default' is not a profile: expected a NAME.profile file in /etc/weir/profiles"),
         BadInput("tune: missing profile", ["tune", "--profile", "nosuch"] + tuneCommon, files: tune("ok", ""),
                  expect: "--profile 'nosuch' is not a profile: expected one of ok"),
         BadInput("tune: no profiles at all",
