@@ -65,11 +65,12 @@ public struct SysctlFiles: Sendable {
         }
     }
 
-    /// Writes a whole file atomically: a temporary file in the same directory, fsync, then rename over `path`.
+    /// Writes a whole file atomically: a new temporary file in the same directory, under a name nobody can guess
+    /// (`O_EXCL | O_NOFOLLOW`: never an existing file or a link someone planted), fsync, then rename over `path`.
     /// `path` is a real filesystem path (not below `root`).
     public static func writeAtomically(_ path: String, _ text: String) throws {
-        let temp = path + ".tmp.\(getpid())"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let temp = path + ".tmp." + String(UInt64.random(in: 0...UInt64.max), radix: 16)
+        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw TuningIOError(operation: "create", path: temp, errno: Glibc.errno) }
         do {
             try writeAll(fd, Array(text.utf8))

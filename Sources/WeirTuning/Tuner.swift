@@ -127,6 +127,19 @@ public struct Tuner {
     /// The saved state, or nil when there is none. Throws `TuningFailure` for a file that cannot be read or is not
     /// what weir writes: nothing changes then.
     public func loadState() throws -> TuneState? {
+        // The file says which sysctl paths to write back on revert: refuse one that another user could have placed or
+        // changed (a symbolic link, not owned by the user weir runs as, or writable by group or others).
+        var st = stat()
+        if lstat(statePath, &st) == 0 {
+            let problem = st.st_mode & S_IFMT == S_IFLNK ? "is a symbolic link"
+                : st.st_uid != geteuid() ? "is owned by uid \(st.st_uid), not \(geteuid())"
+                : st.st_mode & 0o022 != 0 ? "is writable by group or others (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+                : nil
+            if let problem {
+                throw TuningFailure("state file \(statePath) \(problem); nothing changed (expected a regular file "
+                    + "owned by uid \(geteuid()) and writable only by it, as weir tune writes it)")
+            }
+        }
         let bytes: [UInt8]
         switch readSmallFile(statePath, limit: Tuner.stateSizeLimit) {
         case .success(let b): bytes = b
@@ -152,13 +165,14 @@ public struct Tuner {
     }
 
     /// `mkdir -p`, failing with the directory and errno (not a Foundation error dump).
-    static func makeDirectories(_ path: String) throws {
+    /// Creates the state directory 0700 (what it holds says how the node was tuned before), its parents 0755.
+    static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws {
         var st = stat()
         if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { return }
         if let slash = path.dropLast().lastIndex(of: "/"), slash != path.startIndex {
-            try makeDirectories(String(path[..<slash]))
+            try makeDirectories(String(path[..<slash]), mode: 0o755)
         }
-        if mkdir(path, 0o755) != 0 && errno != EEXIST {
+        if mkdir(path, mode) != 0 && errno != EEXIST {
             throw TuningIOError(operation: "mkdir", path: path, errno: errno)
         }
     }

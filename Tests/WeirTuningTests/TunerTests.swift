@@ -106,6 +106,30 @@ import WeirTestSupport
         #expect(node.stateExists)
     }
 
+    @Test func stateFileThatOthersCouldHavePlacedOrChangedIsRefused() throws {
+        let node = try FakeNode()
+        let tuner = node.tuner()
+        _ = try tuner.apply(try tuner.plan(try Profile(name: "a", text: "net.core.somaxconn = 8192", file: "a")))
+        let path = node.stateDir + "/tune-state.json"
+        var st = stat()
+        #expect(stat(node.stateDir, &st) == 0 && st.st_mode & 0o777 == 0o700, "state directory mode")
+        #expect(stat(path, &st) == 0 && st.st_mode & 0o777 == 0o600, "state file mode")
+        #expect(try tuner.loadState() != nil)
+        // Writable by others: refused, nothing reverted.
+        chmod(path, 0o666)
+        #expect { _ = try tuner.revert() } throws: { "\($0)".contains("is writable by group or others (mode 666)") }
+        #expect(node.read("/proc/sys/net/core/somaxconn") == "8192\n")
+        chmod(path, 0o600)
+        // A symbolic link in its place (to a copy that is itself fine): refused.
+        rename(path, path + ".real")
+        symlink(path + ".real", path)
+        #expect { _ = try tuner.loadState() } throws: { "\($0)".contains("is a symbolic link") }
+        unlink(path)
+        rename(path + ".real", path)
+        _ = try tuner.revert()
+        #expect(node.read("/proc/sys/net/core/somaxconn") == "4096\n")
+    }
+
     @Test func secondApplyKeepsOriginalValuesForRevert() throws {
         let node = try FakeNode()
         let tuner = node.tuner()
