@@ -11,7 +11,9 @@ The prose around the tables is scripts/bench/BENCHMARKS.md.in. Medians over roun
 medians of targets measured in the same run.
 """
 import argparse
+import math
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -23,12 +25,17 @@ PLOTS = ("throughput.png", "cpu_per_gb.png", "latency.png", "rss.png", "rule_app
 TARGETS = ("direct", "weir", "haproxy")
 LABEL = {"direct": "direct", "weir": "weir", "haproxy": "HAProxy"}
 COLOR = {"direct": "#7f7f7f", "weir": "#1f77b4", "haproxy": "#d62728"}
-RSS_GOAL_KIB = 9 * 1024          # "under 9 MB", read as MiB, as VmRSS is given in KiB
+RSS_GOAL_KIB = 9 * 1024          # "under 9 MB", read as MiB, as the kernel gives RSS in KiB
 PER_CONN_GOAL_KIB = 1.0
-# A run counts as quiet when the machine was at least this idle just before it and the other processes' user CPU
-# during it stayed under this share of all CPUs.
+# A run counts as quiet when the machine was at least this idle over the 5 s just before it, and other processes
+# (all but the run's own, kernel threads included) used at most this share of all the machine's CPU time during it,
+# user and system time together (/proc/stat: user, nice, system, irq, softirq).
 QUIET_IDLE_BEFORE = 0.90
-QUIET_OTHER_USER = 0.05
+QUIET_OTHER = 0.05
+# p99 is judged round by round (one-sided sign test): "met" needs weir at or below HAProxy in so many rounds that a
+# coin toss would do as well with a probability of at most this; "NOT MET" needs HAProxy below weir as often.
+P99_ALPHA = 0.05
+NOT_MEASURED = "not measured in this run"
 
 
 def read_tsv(path):
@@ -98,13 +105,29 @@ class Run:
     def cap_sizes(self, fam, measure, variant):
         return sorted(s for (f, m, v, s) in self.capture if (f, m, v) == (fam, measure, variant))
 
+    def num(self, key):
+        try:
+            return float(self.meta[key])
+        except (KeyError, ValueError):
+            return None
+
+    @property
+    def other_share(self):
+        """Other processes' user + system time as a share of the machine's; None if the run did not record both."""
+        user, system = self.num("other_user_share"), self.num("other_system_share")
+        return None if user is None or system is None else max(0.0, user + system)
+
     @property
     def quiet(self):
-        try:
-            return (float(self.meta["idle_share_before"]) >= QUIET_IDLE_BEFORE
-                    and float(self.meta["other_user_share"]) <= QUIET_OTHER_USER)
-        except (KeyError, ValueError):
+        """True, False, or None when the run did not record what the rule needs (and nothing it did record breaks
+        the rule)."""
+        idle, other, user = self.num("idle_share_before"), self.other_share, self.num("other_user_share")
+        if (idle is not None and idle < QUIET_IDLE_BEFORE) or (other is not None and other > QUIET_OTHER) or \
+                (user is not None and user > QUIET_OTHER):
             return False
+        if idle is None or other is None:
+            return None
+        return True
 
 
 def ratio(a, b):
@@ -135,6 +158,30 @@ def minutes(seconds):
 
 # --- sections ------------------------------------------------------------------------------------------------------
 
+def tick_rate(m):
+    """How the kernel's tick rate (CONFIG_HZ) was found in this run, or None."""
+    parts = []
+    if m.get("config_hz"):
+        parts.append("CONFIG_HZ=%s in the kernel's config (`%s`)" % (m["config_hz"], m.get("config_hz_source", "?")))
+    if m.get("jiffies_hz"):
+        parts.append("jiffies advanced %s times a second over %s s (`/proc/timer_list`)" % (
+            m["jiffies_hz"], m.get("jiffies_seconds", "?")))
+    return "; ".join(parts) or None
+
+
+def tick_short(m):
+    """The tick rate for the prose of the template."""
+    if m.get("config_hz"):
+        return "CONFIG_HZ %s in this run, see the table above" % m["config_hz"]
+    if m.get("jiffies_hz"):
+        return "about %.0f Hz in this run, counted from jiffies, see the table above" % float(m["jiffies_hz"])
+    return "CONFIG_HZ; the tick rate was %s" % NOT_MEASURED
+
+
+def pct(v):
+    return "%.1f%%" % (100 * v)
+
+
 def section_run(run):
     m = run.meta
     lines = []
@@ -146,13 +193,31 @@ def section_run(run):
             minutes(total), minutes(proxy), minutes(total - proxy))
     except (KeyError, ValueError):
         durations = "durations not recorded"
-    dirty = " plus uncommitted changes" if m.get("dirty") == "yes" else ""
-    lines.append("Run of **%s**, commit `%s`%s (`%s`), %s." % (
-        m.get("started", "?"), m.get("commit", "?"), dirty, m.get("weir_version", "?"), durations))
+    if m.get("describe"):
+        tree = "`git describe --always --dirty`: `%s`" % m["describe"]
+    else:
+        tree = "`git describe`: %s" % NOT_MEASURED
+    lines.append("Run of **%s**, commit `%s` (%s), binary `%s`, %s." % (
+        m.get("started", "?"), m.get("commit", "?"), tree, m.get("weir_version", "?"), durations))
+    if m.get("describe", "").endswith("-dirty") or m.get("describe") == "unknown" or m.get("dirty") == "yes":
+        lines.append("")
+        lines.append("> **Measured from a tree with uncommitted changes**%s: these figures belong to no commit." % (
+            " (written with BENCH_ALLOW_DIRTY=1)" if m.get("allow_dirty") == "1" else ""))
+    built = re.search(r"\(commit ([0-9a-f]+)\)", m.get("weir_version", ""))
+    if built and m.get("commit") and not (built.group(1).startswith(m["commit"]) or
+                                          m["commit"].startswith(built.group(1))):
+        lines.append("")
+        lines.append("> The binary measured says it was built from commit `%s`, not `%s`." % (
+            built.group(1), m["commit"]))
     lines.append("")
     lines.append("| | |")
     lines.append("|---|---|")
     lines.append("| kernel | %s |" % m.get("kernel", "?"))
+    lines.append("| kernel tick rate | %s |" % (tick_rate(m) or NOT_MEASURED))
+    lines.append("| softirq time charged to | %s |" % {
+        "n": "the process it interrupted (CONFIG_IRQ_TIME_ACCOUNTING not set, `%s`)" % m.get("config_hz_source"),
+        "y": "no process (CONFIG_IRQ_TIME_ACCOUNTING=y, `%s`): the bench's own softirq work counts as other "
+             "processes' below" % m.get("config_hz_source")}.get(m.get("irq_time_accounting"), NOT_MEASURED))
     lines.append("| CPUs | %s (%s) |" % (m.get("cpus", "?"), m.get("cpu_model", "?")))
     lines.append("| weir | `%s`, %s workers |" % (m.get("weir_binary", "?"), m.get("threads", "?")))
     lines.append("| HAProxy | %s, `nbthread %s` |" % (m.get("haproxy_version", "?"), m.get("threads", "?")))
@@ -160,33 +225,80 @@ def section_run(run):
         m.get("seconds", "?"), m.get("rounds", "?")))
     lines.append("| streams | %s |" % ", ".join(str(s) for s in run.streams))
     lines.append("| idle connections held | %s |" % ", ".join("{:,}".format(s) for s in run.hold_steps))
-    lines.append("| fresh starts for idle RSS | %s of each |" % m.get("idle_starts", "?"))
-    try:
+    lines.append("| fresh starts for memory | %s of each; load phase: %s |" % (
+        m.get("idle_starts", "?"), "%s s per part" % m["load_seconds"] if m.get("load_seconds") else NOT_MEASURED))
+    idle = run.num("idle_share_before")
+    if idle is not None:
         lines.append("| machine before the run | %.0f%% idle over 5 s, load average %s |" % (
-            100 * float(m["idle_share_before"]), m.get("load_before", "?")))
-        lines.append("| other processes during the run | %.1f%% of all CPUs in user time; load average at the end %s |"
-                     % (100 * float(m["other_user_share"]), m.get("load_after", "?")))
-    except (KeyError, ValueError):
-        pass
+            100 * idle, m.get("load_before", "?")))
+    user, system, kth, own = (run.num(k) for k in ("other_user_share", "other_system_share", "kthread_share",
+                                                      "own_share"))
+    if user is not None:
+        if system is not None:
+            other = "%s of the machine's CPU time: user %s, system + irq + softirq %s (of which kernel threads %s)" % (
+                pct(run.other_share), pct(user), pct(system), pct(kth) if kth is not None else "?")
+        else:
+            other = "user time %s; system and softirq time %s" % (pct(max(0.0, user)), NOT_MEASURED)
+        lines.append("| other processes during the run | %s; load average at the end %s |" % (
+            other, m.get("load_after", "?")))
+    if own is not None:
+        lines.append("| this run's own processes | %s of the machine's CPU time |" % pct(own))
     lines.append("")
+    rule = ("at least %.0f%% idle over the 5 s before the run, and other processes (everything but this run's own "
+            "processes and their children, kernel threads included) at most %.0f%% of the machine's CPU time during "
+            "it, user and system time together (`/proc/stat`: user, nice, system, irq, softirq)" % (
+                100 * QUIET_IDLE_BEFORE, 100 * QUIET_OTHER))
     if run.quiet:
-        lines.append("Conditions: **quiet machine** (at least %.0f%% idle before, other processes under %.0f%% of "
-                     "the CPUs during the run)." % (100 * QUIET_IDLE_BEFORE, 100 * QUIET_OTHER_USER))
+        lines.append("Conditions: **quiet machine**: %s." % rule)
+    elif run.quiet is None:
+        lines.append("Conditions: whether the machine was quiet was %s: the run did not record other processes' "
+                     "system and softirq time, which the rule needs. A quiet machine is %s." % (NOT_MEASURED, rule))
     else:
         lines.append("> **Measured under load.** Other work ran on this machine before or during the run (see the "
-                     "two rows above), so absolute figures are lower and noisier than on a quiet machine. The ratios "
+                     "rows above), so absolute figures are lower and noisier than on a quiet machine. The ratios "
                      "still compare targets measured side by side in the same rounds, but read them with that in "
-                     "mind.")
+                     "mind. A quiet machine is %s." % rule)
     return "\n".join(lines)
 
 
-def goal_row(name, target, weir, hap, unit, digits, r, met, note="", of_goal=False):
-    status = "met" if met else "**NOT MET**"
-    if r is None or met is None:
-        status = "not measured"
+def goal_row(name, target, weir, hap, unit, digits, r, met, note="", of_goal=False, status=None):
+    if status is None:
+        status = "met" if met else "**NOT MET**"
+        if r is None or met is None:
+            status = NOT_MEASURED
     shown = fmt_ratio(r) + (" the goal" if of_goal and r is not None else "")
-    return [name, target, "%s %s" % (fmt(weir, digits), unit), "%s %s" % (fmt(hap, digits), unit),
-            shown, status + (" " + note if note else "")]
+    return [name, target, fmt(weir, digits) + (" " + unit if weir is not None else ""),
+            fmt(hap, digits) + (" " + unit if hap is not None else ""), shown, status + (" " + note if note else "")]
+
+
+def sign_test_rounds(n, alpha=P99_ALPHA):
+    """The fewest of n paired rounds one side must win for a coin toss to do as well with probability <= alpha
+    (one-sided sign test), or None if no count is enough (too few rounds)."""
+    for k in range(n + 1):
+        if sum(math.comb(n, j) for j in range(k, n + 1)) / 2 ** n <= alpha:
+            return k
+    return None
+
+
+def p99_verdict(run):
+    """(status, note) of the p99 goal, judged round by round; see P99_ALPHA and the template."""
+    w, h = run.proxy.get(("weir", "p99"), {}), run.proxy.get(("haproxy", "p99"), {})
+    rounds = sorted(set(w) & set(h))
+    r = ratio(run.med("weir", "p99"), run.med("haproxy", "p99"))
+    if not rounds or r is None:
+        return NOT_MEASURED, ""
+    n = len(rounds)
+    wins = sum(1 for i in rounds if w[i] <= h[i])
+    need = sign_test_rounds(n)
+    note = "(weir at or below HAProxy in %d of %d rounds; " % (wins, n)
+    if need is None:
+        return "undecided", note + "%d round%s too few for the rule)" % (n, "s are" if n > 1 else " is")
+    note += "met needs %d of %d and a median ratio ≤ 1.00)" % (need, n)
+    if wins >= need and r <= 1.0:
+        return "met", note
+    if n - wins >= need and r > 1.0:
+        return "**NOT MET**", note
+    return "parity", note
 
 
 def goals(run):
@@ -204,16 +316,15 @@ def goals(run):
         r = ratio(t_w, t_h)
         rows.append(goal_row("throughput, %d stream%s" % (n, "s" if n > 1 else ""), "≥ 1.30× HAProxy", t_w, t_h,
                              "Gb/s", 2, r, r is not None and r >= 1.30))
-    p_w, p_h = run.values("weir", "p99"), run.values("haproxy", "p99")
-    r = ratio(run.med("weir", "p99"), run.med("haproxy", "p99"))
-    wins = sum(1 for a, b in zip(p_w, p_h) if a <= b)
-    rows.append(goal_row("p99 of the 1 KiB ping-pong", "≤ 1.00× HAProxy (median of the rounds)",
-                         run.med("weir", "p99"), run.med("haproxy", "p99"), "µs", 1, r, r is not None and r <= 1.0,
-                         "(weir at or below HAProxy in %d of %d rounds)" % (wins, min(len(p_w), len(p_h)))))
-    hap_idle = run.med("haproxy", "idle_rss")
-    for t, name in (("weir-proxy", "idle RSS, `weir proxy`"), ("weir-run", "idle RSS, `weir run` (capture installed)")):
-        v = run.med(t, "idle_rss")
-        rows.append(goal_row(name, "< 9 MiB (9,216 KiB)", v, hap_idle, "KiB", 0, ratio(v, RSS_GOAL_KIB),
+    status, note = p99_verdict(run)
+    rows.append(goal_row("p99 of the 1 KiB ping-pong", "≤ 1.00× HAProxy, round by round",
+                         run.med("weir", "p99"), run.med("haproxy", "p99"), "µs", 1,
+                         ratio(run.med("weir", "p99"), run.med("haproxy", "p99")), None, note, status=status))
+    hap_load = run.med("haproxy", "load_smaps_rss")
+    for t, name in (("weir-proxy", "RSS after load, `weir proxy`"),
+                    ("weir-run", "RSS after load, `weir run` (capture installed)")):
+        v = run.med(t, "load_smaps_rss")
+        rows.append(goal_row(name, "< 9 MiB (9,216 KiB)", v, hap_load, "KiB", 0, ratio(v, RSS_GOAL_KIB),
                              v is not None and v < RSS_GOAL_KIB, of_goal=True))
     pc_w, pc_h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
     rows.append(goal_row("RSS per idle connection, at {:,}".format(run.hold), "< 1 KiB", pc_w, pc_h, "KiB", 2,
@@ -242,22 +353,44 @@ def results(run):
     row("segments on loopback per new connection", "segs", 2)
     for k, name in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9")):
         row("1 KiB ping-pong %s (µs)" % name, k, 1)
-    w, h = run.med("weir-proxy", "idle_rss"), run.med("haproxy", "idle_rss")
-    rows.append(["idle RSS, fresh start (KiB): `weir proxy` / HAProxy", "-", fmt(w, 0), fmt(h, 0),
-                 fmt_ratio(ratio(w, h)), "-"])
-    w = run.med("weir-run", "idle_rss")
-    rows.append(["idle RSS, fresh start (KiB): `weir run` / HAProxy", "-", fmt(w, 0), fmt(h, 0),
-                 fmt_ratio(ratio(w, h)), "-"])
-    for kind, name in (("anon", "anonymous (heap, stacks)"), ("file", "file-backed (code, libraries)")):
-        h = run.med("haproxy", "idle_rss_" + kind)
-        for t in ("weir-proxy", "weir-run"):
-            w = run.med(t, "idle_rss_" + kind)
-            rows.append(["&nbsp;&nbsp;of which %s (KiB): `%s` / HAProxy" % (name, t.replace("-", " ")), "-",
-                         fmt(w, 0), fmt(h, 0), fmt_ratio(ratio(w, h)), "-"])
-    w, h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
-    rows.append(["extra RSS per idle connection at {:,} (KiB)".format(run.hold), "-", fmt(w, 2), fmt(h, 2),
-                 fmt_ratio(ratio(w, h)), "-"])
     return table(["measure", "direct", "weir", "HAProxy", "weir/HAProxy", "weir/direct"], rows)
+
+
+def memory(run):
+    """Memory of the fresh starts (idle, then after the load phase) and of the long-running processes, in KiB."""
+    rows = []
+    missing = []
+
+    def row(label, metric, targets=("weir-proxy", "weir-run", "haproxy"), digits=0):
+        v = [run.med(t, metric) for t in targets]
+        missing.extend(1 for x in v if x is None)
+        rows.append([label] + [fmt(x, digits) for x in v] + [fmt_ratio(ratio(v[0], v[-1])),
+                                                             fmt_ratio(ratio(v[1], v[-1]))])
+
+    sub = "&nbsp;&nbsp;&nbsp;&nbsp;"
+    for prefix, when in (("load", "after the load phase"), ("idle", "idle, 1 s after the start")):
+        row("**%s**: Rss (`smaps_rollup`)%s" % (when, ", judged" if prefix == "load" else ""), prefix + "_smaps_rss")
+        row(sub + "VmRSS (`/proc/PID/status`)", prefix + "_rss")
+        row(sub + "of which anonymous, RssAnon (heap, stacks)", prefix + "_rss_anon")
+        row(sub + "of which file-backed, RssFile (code, libraries)", prefix + "_rss_file")
+        row(sub + "Pss (`smaps_rollup`: shared pages divided among their users)", prefix + "_pss")
+    out = [table(["memory of fresh starts (KiB, median of the starts)", "`weir proxy`", "`weir run`", "HAProxy",
+                  "`weir proxy` / HAProxy", "`weir run` / HAProxy"], rows)]
+    rows = []
+    for label, metric in (("VmRSS", "rss_at_0"), ("Rss (`smaps_rollup`)", "smaps_rss_at_0"),
+                          ("RssAnon: anonymous (heap, stacks)", "anon_at_0"), ("Pss (`smaps_rollup`)", "pss_at_0")):
+        w, h = run.med("weir", metric), run.med("haproxy", metric)
+        missing.extend(1 for x in (w, h) if x is None)
+        rows.append(["after the rounds, no connection: %s (KiB)" % label, fmt(w, 0), fmt(h, 0),
+                     fmt_ratio(ratio(w, h))])
+    w, h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
+    rows.append(["extra VmRSS per idle connection at {:,} (KiB)".format(run.hold), fmt(w, 2), fmt(h, 2),
+                 fmt_ratio(ratio(w, h))])
+    out += ["", "The long-running processes of the rounds (`weir proxy`, HAProxy):", "",
+            table(["memory after the rounds", "weir", "HAProxy", "weir/HAProxy"], rows)]
+    if missing:
+        out += ["", "n/a: %s." % NOT_MEASURED]
+    return "\n".join(out)
 
 
 def raw(run):
@@ -270,10 +403,12 @@ def raw(run):
         cells = [" ".join(fmt(v, digits) for v in run.values(t, metric)) or "-" for t in TARGETS]
         if any(c != "-" for c in cells):
             rows.append([label] + cells)
-    rows.append(["idle RSS of fresh starts (KiB)",
-                 "-", "proxy: %s; run: %s" % (" ".join(fmt(v, 0) for v in run.values("weir-proxy", "idle_rss")),
-                                             " ".join(fmt(v, 0) for v in run.values("weir-run", "idle_rss"))),
-                 " ".join(fmt(v, 0) for v in run.values("haproxy", "idle_rss"))])
+    for metric, label in (("idle_rss", "idle VmRSS of fresh starts (KiB)"),
+                          ("load_smaps_rss", "Rss after load of fresh starts (KiB)")):
+        cells = ["proxy: %s; run: %s" % (" ".join(fmt(v, 0) for v in run.values("weir-proxy", metric)) or "-",
+                                         " ".join(fmt(v, 0) for v in run.values("weir-run", metric)) or "-"),
+                 " ".join(fmt(v, 0) for v in run.values("haproxy", metric)) or "-"]
+        rows.append([label, "-"] + (cells if run.values("haproxy", metric) else [NOT_MEASURED, NOT_MEASURED]))
     steps = [0] + run.hold_steps
     rows.append(["RSS at %s idle connections (KiB)" % ", ".join("{:,}".format(s) for s in steps), "-"] +
                 [" ".join(fmt(run.med(t, "rss_at_%d" % s), 0) for s in steps) for t in ("weir", "haproxy")])
@@ -368,7 +503,8 @@ def plots(run, fig_dir):
     os.makedirs(fig_dir, exist_ok=True)
     made = {}
     subtitle = "%s, kernel %s, %s CPUs%s" % (run.meta.get("started", ""), run.meta.get("kernel", ""),
-                                             run.meta.get("cpus", ""), "" if run.quiet else ", measured under load")
+                                             run.meta.get("cpus", ""), {True: "", None: ", quietness not measured",
+                                                                        False: ", measured under load"}[run.quiet])
 
     def save(fig, name, title):
         fig.suptitle(title, fontsize=11)
@@ -528,7 +664,12 @@ def main():
         "run": section_run(run),
         "goals": goals(run),
         "results": results(run),
+        "memory": memory(run),
         "raw": raw(run),
+        "hz": tick_short(run.meta),
+        "quiet_other": "%.0f%%" % (100 * QUIET_OTHER),
+        "quiet_idle": "%.0f%%" % (100 * QUIET_IDLE_BEFORE),
+        "p99_alpha": "%.0f%%" % (100 * P99_ALPHA),
         "hold": "{:,}".format(run.hold),
         "fig_throughput": figure(made, "throughput.png", "throughput against streams",
                                  "Throughput through each target against the number of parallel iperf3 streams."),
@@ -541,7 +682,7 @@ def main():
         "fig_rss": figure(made, "rss.png", "RSS against concurrent connections",
                           "RSS of the long-running weir and HAProxy processes while one client holds idle "
                           "connections open, read at each step. The first point is the process after the "
-                          "throughput rounds, not a fresh start (fresh starts are in the goals table)."),
+                          "throughput rounds, not a fresh start (fresh starts are in the memory table)."),
         "fig_rule_apply": figure(made, "rule_apply.png", "rule apply time against set size",
                                  "Wall time of applying the whole capture with this many excluded IPv6 /64s, from a "
                                  "namespace without rules, including the start of the command. " + ipt_caption(run)),
@@ -564,6 +705,8 @@ def main():
     print(parts["goals"])
     print()
     print(parts["results"])
+    print()
+    print(parts["memory"])
     print()
     print(parts["capture"])
     print("\nreport: wrote %s and %d plots in %s" % (os.path.join(args.out, "BENCHMARKS.md"), len(made), bench_dir))
