@@ -16,8 +16,14 @@
 #   STRESS_IPTABLES_MAX   largest iptables ruleset tried (default 100000; above it the iptables side is skipped)
 #   STRESS_ONLY           a subset of "soak faults storm scale"
 #   STRESS_LOGS           where logs are kept (default .build/stress/<date>)
+#   STRESS_RESULTS_KEEP   set: a run of all four parts leaves docs/stress-results.md as it is
+#   STRESS_ALLOW_DIRTY    set to 1: a run of all four parts writes docs/stress-results.md even from a tree with
+#                         uncommitted changes (its header then names the tree "<commit>-dirty")
 # A run of all four parts also writes docs/stress-results.md, the Stress section of BENCHMARKS.md (not when
-# STRESS_RESULTS_KEEP is set, to leave the committed results as they are).
+# STRESS_RESULTS_KEEP is set, to leave the committed results as they are). Its header names the tree the run came
+# from (`git describe --always --dirty`); from a tree with uncommitted changes to tracked files (or outside git) the
+# run refuses, before measuring anything, to write it unless STRESS_ALLOW_DIRTY=1: results must name a commit that
+# holds the scripts and code that produced them. Every report (logs/report.md too) starts with the same header.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 [ "$(id -u)" = 0 ] || { echo "stress: needs root (network namespaces)" >&2; exit 1; }
@@ -32,6 +38,22 @@ STORM=${STRESS_STORM_SECONDS:-20}
 SCALE_SIZES=${STRESS_SCALE_SIZES:-10000 50000 100000}
 IPT_MAX=${STRESS_IPTABLES_MAX:-100000}
 ONLY=${STRESS_ONLY:-soak faults storm scale}
+# The tree this run comes from, as scripts/bench.sh records it (`git describe --always --dirty`: "-dirty" when a
+# tracked file has uncommitted changes). Both are taken now: a commit made while the run goes on is not what it
+# measured.
+COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
+DESCRIBE=$(git describe --always --dirty 2>/dev/null || echo unknown)
+WRITE_RESULTS=0
+if [ "$ONLY" = "soak faults storm scale" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
+  WRITE_RESULTS=1
+  if [[ $DESCRIBE == *-dirty || $DESCRIBE == unknown ]] && [ "${STRESS_ALLOW_DIRTY:-}" != 1 ]; then
+    echo "stress: the tree is not a clean commit (git describe: $DESCRIBE): a full run would write" \
+      "docs/stress-results.md naming a commit that does not hold the code it measured. Commit first, or set" \
+      "STRESS_RESULTS_KEEP=1 (keep the committed results; the report stays in the logs) or STRESS_ALLOW_DIRTY=1" \
+      "(write it, marked -dirty)." >&2
+    exit 1
+  fi
+fi
 LOGS=$(realpath -m "${STRESS_LOGS:-.build/stress/$(date -u +%Y%m%d-%H%M%S)}")
 mkdir -p "$LOGS"
 WORK=$(mktemp -d /tmp/weir-stress.XXXXXX)
@@ -66,7 +88,7 @@ done
 
 LOAD=$WORK/load
 gcc -O2 -Wall -o "$LOAD" scripts/stress/load.c -lm
-say "weir: $("$WEIR" --version); logs in $LOGS"
+say "weir: $("$WEIR" --version); tree $DESCRIBE; logs in $LOGS"
 say "soak ${SOAK}s per mode, $SOAK_CONNS connections, idle timeout ${IDLE}s; storm ${STORM}s; scale: $SCALE_SIZES"
 started=$(date +%s)
 
@@ -82,6 +104,16 @@ done
 
 elapsed=$(( $(date +%s) - started ))
 {
+  # The header: its first line as it always was; the second names the tree (git describe --always --dirty).
+  printf '_Commit %s, %s, kernel %s, %s CPUs._\n' "$COMMIT" "$("$WEIR" --version 2>/dev/null | head -n 1)" \
+    "$(uname -r)" "$(nproc)"
+  note=""
+  if [[ $DESCRIBE == *-dirty || $DESCRIBE == unknown ]]; then
+    note="; not a clean commit"
+    [ "$WRITE_RESULTS" = 1 ] && note+=", written with STRESS_ALLOW_DIRTY=1"
+  fi
+  # shellcheck disable=SC2016 # the backquotes are Markdown
+  printf '_Tree: `%s` (`git describe --always --dirty`%s)._\n' "$DESCRIBE" "$note"
   printf '\n## Summary (%s, soak %ss per mode, %s connections, idle timeout %ss, %d min in all)\n\n' \
     "$(date -u '+%Y-%m-%d %H:%M UTC')" "$SOAK" "$SOAK_CONNS" "$IDLE" $(( (elapsed + 30) / 60 ))
   printf '| part | check | measured | pass when | result |\n|---|---|---|---|---|\n'
@@ -95,10 +127,8 @@ elapsed=$(( $(date +%s) - started ))
 } | tee "$LOGS/report.md"
 # A run of every part is what BENCHMARKS.md shows (its Stress section, on the next `make bench` or
 # `make bench-report`); a partial run stays in its log directory.
-if [ "$ONLY" = "soak faults storm scale" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
-  { printf '_Commit %s, %s, kernel %s, %s CPUs._\n' "$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)" \
-      "$("$WEIR" --version 2>/dev/null | head -n 1)" "$(uname -r)" "$(nproc)"
-    cat "$LOGS/report.md"; } >docs/stress-results.md
+if [ "$WRITE_RESULTS" = 1 ]; then
+  cp "$LOGS/report.md" docs/stress-results.md
 fi
 failed=$(awk -F'\t' '$5 != "pass"' "$SUMMARY" | wc -l)
 total=$(wc -l <"$SUMMARY")

@@ -58,8 +58,8 @@ fault_dies() {
   pass_line "$sec" "clients see the stream end at once (reset), intact up to there" \
     "$seen; last one $took ms after kill -9; corrupt ${corrupt:-?}" \
     "20 of 20 reset or cut short within 2 s, 0 corrupt" $(( n_ended == 20 && took <= 2000 && ${corrupt:-1} == 0 ))
-  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
-    $(( bf == 0 && bc == 0 && bn > 0 ))
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" \
+    "0 failed, 0 corrupt, > 0 connections" $(( bf == 0 && bc == 0 && bn > 0 ))
 }
 
 fault_blackhole() {
@@ -68,34 +68,44 @@ fault_blackhole() {
   bg "$PEER" "$FDIR/blackhole-server.log" "$LOAD" blackhole 7200 198.18.1.2
   local srv=$BG_PID
   wait_for_line "$FDIR/blackhole-server.log" READY 10
-  local rss0
-  rss0=$(rss_kb "$AGENT")
+  # The agent's RSS before and all along; a sample that fails (the agent exited) fails the memory check: a process
+  # that is gone holds no memory, and must not pass for bounded.
+  local rss0 gone=""
+  rss0=$(rss_kb "$AGENT") || gone=$(gone_note "$AGENT")
   bg "$POD" "$FDIR/blackhole-client.log" "$LOAD" client --once --events --conns 1 --mix bulk=1 --up 1G --down 0 \
     --deadline-s $((IDLE + 60)) 198.18.1.2:7200
-  local cl=$BG_PID peak=0 r i
+  local cl=$BG_PID peak=${rss0:-0} r i
   for ((i = 0; i < (IDLE + 60) * 10; i++)); do
     kill -0 "$cl" 2>/dev/null || break
-    r=$(rss_kb "$AGENT"); [ "$r" -gt "$peak" ] && peak=$r
+    [ -z "$gone" ] || break
+    if r=$(rss_kb "$AGENT"); then [ "$r" -gt "$peak" ] && peak=$r; else gone=$(gone_note "$AGENT"); fi
     sleep 0.1
   done
+  # and once more after the client ended (the connection it pushed on was cut: the agent must still be there)
+  [ -n "$gone" ] || rss_kb "$AGENT" >/dev/null || gone=$(gone_note "$AGENT")
   stop_pid "$cl" KILL 1
   stop_pid "$srv" KILL 1
   local ev pushed dur
   ev=$(grep '^ev ' "$FDIR/blackhole-client.log" | tail -n 1)
   pushed=$(kv "$ev" up_sent); dur=$(kv "$ev" dur_ms)
   bg_stop blackhole; local bf=$BGF bc=$BGC bn=$BGN
-  local grew=$((peak - rss0))
+  local grew=$((peak - ${rss0:-0})) outcome
+  outcome=$(kv "$ev" outcome)
   figure "$sec" "what the client saw" \
-    "its writes stalled after $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') of 1 GiB; then $(kv "$ev" outcome) ($(kv "$ev" errno)) after ${dur:-?} ms (idle timeout ${IDLE} s)"
-  figure "$sec" "agent RSS while the client pushed" "$(mib "$rss0") before, $(mib "$peak") peak (+${grew} KiB)"
-  pass_line "$sec" "memory bounded while the upstream does not read" "+${grew} KiB peak RSS" "< 4096 KiB" \
-    $(( grew < 4096 ))
-  pass_line "$sec" "the stalled connection is cut by the idle timeout" \
-    "$(kv "$ev" outcome) after ${dur:-?} ms, $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') accepted" \
-    "ends (reset) within idle timeout + 3 s" \
-    $(( ${dur:-999999} <= (IDLE + 3) * 1000 && ${pushed:-0} < 1073741824 ))
-  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
-    $(( bf == 0 && bc == 0 && bn > 0 ))
+    "its writes stalled after $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') of 1 GiB; then ${outcome:-no outcome} ($(kv "$ev" errno)) after ${dur:-?} ms (idle timeout ${IDLE} s)"
+  figure "$sec" "agent RSS while the client pushed" \
+    "$(mib "${rss0:-0}") before, $(mib "$peak") peak (+${grew} KiB)${gone:+; $gone}"
+  pass_line "$sec" "memory bounded while the upstream does not read (agent up all along)" \
+    "$( [ -n "$gone" ] && echo "$gone" || echo "+${grew} KiB peak RSS")" "agent up, < 4096 KiB" \
+    $(( ${#gone} == 0 && grew < 4096 ))
+  local cut=0
+  [ -z "$gone" ] && [ "$outcome" = reset ] && [ "${dur:-999999}" -ge $(( (IDLE - 1) * 1000 )) ] \
+    && [ "${dur:-999999}" -le $(( (IDLE + 3) * 1000 )) ] && [ "${pushed:-1073741824}" -lt 1073741824 ] && cut=1
+  pass_line "$sec" "the stalled connection is cut by the idle timeout (agent up)" \
+    "${outcome:-no outcome} after ${dur:-?} ms, $(awk -v b="${pushed:-0}" 'BEGIN {printf "%.1f MiB", b / 1048576}') accepted${gone:+; $gone}" \
+    "reset, between idle timeout - 1 s and + 3 s, < 1 GiB accepted, agent up" "$cut"
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" \
+    "0 failed, 0 corrupt, > 0 connections" $(( bf == 0 && bc == 0 && bn > 0 ))
 }
 
 fault_vanish() {
@@ -141,9 +151,9 @@ fault_vanish() {
     "$held connections held; after the client vanished the agent closed them: $(kv "$s" unexpected) ended short (FIN or RST from the agent), $(kv "$s" ok) whole"
   pass_line "$sec" "the agent reaps both sockets of each vanished client" \
     "$held connections, all closed $( [ "$gone" -ge 0 ] && echo "${gone} ms" || echo never) after the client vanished" \
-    "all, within idle timeout + 2 s" $(( gone >= 0 && gone <= (IDLE + 2) * 1000 && held == 40 ))
-  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" "0, 0" \
-    $(( bf == 0 && bc == 0 && bn > 0 ))
+    "40 held, all closed within idle timeout + 2 s" $(( gone >= 0 && gone <= (IDLE + 2) * 1000 && held == 40 ))
+  pass_line "$sec" "background traffic meanwhile" "$bf failed, $bc corrupt bytes of $bn connections" \
+    "0 failed, 0 corrupt, > 0 connections" $(( bf == 0 && bc == 0 && bn > 0 ))
 }
 
 # wait_back CMD TEXT: ms until the output of CMD (in the pod) contains TEXT again, polling every 10 ms (-1: never)
@@ -200,7 +210,8 @@ $flush")" = 2 ] && [ "$before" = "$after" ] && refused=1
     "each back within --reconcile-interval (${RECONCILE} s)" "$ok"
   figure "$sec" "background traffic meanwhile" \
     "$bf failed, $bc corrupt bytes of $bn connections (a TPROXY connection whose reply falls in a gap is lost)"
-  pass_line "$sec" "background traffic: no corrupt bytes" "$bc" "0" $(( bc == 0 && bn > 0 ))
+  pass_line "$sec" "background traffic: no corrupt bytes" "$bc of $bn connections" "0, > 0 connections" \
+    $(( bc == 0 && bn > 0 ))
 }
 
 fault_kill9() {
@@ -259,32 +270,36 @@ fault_kill9() {
   figure "$sec" "new inbound connections (peer -> pod, TPROXY)" \
     "none refused: their SYNs were dropped while the agent was down and retransmitted, the longest waited $waited_in ms; $fails_in failed (${kinds_in:-none}: established when it died); succeeded while nothing listened: $bypass_in"
   figure "$sec" "what the 20 established connections saw" "$held_seen"
-  # A connection that succeeded while nothing listened went around the capture: the stale conntrack entries of
-  # the known issue (a reset upstream connection's 4-tuple reused within 10 s), not a missing rule: the table and
-  # its rules stay while the agent is down. Counted as that known issue; every other attempt must be refused.
-  local refused_out
+  # A connection that succeeded while nothing listened went around the capture (direct): a stale conntrack entry
+  # (a reset upstream connection's 4-tuple reused before the proxy deleted the entry, or an upstream still
+  # connecting when the agent was killed: docs/proxy.md), not a missing rule: the table and its rules stay while
+  # the agent is down. Gated on the soak's stated bound: at most 1 per 100,000 attempts made while down, rounded
+  # down (0 for the few thousand here); every other attempt must be refused.
+  local refused_out attempts_out bound_out
   refused_out=$(grep -c '^ev .*outcome=refused' "$FDIR/kill-churn-out.log" || true)
-  pass_line "$sec" "outbound: fail closed while down (refused, never direct), all succeed once ready" \
-    "refused for $window_out ms ($refused_out refused), $late_out failed after ready" \
-    "refused while down, 0 failed after ready" $(( refused_out > 0 && late_out == 0 ))
-  known_issue "$sec" "outbound connections that succeeded while nothing listened (stale conntrack entries)" \
-    "$bypass_out of $(( refused_out + bypass_out ))"
-  pass_line "$sec" "inbound (TPROXY): fail closed while down, all succeed once ready" \
+  attempts_out=$(( refused_out + bypass_out ))
+  bound_out=$(( attempts_out / 100000 ))
+  pass_line "$sec" "outbound: while down refused, direct (succeeded while nothing listened) <= 1 per 100,000; all succeed once ready" \
+    "refused for $window_out ms ($refused_out refused, $bypass_out direct of $attempts_out attempts while down), $late_out failed after ready" \
+    "> 0 refused, direct <= $bound_out (1 per 100,000 of $attempts_out), 0 failed after ready" \
+    $(( refused_out > 0 && bypass_out <= bound_out && late_out == 0 ))
+  pass_line "$sec" "inbound (TPROXY): none bypassed the proxy while down, none failed once ready" \
     "new connections waited up to $waited_in ms, $bypass_in bypassed the proxy, $late_in failed after ready" \
     "0 bypassed, 0 failed after ready" $(( bypass_in == 0 && late_in == 0 ))
-  local tables rules
+  local tables rules owned
   tables=$(ip netns exec "$POD" nft list tables | wc -l)
   rules=$(ip -n "$POD" -4 rule | grep -c 'lookup 133' || true)
+  owned=$(metric weir_nftables_table_owned)
   pass_line "$sec" "the restarted agent re-claims the table, nothing duplicated" \
-    "$tables table, $rules ip rule, owner: $(metric weir_nftables_table_owned)" "1, 1, 1" \
-    $(( tables == 1 && rules == 1 )) 
+    "$tables table, $rules ip rule, owner: ${owned:-no metric (agent not answering)}" "1 table, 1 ip rule, owner 1" \
+    $(( tables == 1 && rules == 1 && ${owned:-0} == 1 ))
 }
 
 fault_reload() {
   local sec="fault: SIGHUP with a changed config under load"
   # A restarted agent reading a config file; then reloads that change capture settings (rules), proxy settings
   # (a new data plane takes over) and both, one every 2 s, while everything keeps flowing.
-  agent_stop
+  fault_agent_stop
   local conf=$FDIR/weir.conf
   write_conf() { # EXCLUDE_PORTS BUFFER
     printf 'ISTIO_INBOUND_INTERCEPTION_MODE=TPROXY\nISTIO_SERVICE_CIDR=*\nISTIO_INBOUND_PORTS=*\n' >"$conf.tmp"
@@ -332,8 +347,12 @@ fault_reload() {
   hs=$(outcomes "$FDIR/reload-held.log"); bs=$(outcomes "$FDIR/reload-bulk.log")
   figure "$sec" "reloads" "$reloads SIGHUPs: $ok_reloads applied, $fail_reloads refused; $(grep -c 'proxy=replaced' "$FDIR/agent-reload.log" || true) replaced the data plane"
   figure "$sec" "what the clients saw" "held idle: $hs; bulk 256 MB each way: $bs; background: $bf failed of $bn"
-  pass_line "$sec" "every reload applied, same process" "$ok_reloads of $reloads, pid $( [ "$pid0" = "$AGENT" ] && kill -0 "$AGENT" && echo same || echo changed)" \
-    "all, same pid" $(( ${ok_reloads:-0} == reloads && ${fail_reloads:-1} == 0 ))
+  local same=0 pid_note
+  [ "$pid0" = "$AGENT" ] && running "$AGENT" && same=1
+  if [ "$same" = 1 ]; then pid_note="same, running"; else pid_note=$(gone_note "$AGENT"); fi
+  pass_line "$sec" "every reload applied, none refused, same process still running" \
+    "$ok_reloads of $reloads applied, ${fail_reloads:-?} refused, pid $pid_note" \
+    "all, 0, same pid" $(( ${ok_reloads:-0} == reloads && ${fail_reloads:-1} == 0 && same == 1 ))
   pass_line "$sec" "nothing established dropped: 40 long-lived and 10 bulk connections across every reload" \
     "held: $hs; bulk: $bs" "all ok" \
     $(( $(grep -c '^ev .*outcome=ok' "$FDIR/reload-held.log") == 40 && $(grep -c '^ev .*outcome=ok' "$FDIR/reload-bulk.log") == 10 ))
@@ -344,11 +363,19 @@ fault_reload() {
   [ "$migrate0" = absent ] || ip netns exec "$POD" sysctl -qw net.ipv4.tcp_migrate_req="$migrate0"
   known_issue "$sec" "background connections (new ones all along) reset during $reloads reloads (tcp_migrate_req $( [ "$migrate0" = absent ] && echo 'not on this kernel' || echo 1))" \
     "$bf of $bn; by kind, ok/started: outbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$ba" | tr '\n' ' ')inbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$bb" | tr '\n' ' ')"
-  pass_line "$sec" "background connections: corrupted bytes" "$bc of $bn connections" "0" $(( bc == 0 && bn > 0 ))
+  pass_line "$sec" "background connections: corrupted bytes" "$bc of $bn connections" "0, > 0 connections" \
+    $(( bc == 0 && bn > 0 ))
+}
+
+# fault_agent_stop: agent_stop, and its exit status kept for the check at the end (FAULT_EXITS: "pid=status ...")
+fault_agent_stop() {
+  agent_stop
+  FAULT_EXITS+=" $AGENT=$AGENT_STATUS"
 }
 
 faults() {
   FDIR=$LOGS/faults
+  FAULT_EXITS=""
   mkdir -p "$FDIR"
   BG_CONNS=100
   RECONCILE=${STRESS_RECONCILE_INTERVAL:-10}
@@ -366,12 +393,20 @@ faults() {
   fi
   local f
   for f in ${STRESS_FAULTS:-dies blackhole vanish drift kill9 reload}; do "fault_$f"; done
-  agent_stop
+  fault_agent_stop
+  # Every agent stopped with SIGTERM (not the one fault_kill9 kills) must exit 0; a crash (or a start that failed,
+  # status of a process already gone) shows here even when the checks around it passed.
+  local st ok=1
+  for st in $FAULT_EXITS; do [ "${st#*=}" = 0 ] || ok=0; done
+  pass_line faults "every agent stopped with SIGTERM exits 0" "$(tr ' ' '\n' <<<"$FAULT_EXITS" | grep . | sed 's/^/pid /; s/=/: status /' | paste -sd, | sed 's/,/, /g')" \
+    "0 each" "$ok"
   stop_pid "$pod_server"; stop_pid "$peer_server"
   local ps qs
   ps=$(summary_of "$FDIR/pod-server.log" server); qs=$(summary_of "$FDIR/peer-server.log" server)
+  local corrupt=$(( $(kv "$ps" corrupt_bytes)+0 + $(kv "$qs" corrupt_bytes)+0 ))
+  local checked=$(( $(kv "$ps" bytes_checked)+0 + $(kv "$qs" bytes_checked)+0 ))
   pass_line faults "servers of all faults: corrupted bytes" \
-    "$(( $(kv "$ps" corrupt_bytes) + $(kv "$qs" corrupt_bytes) )) of $(awk -v b=$(( $(kv "$ps" bytes_checked) + $(kv "$qs" bytes_checked) )) 'BEGIN {printf "%.1f GB", b / 1e9}')" \
-    "0" $(( $(kv "$ps" corrupt_bytes) + $(kv "$qs" corrupt_bytes) == 0 ))
+    "$corrupt of $(awk -v b="$checked" 'BEGIN {printf "%.1f GB", b / 1e9}')$( [ -n "$ps" ] && [ -n "$qs" ] || echo "; a server printed no summary")" \
+    "0, both servers' summaries, > 0 bytes checked" $(( corrupt == 0 && ${#ps} > 0 && ${#qs} > 0 && checked > 0 ))
   topo_down
 }

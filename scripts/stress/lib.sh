@@ -66,6 +66,10 @@ ns_add() { # NAME: a fresh namespace with lo up and the per-namespace sysctls a 
   # Per network namespace (never the machine's own): enough ephemeral ports for tens of thousands of short
   # connections, and TIME_WAIT reuse for the clients' new connections.
   ip netns exec "$1" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
+  # The wide ranges here include weir's own ports: keep them out of the clients' ephemeral choice, or a client can
+  # take 15006 while the agent is down and the restarted agent fails to bind (EADDRINUSE). A node's default range
+  # (32768-60999) does not include them.
+  ip netns exec "$1" sysctl -qw net.ipv4.ip_local_reserved_ports="15001,15006,15020"
 }
 
 ns_del() { # NAME: kills what of ours still runs inside, deletes it
@@ -99,14 +103,15 @@ topo_down() { ns_del "$POD"; ns_del "$PEER"; }
 
 # --- the agent ---------------------------------------------------------------------------------------------------
 
-# agent_start LOG ARGS...: `weir run ARGS` in the pod namespace; waits for /readyz 200. Sets AGENT.
+# agent_start LOG ARGS...: `weir run ARGS` in the pod namespace; waits for /readyz 200. Sets AGENT and AGENT_LOG.
 agent_start() {
   local log=$1; shift
   bg "$POD" "$log" "$WEIR" run "$@"
   AGENT=$BG_PID
+  AGENT_LOG=$log
   local i
   for ((i = 0; i < 600; i++)); do
-    if ! kill -0 "$AGENT" 2>/dev/null; then say "weir run exited: $(tail -5 "$log")"; return 1; fi
+    if ! running "$AGENT"; then say "weir run exited: $(tail -5 "$log")"; return 1; fi
     [ "$(admin_get /readyz | sed -n 1p)" = 200 ] && return 0
     sleep 0.05
   done
@@ -129,31 +134,71 @@ admin_get() { ip netns exec "$POD" "$LOAD" get 127.0.0.1 15020 "$1" 2>/dev/null 
 metric() { admin_get /metrics | awk -v m="$1" '$1 == m && !d {print $2; d = 1}'; }
 
 # --- one process -------------------------------------------------------------------------------------------------
+# Every measurement of a process fails (prints nothing, status 1) when the process is gone or a zombie (exited,
+# its status not collected yet: kill -0 still succeeds, /proc/PID still exists, and its CPU time no longer moves).
+# A caller turns that into a FAIL that says "agent exited", never into a 0 that passes. Under `set -e`, call them
+# as `x=$(rss_kb "$AGENT") || ...`.
 
-rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# running PID: the process exists and has not exited
+running() {
+  local st
+  st=$(awk '{sub(/.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+# status_kb PID FIELD: FIELD of /proc/PID/status (VmRSS, RssAnon, VmHWM), in KiB
+status_kb() {
+  local v
+  running "$1" || return 1
+  v=$(awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status" 2>/dev/null) || return 1
+  [ -n "$v" ] && running "$1" || return 1
+  echo "$v"
+}
+
+rss_kb() { status_kb "$1" VmRSS; }
 # anon_kb PID: RssAnon, what the process itself holds (heap, stacks, buffers). VmRSS adds file pages: weir drops
 # its startup pages once ready, and the code a load runs is paged back in from the page cache (shared, reclaimable).
-anon_kb() { awk '/^RssAnon:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-hwm_kb() { awk '/^VmHWM:/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
-cpu_ticks() { awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+anon_kb() { status_kb "$1" RssAnon; }
+hwm_kb() { status_kb "$1" VmHWM; }
+cpu_ticks() {
+  local v
+  running "$1" || return 1
+  v=$(awk '{sub(/.*\) /, ""); print $12 + $13}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$v" ] && running "$1" || return 1
+  echo "$v"
+}
+# proc_start PID: when the process started (ticks after boot): tells a process from a later one with its pid
+proc_start() { awk '{sub(/.*\) /, ""); print $20}' "/proc/$1/stat" 2>/dev/null; }
 clk_tck() { getconf CLK_TCK; }
 
 # fd_kinds PID: "sockets pipes other"
 fd_kinds() {
-  local s=0 p=0 o=0 t
-  for t in $(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null); do
+  local s=0 p=0 o=0 t links
+  running "$1" || return 1
+  links=$(find "/proc/$1/fd" -mindepth 1 -maxdepth 1 -printf '%l\n' 2>/dev/null) || return 1
+  running "$1" || return 1
+  for t in $links; do
     case $t in socket:*) s=$((s + 1)) ;; pipe:*) p=$((p + 1)) ;; *) o=$((o + 1)) ;; esac
   done
   echo "$s $p $o"
 }
 
-# idle_cpu_percent PID SECONDS: CPU (user + system) of PID over SECONDS, in percent of one CPU
+# idle_cpu_percent PID SECONDS: CPU (user + system) of PID over SECONDS, in percent of one CPU; fails if the
+# process is gone at either end (a process that exited meanwhile spends no CPU, and must not pass for idle)
 idle_cpu_percent() {
-  local t0 t1
-  t0=$(cpu_ticks "$1")
+  local t0 t1 b0 b1
+  b0=$(proc_start "$1") && t0=$(cpu_ticks "$1") || return 1
   sleep "$2"
-  t1=$(cpu_ticks "$1")
+  t1=$(cpu_ticks "$1") && b1=$(proc_start "$1") || return 1
+  [ "$b0" = "$b1" ] || return 1   # the pid was reused by another process
   awk -v d=$((t1 - t0)) -v s="$2" -v hz="$(clk_tck)" 'BEGIN {printf "%.2f", d / hz / s * 100}'
+}
+
+# gone_note PID: what a check says when a measurement of PID failed
+gone_note() {
+  if running "$1"; then echo "not measurable (/proc/$1 unreadable)"
+  elif [ "$1" = "${AGENT:-}" ]; then echo "agent exited (pid $1; its log ends: $(tail -n 1 "$AGENT_LOG" 2>/dev/null))"
+  else echo "process $1 exited"; fi
 }
 
 now_ms() { date +%s%3N; }

@@ -20,10 +20,14 @@ soak() { # MODE (REDIRECT or TPROXY)
   agent_start "$dir/agent.log" -m "$mode" -b '*' -i '*' --idle-timeout "${IDLE}s" --drain-timeout 5s || {
     pass_line "$sec" "agent starts" "no: $(tail -1 "$dir/agent.log")" "ready" 0; topo_down; return; }
   sleep 2
-  local fd0 rss0 anon0 cpu0
-  fd0=$(fd_kinds "$AGENT")
-  rss0=$(rss_kb "$AGENT"); anon0=$(anon_kb "$AGENT")
-  cpu0=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE")
+  # Any measurement of the agent that fails (it exited) sets gone: every check that rests on one then fails.
+  local fd0 rss0 anon0 cpu0 gone=""
+  fd0=$(fd_kinds "$AGENT") && rss0=$(rss_kb "$AGENT") && anon0=$(anon_kb "$AGENT") \
+    && cpu0=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE") || gone=$(gone_note "$AGENT")
+  if [ -n "$gone" ]; then
+    pass_line "$sec" "agent up before the load (idle baseline)" "$gone" "up" 0
+    stop_pid "$pod_server"; stop_pid "$peer_server"; agent_stop; topo_down; return
+  fi
   figure "$sec" "idle before load: RSS (anonymous), descriptors (sockets pipes other), CPU" \
     "$(mib "$rss0") ($(mib "$anon0")), $fd0, ${cpu0}%"
 
@@ -41,9 +45,10 @@ soak() { # MODE (REDIRECT or TPROXY)
 
   local peak=0 peak_anon=0 peak_active=0 r a alive=1 t_end=$(( $(date +%s) + SOAK + 120 ))
   while kill -0 "$out_client" 2>/dev/null || kill -0 "$in_client" 2>/dev/null; do
-    kill -0 "$AGENT" 2>/dev/null || { alive=0; break; }
-    r=$(rss_kb "$AGENT"); [ "$r" -gt "$peak" ] && peak=$r
-    r=$(anon_kb "$AGENT"); [ "$r" -gt "$peak_anon" ] && peak_anon=$r
+    r=$(rss_kb "$AGENT") || { alive=0; break; }
+    [ "$r" -gt "$peak" ] && peak=$r
+    r=$(anon_kb "$AGENT") || { alive=0; break; }
+    [ "$r" -gt "$peak_anon" ] && peak_anon=$r
     a=$(metric weir_proxy_connections_active); [ "${a:-0}" -gt "$peak_active" ] && peak_active=${a:-0}
     [ "$(date +%s)" -gt "$t_end" ] && break
     sleep 1
@@ -59,23 +64,25 @@ soak() { # MODE (REDIRECT or TPROXY)
   # Back to baseline: every socket of the load closed (descriptors as before, the worker pipe pools aside) and the
   # anonymous RSS within max(512 KiB, 5%) of the idle baseline, within twice the idle timeout. (VmRSS also counts
   # the code pages the load paged back in, after weir dropped its startup pages: reported, not judged.)
-  local s0 p0 o0 s1 p1 o1 rss1 anon1 back_ms=-1 tol
+  local s0 p0 o0 s1 p1 o1 rss1 anon1 back_ms=-1 tol fd1
   read -r s0 p0 o0 <<<"$fd0"
   tol=$(( anon0 / 20 > 512 ? anon0 / 20 : 512 ))
   local limit=$((t_stop + 2 * IDLE * 1000))
-  while :; do
-    read -r s1 p1 o1 <<<"$(fd_kinds "$AGENT")"
-    anon1=$(anon_kb "$AGENT")
+  while [ -z "$gone" ]; do
+    if ! { fd1=$(fd_kinds "$AGENT") && anon1=$(anon_kb "$AGENT"); }; then gone=$(gone_note "$AGENT"); break; fi
+    read -r s1 p1 o1 <<<"$fd1"
     if [ "$s1" -le "$s0" ] && [ "$o1" -le "$o0" ] && [ "$anon1" -le $((anon0 + tol)) ]; then
       back_ms=$(( $(now_ms) - t_stop )); break
     fi
     [ "$(now_ms)" -ge "$limit" ] && break
     sleep 0.2
   done
-  local cpu1
-  cpu1=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE")
-  read -r s1 p1 o1 <<<"$(fd_kinds "$AGENT")"
-  rss1=$(rss_kb "$AGENT"); anon1=$(anon_kb "$AGENT")
+  local cpu1=""
+  if [ -z "$gone" ]; then
+    cpu1=$(idle_cpu_percent "$AGENT" "$IDLE_SAMPLE") && fd1=$(fd_kinds "$AGENT") && rss1=$(rss_kb "$AGENT") \
+      && anon1=$(anon_kb "$AGENT") || gone=$(gone_note "$AGENT")
+  fi
+  if [ -n "$gone" ]; then s1=-1 p1=-1 o1=-1 rss1=0 anon1=0 cpu1=""; else read -r s1 p1 o1 <<<"$fd1"; fi
   if [ "$mode" = TPROXY ]; then tproxy_collisions "$dir"; fi
 
   stop_pid "$pod_server"; stop_pid "$peer_server"
@@ -87,41 +94,55 @@ soak() { # MODE (REDIRECT or TPROXY)
   figure "$sec" "inbound client" "${ic#client }"
   figure "$sec" "pod server (inbound upstream)" "${ps#server }"
   figure "$sec" "peer server (outbound upstream)" "${qs#server }"
-  local conns=$(( $(kv "$oc" started) + $(kv "$ic" started) ))
-  local checked=$(( $(kv "$oc" bytes_checked) + $(kv "$ic" bytes_checked) + $(kv "$ps" bytes_checked) \
-    + $(kv "$qs" bytes_checked) ))
-  local corrupt=$(( $(kv "$oc" corrupt_bytes) + $(kv "$ic" corrupt_bytes) + $(kv "$ps" corrupt_bytes) \
-    + $(kv "$qs" corrupt_bytes) ))
-  local failed=$(( $(kv "$oc" failed) + $(kv "$ic" failed) + $(kv "$ps" unexpected) + $(kv "$qs" unexpected) ))
-  local direct=$(( $(kv "$ps" direct) + $(kv "$qs" direct) ))
+  # A load process that died prints no summary line: what it would have counted is unknown, and the checks that
+  # sum the four summaries fail (summaries=0).
+  local summaries=1
+  [ -n "$oc" ] && [ -n "$ic" ] && [ -n "$ps" ] && [ -n "$qs" ] || summaries=0
+  local conns=$(( $(kv "$oc" started)+0 + $(kv "$ic" started)+0 ))
+  local checked=$(( $(kv "$oc" bytes_checked)+0 + $(kv "$ic" bytes_checked)+0 + $(kv "$ps" bytes_checked)+0 \
+    + $(kv "$qs" bytes_checked)+0 ))
+  local corrupt=$(( $(kv "$oc" corrupt_bytes)+0 + $(kv "$ic" corrupt_bytes)+0 + $(kv "$ps" corrupt_bytes)+0 \
+    + $(kv "$qs" corrupt_bytes)+0 ))
+  local failed=$(( $(kv "$oc" failed)+0 + $(kv "$ic" failed)+0 + $(kv "$ps" unexpected)+0 + $(kv "$qs" unexpected)+0 ))
+  local direct=$(( $(kv "$ps" direct)+0 + $(kv "$qs" direct)+0 ))
+  local missing=""
+  [ "$summaries" = 1 ] || missing="; a load process printed no summary (out client, in client, pod server, peer server: $( for x in "$oc" "$ic" "$ps" "$qs"; do [ -n "$x" ] && printf 'y' || printf 'n'; done))"
   local gb
   gb=$(awk -v b="$checked" 'BEGIN {printf "%.1f", b / 1e9}')
   figure "$sec" "proxied" "$conns connections, $gb GB checked; metrics: $(awk '/^weir_proxy_(resets|idle_timeouts|buffer_full|copy_fallbacks|descriptor_exhaustion|refused_max_connections)_total / {printf "%s=%s ", $1, $2}' <<<"$m")"
 
-  pass_line "$sec" "corrupted bytes (checked at both ends)" "$corrupt of $gb GB" "0" $(( corrupt == 0 ))
+  pass_line "$sec" "corrupted bytes (checked at both ends)" "$corrupt of $gb GB$missing" "0, all four summaries" \
+    $(( corrupt == 0 && summaries == 1 ))
   pass_line "$sec" "connections that failed unexpectedly" \
-    "$failed of $conns (clients: $(kv "$oc" failed)+$(kv "$ic" failed), servers: $(kv "$ps" unexpected)+$(kv "$qs" unexpected))" \
-    "0" $(( failed == 0 && conns > 0 ))
+    "$failed of $conns (clients: $(kv "$oc" failed)+$(kv "$ic" failed), servers: $(kv "$ps" unexpected)+$(kv "$qs" unexpected))$missing" \
+    "0 of > 0, all four summaries" $(( failed == 0 && conns > 0 && summaries == 1 ))
   # A new connection that reuses the 4-tuple of a proxy upstream flow that ended with a reset from the far side
   # matches that flow's stale conntrack entry (no NAT, no TPROXY decision) and goes around the proxy, unless the
   # proxy deleted the entry first (docs/proxy.md). Before it did, 575 of 112,000 REDIRECT and 3,558 of 136,000
   # TPROXY soak connections went around; what is left is the race between the reset reaching the kernel and the
-  # worker deleting the entry (1 of 347,682 in a TPROXY soak of 300 s).
-  known_issue "$sec" "new connections that went around the proxy (a stale conntrack entry reused before the proxy deleted it)" \
-    "$direct of $conns (the server saw the client's own address and port)"
-  pass_line "$sec" "agent up through the load, exit 0 on SIGTERM" "alive=$alive status=$AGENT_STATUS" "up, 0" \
-    $(( alive == 1 && AGENT_STATUS == 0 ))
+  # worker deleting the entry (1 of 347,682 in a TPROXY soak of 300 s), which cannot be closed yet. Gated on a
+  # stated bound: at most 1 per 100,000 connections, rounded down (so 0 in a run of fewer than 100,000).
+  local direct_bound=$(( conns / 100000 ))
+  pass_line "$sec" "new connections that went around the proxy (the server saw the client's own address and port)" \
+    "$direct of $conns$missing" "<= 1 per 100,000 (bound: $direct_bound for this run's $conns connections)" \
+    $(( direct <= direct_bound && conns > 0 && summaries == 1 ))
+  pass_line "$sec" "agent up through the load, exit 0 on SIGTERM" \
+    "alive=$alive status=$AGENT_STATUS${gone:+; $gone}" "up, 0" $(( alive == 1 && AGENT_STATUS == 0 ))
   # Each worker keeps up to 16 empty pipes (2 descriptors each) for the next bulk transfer: bounded, not a leak.
-  local pool=$(( 2 * 16 * $(grep -m1 -o 'workers=[0-9]*' "$dir/agent.log" | cut -d= -f2) ))
+  local workers pool
+  workers=$(grep -m1 -o 'workers=[0-9]*' "$dir/agent.log" | cut -d= -f2 || true)
+  pool=$(( 2 * 16 * ${workers:-0} ))
   pass_line "$sec" "descriptors leaked" \
-    "sockets $s0 -> $s1, other $o0 -> $o1, pipes $p0 -> $p1 (pool cap $pool)" \
-    "sockets and other as before, pipes <= pool cap" $(( s1 == s0 && o1 == o0 && p1 <= p0 + pool ))
+    "$( [ -n "$gone" ] && echo "$gone" || echo "sockets $s0 -> $s1, other $o0 -> $o1, pipes $p0 -> $p1 (pool cap $pool)")" \
+    "agent up; sockets and other as before, pipes <= pool cap" \
+    $(( ${#gone} == 0 && s1 == s0 && o1 == o0 && p1 <= p0 + pool ))
   pass_line "$sec" "RSS back to baseline after the load (anonymous: heap, stacks, buffers)" \
-    "$(mib "$anon0") idle, $(mib "$peak_anon") peak, $(mib "$anon1") after; back in $( [ "$back_ms" -ge 0 ] && echo "${back_ms} ms" || echo never)" \
-    "<= idle + max(512 KiB, 5%) within $((2 * IDLE)) s" $(( back_ms >= 0 ))
-  figure "$sec" "VmRSS (with file pages)" "$(mib "$rss0") idle, $(mib "$peak") peak, $(mib "$rss1") after"
-  pass_line "$sec" "CPU when idle (after the load)" "${cpu1}% of one CPU over ${IDLE_SAMPLE} s (before: ${cpu0}%)" \
-    "<= 1%" "$(awk -v c="$cpu1" 'BEGIN {print (c <= 1.0) ? 1 : 0}')"
+    "$(mib "$anon0") idle, $(mib "$peak_anon") peak, $( [ -n "$gone" ] && echo "$gone" || echo "$(mib "$anon1") after; back in $( [ "$back_ms" -ge 0 ] && echo "${back_ms} ms" || echo never)")" \
+    "agent up; <= idle + max(512 KiB, 5%) within $((2 * IDLE)) s" $(( ${#gone} == 0 && back_ms >= 0 ))
+  figure "$sec" "VmRSS (with file pages)" "$(mib "$rss0") idle, $(mib "$peak") peak, $( [ -n "$gone" ] && echo "agent exited" || echo "$(mib "$rss1") after")"
+  pass_line "$sec" "CPU when idle (after the load)" \
+    "$( [ -n "$gone" ] && echo "$gone" || echo "${cpu1}% of one CPU over ${IDLE_SAMPLE} s") (before: ${cpu0}%)" \
+    "agent up; <= 1%" "$(awk -v c="$cpu1" 'BEGIN {print (c != "" && c <= 1.0) ? 1 : 0}')"
   topo_down
 }
 
