@@ -22,8 +22,8 @@ trap 'rm -rf "$work"' EXIT
 root=$work/root
 make --no-print-directory -s install DESTDIR="$root" PREFIX=/usr SYSCONFDIR=/etc UNITDIR=/lib/systemd/system \
   DOCDIR=/usr/share/doc/weir WEIR_BIN="$bin" INSTALL_LICENSE=no >/dev/null
-# State the agent creates at run time (StateDirectory=weir); owned by the package so purge can remove it.
-install -d -m 0755 "$root/var/lib/weir"
+# State the agent creates at run time (StateDirectory=weir, mode 0700) is not shipped: postinst creates
+# /var/lib/weir 0700 (a shipped 0700 directory is lintian's non-standard-dir-perm) and purge removes it.
 
 doc=$root/usr/share/doc/weir
 years=$(git log --format=%cd --date=format:%Y 2>/dev/null | sed -n '$p;1p' | sort -u | paste -sd- -)

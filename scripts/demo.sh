@@ -9,11 +9,22 @@ STATE=$(mktemp -d)
 PEER="weir-demo-peer-$$"
 [ "$(id -u)" = 0 ] || { echo "the demo creates network namespaces: run it as root" >&2; exit 1; }
 
+# Every process the demo starts is remembered by its pid here; only those are ever signalled (a network namespace
+# does not isolate process ids, so a match by name could hit an operator's own agent or a test).
+PIDS=()
+# A pid that has been waited for is forgotten: it may be reused by another process.
+forget() { local q keep=(); for q in "${PIDS[@]}"; do [ "$q" = "$1" ] || keep+=("$q"); done; PIDS=("${keep[@]}"); }
+# stop PID: SIGTERM to one process this demo started, then wait for it. Never an empty pid.
+stop() {
+  [ -n "${1:-}" ] || return 0
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+  forget "$1"
+}
 cleanup() {
-  for ns in "$POD" "$PEER"; do
-    for pid in $(ip netns pids "$ns" 2>/dev/null); do kill "$pid" 2>/dev/null || true; done
-    ip netns delete "$ns" 2>/dev/null || true
-  done
+  local pid
+  for pid in "${PIDS[@]}"; do stop "$pid"; done
+  for ns in "$POD" "$PEER"; do ip netns delete "$ns" 2>/dev/null || true; done
 }
 trap 'cleanup; rm -rf "$STATE"' EXIT
 
@@ -29,8 +40,11 @@ in_peer ip addr add 198.18.0.2/24 dev eth0; in_peer ip addr add 2001:db8::2/64 d
 for ns in "$POD" "$PEER"; do ip netns exec "$ns" ip link set lo up; ip netns exec "$ns" ip link set eth0 up; done
 
 step "Probe listeners: the pod listens on 15001 (outbound capture), 15006 (inbound capture) and 8080 (its app)"
-( in_pod /usr/bin/python3 "$PROBE" serve pod 15001 15006 8080 >/dev/null & )
-( in_peer /usr/bin/python3 "$PROBE" serve peer 80 >/dev/null & )
+# ip netns exec execs the command, so $! is the probe's own pid.
+ip netns exec "$POD" /usr/bin/python3 "$PROBE" serve pod 15001 15006 8080 >/dev/null &
+probe_pod=$!; PIDS+=("$probe_pod")
+ip netns exec "$PEER" /usr/bin/python3 "$PROBE" serve peer 80 >/dev/null &
+PIDS+=("$!")
 sleep 1
 
 FLAGS=(-b '*' -i '*' -d 15090,15021)
@@ -54,9 +68,10 @@ step "Bad input: one line, exit 2, nothing changed"
 in_pod "$WEIR" rules -b '*' -x 198.18.0.1/16 || echo "exit status $?"
 
 step "weir run: the agent. It re-claims the table, proxies on 15001/15006, serves health and metrics"
-in_pod pkill -f "probe.py serve pod" || true
-in_pod "$WEIR" run "${FLAGS[@]}" --profile default --profiles-dir profiles --state-dir "$STATE" --drain-timeout 3s \
-  2> "$STATE/agent.log" > /dev/null & disown
+stop "$probe_pod"   # the pod's probe listener gives 15001/15006 to the agent
+ip netns exec "$POD" "$WEIR" run "${FLAGS[@]}" --profile default --profiles-dir profiles --state-dir "$STATE" \
+  --drain-timeout 3s 2> "$STATE/agent.log" > /dev/null &
+agent=$!; PIDS+=("$agent")
 for _ in $(seq 50); do grep -q event=ready "$STATE/agent.log" 2>/dev/null && break; sleep 0.2; done
 sed 's/^/  /' "$STATE/agent.log"
 step "The app calls the peer again: now the proxy carries it to where it was going"
@@ -67,9 +82,11 @@ get() { in_pod /usr/bin/python3 -c "import urllib.request; print(urllib.request.
 get /readyz
 get /metrics | grep -E '^weir_(proxy_connections_(accepted_total|active)|ready|conntrack_usage_ratio|nftables_table_owned|proxy_workers) '
 step "SIGTERM: bounded drain, exit 0; the table persists"
-in_pod pkill -TERM -f "weir run" || true
-sleep 1
+kill -TERM "$agent"
+rc=0; wait "$agent" || rc=$?
+forget "$agent"
 tail -n 3 "$STATE/agent.log" | sed 's/^/  /'
+echo "  weir run exited $rc"
 in_pod nft list tables
 step "weir tune --revert: put back what the agent's profile changed (inside the pod namespace only)"
 in_pod "$WEIR" tune --revert --state-dir "$STATE"

@@ -8,22 +8,26 @@
 # Usage: scripts/test-systemd.sh [DEB]          (default: the newest .build/dist/weir_*.deb, from make deb)
 #        WEIR_STAGE=DIR scripts/test-systemd.sh (a `make install DESTDIR=DIR PREFIX=/usr` tree instead of a .deb)
 # WEIR_NSPAWN_ARGS adds systemd-nspawn arguments (e.g. --bind-ro=/opt for a binary that needs the Swift toolchain).
-# Prints one ok/FAIL line per check and "systemd: N passed, N failed".
+# Prints one ok/FAIL line per check and "systemd: N passed, N failed, N skipped" (skipped: 1 when the whole test
+# cannot run here, 0 otherwise). With WEIR_REQUIRE_KERNEL=1 (CI) a test that cannot run here is a failure.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-if [ "$(id -u)" != 0 ]; then
-  echo "systemd: skipped (needs root: systemd-nspawn boots a container)"
-  exit 0
-fi
+# skipped REASON: the whole test cannot run here.
+skipped() {
+  if [ "${WEIR_REQUIRE_KERNEL:-}" = 1 ]; then
+    echo "FAIL systemd test: skipped ($1), and WEIR_REQUIRE_KERNEL=1"; echo "systemd: 0 passed, 1 failed, 0 skipped"; exit 1
+  fi
+  echo "skip systemd test ($1)"; echo "systemd: 0 passed, 0 failed, 1 skipped"; exit 0
+}
+[ "$(id -u)" = 0 ] || skipped "needs root: systemd-nspawn boots a container"
 if ! grep -q WEIR_VERSION Package.swift && [ -z "${WEIR_STAGE:-}" ] && [ $# = 0 ]; then
   # The unit runs `weir run --config` (reload, watchdog, event lines): the agent change that adds it also makes
   # Package.swift read WEIR_VERSION. Before it, there is nothing to test the unit against.
-  echo "systemd: skipped (this weir has no 'weir run --config' yet)"
-  exit 0
+  skipped "this weir has no 'weir run --config' yet"
 fi
 command -v systemd-nspawn >/dev/null || { echo "FAIL systemd-nspawn missing (package systemd-container)"; \
-  echo "systemd: 0 passed, 1 failed"; exit 1; }
+  echo "systemd: 0 passed, 1 failed, 0 skipped"; exit 1; }
 
 started=$(date +%s)
 passed=0; failed=0
@@ -37,7 +41,7 @@ if [ -n "${WEIR_STAGE:-}" ]; then
   cp -a "$WEIR_STAGE" "$stage/root"
 else
   deb=${1:-$(ls -t .build/dist/weir_*_"$(dpkg --print-architecture)".deb 2>/dev/null | head -1)}
-  [ -n "$deb" ] && [ -f "$deb" ] || { echo "FAIL no .deb (run make deb)"; echo "systemd: 0 passed, 1 failed"; \
+  [ -n "$deb" ] && [ -f "$deb" ] || { echo "FAIL no .deb (run make deb)"; echo "systemd: 0 passed, 1 failed, 0 skipped"; \
     rm -rf "$stage"; exit 1; }
   cp "$deb" "$stage/weir.deb"
 fi
@@ -94,7 +98,7 @@ for _ in $(seq 1 60); do
 done
 if [ -z "$leader" ]; then
   bad "boot systemd in a container" "$(tail -20 "$stage.console")"
-  echo "systemd: $passed passed, $failed failed"; exit 1
+  echo "systemd: $passed passed, $failed failed, 0 skipped"; exit 1
 fi
 # "starting" is enough: services of the host's packages (enabled by the first boot's presets) may still be failing.
 booted() { state=$(timeout 5 nsenter -t "$leader" -a systemctl is-system-running 2>/dev/null); \
@@ -103,30 +107,37 @@ state=; wait_for 60 booted
 case "$state" in
   running|degraded|starting) ok "systemd boots in the container ($state)";;
   *) bad "systemd boots in the container (state '$state')" "$(tail -20 "$stage.console")"
-     echo "systemd: $passed passed, $failed failed"; exit 1;;
+     echo "systemd: $passed passed, $failed failed, 0 skipped"; exit 1;;
 esac
 in_c systemctl mask --now nftables.service >/dev/null 2>&1
 
 # --- install ---------------------------------------------------------------------------------------------------
+# The install's exit status is saved right after it: a dpkg -i that fails (a corrupt .deb, a maintainer script that
+# fails after the files are unpacked, which leaves a loadable unit) fails here.
 if [ -n "${WEIR_STAGE:-}" ]; then
-  out=$(in_c sh -c 'cp -a /stage/root/. / && systemctl daemon-reload' 2>&1)
   what="make install tree copied in"
+  out=$(in_c sh -c 'cp -a /stage/root/. / && systemctl daemon-reload' 2>&1); rc=$?
 else
+  what="dpkg -i weir.deb"
   # The volatile root has no /var: dpkg's database is a copy of the host's, thrown away with the container (without
   # the host's stat overrides, whose users and groups this fresh /etc does not have).
   out=$(in_c sh -c 'mkdir -p /var/lib && cp -a /run/weir-test-host-dpkg /var/lib/dpkg &&
-    : > /var/lib/dpkg/statoverride && dpkg -i /stage/weir.deb' 2>&1)
-  what="dpkg -i weir.deb"
+    : > /var/lib/dpkg/statoverride && dpkg -i /stage/weir.deb' 2>&1); rc=$?
 fi
-if [ $? = 0 ] && [ "$(show weir LoadState)" = loaded ]; then ok "$what: weir.service loaded"
+if [ "$rc" = 0 ] && [ "$(show weir LoadState)" = loaded ]; then ok "$what: exit 0, weir.service loaded"
 else
-  bad "$what: weir.service loaded" "$out"
-  echo "systemd: $passed passed, $failed failed"; exit 1
+  bad "$what: exit 0, weir.service loaded" "exit status $rc, LoadState=$(show weir LoadState)
+$out"
+  echo "systemd: $passed passed, $failed failed, 0 skipped"; exit 1
 fi
 enabled=$(in_c systemctl is-enabled weir 2>/dev/null); active=$(show weir ActiveState)
 if [ "$active" = inactive ] && [ "$enabled" = disabled ] && ! has_table; then
   ok "install neither enables nor starts the agent, nor captures"
 else bad "install neither enables nor starts the agent, nor captures" "enabled=$enabled active=$active"; fi
+# The tuning state (what the node's sysctls were) is root's alone: postinst creates /var/lib/weir 0700.
+statedir=$(in_c stat -c '%a %U' /var/lib/weir 2>&1)
+if [ "$statedir" = "700 root" ]; then ok "install: /var/lib/weir is 0700, root's"
+else bad "install: /var/lib/weir is 0700, root's" "$statedir"; fi
 
 # --- start: READY and a status -------------------------------------------------------------------------------
 t0=$(date +%s%N)
@@ -231,5 +242,5 @@ $out"; fi
 fi
 
 echo "     systemd test took $(( $(date +%s) - started )) s"
-echo "systemd: $passed passed, $failed failed"
+echo "systemd: $passed passed, $failed failed, 0 skipped"
 [ "$failed" = 0 ]
