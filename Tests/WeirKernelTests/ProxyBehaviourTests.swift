@@ -59,9 +59,16 @@ struct ProxyBehaviourTests {
             let proxy = try startProxy(ns)
             defer { proxy.stop() }
             // SYN-ACK, the ACK of the request, then "bye" with the FIN: 3. When the ACK of the request rides on the
-            // reply (timing on a loaded machine), 2. A FIN of its own would make it 4.
-            let line = try client(ns, "lastword", address)
-            #expect(line == "reply=bye eof=True segs_in=3" || line == "reply=bye eof=True segs_in=2", "\(line)")
+            // reply (timing on a loaded machine), 2. A FIN of its own would make it 4 every time; a loaded machine
+            // can add a segment once (a window update), so up to three connections are tried and one must show it.
+            var lines: [String] = []
+            for _ in 0..<3 {
+                let line = try client(ns, "lastword", address)
+                lines.append(line)
+                if line == "reply=bye eof=True segs_in=3" || line == "reply=bye eof=True segs_in=2" { break }
+            }
+            #expect(lines.last == "reply=bye eof=True segs_in=3" || lines.last == "reply=bye eof=True segs_in=2",
+                    "\(lines)")
             _ = try stopProxy(proxy)
         }
     }
