@@ -158,6 +158,29 @@ $out
 $(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"
 fi
 
+# --- issue 21: reload that can fail -----------------------------------------------------------------------------
+# A bad edit: ExecReload's weir run --check-config refuses it, so systemctl reload fails and the agent keeps serving.
+readyz() { in_c /usr/bin/python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:15020/readyz", timeout=3).status)' 2>/dev/null; }
+reloads_seen() { local j; j=$(in_c journalctl -u weir --no-pager -o cat 2>/dev/null); grep -c 'event=reloaded' <<<"$j"; }
+pid=$(main_pid); n_reloaded=$(reloads_seen)
+in_c sh -c 'echo "WEIR_IDLE_TIMEOUT=forever" >> /etc/weir/weir.conf'
+out=$(in_c timeout 20 systemctl reload weir 2>&1); rc=$?
+sleep 1
+if [ $rc != 0 ] && [ -n "$pid" ] && [ "$(main_pid)" = "$pid" ] && [ "$(show weir ActiveState)" = active ] && \
+   [ "$(readyz)" = 200 ] && [ "$(reloads_seen)" = "$n_reloaded" ] && journal_has weir "WEIR_IDLE_TIMEOUT 'forever'"; then
+  ok "bad edit: systemctl reload weir exits $rc, the journal names the value, MainPID $pid serves on (/readyz 200)"
+else bad "bad edit: systemctl reload fails, the agent serves on" "rc=$rc pid before=$pid after=$(main_pid) ActiveState=$(show weir ActiveState) readyz=$(readyz) reloaded $n_reloaded -> $(reloads_seen)
+$out
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+in_c sed -i '/^WEIR_IDLE_TIMEOUT=forever$/d' /etc/weir/weir.conf
+in_c sed -i 's/^ISTIO_LOCAL_EXCLUDE_PORTS=.*/&,19998/' /etc/weir/weir.conf
+out=$(in_c timeout 20 systemctl reload weir 2>&1); rc=$?
+more_reloads() { [ "$(reloads_seen)" -gt "$n_reloaded" ]; }
+if [ $rc = 0 ] && wait_for 10 more_reloads && table_has 19998 && [ "$(main_pid)" = "$pid" ] && \
+   [ "$(show weir ActiveState)" = active ]; then
+  ok "good edit after it: systemctl reload weir exits 0, port 19998 now excluded, same MainPID"
+else bad "good edit: systemctl reload succeeds and applies" "rc=$rc ActiveState=$(show weir ActiveState) $out"; fi
+
 # --- watchdog: a stopped agent is restarted -------------------------------------------------------------------
 pid=$(main_pid); n0=$(show weir NRestarts)
 if [ -n "$pid" ]; then

@@ -186,11 +186,14 @@ public final class Agent {
                 let sig = weir_signalfd_read(signals)
                 if sig == 0 { break }
                 if sig == SIGHUP {
+                    // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
+                    SystemdNotify.reloading()
                     if let replaced = reload(installer, server: server) {
                         retired.append(server)
                         server = replaced
                         state.withLock { $0.server = replaced }
                     }
+                    SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
                 } else {
                     stopSignal = sig
                     break loop

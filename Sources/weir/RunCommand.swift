@@ -51,10 +51,21 @@ struct RunCommand: ParsableCommand {
     var reconcileInterval: [String] = []
     @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
     var cleanupOnExit = false
+    @Flag(help: """
+        Check the flags, --config file and profile exactly as a start would, then exit: 0 and one line when they \
+        are good, 2 and the one-line error when not. Nothing is changed or bound (systemd's ExecReload= runs it \
+        before signalling, so 'systemctl reload weir' fails on a file weir would refuse).
+        """)
+    var checkConfig = false
 
     func run() throws {
         // Everything is validated before anything changes.
         let settings = try settings(tuning: true)
+        if checkConfig {
+            print("weir: configuration ok" + (settings.configPath.map { " (\($0))" } ?? "")
+                + (settings.profile.map { ", profile \($0)" } ?? ""))
+            return
+        }
         do {
             try Agent(settings: settings, reload: { try self.settings(tuning: false) }).run()
         } catch let error as AgentError {
