@@ -181,6 +181,25 @@ if [ $rc = 0 ] && wait_for 10 more_reloads && table_has 19998 && [ "$(main_pid)"
   ok "good edit after it: systemctl reload weir exits 0, port 19998 now excluded, same MainPID"
 else bad "good edit: systemctl reload succeeds and applies" "rc=$rc ActiveState=$(show weir ActiveState) $out"; fi
 
+# --- issue 21: journal priorities -------------------------------------------------------------------------------
+# Journal priorities from the <N> prefix: a reload the agent refuses (a new profile needs a restart; the check passes)
+# is a warning, event=ready is info, and no message keeps the prefix.
+in_c sed -i 's/^WEIR_PROFILE=default$/WEIR_PROFILE=ingress/' /etc/weir/weir.conf
+in_c timeout 20 systemctl reload weir >/dev/null 2>&1
+refused() { journal_has weir 'event=reload_failed'; }
+wait_for 10 refused
+warn=$(in_c journalctl -u weir --no-pager -o cat -p warning 2>/dev/null)
+info=$(in_c journalctl -u weir --no-pager -o cat -p info..info 2>/dev/null)
+all=$(in_c journalctl -u weir --no-pager -o cat 2>/dev/null)
+if grep -q 'event=reload_failed' <<<"$warn" && ! grep -q 'event=ready' <<<"$warn" && grep -q 'event=ready' <<<"$info" \
+   && ! grep -q '^<[0-7]>' <<<"$all"; then
+  ok "journal priorities: event=reload_failed at warning, event=ready at info, no '<N>' left in messages"
+else bad "journal priorities from the <N> prefix" "warning and above:
+$warn
+first lines:
+$(head -5 <<<"$all")"; fi
+in_c sed -i 's/^WEIR_PROFILE=ingress$/WEIR_PROFILE=default/' /etc/weir/weir.conf
+
 # --- watchdog: a stopped agent is restarted -------------------------------------------------------------------
 pid=$(main_pid); n0=$(show weir NRestarts)
 if [ -n "$pid" ]; then

@@ -495,7 +495,7 @@ public let nodeStatusReaders = StatusNetlinkReaders(
     conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
     table: { try NodeStatusNetlink.table(named: CaptureRuleset.tableName) }, generation: NodeStatusNetlink.generation)
 
-/// One line per event, key=value, on stderr (journald keeps it as is).
+/// One line per event, key=value, on stderr; under journald with the event's priority (`EventLine.level`).
 public func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
-    fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
+    JournalStream.writeLine(EventLine.format("weir run", event, fields), priority: EventLine.level(of: event).rawValue)
 }
