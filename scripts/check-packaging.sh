@@ -41,6 +41,19 @@ unit_policy() {
   [ -n "$stop" ] && [ -n "$drain" ] && [ "$stop" -gt "$drain" ] || { echo "TimeoutStopSec=$stop <= drain $drain"; return 1; }
 }
 check "weir.service: notify, watchdog, reload, restart, start limit, OnFailure=weir-clean, stop > drain" unit_policy
+# issue 21: least privilege. No CAP_NET_RAW (no raw socket anywhere); /proc/sys and /sys read-only except exactly
+# what the profiles write; the reload checks the file before it signals.
+unit_privilege() {
+  local u=systemd/weir.service
+  ! grep -E '^(CapabilityBoundingSet|AmbientCapabilities)=' "$u" | grep -q CAP_NET_RAW || { echo "$u grants CAP_NET_RAW"; return 1; }
+  grep -qx 'ProtectKernelTunables=yes' "$u" || { echo "$u: no ProtectKernelTunables=yes"; return 1; }
+  grep -qx 'ReadWritePaths=/proc/sys/net -/sys/module/nf_conntrack/parameters' "$u" || { echo "$u: ReadWritePaths= is not exactly /proc/sys/net and nf_conntrack's parameters"; return 1; }
+  grep -qx 'ExecReload=/usr/local/bin/weir run --check-config --config /etc/weir/weir.conf' "$u" || { echo "$u: ExecReload does not check first"; return 1; }
+  # Netlink sockets are SOCK_RAW too, and need no CAP_NET_RAW.
+  local raw; raw=$(grep -rnE 'SOCK_RAW|SOCK_PACKET|AF_PACKET|IPPROTO_RAW' Sources | grep -v AF_NETLINK)
+  [ -z "$raw" ] || { echo "a raw socket, CAP_NET_RAW is needed after all: $raw"; return 1; }
+}
+check "weir.service: no CAP_NET_RAW, ProtectKernelTunables=yes with ReadWritePaths= for /proc/sys/net, reload checks first" unit_privilege
 
 # --- Kubernetes ---------------------------------------------------------------------------------------------------
 if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then

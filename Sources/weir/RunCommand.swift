@@ -116,7 +116,13 @@ struct RunCommand: ParsableCommand {
                                                     environmentSource: source).networkNamespace
         if let namespace {
             do {
-                try NetworkNamespace.check(namespace)
+                try NetworkNamespace.probe(namespace)
+            } catch NetworkNamespace.Failure.denied(let why) {
+                // Bad configuration, not a passing failure: a restart cannot grant the capability (weir.service has
+                // no CAP_SYS_ADMIN and RestrictNamespaces=yes), so exit 2, which systemd does not retry.
+                throw ConfigError("--network-namespace (NETWORK_NAMESPACE) \(quotedValue(namespace)) \(why): expected "
+                    + "weir started inside that namespace instead (under systemd: unset NETWORK_NAMESPACE and add "
+                    + "NetworkNamespacePath=\(namespace) to a drop-in of weir.service)")
             } catch {
                 throw namespaceFailure(namespace, error)
             }
