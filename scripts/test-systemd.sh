@@ -158,6 +158,13 @@ $out
 $(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"
 fi
 
+# --- issue 21: weir status asks the running agent ------------------------------------------------------------------
+st_out=$(in_c weir status 2>&1); st_rc=$?
+if [ $st_rc = 0 ] && grep -q '^agent at 127.0.0.1:15020: ready (weir ' <<<"$st_out" && grep -q 'inet weir' <<<"$st_out"; then
+  ok "weir status: the agent under the unit answers ready, then the node"
+else bad "weir status: the agent answers ready" "rc=$st_rc
+$st_out"; fi
+
 # --- issue 21: tuning under ProtectKernelTunables= -----------------------------------------------------------------
 # The profile (default: net.ipv4.tcp_fin_timeout = 30; a new namespace has 60) is applied through ReadWritePaths=.
 tuned_fin=$(in_c cat /proc/sys/net/ipv4/tcp_fin_timeout 2>/dev/null)
