@@ -27,6 +27,12 @@ DESTDIR ?=
 # The .deb carries the licence in its copyright file instead.
 INSTALL_LICENSE ?= yes
 IMAGE ?= localhost/weir:$(VERSION)
+# The man page and the shell completions, generated from the installed binary's own --help (scripts/build-docs.sh).
+MANDIR ?= $(PREFIX)/share/man
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+ZSHCOMPDIR ?= $(PREFIX)/share/zsh/vendor-completions
+FISHCOMPDIR ?= $(PREFIX)/share/fish/vendor_completions.d
+GENERATED := .build/dist/generated
 
 DOCS := README.md $(wildcard docs/*.md)
 PROFILES := $(wildcard profiles/*.profile) profiles/README.md
@@ -104,12 +110,21 @@ install: $(WEIR_BIN)
 	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/docs/
 	if [ "$(INSTALL_LICENSE)" = yes ]; then install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/; fi
+	@# The man page and completions of exactly the binary installed.
+	bash scripts/build-docs.sh $(WEIR_BIN) $(GENERATED)
+	install -d $(DESTDIR)$(MANDIR)/man1 $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(ZSHCOMPDIR) $(DESTDIR)$(FISHCOMPDIR)
+	install -m 0644 $(GENERATED)/weir.1.gz $(DESTDIR)$(MANDIR)/man1/weir.1.gz
+	install -m 0644 $(GENERATED)/completions/weir.bash $(DESTDIR)$(BASHCOMPDIR)/weir
+	install -m 0644 $(GENERATED)/completions/_weir $(DESTDIR)$(ZSHCOMPDIR)/_weir
+	install -m 0644 $(GENERATED)/completions/weir.fish $(DESTDIR)$(FISHCOMPDIR)/weir.fish
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/weir $(DESTDIR)$(UNITDIR)/weir.service $(DESTDIR)$(UNITDIR)/weir-clean.service
 	rm -f $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf.dist
 	rm -f $(addprefix $(DESTDIR)$(SYSCONFDIR)/weir/profiles/,$(notdir $(PROFILES)))
 	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(wildcard docs/*.md)))
+	rm -f $(DESTDIR)$(MANDIR)/man1/weir.1.gz $(DESTDIR)$(BASHCOMPDIR)/weir $(DESTDIR)$(ZSHCOMPDIR)/_weir \
+	  $(DESTDIR)$(FISHCOMPDIR)/weir.fish
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null
 
 # .build/dist/weir_VERSION_ARCH.deb

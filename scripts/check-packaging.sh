@@ -46,6 +46,19 @@ unit_policy() {
   [ -n "$stop" ] && [ -n "$drain" ] && [ "$stop" -gt "$drain" ] || { echo "TimeoutStopSec=$stop <= drain $drain"; return 1; }
 }
 check "weir.service: notify, watchdog, reload, restart, start limit, OnFailure=weir-clean, stop > drain" unit_policy
+# issue 21: least privilege. No CAP_NET_RAW (no raw socket anywhere); /proc/sys and /sys read-only except exactly
+# what the profiles write; the reload checks the file before it signals.
+unit_privilege() {
+  local u=systemd/weir.service
+  ! grep -E '^(CapabilityBoundingSet|AmbientCapabilities)=' "$u" | grep -q CAP_NET_RAW || { echo "$u grants CAP_NET_RAW"; return 1; }
+  grep -qx 'ProtectKernelTunables=yes' "$u" || { echo "$u: no ProtectKernelTunables=yes"; return 1; }
+  grep -qx 'ReadWritePaths=/proc/sys/net -/sys/module/nf_conntrack/parameters' "$u" || { echo "$u: ReadWritePaths= is not exactly /proc/sys/net and nf_conntrack's parameters"; return 1; }
+  grep -qx 'ExecReload=/usr/local/bin/weir run --check-config --config /etc/weir/weir.conf' "$u" || { echo "$u: ExecReload does not check first"; return 1; }
+  # Netlink sockets are SOCK_RAW too, and need no CAP_NET_RAW.
+  local raw; raw=$(grep -rnE 'SOCK_RAW|SOCK_PACKET|AF_PACKET|IPPROTO_RAW' Sources | grep -v AF_NETLINK)
+  [ -z "$raw" ] || { echo "a raw socket, CAP_NET_RAW is needed after all: $raw"; return 1; }
+}
+check "weir.service: no CAP_NET_RAW, ProtectKernelTunables=yes with ReadWritePaths= for /proc/sys/net, reload checks first" unit_privilege
 
 # --- Kubernetes ---------------------------------------------------------------------------------------------------
 # In a venv of its own (Debian's python3 refuses a system-wide pip install): a failed install is a failed check.
@@ -115,6 +128,34 @@ install_tree() {
   [ -z "$left" ] || { echo "left after uninstall: $left"; return 1; }
 }
 check "make install DESTDIR PREFIX SYSCONFDIR WEIR_BIN: every file, paths follow; make uninstall removes them" install_tree
+# The man page and completions (issue 21): generated from the installed binary, where each shell looks for them.
+docs_paths="share/man/man1/weir.1.gz share/bash-completion/completions/weir share/zsh/vendor-completions/_weir
+  share/fish/vendor_completions.d/weir.fish"
+# docs_in ROOT: the four files under ROOT, a man page that man renders without a warning and names every subcommand,
+# completion scripts that know the subcommands.
+docs_in() {
+  local r=$1 f warn
+  for f in $docs_paths; do [ -s "$r/$f" ] || { echo "missing $f"; return 1; }; done
+  warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings -E UTF-8 -l -Tutf8 -Z "$r/share/man/man1/weir.1.gz" 2>&1 >/dev/null)
+  [ -z "$warn" ] || { echo "man warns: $warn"; return 1; }
+  local page; page=$(zcat "$r/share/man/man1/weir.1.gz")
+  for f in rules clean proxy tune status run; do
+    grep -qi "^\.SH \"COMMAND: weir $f\"" <<<"$page" || { echo "man page has no section for weir $f"; return 1; }
+  done
+  grep -q -- '--check-config' <<<"$page" || { echo "man page lacks weir run --check-config"; return 1; }
+  bash -n "$r/share/bash-completion/completions/weir" || return 1
+  for f in share/bash-completion/completions/weir share/zsh/vendor-completions/_weir share/fish/vendor_completions.d/weir.fish; do
+    grep -q 'status' "$r/$f" && grep -q 'check-config' "$r/$f" || { echo "$f does not complete weir's commands"; return 1; }
+  done
+}
+install_docs() {
+  local d=$tmp/docsdir p=/usr
+  make --no-print-directory -s install DESTDIR="$d" PREFIX=$p SYSCONFDIR=/etc WEIR_BIN="$bin" >/dev/null || return 1
+  docs_in "$d$p" || return 1
+  make --no-print-directory -s uninstall DESTDIR="$d" PREFIX=$p SYSCONFDIR=/etc >/dev/null || return 1
+  local f; for f in $docs_paths; do [ ! -e "$d$p/$f" ] || { echo "make uninstall left $p/$f"; return 1; }; done
+}
+check "make install: man page (help2man, renders cleanly) and bash/zsh/fish completions; make uninstall removes them" install_docs
 
 # --- weir --version -----------------------------------------------------------------------------------------------
 version_line() { local v; v=$("$1" --version 2>&1); grep -qxE "weir $version \(commit ([0-9a-f]{12}|unknown)\)" <<<"$v" \
@@ -148,6 +189,7 @@ if [ -n "${WEIR_BIN:-}" ]; then
       || { echo "unit ExecStart"; return 1; }
   }
   check "deb: Depends from dpkg-shlibdeps, /etc/weir conffiles, units, copyright, changelog, root-owned" deb_contents
+  check "deb: /usr/share/man/man1/weir.1.gz and the bash, zsh and fish completions" docs_in "$tmp/deb/root/usr"
   maint_scripts() {
     local s
     for s in postinst prerm postrm; do
@@ -160,7 +202,7 @@ if [ -n "${WEIR_BIN:-}" ]; then
   check "deb: maintainer scripts only daemon-reload, never enable, start or capture" maint_scripts
   if command -v lintian >/dev/null; then
     # Tags that stay, each for a reason given in docs/install.md.
-    allowed='initial-upload-closes-no-bugs|maintainer-script-calls-systemctl|no-manual-page'
+    allowed='initial-upload-closes-no-bugs|maintainer-script-calls-systemctl'
     run_lintian() {
       local out rc; out=$(lintian "$deb" 2>&1); rc=$?
       out=$(grep -v 'running with root privileges' <<<"$out")

@@ -13,6 +13,8 @@ packages=(
   # refuses hybrid cgroups), the systemd test
   # (systemd-nspawn), binutils (strip), promtool for the metrics checks
   binutils dpkg-dev lintian buildah podman runc systemd-container prometheus
+  # the man page, generated from weir --help at make install
+  help2man
 )
 missing=()
 for p in "${packages[@]}"; do

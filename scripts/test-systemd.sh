@@ -169,6 +169,63 @@ $out
 $(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"
 fi
 
+# --- issue 21: weir status asks the running agent ------------------------------------------------------------------
+st_out=$(in_c weir status 2>&1); st_rc=$?
+if [ $st_rc = 0 ] && grep -q '^agent at 127.0.0.1:15020: ready (weir ' <<<"$st_out" && grep -q 'inet weir' <<<"$st_out"; then
+  ok "weir status: the agent under the unit answers ready, then the node"
+else bad "weir status: the agent answers ready" "rc=$st_rc
+$st_out"; fi
+
+# --- issue 21: tuning under ProtectKernelTunables= -----------------------------------------------------------------
+# The profile (default: net.ipv4.tcp_fin_timeout = 30; a new namespace has 60) is applied through ReadWritePaths=.
+tuned_fin=$(in_c cat /proc/sys/net/ipv4/tcp_fin_timeout 2>/dev/null)
+if [ "$(show weir ProtectKernelTunables)" = yes ] && [ "$tuned_fin" = 30 ] && journal_has weir 'event=tuned'; then
+  ok "ProtectKernelTunables=yes: the profile still tunes /proc/sys/net (tcp_fin_timeout=$tuned_fin)"
+else bad "ProtectKernelTunables=yes and the profile tunes /proc/sys/net" "ProtectKernelTunables=$(show weir ProtectKernelTunables) tcp_fin_timeout=$tuned_fin
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+
+# --- issue 21: reload that can fail -----------------------------------------------------------------------------
+# A bad edit: ExecReload's weir run --check-config refuses it, so systemctl reload fails and the agent keeps serving.
+readyz() { in_c /usr/bin/python3 -c 'import urllib.request as u; print(u.urlopen("http://127.0.0.1:15020/readyz", timeout=3).status)' 2>/dev/null; }
+reloads_seen() { local j; j=$(in_c journalctl -u weir --no-pager -o cat 2>/dev/null); grep -c 'event=reloaded' <<<"$j"; }
+pid=$(main_pid); n_reloaded=$(reloads_seen)
+in_c sh -c 'echo "WEIR_IDLE_TIMEOUT=forever" >> /etc/weir/weir.conf'
+out=$(in_c timeout 20 systemctl reload weir 2>&1); rc=$?
+sleep 1
+if [ $rc != 0 ] && [ -n "$pid" ] && [ "$(main_pid)" = "$pid" ] && [ "$(show weir ActiveState)" = active ] && \
+   [ "$(readyz)" = 200 ] && [ "$(reloads_seen)" = "$n_reloaded" ] && journal_has weir "WEIR_IDLE_TIMEOUT 'forever'"; then
+  ok "bad edit: systemctl reload weir exits $rc, the journal names the value, MainPID $pid serves on (/readyz 200)"
+else bad "bad edit: systemctl reload fails, the agent serves on" "rc=$rc pid before=$pid after=$(main_pid) ActiveState=$(show weir ActiveState) readyz=$(readyz) reloaded $n_reloaded -> $(reloads_seen)
+$out
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+in_c sed -i '/^WEIR_IDLE_TIMEOUT=forever$/d' /etc/weir/weir.conf
+in_c sed -i 's/^ISTIO_LOCAL_EXCLUDE_PORTS=.*/&,19998/' /etc/weir/weir.conf
+out=$(in_c timeout 20 systemctl reload weir 2>&1); rc=$?
+more_reloads() { [ "$(reloads_seen)" -gt "$n_reloaded" ]; }
+if [ $rc = 0 ] && wait_for 10 more_reloads && table_has 19998 && [ "$(main_pid)" = "$pid" ] && \
+   [ "$(show weir ActiveState)" = active ]; then
+  ok "good edit after it: systemctl reload weir exits 0, port 19998 now excluded, same MainPID"
+else bad "good edit: systemctl reload succeeds and applies" "rc=$rc ActiveState=$(show weir ActiveState) $out"; fi
+
+# --- issue 21: journal priorities -------------------------------------------------------------------------------
+# Journal priorities from the <N> prefix: a reload the agent refuses (a new profile needs a restart; the check passes)
+# is a warning, event=ready is info, and no message keeps the prefix.
+in_c sed -i 's/^WEIR_PROFILE=default$/WEIR_PROFILE=ingress/' /etc/weir/weir.conf
+in_c timeout 20 systemctl reload weir >/dev/null 2>&1
+refused() { journal_has weir 'event=reload_failed'; }
+wait_for 10 refused
+warn=$(in_c journalctl -u weir --no-pager -o cat -p warning 2>/dev/null)
+info=$(in_c journalctl -u weir --no-pager -o cat -p info..info 2>/dev/null)
+all=$(in_c journalctl -u weir --no-pager -o cat 2>/dev/null)
+if grep -q 'event=reload_failed' <<<"$warn" && ! grep -q 'event=ready' <<<"$warn" && grep -q 'event=ready' <<<"$info" \
+   && ! grep -q '^<[0-7]>' <<<"$all"; then
+  ok "journal priorities: event=reload_failed at warning, event=ready at info, no '<N>' left in messages"
+else bad "journal priorities from the <N> prefix" "warning and above:
+$warn
+first lines:
+$(head -5 <<<"$all")"; fi
+in_c sed -i 's/^WEIR_PROFILE=ingress$/WEIR_PROFILE=default/' /etc/weir/weir.conf
+
 # --- watchdog: a stopped agent is restarted -------------------------------------------------------------------
 pid=$(main_pid); n0=$(show weir NRestarts)
 if [ -n "$pid" ]; then
@@ -187,6 +244,9 @@ else bad "watchdog: no MainPID to stop"; fi
 # --- exposure score (before stop, while the unit is loaded) -----------------------------------------------------
 score=$(in_c systemd-analyze security weir 2>/dev/null | sed -n 's/.*Overall exposure level for weir.service: //p')
 echo "     systemd-analyze security weir: ${score:-unknown}"
+# issue 21: no worse than 2.6 (the score before ProtectKernelTunables=; 2.4 with it).
+if awk -v s="${score%% *}" 'BEGIN { exit !(s != "" && s + 0 <= 2.6) }'; then ok "systemd-analyze security weir: ${score%% *} <= 2.6"
+else bad "systemd-analyze security weir <= 2.6" "score: ${score:-unknown}"; fi
 
 # --- stop: drain, success, table kept -------------------------------------------------------------------------
 t0=$(date +%s%N)
@@ -228,6 +288,29 @@ if in_c timeout 40 systemctl start weir >/dev/null 2>&1 && has_table; then
   fi
   in_c sed -i '/^WEIR_IDLE_TIMEOUT=forever$/d' /etc/weir/weir.conf
 else bad "bad config: the agent did not start again first"; fi
+
+# --- issue 21: NETWORK_NAMESPACE under the unit (no CAP_SYS_ADMIN): refused in one line, exit 2 -------------------
+in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1
+in_c ip netns add weirt >/dev/null 2>&1
+if in_c timeout 40 systemctl start weir >/dev/null 2>&1; then
+  in_c sh -c 'echo "NETWORK_NAMESPACE=/var/run/netns/weirt" >> /etc/weir/weir.conf'
+  in_c timeout 20 systemctl reload weir >/dev/null 2>&1; rrc=$?
+  in_c timeout 40 systemctl restart weir >/dev/null 2>&1
+  if [ $rrc != 0 ] && wait_for 20 gave_up && [ "$(show weir ExecMainStatus)" = 2 ] && \
+     [ "$(show weir NRestarts)" = 0 ] && journal_has weir 'NetworkNamespacePath=/var/run/netns/weirt'; then
+    ok "NETWORK_NAMESPACE: reload refused (exit $rrc), start exits 2 naming NetworkNamespacePath= as the remedy"
+  else bad "NETWORK_NAMESPACE refused at reload and start" "reload rc=$rrc ActiveState=$(show weir ActiveState) ExecMainStatus=$(show weir ExecMainStatus)
+$(in_c journalctl -u weir --no-pager -o cat -n 5 2>&1)"; fi
+  # The remedy works: the same namespace through NetworkNamespacePath= in a drop-in.
+  in_c sed -i '/^NETWORK_NAMESPACE=/d' /etc/weir/weir.conf
+  in_c sh -c 'mkdir -p /run/systemd/system/weir.service.d && printf "[Service]\nNetworkNamespacePath=/var/run/netns/weirt\n" > /run/systemd/system/weir.service.d/netns.conf && systemctl daemon-reload && systemctl reset-failed weir' >/dev/null 2>&1
+  t=
+  if in_c timeout 40 systemctl start weir >/dev/null 2>&1; then t=$(in_c ip netns exec weirt nft list tables 2>/dev/null); fi
+  if grep -qx 'table inet weir' <<<"$t"; then ok "NetworkNamespacePath=/var/run/netns/weirt drop-in: the agent captures in that namespace"
+  else bad "NetworkNamespacePath= drop-in: the agent captures in that namespace" "ActiveState=$(show weir ActiveState) tables: $t"; fi
+  in_c systemctl stop weir >/dev/null 2>&1
+  in_c sh -c 'rm -rf /run/systemd/system/weir.service.d && systemctl daemon-reload'
+else bad "NETWORK_NAMESPACE: the agent did not start first" "$(in_c journalctl -u weir --no-pager -o cat -n 5 2>&1)"; fi
 
 # --- purge ------------------------------------------------------------------------------------------------------
 if [ -z "${WEIR_STAGE:-}" ]; then

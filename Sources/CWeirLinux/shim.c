@@ -238,6 +238,28 @@ int weir_enter_netns(const char *path) {
     return rc;
 }
 
+#include <pthread.h>
+struct netns_probe { int fd; int error; };
+
+static void *netns_probe_thread(void *arg) {
+    struct netns_probe *p = arg;
+    p->error = setns(p->fd, CLONE_NEWNET) == 0 ? 0 : errno;
+    return NULL;
+}
+
+int weir_netns_probe(const char *path) {
+    int fd = open_netns(path);
+    if (fd < 0) return -1;
+    struct netns_probe p = { fd, 0 };
+    pthread_t thread;
+    int rc = pthread_create(&thread, NULL, netns_probe_thread, &p);
+    if (rc == 0) rc = pthread_join(thread, NULL) == 0 ? p.error : EAGAIN;
+    close(fd);
+    if (rc == 0) return 0;
+    errno = rc;
+    return -1;
+}
+
 #include <stdio.h>
 #include <sys/mman.h>
 long weir_release_clean_file_pages(void) {

@@ -186,11 +186,14 @@ public final class Agent {
                 let sig = weir_signalfd_read(signals)
                 if sig == 0 { break }
                 if sig == SIGHUP {
+                    // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
+                    SystemdNotify.reloading()
                     if let replaced = reload(installer, server: server) {
                         retired.append(server)
                         server = replaced
                         state.withLock { $0.server = replaced }
                     }
+                    SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
                 } else {
                     stopSignal = sig
                     break loop
@@ -424,15 +427,20 @@ public final class Agent {
         case "/healthz":
             return .init(status: 200, body: "ok\n")
         case "/readyz":
-            let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
-            guard s.0 else { return .init(status: 503, body: "not ready\n") }
-            if let problem = s.1 { return .init(status: 503, body: "not ready: \(problem)\n") }
-            let missing = check.missing(s.2, s.3)
-            if !missing.isEmpty {
-                poke()
-                return .init(status: 503, body: "not ready: capture incomplete: \(missing.joined(separator: "; "))\n")
-            }
+            if let reason = notReady(check) { return .init(status: 503, body: "not ready\(reason)\n") }
             return .init(status: 200, body: "ready\n")
+        case "/status":
+            // For `weir status`: readiness exactly as /readyz decides it, and what the agent has done.
+            let reason = notReady(check)
+            let s = state.withLock { $0 }
+            let counters = s.server?.counters.snapshot()
+            let status = AgentStatus(
+                version: BuildInfo.version, ready: reason == nil,
+                problem: reason.map { $0.hasPrefix(": ") ? String($0.dropFirst(2)) : "starting or draining" },
+                connectionsActive: counters?.active ?? 0, connectionsAccepted: counters?.accepted ?? 0,
+                lastReconcile: s.lastReconcileWall, reconciles: s.reconciles, repairs: s.repairs.values.reduce(0, +),
+                reloads: s.reloads, reloadFailures: s.reloadFailures)
+            return .init(status: 200, contentType: "application/json", body: status.json.rendered)
         case "/metrics":
             guard let server = state.withLock({ $0.server }) else { return .init(status: 503, body: "starting\n") }
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
@@ -442,8 +450,22 @@ public final class Agent {
             return .init(status: 200, contentType: "application/json",
                          body: AgentConfigJSON.render(capture: s.capture, proxy: s.proxy, agent: s.agentJSON))
         default:
-            return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics, /config\n")
+            return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics, /config, /status\n")
         }
+    }
+
+    /// Why the agent is not ready (": reason", or "" while starting or draining), nil when it is: what `/readyz`
+    /// and `/status` say.
+    private func notReady(_ check: CaptureCheck) -> String? {
+        let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
+        guard s.0 else { return "" }
+        if let problem = s.1 { return ": \(problem)" }
+        let missing = check.missing(s.2, s.3)
+        if !missing.isEmpty {
+            poke()
+            return ": capture incomplete: \(missing.joined(separator: "; "))"
+        }
+        return nil
     }
 
     /// Asks the main loop to reconcile now (the admin thread saw something missing).
@@ -492,7 +514,7 @@ public let nodeStatusReaders = StatusNetlinkReaders(
     conntrackUsage: NodeStatusNetlink.conntrackUsage, conntrackCPUStats: NodeStatusNetlink.conntrackCPUStats,
     table: { try NodeStatusNetlink.table(named: CaptureRuleset.tableName) }, generation: NodeStatusNetlink.generation)
 
-/// One line per event, key=value, on stderr (journald keeps it as is).
+/// One line per event, key=value, on stderr; under journald with the event's priority (`EventLine.level`).
 public func agentLog(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:]) {
-    fputs(EventLine.format("weir run", event, fields) + "\n", stderr)
+    JournalStream.writeLine(EventLine.format("weir run", event, fields), priority: EventLine.level(of: event).rawValue)
 }

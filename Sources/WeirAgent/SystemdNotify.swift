@@ -27,4 +27,18 @@ public enum SystemdNotify {
         }
         return sent == message.count
     }
+
+    /// `RELOADING=1` with `MONOTONIC_USEC=` (CLOCK_MONOTONIC in microseconds, as sd_notify(3) asks for it): the unit
+    /// shows "reloading" until the next `READY=1`.
+    @discardableResult
+    public static func reloading() -> Bool {
+        send("RELOADING=1\nMONOTONIC_USEC=\(monotonicMicroseconds())\nSTATUS=reloading")
+    }
+
+    /// CLOCK_MONOTONIC in microseconds, the clock systemd compares `MONOTONIC_USEC=` with.
+    public static func monotonicMicroseconds() -> UInt64 {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return UInt64(ts.tv_sec) * 1_000_000 + UInt64(ts.tv_nsec) / 1_000
+    }
 }

@@ -1,13 +1,14 @@
 import CWeirLinux
 import Glibc
 import WeirCore
+import WeirSystem
 
-/// One line per event on standard error: `weir proxy: event=name key=value ...`.
+/// One line per event on standard error: `weir proxy: event=name key=value ...`; under journald with the event's
+/// priority (`EventLine.level`).
 func log(_ event: String, _ fields: KeyValuePairs<String, CustomStringConvertible> = [:], suppressed: Int = 0) {
     var line = EventLine.format("weir proxy", event, fields)
     if suppressed > 0 { line += " suppressed=\(suppressed)" }
-    line += "\n"
-    fputs(line, stderr)
+    JournalStream.writeLine(line, priority: EventLine.level(of: event).rawValue)
 }
 
 /// Limits per-connection event lines (connect_failed, not_redirected, ...) of one worker so that a failure storm, an

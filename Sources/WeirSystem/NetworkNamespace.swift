@@ -24,6 +24,13 @@ public enum NetworkNamespace {
         throw failure(errno)
     }
 
+    /// Checks that `path` is a network namespace this process can open and enter (setns on a thread of its own that
+    /// then ends), without entering it: `.denied` when setns is refused (no CAP_SYS_ADMIN, or a seccomp filter).
+    public static func probe(_ path: String) throws {
+        guard weir_netns_probe(path) != 0 else { return }
+        throw failure(errno)
+    }
+
     /// Moves the calling thread into the network namespace at `path` (`/var/run/netns/NAME`, `/proc/PID/ns/net`).
     public static func enter(_ path: String) throws {
         guard weir_enter_netns(path) != 0 else { return }

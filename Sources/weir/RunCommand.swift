@@ -51,10 +51,21 @@ struct RunCommand: ParsableCommand {
     var reconcileInterval: [String] = []
     @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
     var cleanupOnExit = false
+    @Flag(help: """
+        Check the flags, --config file and profile exactly as a start would, then exit: 0 and one line when they \
+        are good, 2 and the one-line error when not. Nothing is changed or bound (systemd's ExecReload= runs it \
+        before signalling, so 'systemctl reload weir' fails on a file weir would refuse).
+        """)
+    var checkConfig = false
 
     func run() throws {
         // Everything is validated before anything changes.
         let settings = try settings(tuning: true)
+        if checkConfig {
+            print("weir: configuration ok" + (settings.configPath.map { " (\($0))" } ?? "")
+                + (settings.profile.map { ", profile \($0)" } ?? ""))
+            return
+        }
         do {
             try Agent(settings: settings, reload: { try self.settings(tuning: false) }).run()
         } catch let error as AgentError {
@@ -105,7 +116,13 @@ struct RunCommand: ParsableCommand {
                                                     environmentSource: source).networkNamespace
         if let namespace {
             do {
-                try NetworkNamespace.check(namespace)
+                try NetworkNamespace.probe(namespace)
+            } catch NetworkNamespace.Failure.denied(let why) {
+                // Bad configuration, not a passing failure: a restart cannot grant the capability (weir.service has
+                // no CAP_SYS_ADMIN and RestrictNamespaces=yes), so exit 2, which systemd does not retry.
+                throw ConfigError("--network-namespace (NETWORK_NAMESPACE) \(quotedValue(namespace)) \(why): expected "
+                    + "weir started inside that namespace instead (under systemd: unset NETWORK_NAMESPACE and add "
+                    + "NetworkNamespacePath=\(namespace) to a drop-in of weir.service)")
             } catch {
                 throw namespaceFailure(namespace, error)
             }

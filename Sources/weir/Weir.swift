@@ -1,6 +1,7 @@
 import ArgumentParser
 import WeirAgent
 import WeirCore
+import WeirSystem
 
 #if canImport(Glibc)
 import Glibc
@@ -22,7 +23,9 @@ struct Weir: ParsableCommand {
 func printError(_ line: String) {
     var text = line
     while text.hasSuffix("\n") { text.removeLast() }
-    let bytes = Array((oneLineMessage(text) + "\n").utf8)
+    // The line that ends weir: an error for journald (SyslogLevelPrefix=) when stderr is the journal.
+    let prefix = JournalStream.isStandardError ? "<\(LogLevel.error.rawValue)>" : ""
+    let bytes = Array((prefix + oneLineMessage(text) + "\n").utf8)
     _ = bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stderr) }
 }
 

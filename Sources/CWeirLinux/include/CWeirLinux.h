@@ -105,6 +105,11 @@ int weir_netns_check(const char *path);
    turned off). Returns the kB released, or -1. */
 long weir_release_clean_file_pages(void);
 int weir_enter_netns(const char *path);
+
+/* Whether this process may enter the network namespace at `path`, without entering it: setns on a short-lived thread
+ * of its own, whose namespace goes with it. 0, or -1 with errno (EPERM: no CAP_SYS_ADMIN, or a seccomp filter such
+ * as systemd's RestrictNamespaces= refuses setns). */
+int weir_netns_probe(const char *path);
 /* Version and git commit of this build. */
 const char *weir_build_version(void);
 const char *weir_build_commit(void);
