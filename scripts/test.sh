@@ -11,6 +11,7 @@ FUZZ_SECONDS=3 FUZZ_SEED=1 bash scripts/fuzz.sh
 # One Swift build at a time on the machine (a second worktree, CI): build under the shared lock, then test.
 lock=(); command -v flock >/dev/null && lock=(flock /tmp/weir-swift-build.lock)
 "${lock[@]}" swift build --build-tests
+bash scripts/check-alerts.sh  # alert rules (promtool), PrometheusRule, dashboard metric names vs a real agent
 if [ "$(id -u)" != 0 ]; then
   echo "kernel tests need root (they create network namespaces); running pure tests only" >&2
   exec swift test --skip-build --skip WeirKernelTests
