@@ -3,7 +3,7 @@
 # weir-rules.test.yaml), the PrometheusRule form (deploy/kubernetes/prometheusrule.yaml) equal to it, and every metric
 # name an alert or a dashboard query uses present in a real agent's /metrics (`weir run` in a throwaway network
 # namespace, addresses from 198.18.0.0/15 only; needs root). `--write` regenerates the PrometheusRule form.
-# The binary: WEIR_BIN, else .build/debug/weir. Prints one line per check and "alerts: N passed, N failed".
+# The binary: WEIR_BIN, else .build/debug/weir. Prints one line per check and "alerts: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 rules=deploy/prometheus/weir-rules.yaml
@@ -18,9 +18,9 @@ if [ "${1:-}" = --write ]; then
   exit
 fi
 
-passed=0; failed=0
+passed=0; failed=0; skipped=0
 check() { local name=$1; shift; if out=$("$@" 2>&1); then echo "ok   $name"; passed=$((passed+1)); else echo "FAIL $name"; echo "$out" | sed 's/^/     /'; failed=$((failed+1)); fi; }
-skip() { echo "skip $1"; }
+skip() { echo "skip $1"; skipped=$((skipped+1)); }
 
 check "promtool check rules $rules" promtool check rules $rules
 check "promtool test rules $tests" promtool test rules $tests
@@ -32,7 +32,7 @@ empty = [p["title"] for p in d["panels"] if not [t for t in p.get("targets", [])
 sys.exit(f"panels without a query: {empty}" if empty else 0)' $dashboard
 
 live_names() {
-  local bin=${WEIR_BIN:-$PWD/.build/debug/weir} ns="wtc-$$" dir pid="" rc=1
+  local bin=${WEIR_BIN:-$PWD/.build/debug/weir} ns="wtc-$$-alerts" dir pid="" rc=1
   [ -x "$bin" ] || { echo "no weir binary at $bin (build first, or set WEIR_BIN)"; return 1; }
   dir=$(mktemp -d)
   # Whatever happens, the agent (by its own pid) and the namespace go.
@@ -59,5 +59,5 @@ if [ "$(id -u)" = 0 ]; then
 else
   skip "metric names against a real agent (needs root for a network namespace)"
 fi
-echo "alerts: $passed passed, $failed failed"
+echo "alerts: $passed passed, $failed failed, $skipped skipped"
 [ "$failed" = 0 ]

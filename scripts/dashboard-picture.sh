@@ -15,7 +15,7 @@ out=${OUT:-docs/dashboard.png}
 [ -x "$bin" ] || { echo "no weir binary at $bin" >&2; exit 1; }
 command -v prometheus >/dev/null || { echo "prometheus missing (apt-get install prometheus)" >&2; exit 1; }
 BENCH_VENV=$venv bash scripts/bench/install-deps.sh
-app=wtd-app-$$ peer=wtd-peer-$$
+app=wtd-$$-app peer=wtd-$$-peer
 tmp=$(mktemp -d)
 pids=()
 cleanup() {
