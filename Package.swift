@@ -74,7 +74,7 @@ let package = Package(
         .target(name: "WeirNetfilterFakes", dependencies: ["WeirCore", "WeirNetfilter"], path: "Tests/WeirNetfilterFakes"),
         .testTarget(name: "WeirAgentTests", dependencies: ["WeirAgent", "WeirCore", "WeirNetfilter", "WeirNetfilterFakes"]),
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
-                    exclude: ["Support/probe.py", "Support/dns.py"]),
+                    exclude: ["Support/probe.py", "Support/dns.py", "Support/freeze_workers.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),
     ],
     swiftLanguageModes: [.v5]

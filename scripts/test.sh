@@ -166,6 +166,18 @@ else
   add swift "$p" "$f" "$s"
 fi
 
+# --- alerts -------------------------------------------------------------------------------------------------------
+# The alert rules (promtool), the PrometheusRule copy, and every metric a rule or the dashboard names against the
+# /metrics of a real agent (WEIR_BIN) in a namespace.
+bash scripts/check-alerts.sh 2>&1 | tee "$log/alerts"; rc=${PIPESTATUS[0]}
+c=$(counts alerts "$log/alerts")
+if [ -z "$c" ]; then add alerts 0 1 0; echo "FAIL scripts/check-alerts.sh ended without its summary line (exit $rc)"
+else
+  read -r p f s <<<"$c"
+  [ "$rc" = 0 ] || [ "$f" != 0 ] || { f=1; echo "FAIL scripts/check-alerts.sh exited $rc"; }
+  add alerts "$p" "$f" "$s"
+fi
+
 # --- summary ------------------------------------------------------------------------------------------------------
 echo
 printf '%s\n' "${parts[@]}"

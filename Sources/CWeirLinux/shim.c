@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 #include <netinet/tcp.h>
+#include <linux/sock_diag.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
 #include <sys/eventfd.h>
@@ -89,6 +90,32 @@ int weir_set_linger_reset(int fd) {
     struct linger l = {.l_onoff = 1, .l_linger = 0};
     return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
 }
+int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit) {
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    if (info.tcpi_state != TCP_LISTEN) {
+        errno = EINVAL;
+        return -1;
+    }
+    *length = info.tcpi_unacked;
+    *limit = info.tcpi_sacked;
+    return 0;
+}
+
+int64_t weir_socket_drops(int fd) {
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    memset(mem, 0, sizeof(mem));
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return -1;
+    if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return mem[SK_MEMINFO_DROPS];
+}
+
 int weir_socket_error(int fd) {
     int err = 0;
     socklen_t len = sizeof(err);

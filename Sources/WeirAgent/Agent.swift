@@ -492,6 +492,9 @@ public final class Agent {
         samples.append(MetricSample(name: "weir_config_reloads_total", value: Double(s.reloads)))
         samples.append(MetricSample(name: "weir_config_reload_failures_total", value: Double(s.reloadFailures)))
         samples += NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: server.backlog).metricSamples
+        samples += listenerMetricSamples(server.listenerStats())
+        samples += drainMetricSamples(startedWall: server.drainStartedWall, deadlineWall: server.drainDeadlineWall)
+        samples += processStats()?.metricSamples ?? []
         let (connect, duration) = server.counters.histograms()
         return MetricsText.render(samples, histograms: [connect, duration], help: metricHelp)
     }

@@ -2,14 +2,18 @@ import CWeirLinux
 import Glibc
 import WeirCore
 
-/// Why an upstream connect failed, as the metrics label it.
+/// Why an upstream connect failed, as the metrics label it: `weir_proxy_upstream_failures_total{reason}` is the
+/// one family that counts them.
 public enum UpstreamFailure: Int, CaseIterable, Sendable {
-    case refused, timeout, unreachable, reset, other
+    /// `connectTimeout`: --connect-timeout passed before the handshake completed (weir gave up); `timeout`: the
+    /// kernel gave up (ETIMEDOUT, its SYN retries exhausted).
+    case refused, timeout, connectTimeout, unreachable, reset, other
 
     public var label: String {
         switch self {
         case .refused: "refused"
         case .timeout: "timeout"
+        case .connectTimeout: "connect_timeout"
         case .unreachable: "unreachable"
         case .reset: "reset"
         case .other: "other"
@@ -33,7 +37,7 @@ public enum UpstreamFailure: Int, CaseIterable, Sendable {
 /// worker writes it, so counting never bounces a line between CPUs and needs no lock. A snapshot sums the blocks.
 public final class ProxyCounters: @unchecked Sendable {
     enum Index: Int, CaseIterable {
-        case accepted, active, closed, notRedirected, refusedMaxConnections, connectFailures, connectTimeouts
+        case accepted, active, closed, notRedirected, refusedMaxConnections
         case idleTimeouts, resets, fdExhausted, bufferFull, copyFallbacks, drainClosed
         case conntrackDeleted, conntrackDeleteFailures
     }
@@ -47,7 +51,11 @@ public final class ProxyCounters: @unchecked Sendable {
         static let connectBuckets = connectSumUs + 1  // HistogramBounds.connect.count + 1 slots
         static let durationSumMs = connectBuckets + HistogramBounds.connect.count + 1
         static let durationBuckets = durationSumMs + 1
-        static let count = durationBuckets + HistogramBounds.duration.count + 1
+        /// Gauges each worker publishes about once a second, as deltas of its own last values: a retiring server
+        /// and its successor may share these counters and a worker index.
+        static let connecting = durationBuckets + HistogramBounds.duration.count + 1
+        static let idle = connecting + 1, draining = connecting + 2
+        static let count = draining + 1
         /// Whole cache lines per worker.
         static let stride = (count + 7) / 8 * 8
     }
@@ -105,7 +113,6 @@ public final class ProxyCounters: @unchecked Sendable {
     }
 
     @inline(__always) func upstreamFailed(worker: Int, _ reason: UpstreamFailure) {
-        add(.connectFailures)
         addWorker(worker, Slot.failures + reason.rawValue)
     }
 
@@ -123,7 +130,7 @@ public final class ProxyCounters: @unchecked Sendable {
         ProxyCountersSnapshot(
             accepted: load(.accepted), active: load(.active), closed: load(.closed),
             notRedirected: load(.notRedirected), refusedMaxConnections: load(.refusedMaxConnections),
-            connectFailures: load(.connectFailures), connectTimeouts: load(.connectTimeouts),
+            connecting: sum(Slot.connecting), idle: sum(Slot.idle), draining: sum(Slot.draining),
             idleTimeouts: load(.idleTimeouts), resets: load(.resets), fdExhausted: load(.fdExhausted),
             bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed),
             conntrackDeleted: load(.conntrackDeleted), conntrackDeleteFailures: load(.conntrackDeleteFailures),
@@ -156,9 +163,12 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     public var notRedirected: Int64
     /// Refused because --max-connections was reached.
     public var refusedMaxConnections: Int64
-    public var connectFailures: Int64
-    /// Upstream connects that exceeded --connect-timeout.
-    public var connectTimeouts: Int64
+    /// Gauges, as the workers last published them (about once a second): connections whose upstream connect is in
+    /// progress; established connections that moved no bytes for `idleAfterMs`; connections still open on a worker
+    /// that drains (SIGTERM) or retires (a reload).
+    public var connecting: Int64
+    public var idle: Int64
+    public var draining: Int64
     /// Closed by --idle-timeout.
     public var idleTimeouts: Int64
     /// Resets propagated from one side to the other.
@@ -186,10 +196,16 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     /// Upstream connect failures by `UpstreamFailure` (indexed by its raw value).
     public var failures: [Int64]
 
+    /// An established connection counts as idle once it moved no bytes for this long.
+    public static let idleAfterMs: Int64 = 10_000
+
+    public func failures(_ reason: UpstreamFailure) -> Int64 { failures[reason.rawValue] }
+
     public var description: String {
         "accepted=\(accepted) active=\(active) closed=\(closed) not_redirected=\(notRedirected) "
-            + "refused_max_connections=\(refusedMaxConnections) connect_failures=\(connectFailures) "
-            + "connect_timeouts=\(connectTimeouts) idle_timeouts=\(idleTimeouts) resets=\(resets) "
+            + "refused_max_connections=\(refusedMaxConnections) "
+            + UpstreamFailure.allCases.map { "upstream_failures_\($0.label)=\(failures($0)) " }.joined()
+            + "idle_timeouts=\(idleTimeouts) resets=\(resets) "
             + "fd_exhausted=\(fdExhausted) buffer_full=\(bufferFull) copy_fallbacks=\(copyFallbacks) "
             + "drain_closed=\(drainClosed) conntrack_deleted=\(conntrackDeleted) "
             + "conntrack_delete_failures=\(conntrackDeleteFailures) bytes_from_client=\(bytesFromClient) "

@@ -1,5 +1,6 @@
 import CWeirLinux
 import Glibc
+import Synchronization
 import WeirCore
 import WeirSystem
 
@@ -25,6 +26,12 @@ public final class ProxyServer {
     private var threads: [pthread_t] = []
     private var shared: SharedState?
     private var stopped = false
+    private let probes = ListenerProbes()
+    /// When the drain began and when its --drain-timeout ends (Unix seconds); zeros until `beginStop()`. Written by
+    /// the thread that stops the server, read by the admin thread.
+    private let drainWall = Mutex<(started: Int64, deadline: Int64)>((0, 0))
+    public var drainStartedWall: Int64 { drainWall.withLock { $0.started } }
+    public var drainDeadlineWall: Int64 { drainWall.withLock { $0.deadline } }
 
     /// `counters`: a retiring server's, to keep counting in the same series across a reload (used only when it has
     /// a slot for each of this server's workers).
@@ -72,10 +79,12 @@ public final class ProxyServer {
                     }
                 }
                 workers.append(try Worker(index: i, shared: shared, listeners: listeners))
+                for l in listeners { probes.add(l, worker: i) }
             } catch {
                 for l in listeners { close(l.fd) }
                 for w in workers { w.closeAll() }
                 workers.removeAll()
+                probes.closeAll()
                 throw ProxyStartError(description: "\(error)")
             }
         }
@@ -100,6 +109,7 @@ public final class ProxyServer {
             } catch let e as ThreadStartError {
                 // The workers that did not start give their listeners back, so none sits in the SO_REUSEPORT
                 // group with nobody accepting from it.
+                probes.closeAll()
                 for unstarted in workers[i...] { unstarted.closeAll() }
                 workers.removeSubrange(i...)
                 weir_atomic_store(shared.liveWorkers, Int64(threads.count))
@@ -111,8 +121,19 @@ public final class ProxyServer {
 
     /// Tells every worker to stop accepting and drain within --drain-timeout, without waiting (see `stop()`).
     public func beginStop() {
-        if !stopped { signalWorkers(draining: 1) }
+        guard !stopped else { return }
+        let timeout = (config.drainTimeoutMs + 999) / 1000
+        drainWall.withLock { w in
+            if w.started == 0 {
+                let now = weir_wall_seconds()
+                w = (now, now + timeout)
+            }
+        }
+        signalWorkers(draining: 1)
     }
+
+    /// Accept queue and drops of every listener, per worker; empty once the server drains or retires.
+    public func listenerStats() -> [ListenerStats] { probes.read() }
 
     /// Stops accepting, drains open connections for at most --drain-timeout, and joins the workers. Once only.
     public func stop() {
@@ -135,6 +156,7 @@ public final class ProxyServer {
     /// Sets the drain mode (`SharedState.draining`) and wakes every worker to read it.
     private func signalWorkers(draining mode: Int64) {
         guard let shared else { return }
+        probes.closeAll()  // before the workers close their own descriptors of the same sockets
         weir_atomic_store(shared.draining, mode)
         for w in workers { w.notify() }
     }

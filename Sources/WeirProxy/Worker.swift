@@ -97,6 +97,9 @@ final class Worker {
     var conntrack: Int32 = -1
     var draining = false
     var drainDeadline: Int64 = 0
+    /// When the connecting/idle/draining gauges are published next, and the values last published.
+    var nextGauges: Int64 = 0
+    var published = (connecting: Int64(0), idle: Int64(0), draining: Int64(0))
     let pipeSize: Int32
     /// Scratch buffer for small messages, shared by all connections of this worker (only used within one call).
     let scratch: UnsafeMutableRawPointer
@@ -115,7 +118,9 @@ final class Worker {
         pipeSize = Int32(shared.config.bufferLimit)
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
         let idle = shared.config.idleTimeoutMs
-        touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : Int64.max
+        // Without an idle timeout the list is still kept in order of activity, at one move per second at most: the
+        // idle gauge reads it.
+        touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : 1000
         guard weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake) == 0, registerListeners() else {
             let e = errno
             closeLoop()
@@ -208,7 +213,12 @@ final class Worker {
             expireDeadlines()
             graveyard.removeAll(keepingCapacity: true)
             if draining && connecting.count == 0 && active.count == 0 { break }
+            if now >= nextGauges {
+                nextGauges = now + 1000
+                publishGauges()
+            }
         }
+        publishGauges(ended: true)
         for (r, w) in pipePool { close(r); close(w) }
         pipePool.removeAll()
         scratch.deallocate()
@@ -219,6 +229,29 @@ final class Worker {
         // epoll and the wake eventfd stay open until the server has joined this thread (`closeLoop`): a notify()
         // racing with the end of the loop must never write into a descriptor number reused by a live socket.
         _ = weir_atomic_add(shared.liveWorkers, -1)
+    }
+
+    /// Publishes the connecting, idle and draining gauges as deltas of this worker's last values (zeros once its
+    /// loop has ended). Idle connections are the oldest of the `active` list (ordered by last activity), so
+    /// counting them walks only those.
+    func publishGauges(ended: Bool = false) {
+        var idle: Int64 = 0
+        if !ended {
+            var c = active.head
+            let before = now - ProxyCountersSnapshot.idleAfterMs
+            while let current = c, current.listTime <= before {
+                idle += 1
+                c = current.next
+            }
+        }
+        let open = Int64(connecting.count + active.count)
+        let next = ended ? (Int64(0), Int64(0), Int64(0))
+                         : (Int64(connecting.count), idle, draining ? open : 0)
+        typealias Slot = ProxyCounters.Slot
+        if next.0 != published.connecting { counters.addWorker(index, Slot.connecting, next.0 - published.connecting) }
+        if next.1 != published.idle { counters.addWorker(index, Slot.idle, next.1 - published.idle) }
+        if next.2 != published.draining { counters.addWorker(index, Slot.draining, next.2 - published.draining) }
+        published = (next.0, next.1, next.2)
     }
 
     /// Closes the loop's own descriptors once the thread has been joined.
@@ -238,8 +271,7 @@ final class Worker {
 
     func expireDeadlines() {
         while let c = connecting.head, c.listTime + config.connectTimeoutMs <= now {
-            counters.add(.connectTimeouts)
-            counters.addWorker(index, ProxyCounters.Slot.failures + UpstreamFailure.timeout.rawValue)
+            counters.upstreamFailed(worker: index, .connectTimeout)
             eventLog.log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
             apply(c, c.state.handle(.connectTimeout))
         }
@@ -267,6 +299,7 @@ final class Worker {
 
     func startDrain(retiring: Bool) {
         draining = true
+        nextGauges = 0  // the draining gauge shows the drain from its first moment
         // Retiring keeps open connections as long as they are in use, with no deadline: the idle timeout still
         // closes idle ones (each connection's own), and a later stop drains within --drain-timeout.
         drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs

@@ -514,6 +514,31 @@ struct AgentLifecycleTests {
                            "weir_config_reload_failures_total 0", "weir_proxy_connections_forwarded_active{direction="] {
                 #expect(metrics.contains(family), "\(family)")
             }
+            // Every family says what it is: no HELP that only repeats the name.
+            for line in metrics.split(separator: "\n") where line.hasPrefix("# HELP ") {
+                let words = line.dropFirst(7).split(separator: " ", maxSplits: 1)
+                let repeated = words.count < 2 || words[1] == words[0].replacingOccurrences(of: "_", with: " ")
+                #expect(!repeated, "HELP repeats the name: \(line)")
+            }
+            // The standard process metrics, with this process's real values.
+            let now = Date().timeIntervalSince1970
+            #expect((metricValue(metrics, "process_resident_memory_bytes") ?? 0) > 1_000_000)
+            #expect((metricValue(metrics, "process_open_fds") ?? 0) >= 8)
+            #expect((metricValue(metrics, "process_max_fds") ?? 0) >= (metricValue(metrics, "process_open_fds") ?? 1))
+            #expect((metricValue(metrics, "process_cpu_seconds_total") ?? -1) >= 0)
+            let started = metricValue(metrics, "process_start_time_seconds") ?? 0
+            #expect(started > now - 120 && started <= now + 1, "start \(started) now \(now)")
+            // Each listener's own accept queue: its limit is the backlog (somaxconn), nothing waits, nothing dropped.
+            let backlog = metricValue(metrics, "weir_proxy_listen_backlog") ?? -1
+            for listener in ["inbound", "outbound"] {
+                let labels = "{family=\"ipv4\",listener=\"\(listener)\",worker=\"0\"}"
+                #expect(metricValue(metrics, "weir_proxy_listen_queue_limit" + labels) == backlog, "\(labels)")
+                #expect(metricValue(metrics, "weir_proxy_listen_queue_length" + labels) == 0, "\(labels)")
+                #expect(metricValue(metrics, "weir_proxy_listen_drops_total" + labels) == 0, "\(labels)")
+            }
+            #expect(metricValue(metrics, "weir_proxy_draining") == 0)
+            #expect(metricValue(metrics, "weir_proxy_connections_idle") == 0)
+            #expect(!metrics.contains("weir_proxy_upstream_connect_failures_total"), "counted twice again")
             let (code, config) = try adminGet(ns, "/config")
             #expect(code == 200)
             let json = try JSONSerialization.jsonObject(with: Data(config.utf8)) as? [String: Any]
@@ -525,4 +550,91 @@ struct AgentLifecycleTests {
             #expect(metrics.contains("version=\"\(version.stdout.split(separator: " ")[1])\""))
         }
     }
+
+    /// The accept queue and drops come from each listener itself: with the workers stopped (ptrace, the admin thread
+    /// runs on), connections wait in the outbound listener's queue, and past its tiny backlog the kernel drops them.
+    @Test func listenerQueueAndDropsAreReadFromTheListenerItself() throws {
+        try withNamespace(prefix: "wtq") { ns in
+            try ns.exec(["sysctl", "-qw", "net.core.somaxconn=2"])
+            let agent = try startAgent(ns, ["--workers", "1"])
+            defer { agent.stop() }
+            let freezer = try BackgroundProcess(ns, ["/usr/bin/python3", freezeWorkersScript, "\(agent.pid)"])
+            defer { freezer.stop() }
+            try freezer.waitFor("frozen 1")
+            let clients = try BackgroundProcess(ns, ["/usr/bin/python3", "-c", """
+                import socket, time
+                socks = []
+                for i in range(12):
+                    s = socket.socket(); s.setblocking(False)
+                    try: s.connect(("127.0.0.1", 15001))
+                    except BlockingIOError: pass
+                    socks.append(s)
+                print("connecting", flush=True)
+                time.sleep(30)
+                """])
+            defer { clients.stop() }
+            try clients.waitFor("connecting")
+            let labels = "{family=\"ipv4\",listener=\"outbound\",worker=\"0\"}"
+            var metrics = ""
+            let seen = try eventually(10) {
+                metrics = try adminGet(ns, "/metrics").1
+                return (metricValue(metrics, "weir_proxy_listen_queue_length" + labels) ?? 0) > 0
+                    && (metricValue(metrics, "weir_proxy_listen_drops_total" + labels) ?? 0) > 0
+            }
+            #expect(seen, "\(metrics)")
+            // somaxconn 2: the queue holds at most 3; the limit is the backlog.
+            #expect(metricValue(metrics, "weir_proxy_listen_queue_limit" + labels) == 2)
+            #expect((metricValue(metrics, "weir_proxy_listen_queue_length" + labels) ?? 0) <= 3)
+            // The other listeners saw none of it.
+            let inbound = "{family=\"ipv4\",listener=\"inbound\",worker=\"0\"}"
+            #expect(metricValue(metrics, "weir_proxy_listen_drops_total" + inbound) == 0)
+            freezer.stop()
+            // Running again, the worker takes the queue.
+            #expect(try eventually(10) {
+                metricValue(try adminGet(ns, "/metrics").1, "weir_proxy_listen_queue_length" + labels) == 0
+            })
+        }
+    }
+
+    /// A connection that moves nothing becomes idle after 10 s; on SIGTERM the drain gauges say how many are left
+    /// and when the drain ends at the latest, while /metrics still answers.
+    @Test func idleAndDrainGaugesFollowARealConnection() throws {
+        try withInboundNamespaces { app, cl in
+            let world = try startServer(cl, addresses: ["198.18.1.2"])
+            defer { world.stop() }
+            let agent = try startAgent(app, ["-i", "*", "--drain-timeout", "6s", "--idle-timeout", "0"])
+            defer { agent.stop() }
+            let held = try BackgroundProcess(app, ["/usr/bin/python3", "-c", """
+                import socket, time
+                s = socket.create_connection(("198.18.1.2", \(appPort)), timeout=5)
+                print("connected", flush=True)
+                time.sleep(40)
+                """])
+            defer { held.stop() }
+            try held.waitFor("connected")
+            var m = ""
+            #expect(try eventually(20) {
+                m = try adminGet(app, "/metrics").1
+                return metricValue(m, "weir_proxy_connections_idle") == 1
+            }, "\(m)")
+            #expect(metricValue(m, "weir_proxy_connections_draining") == 0)
+            #expect(metricValue(m, "weir_proxy_drain_deadline_timestamp_seconds") == 0)
+            agent.signal(SIGTERM)
+            #expect(try eventually(5) {
+                m = try adminGet(app, "/metrics").1
+                return metricValue(m, "weir_proxy_draining") == 1 && metricValue(m, "weir_proxy_connections_draining") == 1
+            }, "\(m)")
+            let started = metricValue(m, "weir_proxy_drain_started_timestamp_seconds") ?? 0
+            let deadline = metricValue(m, "weir_proxy_drain_deadline_timestamp_seconds") ?? 0
+            #expect(deadline - started == 6, "started \(started) deadline \(deadline)")
+            #expect(abs(started - Date().timeIntervalSince1970) < 5)
+            // The deadline closes it and the agent exits.
+            #expect(agent.wait(timeout: 15) == 0)
+            #expect(agent.output.contains("drain_closed=1"), "\(agent.output)")
+        }
+    }
 }
+
+let freezeWorkersScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+    .appendingPathComponent("Support/freeze_workers.py").path
+

@@ -56,6 +56,13 @@ int weir_set_linger_reset(int fd);
 /* SO_ERROR, to learn how a non-blocking connect ended. */
 int weir_socket_error(int fd);
 
+/* A listener's accept queue, from its own socket: TCP_INFO on a LISTEN socket reports the connections waiting to be
+   accepted in tcpi_unacked and the queue's limit (the backlog) in tcpi_sacked. 0, or -1 with errno. */
+int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit);
+/* Connections this listener dropped: tcp_listendrop() increments the listener's sk_drops (a full accept queue, a
+   SYN that could not be answered), read with SO_MEMINFO at SK_MEMINFO_DROPS. -1 with errno on failure. */
+int64_t weir_socket_drops(int fd);
+
 /* Conntrack entries over ctnetlink (NETLINK_NETFILTER), without libnetfilter_conntrack: one request type, built by
    hand. weir_ct_socket opens a non-blocking socket (-1 with errno); the kernel checks CAP_NET_ADMIN against the
    credentials of the thread that opened it. weir_ct_delete deletes the TCP entry whose original direction is
