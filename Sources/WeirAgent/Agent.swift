@@ -22,6 +22,7 @@ import WeirTuning
 public final class Agent {
     private var settings: AgentSettings
     private let reloadSettings: () throws -> AgentSettings
+    private let onReady: () -> Void
     private let state: Mutex<AgentState>
     private let wake: Int32
     /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
@@ -57,9 +58,12 @@ public final class Agent {
 
     /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
     /// `ConfigError` for a bad file.
-    public init(settings: AgentSettings, reload: @escaping () throws -> AgentSettings) {
+    /// `onReady` runs once, when the capture is in and the proxy serves (the fail-open history is reset there).
+    public init(settings: AgentSettings, reload: @escaping () throws -> AgentSettings,
+                onReady: @escaping () -> Void = {}) {
         self.settings = settings
         self.reloadSettings = reload
+        self.onReady = onReady
         state = Mutex(AgentState(settings: settings))
         wake = weir_eventfd()
     }
@@ -161,6 +165,7 @@ public final class Agent {
         let watchdog = Watchdog.fromEnvironment()
         SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
         Memory.releaseStartupPages()
+        onReady()
         agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
                            "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
                            "reconcile_interval_ms": settings.reconcileIntervalMs])
@@ -402,6 +407,13 @@ public final class Agent {
         return out
     }
 
+    /// `/healthz`: 200 while every loop makes progress, 503 naming the stale ones (the kubelet then restarts weir,
+    /// as systemd's watchdog does).
+    static func health(_ stale: [String]) -> AdminServer.Response {
+        stale.isEmpty ? .init(status: 200, body: "ok\n")
+                      : .init(status: 503, body: "unhealthy: no progress in \(stale.joined(separator: ", "))\n")
+    }
+
     private func status(_ server: ProxyServer) -> String {
         let s = state.withLock { $0 }
         let open = server.counters.snapshot().active
@@ -422,7 +434,10 @@ public final class Agent {
     private func respond(_ path: String, check: CaptureCheck) -> AdminServer.Response {
         switch path {
         case "/healthz":
-            return .init(status: 200, body: "ok\n")
+            // The watchdog's rule: this thread answering proves the admin loop; the workers' heartbeats prove theirs.
+            let now = weir_now_ms()
+            let workers = state.withLock { $0.server }?.heartbeats() ?? []
+            return Self.health(Self.staleLoops(workers: workers, admin: now, now: now))
         case "/readyz":
             let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
             guard s.0 else { return .init(status: 503, body: "not ready\n") }
