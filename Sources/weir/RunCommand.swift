@@ -28,7 +28,8 @@ struct RunCommand: ParsableCommand {
             WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
             WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
             WEIR_IPV4_ONLY, WEIR_EXCLUDE_CONTROL_PATH, WEIR_API_SERVERS, WEIR_REGISTRY_CIDRS, \
-            WEIR_REGISTRY_PORTS. The control path (the API server, the registry, the node's DNS servers) is kept \
+            WEIR_REGISTRY_PORTS, WEIR_METRICS_ADDRESS, WEIR_METRICS_TOKEN_FILE. /config answers loopback \
+            clients only. The control path (the API server, the registry, the node's DNS servers) is kept \
             out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
             the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
             NETWORK_NAMESPACE) the lock, the proxy listeners, the capture and the workers live in that namespace; \
@@ -49,6 +50,13 @@ struct RunCommand: ParsableCommand {
     var stateDir: [String] = []
     @Option(help: "HOST:PORT of the health and metrics endpoint ([v6]:port for IPv6; default 127.0.0.1:15020).")
     var adminAddress: [String] = []
+    @Option(help: ArgumentHelp("HOST:PORT of a listener for /metrics alone (e.g. 0.0.0.0:15090 for Prometheus, "
+        + "while probes stay on a loopback --admin-address). None by default: /metrics is on the admin address.",
+        valueName: "address"))
+    var metricsAddress: [String] = []
+    @Option(help: ArgumentHelp("File holding a bearer token the --metrics-address listener requires "
+        + "(Authorization: Bearer TOKEN); read at start, never logged.", valueName: "path"))
+    var metricsTokenFile: [String] = []
     @Option(help: "How often to compare the capture with the kernel and repair drift (default 10s).")
     var reconcileInterval: [String] = []
     @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
@@ -193,7 +201,7 @@ struct RunCommand: ParsableCommand {
         // anything is bound: two settings naming one port are bad input, not a failed bind.
         let adminSetting = try value(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS")
         let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
-                                                 default: defaultAdminAddress, parseAdminAddress)
+                                                 default: defaultAdminAddress) { try parseAdminAddress($0) }
         let flagValues = capture.flagValues
         func captured(_ flag: CaptureFlag, _ port: UInt16) -> PortSetting {
             flag.portSetting(port, flags: flagValues, environment: environment, environmentSource: source)
@@ -203,6 +211,33 @@ struct RunCommand: ParsableCommand {
                      PortSetting(source: adminSetting?.source ?? "--admin-address (default)",
                                  text: adminSetting?.text ?? defaultAdminAddress, port: adminPort)]
         if captureConfig.capturesDNS { ports.append(captured(.dnsProxyPort, captureConfig.dnsProxyPort)) }
+        var metrics: (host: String, port: UInt16, token: String?)?
+        if let (text, source) = try value(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS") {
+            let (host, port) = try setting(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS",
+                                           default: text) { try parseAdminAddress($0, flag: "--metrics-address") }
+            ports.append(PortSetting(source: source, text: text, port: port))
+            metrics = (host, port, nil)
+        }
+        if let (path, source) = try value(metricsTokenFile, "--metrics-token-file", "WEIR_METRICS_TOKEN_FILE") {
+            guard metrics != nil else {
+                throw ConfigError("\(source) \(quotedValue(path)) without --metrics-address: expected both (the token "
+                    + "guards the metrics listener)")
+            }
+            // The token itself never appears in a message.
+            switch readSmallFile(path, limit: 4096) {
+            case .success(let bytes):
+                var token = String(decoding: bytes, as: UTF8.self)
+                while let last = token.last, last.isWhitespace { token.removeLast() }
+                guard !token.isEmpty, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                    throw ConfigError("\(source) \(quotedValue(path)) holds no usable token: expected one line of "
+                        + "printable ASCII without spaces")
+                }
+                metrics?.token = token
+            case .failure(let problem):
+                throw ConfigError("\(source) \(quotedValue(path)) \(problem): expected a readable file holding a "
+                    + "bearer token, at most 4096 bytes")
+            }
+        }
         try PortSetting.requireDistinct(ports)
         var flags = ProxyConfig.Flags()
         flags.proxyPort = String(captureConfig.proxyPort)
@@ -251,16 +286,18 @@ struct RunCommand: ParsableCommand {
         }
         return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
                              profile: profileSetting?.text, tuning: plan, reconcileIntervalMs: interval,
-                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace)
+                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace,
+                             metrics: metrics)
     }
 }
 
 let defaultAdminAddress = "127.0.0.1:15020"
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
-func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
-    let bad = ConfigError("--admin-address \(quotedValue(text)) is not HOST:PORT: expected e.g. "
-        + "127.0.0.1:15020 or [::1]:15020")
+func parseAdminAddress(_ text: String, flag: String = "--admin-address") throws -> (String, UInt16) {
+    let example = flag == "--admin-address" ? "15020" : "15090"
+    let bad = ConfigError("\(flag) \(quotedValue(text)) is not HOST:PORT: expected e.g. "
+        + "127.0.0.1:\(example) or [::1]:\(example)")
     guard let colon = text.lastIndex(of: ":") else { throw bad }
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
