@@ -48,8 +48,10 @@ if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
 fi
 check "kubernetes-validate deploy/kubernetes/daemonset.yaml" python3 -m kubernetes_validate --strict \
   deploy/kubernetes/daemonset.yaml
+check "kubernetes-validate deploy/kubernetes/cleanup.yaml" python3 -m kubernetes_validate --strict \
+  deploy/kubernetes/cleanup.yaml
 image_name() {
-  local imgs; imgs=$(sed -n 's/^ *image: *//p' deploy/kubernetes/daemonset.yaml)
+  local imgs; imgs=$(sed -n 's/^ *image: *//p' deploy/kubernetes/daemonset.yaml deploy/kubernetes/cleanup.yaml | sort -u)
   [ "$imgs" = "localhost/weir:$version" ] || { echo "DaemonSet image '$imgs', make image builds localhost/weir:$version"; return 1; }
   grep -q '^IMAGE ?= localhost/weir:$(VERSION)$' Makefile || { echo "Makefile IMAGE is not localhost/weir:\$(VERSION)"; return 1; }
 }
