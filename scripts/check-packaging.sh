@@ -180,6 +180,12 @@ if [ -n "${WEIR_BIN:-}" ] && [ "$(id -u)" = 0 ]; then
   build_image() { make --no-print-directory -s image WEIR_BIN="$bin" >"$tmp/image.out" 2>&1 || { cat "$tmp/image.out"; return 1; }; }
   check "make image: $image from scratch (buildah)" build_image
   sed 's/^/     /' "$tmp/image.out" | tail -1
+  pinned() { # make image's manifests: valid, and every image pinned to the digest of the archive it wrote
+    local d; d=$(tar -xOf ".build/dist/weir-image-$version.tar" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])') || return 1
+    python3 -m kubernetes_validate --strict .build/dist/kubernetes/daemonset.yaml .build/dist/kubernetes/cleanup.yaml || return 1
+    ! grep -hE '^ *image: ' .build/dist/kubernetes/*.yaml | grep -v "image: $image@$d\$" || { echo "not pinned to $d"; return 1; }
+  }
+  check "make image: .build/dist/kubernetes/*.yaml valid and pinned to the archive's digest" pinned
   # In the image: podman (runc, no network) if it can run here, else a chroot of the exported root.
   in_image() {
     if timeout 60 podman --storage-driver vfs --runtime runc run --rm --network none --ulimit nofile=1024:1024 \
