@@ -90,6 +90,10 @@ struct RunCommand: ParsableCommand {
         let failOpen = try failOpenStart()
         // Everything else is validated before anything changes.
         let settings = try settings(tuning: true)
+        if failOpen != nil, settings.networkNamespace != nil {
+            throw ConfigError("--fail-open-after with --network-namespace is not supported: expected one of them "
+                + "(fail open removes the capture of the namespace weir starts in)")
+        }
         do {
             try Agent(settings: settings, reload: { try self.settings(tuning: false) },
                       onReady: { failOpen?.reset() }).run()
