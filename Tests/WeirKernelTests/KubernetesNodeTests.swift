@@ -124,8 +124,9 @@ struct KubernetesNodeTests {
                  "weir: --fail-open-after with --network-namespace is not supported: expected one of them (fail "
                     + "open removes the capture of the namespace weir starts in)\n"),
             ] {
-                let r = try node.weir(["run", "--state-dir", state] + args)
-                #expect(r.status == 2 && r.stderr == line, "\(r.stderr)")
+                // Under timeout: an agent that starts instead of refusing is a failure here, not a hang.
+                let r = try node.run(["timeout", "10", weirBinary, "run", "--state-dir", state] + args)
+                #expect(r.status == 2 && r.stderr == line, "\(r.status) \(r.stderr)")
                 // Bad fail-open values are refused before the start is recorded (the namespace check comes after).
                 if !args.contains("--network-namespace") {
                     #expect(!FileManager.default.fileExists(atPath: state + "/failed-starts"))
