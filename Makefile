@@ -131,7 +131,8 @@ uninstall:
 deb: $(WEIR_BIN)
 	bash scripts/build-deb.sh $(abspath $(WEIR_BIN)) .build/dist
 
-# localhost/weir:VERSION in buildah's storage (vfs), from scratch: see Containerfile.
+# localhost/weir:VERSION in buildah's storage (vfs), from scratch: see Containerfile. Also .build/dist/weir-image-VERSION.tar
+# (OCI archive, to load into the nodes' runtime) and .build/dist/kubernetes/*.yaml with the image pinned by its digest.
 image: $(WEIR_BIN)
 	bash scripts/build-image.sh $(abspath $(WEIR_BIN)) $(IMAGE)
 

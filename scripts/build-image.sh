@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # `make image`: the OCI image IMAGE (localhost/weir:VERSION) from Containerfile, FROM scratch, with buildah (vfs
 # storage, as root). The context's rootfs/ gets the binary, the shared libraries `ldd` names and the loader, the
-# configuration and the profiles. Usage: scripts/build-image.sh BIN IMAGE
+# configuration and the profiles. Then it writes the image as an OCI archive, $WEIR_DIST/weir-image-VERSION.tar (the
+# file to load into each node's runtime), and $WEIR_DIST/kubernetes/{daemonset,cleanup}.yaml: deploy/kubernetes/ with
+# every image: line set to IMAGE pinned by the digest of that archive's manifest (IMAGE@sha256:...). WEIR_DIST defaults to .build/dist.
+# Usage: scripts/build-image.sh BIN IMAGE
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${1:?usage: build-image.sh BIN IMAGE}
@@ -38,4 +41,21 @@ commit=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 buildah --storage-driver vfs rmi "$image" >/dev/null 2>&1 || true
 buildah --storage-driver vfs bud --quiet --layers=false --build-arg WEIR_VERSION="$version" \
   --build-arg WEIR_COMMIT="$commit" -f "$ctx/Containerfile" -t "$image" "$ctx" >/dev/null
+
+# The archive's manifest is what a runtime imports, byte for byte, so its digest is the one to pin; checked against
+# the archive's own index.json rather than trusted.
+dist=${WEIR_DIST:-.build/dist}
+mkdir -p "$dist/kubernetes"
+archive=$dist/weir-image-$version.tar
+rm -f "$archive"
+buildah --storage-driver vfs push --quiet --digestfile "$ctx/digest" "$image" "oci-archive:$archive:$image" >/dev/null
+digest=$(cat "$ctx/digest")
+indexed=$(tar -xOf "$archive" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])')
+[ "$indexed" = "$digest" ] || { echo "build-image: $archive names $indexed, buildah reported $digest" >&2; exit 1; }
+for f in deploy/kubernetes/daemonset.yaml deploy/kubernetes/cleanup.yaml; do
+  out=$dist/kubernetes/$(basename "$f")
+  sed "s|^\( *image: \).*\$|\1$image@$digest|" "$f" > "$out"
+  ! grep -E '^ *image: ' "$out" | grep -vq "@$digest\$" || { echo "build-image: $out has an image not pinned to $digest" >&2; exit 1; }
+done
+echo "$archive: load it into each node's runtime; $dist/kubernetes/ runs $image@$digest"
 buildah --storage-driver vfs images --format '{{.Name}}:{{.Tag}} {{.Size}}' "$image"

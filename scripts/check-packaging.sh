@@ -65,11 +65,14 @@ check "weir.service: no CAP_NET_RAW, ProtectKernelTunables=yes with ReadWritePat
 kvenv=.build/packaging-venv
 kubernetes_validate() {
   bash scripts/py-venv.sh "$kvenv" kubernetes_validate 'kubernetes-validate>=1.28,<2' || return 1
-  "$kvenv/bin/python" -m kubernetes_validate --strict deploy/kubernetes/daemonset.yaml
+  "$kvenv/bin/python" -m kubernetes_validate --strict "$@"
 }
-check "kubernetes-validate --strict deploy/kubernetes/daemonset.yaml ($kvenv)" kubernetes_validate
+check "kubernetes-validate --strict deploy/kubernetes/daemonset.yaml ($kvenv)" kubernetes_validate \
+  deploy/kubernetes/daemonset.yaml
+check "kubernetes-validate --strict deploy/kubernetes/cleanup.yaml ($kvenv)" kubernetes_validate \
+  deploy/kubernetes/cleanup.yaml
 image_name() {
-  local imgs; imgs=$(sed -n 's/^ *image: *//p' deploy/kubernetes/daemonset.yaml)
+  local imgs; imgs=$(sed -n 's/^ *image: *//p' deploy/kubernetes/daemonset.yaml deploy/kubernetes/cleanup.yaml | sort -u)
   [ "$imgs" = "localhost/weir:$version" ] || { echo "DaemonSet image '$imgs', make image builds localhost/weir:$version"; return 1; }
   grep -q '^IMAGE ?= localhost/weir:$(VERSION)$' Makefile || { echo "Makefile IMAGE is not localhost/weir:\$(VERSION)"; return 1; }
 }
@@ -227,6 +230,12 @@ if [ -n "${WEIR_BIN:-}" ] && [ "$(id -u)" = 0 ]; then
   build_image() { make --no-print-directory -s image WEIR_BIN="$bin" >"$tmp/image.out" 2>&1 || { cat "$tmp/image.out"; return 1; }; }
   check "make image: $image from scratch (buildah)" build_image
   sed 's/^/     /' "$tmp/image.out" | tail -1
+  pinned() { # make image's manifests: valid, and every image pinned to the digest of the archive it wrote
+    local d; d=$(tar -xOf ".build/dist/weir-image-$version.tar" index.json | python3 -c 'import json, sys; print(json.load(sys.stdin)["manifests"][0]["digest"])') || return 1
+    kubernetes_validate .build/dist/kubernetes/daemonset.yaml .build/dist/kubernetes/cleanup.yaml || return 1
+    ! grep -hE '^ *image: ' .build/dist/kubernetes/*.yaml | grep -v "image: $image@$d\$" || { echo "not pinned to $d"; return 1; }
+  }
+  check "make image: .build/dist/kubernetes/*.yaml valid and pinned to the archive's digest" pinned
   # In the image, with podman only (runc: crun refuses this machine's hybrid cgroups; vfs storage; no network; the
   # two ulimits runc cannot raise past this machine's hard limits). A podman that cannot run it fails the check.
   in_image() {

@@ -26,7 +26,16 @@ public final class AdminServer: @unchecked Sendable {
         }
     }
 
-    public typealias Handler = (_ path: String) -> Response
+    /// One request, as the handler sees it.
+    public struct Request {
+        public let path: String
+        /// The client connected from 127.0.0.0/8 or ::1 (or ::ffff:127.x): the node itself, under hostNetwork.
+        public let peerIsLoopback: Bool
+        /// The `Authorization: Bearer` token, if the request carried one.
+        public let bearerToken: String?
+    }
+
+    public typealias Handler = (_ request: Request) -> Response
 
     public static let requestDeadlineMs: Int64 = 5_000
     public static let maxRequestBytes = 8192
@@ -50,6 +59,7 @@ public final class AdminServer: @unchecked Sendable {
     private final class Client {
         let fd: Int32
         let acceptedMs: Int64
+        var loopback = false
         var request: [UInt8] = []
         var reply: [UInt8] = []
         var sent = 0
@@ -181,6 +191,11 @@ public final class AdminServer: @unchecked Sendable {
                 continue
             }
             let c = Client(fd: fd, acceptedMs: now)
+            var address = SocketAddress()
+            address.storage = peer
+            address.length = length
+            let ip = address.ip.hasPrefix("::ffff:") ? String(address.ip.dropFirst(7)) : address.ip
+            c.loopback = IPAddress(ip)?.isLoopback ?? false
             clients[fd] = c
             _ = weir_epoll_add(epoll, fd, WEIR_EPOLLIN | WEIR_EPOLLRDHUP, UInt64(UInt32(bitPattern: fd)))
             // A probe's request is often there already.
@@ -226,14 +241,16 @@ public final class AdminServer: @unchecked Sendable {
             case .methodNotAllowed:
                 respond(c, Response(status: 405, body: "only GET and HEAD\n"), head: false)
             case .get(let path, let headOnly):
-                respond(c, handler(path), head: headOnly)
+                let request = Request(path: path, peerIsLoopback: c.loopback,
+                                      bearerToken: AdminRequest.bearerToken(c.request))
+                respond(c, handler(request), head: headOnly)
             }
             return
         }
     }
 
     private func respond(_ c: Client, _ response: Response, head: Bool) {
-        let reasons = [200: "OK", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
+        let reasons = [200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
                        503: "Service Unavailable"]
         let body = Array(response.body.utf8)
         let text = "HTTP/1.1 \(response.status) \(reasons[response.status] ?? "Status")\r\n"

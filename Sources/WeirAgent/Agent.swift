@@ -22,6 +22,7 @@ import WeirTuning
 public final class Agent {
     private var settings: AgentSettings
     private let reloadSettings: () throws -> AgentSettings
+    private let onReady: () -> Void
     private let state: Mutex<AgentState>
     private let wake: Int32
     /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
@@ -57,9 +58,12 @@ public final class Agent {
 
     /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
     /// `ConfigError` for a bad file.
-    public init(settings: AgentSettings, reload: @escaping () throws -> AgentSettings) {
+    /// `onReady` runs once, when the capture is in and the proxy serves (the fail-open history is reset there).
+    public init(settings: AgentSettings, reload: @escaping () throws -> AgentSettings,
+                onReady: @escaping () -> Void = {}) {
         self.settings = settings
         self.reloadSettings = reload
+        self.onReady = onReady
         state = Mutex(AgentState(settings: settings))
         wake = weir_eventfd()
     }
@@ -78,8 +82,14 @@ public final class Agent {
         // the target namespace.
         // CaptureCheck opens its sockets on first use, on the admin thread, which starts in the target namespace.
         let check = CaptureCheck()
-        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] path in
-            self.respond(path, check: check)
+        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] request in
+            self.respond(request, check: check)
+        }
+        // /metrics on a port of its own (Prometheus reaches the node's address; probes stay on loopback).
+        let metricsServer = try settings.metrics.map { m in
+            try AdminServer(host: m.host, port: m.port) { [unowned self] request in
+                self.respondMetrics(request, token: m.token)
+            }
         }
         if let path = settings.networkNamespace {
             do {
@@ -116,6 +126,11 @@ public final class Agent {
         }
         try admin.start()
         agentLog("admin_listening", ["address": admin.address])
+        if let metricsServer {
+            try metricsServer.start()
+            agentLog("metrics_listening", ["address": metricsServer.address,
+                                           "token": settings.metrics?.token == nil ? "none" : "required"])
+        }
 
         // 3. Change the node.
         var tuned = false
@@ -128,6 +143,8 @@ public final class Agent {
             } catch {
                 server.stop()
                 admin.stop()
+            metricsServer?.stop()
+                metricsServer?.stop()
                 throw AgentError("applying profile \(plan.profile): \(error)")
             }
         }
@@ -146,6 +163,7 @@ public final class Agent {
             state.withLock { $0.applyFailures += 1 }
             server.stop()
             admin.stop()
+            metricsServer?.stop()
             // The table was new (nothing of weir's was there before) but a later step failed: take it all out again,
             // so the failed start leaves the node as it found it. A table that was already there stays.
             let partial = (error as? AgentError)?.partialChanges ?? []
@@ -161,6 +179,7 @@ public final class Agent {
         let watchdog = Watchdog.fromEnvironment()
         SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
         Memory.releaseStartupPages()
+        onReady()
         agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
                            "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
                            "reconcile_interval_ms": settings.reconcileIntervalMs])
@@ -231,6 +250,8 @@ public final class Agent {
                 SystemdNotify.send("STATUS=worker failed: \(failure)")
                 server.stop()
                 admin.stop()
+            metricsServer?.stop()
+                metricsServer?.stop()
                 throw AgentError("proxy: \(failure)")
             }
             if let watchdog, now >= nextWatchdog {
@@ -258,6 +279,7 @@ public final class Agent {
         server.stop()
         retired.forEach { $0.stop() }
         admin.stop()
+        metricsServer?.stop()
         if settings.cleanupOnExit {
             do {
                 let removed = try installer.removeAll()
@@ -405,6 +427,13 @@ public final class Agent {
         return out
     }
 
+    /// `/healthz`: 200 while every loop makes progress, 503 naming the stale ones (the kubelet then restarts weir,
+    /// as systemd's watchdog does).
+    static func health(_ stale: [String]) -> AdminServer.Response {
+        stale.isEmpty ? .init(status: 200, body: "ok\n")
+                      : .init(status: 503, body: "unhealthy: no progress in \(stale.joined(separator: ", "))\n")
+    }
+
     private func status(_ server: ProxyServer) -> String {
         let s = state.withLock { $0 }
         let open = server.counters.snapshot().active
@@ -422,10 +451,30 @@ public final class Agent {
 
     // MARK: admin endpoints
 
-    private func respond(_ path: String, check: CaptureCheck) -> AdminServer.Response {
-        switch path {
+    /// The metrics port: `/metrics` only, with the bearer token when one is configured (compared in constant time).
+    private func respondMetrics(_ request: AdminServer.Request, token: String?) -> AdminServer.Response {
+        guard request.path == "/metrics" else { return .init(status: 404, body: "not found: try /metrics\n") }
+        if let token, !Self.sameToken(request.bearerToken, token) {
+            return .init(status: 401, body: "unauthorized: expected Authorization: Bearer TOKEN\n")
+        }
+        return respond(request, check: nil)
+    }
+
+    /// Whether `given` equals `expected`, in time that depends on `expected`'s length only.
+    static func sameToken(_ given: String?, _ expected: String) -> Bool {
+        let a = Array((given ?? "").utf8), b = Array(expected.utf8)
+        var difference = a.count == b.count ? 0 : 1
+        for i in 0..<b.count { difference |= Int((i < a.count ? a[i] : 0) ^ b[i]) }
+        return difference == 0
+    }
+
+    private func respond(_ request: AdminServer.Request, check: CaptureCheck?) -> AdminServer.Response {
+        switch request.path {
         case "/healthz":
-            return .init(status: 200, body: "ok\n")
+            // The watchdog's rule: this thread answering proves the admin loop; the workers' heartbeats prove theirs.
+            let now = weir_now_ms()
+            let workers = state.withLock { $0.server }?.heartbeats() ?? []
+            return Self.health(Self.staleLoops(workers: workers, admin: now, now: now))
         case "/readyz":
             if let reason = notReady(check) { return .init(status: 503, body: "not ready\(reason)\n") }
             return .init(status: 200, body: "ready\n")
@@ -446,6 +495,10 @@ public final class Agent {
             return .init(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8",
                          body: metrics(server))
         case "/config":
+            // A map of how to avoid capture: for the node itself only.
+            guard request.peerIsLoopback else {
+                return .init(status: 403, body: "forbidden: /config answers loopback clients only\n")
+            }
             let s = state.withLock { $0.settings }
             return .init(status: 200, contentType: "application/json",
                          body: AgentConfigJSON.render(capture: s.capture, proxy: s.proxy, agent: s.agentJSON))
@@ -456,11 +509,11 @@ public final class Agent {
 
     /// Why the agent is not ready (": reason", or "" while starting or draining), nil when it is: what `/readyz`
     /// and `/status` say.
-    private func notReady(_ check: CaptureCheck) -> String? {
+    private func notReady(_ check: CaptureCheck?) -> String? {
         let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
         guard s.0 else { return "" }
         if let problem = s.1 { return ": \(problem)" }
-        let missing = check.missing(s.2, s.3)
+        let missing = check?.missing(s.2, s.3) ?? []
         if !missing.isEmpty {
             poke()
             return ": capture incomplete: \(missing.joined(separator: "; "))"

@@ -19,11 +19,14 @@ public struct AgentSettings {
     /// `--network-namespace`: the data plane (lock, listeners, capture) lives in this namespace; the admin endpoint
     /// stays in the namespace weir was started in.
     public var networkNamespace: String?
+    /// `--metrics-address` (and the bearer token of `--metrics-token-file`): /metrics on a port of its own.
+    public var metrics: (host: String, port: UInt16, token: String?)?
 
     public init(capture: CaptureConfig, proxy: ProxyConfig, adminHost: String, adminPort: UInt16,
                 profile: String? = nil, tuning: (tuner: Tuner, plan: TunePlan)? = nil,
                 reconcileIntervalMs: Int64 = 10_000, cleanupOnExit: Bool = false, configPath: String? = nil,
-                networkNamespace: String? = nil) {
+                networkNamespace: String? = nil, metrics: (host: String, port: UInt16, token: String?)? = nil) {
+        self.metrics = metrics
         self.capture = capture
         self.table = CaptureRuleset.build(capture)
         self.proxy = proxy
@@ -46,6 +49,10 @@ public struct AgentSettings {
         if adminHost != other.adminHost || adminPort != other.adminPort { out.append("WEIR_ADMIN_ADDRESS") }
         if profile != other.profile { out.append("WEIR_PROFILE") }
         if networkNamespace != other.networkNamespace { out.append("NETWORK_NAMESPACE") }
+        if metrics?.host != other.metrics?.host || metrics?.port != other.metrics?.port {
+            out.append("WEIR_METRICS_ADDRESS")
+        }
+        if metrics?.token != other.metrics?.token { out.append("WEIR_METRICS_TOKEN_FILE") }
         return out
     }
 
@@ -58,6 +65,9 @@ public struct AgentSettings {
                 ("cleanup_on_exit", .bool(cleanupOnExit)),
                 ("config_file", configPath.map { .string($0) } ?? .null),
                 ("network_namespace", networkNamespace.map { .string($0) } ?? .null),
+                ("metrics_address", metrics.map { .string($0.host.contains(":") ? "[\($0.host)]:\($0.port)"
+                                                                                 : "\($0.host):\($0.port)") } ?? .null),
+                ("metrics_token", .bool(metrics?.token != nil)),
                 ("table", .string("\(table.family.rawValue) \(table.name)"))]
     }
 }

@@ -2,6 +2,7 @@ import ArgumentParser
 import WeirAgent
 import WeirCore
 import WeirNetfilter
+import WeirSystem
 
 struct CleanCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,8 +16,17 @@ struct CleanCommand: ParsableCommand {
 
     @OptionGroup var namespace: NamespaceOption
 
+    @Flag(help: ArgumentHelp("After cleaning, wait for SIGTERM or SIGINT and exit 0: the container of a clean-up "
+        + "DaemonSet, whose pod on each node is ready once that node is clean (docs/kubernetes.md)."))
+    var wait = false
+
     func run() throws {
+        if wait { Signals.block() }
         try namespace.enter()
         try removeCapture(OutputLog())
+        if wait {
+            OutputLog().info("clean; waiting for SIGTERM")
+            _ = Signals.waitForTermination()
+        }
     }
 }

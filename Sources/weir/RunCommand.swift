@@ -27,7 +27,10 @@ struct RunCommand: ParsableCommand {
             Config file keys: istio-iptables' environment variables and WEIR_PROFILE, WEIR_PROFILES_DIR, \
             WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
             WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
-            WEIR_IPV4_ONLY. Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
+            WEIR_IPV4_ONLY, WEIR_EXCLUDE_CONTROL_PATH, WEIR_API_SERVERS, WEIR_REGISTRY_CIDRS, \
+            WEIR_REGISTRY_PORTS, WEIR_METRICS_ADDRESS, WEIR_METRICS_TOKEN_FILE. /config answers loopback \
+            clients only. The control path (the API server, the registry, the node's DNS servers) is kept \
+            out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
             the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
             NETWORK_NAMESPACE) the lock, the proxy listeners, the capture and the workers live in that namespace; \
             the admin endpoint stays where weir was started.
@@ -47,6 +50,13 @@ struct RunCommand: ParsableCommand {
     var stateDir: [String] = []
     @Option(help: "HOST:PORT of the health and metrics endpoint ([v6]:port for IPv6; default 127.0.0.1:15020).")
     var adminAddress: [String] = []
+    @Option(help: ArgumentHelp("HOST:PORT of a listener for /metrics alone (e.g. 0.0.0.0:15090 for Prometheus, "
+        + "while probes stay on a loopback --admin-address). None by default: /metrics is on the admin address.",
+        valueName: "address"))
+    var metricsAddress: [String] = []
+    @Option(help: ArgumentHelp("File holding a bearer token the --metrics-address listener requires "
+        + "(Authorization: Bearer TOKEN); read at start, never logged.", valueName: "path"))
+    var metricsTokenFile: [String] = []
     @Option(help: "How often to compare the capture with the kernel and repair drift (default 10s).")
     var reconcileInterval: [String] = []
     @Flag(help: "Remove the capture (as 'weir clean' does) after the drain, instead of keeping the table.")
@@ -58,19 +68,79 @@ struct RunCommand: ParsableCommand {
         """)
     var checkConfig = false
 
+    @Option(help: ArgumentHelp("Keep the node's control path out of outbound capture: the API server "
+        + "(KUBERNETES_SERVICE_HOST and --api-servers), the image registry (--registry-cidrs, --registry-ports) and "
+        + "the DNS servers of /etc/resolv.conf. true (default) or false.", valueName: "bool"))
+    var excludeControlPath: [String] = []
+    @Option(help: ArgumentHelp("API server addresses never captured, besides KUBERNETES_SERVICE_HOST (comma list; "
+        + "e.g. the kubeconfig's real endpoint).", valueName: "addresses"))
+    var apiServers: [String] = []
+    @Option(help: ArgumentHelp("Image registry prefixes never captured (comma list; none by default).",
+                               valueName: "cidrs"))
+    var registryCidrs: [String] = []
+    @Option(help: ArgumentHelp("Image registry ports never captured on any address (comma list; none by default).",
+                               valueName: "ports"))
+    var registryPorts: [String] = []
+
+    @Option(help: ArgumentHelp("Fail open: a start that finds this many starts within --fail-open-window that "
+        + "never reached ready removes the capture (as 'weir clean' does) and exits 1 instead of starting. Counted "
+        + "in --state-dir (flag or default, never the --config file: a bad file must count too); reaching ready "
+        + "resets the count. Off by default; the DaemonSet sets 5.", valueName: "starts"))
+    var failOpenAfter: [String] = []
+    @Option(help: ArgumentHelp("The window of --fail-open-after (default 10m).", valueName: "duration"))
+    var failOpenWindow: [String] = []
+
     func run() throws {
-        // Everything is validated before anything changes.
-        let settings = try settings(tuning: true)
         if checkConfig {
+            // Validates exactly as a start would, and records nothing: not a start (--fail-open-after counts none).
+            let settings = try settings(tuning: true)
             print("weir: configuration ok" + (settings.configPath.map { " (\($0))" } ?? "")
                 + (settings.profile.map { ", profile \($0)" } ?? ""))
             return
         }
+        // Fail open first, before the config is read: a start refused for a bad file is a failed start too (a bad
+        // rollout is what strands nodes). Only its own flags are validated before the start is recorded.
+        let failOpen = try failOpenStart()
+        // Everything else is validated before anything changes.
+        let settings = try settings(tuning: true)
+        if failOpen != nil, settings.networkNamespace != nil {
+            throw ConfigError("--fail-open-after with --network-namespace is not supported: expected one of them "
+                + "(fail open removes the capture of the namespace weir starts in)")
+        }
         do {
-            try Agent(settings: settings, reload: { try self.settings(tuning: false) }).run()
+            try Agent(settings: settings, reload: { try self.settings(tuning: false) },
+                      onReady: { failOpen?.reset() }).run()
         } catch let error as AgentError {
             throw RuntimeFailure(message: error.description)
         }
+    }
+
+    /// The fail-open history of this start: nil without --fail-open-after. Removes the capture and throws when the
+    /// limit is reached; otherwise records this start.
+    func failOpenStart() throws -> FailOpenHistory? {
+        guard let text = try oneValue(failOpenAfter, "--fail-open-after") else {
+            if !failOpenWindow.isEmpty {
+                throw ConfigError("--fail-open-window without --fail-open-after: expected both, e.g. "
+                    + "--fail-open-after 5 --fail-open-window 10m")
+            }
+            return nil
+        }
+        guard text.allSatisfy({ $0.isASCII && $0.isNumber }), let limit = Int(text.prefix(6)), limit >= 1 else {
+            throw ConfigError("--fail-open-after \(quotedValue(text)) is not a count: expected a number of starts "
+                + "from 1 to 999999, e.g. 5")
+        }
+        let windowText = try oneValue(failOpenWindow, "--fail-open-window") ?? "10m"
+        let ms = try ProxyConfig.duration(windowText, flag: "--fail-open-window")
+        guard ms >= 1000 else {
+            throw ConfigError("--fail-open-window \(quotedValue(windowText)) is too short: expected at least 1s, "
+                + "like 10m")
+        }
+        let directory = try oneValue(stateDir, "--state-dir") ?? "/var/lib/weir"
+        try Tuner.checkDirectory(directory, source: "--state-dir", purpose: "for \(FailOpenPolicy.fileName)")
+        let history = FailOpenHistory(path: directory + "/" + FailOpenPolicy.fileName,
+                                      policy: FailOpenPolicy(limit: limit, windowSeconds: ms / 1000))
+        try history.start()
+        return history
     }
 
     /// Largest `--config` file weir reads; the shipped one is about 2 KiB.
@@ -108,7 +178,30 @@ struct RunCommand: ParsableCommand {
             }
         }
 
-        let captureConfig = try capture.config(file: file)
+        var captureConfig = try capture.config(file: file)
+        let exclude = try setting(excludeControlPath, "--exclude-control-path", "WEIR_EXCLUDE_CONTROL_PATH",
+                                  default: "true") { text -> Bool in
+            switch text.lowercased() {
+            case "1", "true", "yes", "on": return true
+            case "0", "false", "no", "off": return false
+            default: throw ConfigError("--exclude-control-path \(quotedValue(text)) is not a boolean: expected true "
+                + "or false")
+            }
+        }
+        if exclude {
+            var resolvConf: (text: String, path: String)?
+            if case .success(let bytes) = readSmallFile(CaptureConfig.resolvConf, limit: CaptureConfig.listFileLimit) {
+                resolvConf = (String(decoding: bytes, as: UTF8.self), CaptureConfig.resolvConf)
+            }
+            let host = getenv("KUBERNETES_SERVICE_HOST").map { String(cString: $0) }
+            let path = try ControlPath.parse(
+                kubernetesHost: host,
+                apiServers: try value(apiServers, "--api-servers", "WEIR_API_SERVERS"),
+                registryCIDRs: try value(registryCidrs, "--registry-cidrs", "WEIR_REGISTRY_CIDRS"),
+                registryPorts: try value(registryPorts, "--registry-ports", "WEIR_REGISTRY_PORTS"),
+                resolvConf: resolvConf)
+            captureConfig = path.excluded(from: captureConfig)
+        }
         let (environment, source) = capture.environment(file: file)
         let namespaceFlag = capture.networkNamespace.isEmpty ? [:]
             : [CaptureFlag.networkNamespace.long: capture.networkNamespace]
@@ -131,7 +224,7 @@ struct RunCommand: ParsableCommand {
         // anything is bound: two settings naming one port are bad input, not a failed bind.
         let adminSetting = try value(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS")
         let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
-                                                 default: defaultAdminAddress, parseAdminAddress)
+                                                 default: defaultAdminAddress) { try parseAdminAddress($0) }
         let flagValues = capture.flagValues
         func captured(_ flag: CaptureFlag, _ port: UInt16) -> PortSetting {
             flag.portSetting(port, flags: flagValues, environment: environment, environmentSource: source)
@@ -141,6 +234,33 @@ struct RunCommand: ParsableCommand {
                      PortSetting(source: adminSetting?.source ?? "--admin-address (default)",
                                  text: adminSetting?.text ?? defaultAdminAddress, port: adminPort)]
         if captureConfig.capturesDNS { ports.append(captured(.dnsProxyPort, captureConfig.dnsProxyPort)) }
+        var metrics: (host: String, port: UInt16, token: String?)?
+        if let (text, source) = try value(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS") {
+            let (host, port) = try setting(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS",
+                                           default: text) { try parseAdminAddress($0, flag: "--metrics-address") }
+            ports.append(PortSetting(source: source, text: text, port: port))
+            metrics = (host, port, nil)
+        }
+        if let (path, source) = try value(metricsTokenFile, "--metrics-token-file", "WEIR_METRICS_TOKEN_FILE") {
+            guard metrics != nil else {
+                throw ConfigError("\(source) \(quotedValue(path)) without --metrics-address: expected both (the token "
+                    + "guards the metrics listener)")
+            }
+            // The token itself never appears in a message.
+            switch readSmallFile(path, limit: 4096) {
+            case .success(let bytes):
+                var token = String(decoding: bytes, as: UTF8.self)
+                while let last = token.last, last.isWhitespace { token.removeLast() }
+                guard !token.isEmpty, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                    throw ConfigError("\(source) \(quotedValue(path)) holds no usable token: expected one line of "
+                        + "printable ASCII without spaces")
+                }
+                metrics?.token = token
+            case .failure(let problem):
+                throw ConfigError("\(source) \(quotedValue(path)) \(problem): expected a readable file holding a "
+                    + "bearer token, at most 4096 bytes")
+            }
+        }
         try PortSetting.requireDistinct(ports)
         var flags = ProxyConfig.Flags()
         flags.proxyPort = String(captureConfig.proxyPort)
@@ -189,16 +309,18 @@ struct RunCommand: ParsableCommand {
         }
         return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
                              profile: profileSetting?.text, tuning: plan, reconcileIntervalMs: interval,
-                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace)
+                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace,
+                             metrics: metrics)
     }
 }
 
 let defaultAdminAddress = "127.0.0.1:15020"
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
-func parseAdminAddress(_ text: String) throws -> (String, UInt16) {
-    let bad = ConfigError("--admin-address \(quotedValue(text)) is not HOST:PORT: expected e.g. "
-        + "127.0.0.1:15020 or [::1]:15020")
+func parseAdminAddress(_ text: String, flag: String = "--admin-address") throws -> (String, UInt16) {
+    let example = flag == "--admin-address" ? "15020" : "15090"
+    let bad = ConfigError("\(flag) \(quotedValue(text)) is not HOST:PORT: expected e.g. "
+        + "127.0.0.1:\(example) or [::1]:\(example)")
     guard let colon = text.lastIndex(of: ":") else { throw bad }
     var host = String(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }

@@ -128,5 +128,9 @@ struct WatchdogTests {
         #expect(Agent.staleLoops(workers: [10_000, 9_500], admin: 9_900, now: 10_200).isEmpty)
         #expect(Agent.staleLoops(workers: [10_000, 6_000], admin: 9_900, now: 10_200) == ["worker-1"])
         #expect(Agent.staleLoops(workers: [10_000], admin: 5_000, now: 10_200) == ["admin"])
+        // /healthz follows the same rule: 503 naming what stopped, 200 otherwise.
+        #expect(Agent.health([]).status == 200)
+        let stale = Agent.health(Agent.staleLoops(workers: [10_000, 6_000], admin: 10_200, now: 10_200))
+        #expect(stale.status == 503 && stale.body == "unhealthy: no progress in worker-1\n", "\(stale.body)")
     }
 }

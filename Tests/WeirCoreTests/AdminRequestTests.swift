@@ -27,3 +27,14 @@ struct AdminRequestTests {
         #expect(AdminRequest.parse(head + Array("\r\n\r\n".utf8), maxBytes: 16) == .get(path: "/", headOnly: false))
     }
 }
+
+struct AdminBearerTokenTests {
+    @Test func theBearerTokenOfACompleteHead() {
+        func token(_ text: String) -> String? { AdminRequest.bearerToken(Array(text.utf8)) }
+        #expect(token("GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization: Bearer abc.def\r\n\r\n") == "abc.def")
+        #expect(token("GET /metrics HTTP/1.1\nAuthorization:  bearer  tok \n\n") == "tok")
+        #expect(token("GET /metrics HTTP/1.1\r\nAuthorization: Basic dXNlcg==\r\n\r\n") == nil)
+        #expect(token("GET /metrics HTTP/1.1\r\nAuthorization: Bearer abc\r\n") == nil)  // head not complete
+        #expect(token("GET /metrics HTTP/1.1\r\n\r\n") == nil)
+    }
+}

@@ -22,6 +22,22 @@ public enum AdminRequest: Equatable, Sendable {
         return .get(path: String(parts[1].split(separator: "?").first ?? ""), headOnly: parts[0] == "HEAD")
     }
 
+    /// The token of an `Authorization: Bearer TOKEN` header in a complete request head (the header name in any
+    /// case), or nil.
+    public static func bearerToken(_ bytes: [UInt8]) -> String? {
+        guard let end = headEnd(bytes) else { return nil }
+        let head = String(decoding: bytes[..<end], as: UTF8.self)
+        for line in head.split(whereSeparator: { $0 == "\n" || $0 == "\r\n" }).dropFirst() {
+            guard let colon = line.firstIndex(of: ":"),
+                  line[..<colon].lowercased() == "authorization" else { continue }
+            let value = String(line[line.index(after: colon)...]).trimmingSpaces
+            let words = value.split(separator: " ", maxSplits: 1)
+            guard words.count == 2, words[0].lowercased() == "bearer" else { return nil }
+            return String(words[1]).trimmingSpaces
+        }
+        return nil
+    }
+
     /// Index after the blank line that ends an HTTP request head (CRLF or bare LF), if present.
     static func headEnd(_ bytes: [UInt8]) -> Int? {
         var i = 0

@@ -11,6 +11,9 @@ public struct ConfigFile: Equatable, Sendable {
         ("WEIR_BUFFER_LIMIT", "--buffer-limit"), ("WEIR_DRAIN_TIMEOUT", "--drain-timeout"),
         ("WEIR_WORKERS", "--workers"), ("WEIR_RECONCILE_INTERVAL", "--reconcile-interval"),
         ("WEIR_CLEANUP_ON_EXIT", "--cleanup-on-exit"), ("WEIR_IPV4_ONLY", "--ipv4-only"),
+        ("WEIR_EXCLUDE_CONTROL_PATH", "--exclude-control-path"), ("WEIR_API_SERVERS", "--api-servers"),
+        ("WEIR_REGISTRY_CIDRS", "--registry-cidrs"), ("WEIR_REGISTRY_PORTS", "--registry-ports"),
+        ("WEIR_METRICS_ADDRESS", "--metrics-address"), ("WEIR_METRICS_TOKEN_FILE", "--metrics-token-file"),
     ]
 
     /// The file's path, as given.
