@@ -551,6 +551,24 @@ struct AgentLifecycleTests {
         }
     }
 
+    /// /healthz follows the watchdog's rule: with the workers stopped (ptrace; the admin thread runs on) it turns 503
+    /// naming them once they have made no progress for 3 s, and 200 again when they run.
+    @Test func healthzFailsWhileAWorkerMakesNoProgress() throws {
+        try withNamespace(prefix: "wth") { ns in
+            let agent = try startAgent(ns, ["--workers", "2"])
+            defer { agent.stop() }
+            #expect(try adminGet(ns, "/healthz") == (200, "ok\n"))
+            let freezer = try BackgroundProcess(ns, ["/usr/bin/python3", freezeWorkersScript, "\(agent.pid)"])
+            defer { freezer.stop() }
+            try freezer.waitFor("frozen 2")
+            var last = (0, "")
+            #expect(try eventually(10) { last = try adminGet(ns, "/healthz"); return last.0 == 503 }, "\(last)")
+            #expect(last.1 == "unhealthy: no progress in worker-0, worker-1\n", "\(last)")
+            freezer.stop()
+            #expect(try eventually(10) { try adminGet(ns, "/healthz") == (200, "ok\n") })
+        }
+    }
+
     /// The accept queue and drops come from each listener itself: with the workers stopped (ptrace, the admin thread
     /// runs on), connections wait in the outbound listener's queue, and past its tiny backlog the kernel drops them.
     @Test func listenerQueueAndDropsAreReadFromTheListenerItself() throws {
