@@ -250,8 +250,8 @@ public final class AdminServer: @unchecked Sendable {
     }
 
     private func respond(_ c: Client, _ response: Response, head: Bool) {
-        let reasons = [200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 431: "Request Header Fields Too Large",
-                       503: "Service Unavailable"]
+        let reasons = [200: "OK", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                       431: "Request Header Fields Too Large", 503: "Service Unavailable"]
         let body = Array(response.body.utf8)
         let text = "HTTP/1.1 \(response.status) \(reasons[response.status] ?? "Status")\r\n"
             + "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"

@@ -131,9 +131,10 @@ public struct Tuner {
         // changed (a symbolic link, not owned by the user weir runs as, or writable by group or others).
         var st = stat()
         if lstat(statePath, &st) == 0 {
+            let mode = String(st.st_mode & 0o7777, radix: 8)
             let problem = st.st_mode & S_IFMT == S_IFLNK ? "is a symbolic link"
                 : st.st_uid != geteuid() ? "is owned by uid \(st.st_uid), not \(geteuid())"
-                : st.st_mode & 0o022 != 0 ? "is writable by group or others (mode \(String(st.st_mode & 0o7777, radix: 8)))"
+                : st.st_mode & 0o022 != 0 ? "is writable by group or others (mode \(mode))"
                 : nil
             if let problem {
                 throw TuningFailure("state file \(statePath) \(problem); nothing changed (expected a regular file "

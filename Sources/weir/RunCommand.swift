@@ -30,8 +30,8 @@ struct RunCommand: ParsableCommand {
             WEIR_IPV4_ONLY, WEIR_EXCLUDE_CONTROL_PATH, WEIR_API_SERVERS, WEIR_REGISTRY_CIDRS, \
             WEIR_REGISTRY_PORTS, WEIR_METRICS_ADDRESS, WEIR_METRICS_TOKEN_FILE. /config answers loopback \
             clients only. The control path (the API server, the registry, the node's DNS servers) is kept \
-            out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the file; the file beats the environment. The proxy's -p -z -m -u -g -t are \
-            the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
+            out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the \
+            file; the file beats the environment. The proxy's -p -z -m -u -g -t are the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
             NETWORK_NAMESPACE) the lock, the proxy listeners, the capture and the workers live in that namespace; \
             the admin endpoint stays where weir was started.
             """

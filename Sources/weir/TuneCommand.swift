@@ -13,7 +13,8 @@ struct TuneCommand: ParsableCommand {
             weir tune --list-keys
             """,
         discussion: """
-            Profiles are NAME.profile files, looked up in --profiles-dir, else /etc/weir/profiles (never the working directory). \
+            Profiles are NAME.profile files, looked up in --profiles-dir, else /etc/weir/profiles (never the \
+            working directory). \
             Before the first write, the values weir is about to change are saved to tune-state.json in \
             --state-dir; --revert writes them back and removes the file. Inside a non-initial network \
             namespace, global keys (conntrack max, hash size, netdev_max_backlog, ...) are skipped and listed. \
@@ -38,7 +39,8 @@ struct TuneCommand: ParsableCommand {
     @Option(name: .long, help: "Directory holding the state file tune-state.json (default /var/lib/weir).")
     var stateDir: [String] = []
 
-    @Option(name: .long, help: "Directory with NAME.profile files (default /etc/weir/profiles; never the working directory).")
+    @Option(name: .long,
+            help: "Directory with NAME.profile files (default /etc/weir/profiles; never the working directory).")
     var profilesDir: [String] = []
 
     func run() throws {
