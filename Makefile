@@ -1,5 +1,5 @@
 # weir: `make demo` sets up and shows the agent in throwaway namespaces; `make test` runs the whole suite; `make stress`
-# puts the production binary under soak, faults, storms and rule scale (about 25 minutes); `make bench` measures and
+# puts the production binary under soak, faults, storms and rule scale (about 15 minutes); `make bench` measures and
 # writes BENCHMARKS.md; `make fuzz` runs libFuzzer over the parsers.
 # Packaging: `make install` (PREFIX, DESTDIR, SYSCONFDIR), `make uninstall`, `make deb`, `make image`. See
 # docs/install.md.
@@ -90,7 +90,7 @@ bench-report: bench-deps
 	.build/bench-venv/bin/python scripts/bench/report.py --data docs/bench/data --out .
 
 # Soak, faults, connection storm and rule scale against the production binary; every summary line must pass.
-# About 25 minutes with the defaults (STRESS_SOAK_SECONDS=300 per soak mode); not part of `make test`.
+# About 15 minutes with the defaults (STRESS_SOAK_SECONDS=300 per soak mode); not part of `make test`.
 stress: deps $(WEIR_BIN)
 	WEIR=$(abspath $(WEIR_BIN)) bash scripts/stress.sh
 
