@@ -1,24 +1,10 @@
 import Foundation
 import Testing
 
-/// GET http://HOST:PORT/PATH from inside `ns`, with an optional bearer token: status and body (0 when nothing
-/// answered).
+/// GET http://HOST:PORT/PATH from inside `ns`, with an optional bearer token (`adminGet`).
 private func get(_ ns: TestNamespace, _ host: String, _ port: Int, _ path: String,
                  token: String? = nil) throws -> (Int, String) {
-    let header = token.map { "{'Authorization': 'Bearer \($0)'}" } ?? "{}"
-    let script = """
-        import urllib.request, urllib.error
-        try:
-            r = urllib.request.urlopen(urllib.request.Request("http://\(host):\(port)\(path)", headers=\(header)), timeout=3)
-            print(r.status); print(r.read().decode(), end="")
-        except urllib.error.HTTPError as e:
-            print(e.code); print(e.read().decode(), end="")
-        except Exception as e:
-            print(0); print(e)
-        """
-    let out = try ns.run(["/usr/bin/python3", "-c", script]).stdout
-    let lines = out.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false)
-    return (Int(lines.first ?? "") ?? 0, lines.count > 1 ? String(lines[1]) : "")
+    try adminGet(ns, path, host: host, port: port, token: token)
 }
 
 /// Probes and metrics apart: /config only for loopback clients, /metrics on a port of its own behind an optional

@@ -9,12 +9,16 @@ func startAgent(_ ns: TestNamespace, _ arguments: [String], environment: [String
     return p
 }
 
-/// GET on the agent's admin endpoint from inside the namespace: status and body (status 0 when nothing answered).
-func adminGet(_ ns: TestNamespace, _ path: String, port: Int = 15020) throws -> (Int, String) {
+/// GET on the agent's admin endpoint from inside the namespace (127.0.0.1 unless `host`), with an optional bearer
+/// token: status and body (status 0 when nothing answered).
+func adminGet(_ ns: TestNamespace, _ path: String, host: String = "127.0.0.1", port: Int = 15020,
+              token: String? = nil) throws -> (Int, String) {
+    let headers = token.map { "{'Authorization': 'Bearer \($0)'}" } ?? "{}"
     let script = """
         import urllib.request, urllib.error
         try:
-            r = urllib.request.urlopen("http://127.0.0.1:\(port)\(path)", timeout=3)
+            r = urllib.request.urlopen(urllib.request.Request("http://\(host):\(port)\(path)", headers=\(headers)),
+                                       timeout=3)
             print(r.status); print(r.read().decode(), end="")
         except urllib.error.HTTPError as e:
             print(e.code); print(e.read().decode(), end="")
