@@ -185,8 +185,9 @@ extension Worker {
         let e = errno
         counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
-        forgetUpstreamFlow(up, target: target)
+        let flow = upstreamFlow(up, target: target)
         close(up)
+        forget(flow)  // after the close: a socket still open could send its SYN again and make the entry anew
         refuse(fd)
     }
 

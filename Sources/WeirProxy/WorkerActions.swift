@@ -30,7 +30,9 @@ extension Worker {
         if actions.contains(.shutdownUpstreamWrite) { shutdown(c.upstream, Int32(SHUT_WR)) }
         if actions.contains(.resetClient) { _ = weir_set_linger_reset(c.client) }
         if actions.contains(.resetUpstream) { _ = weir_set_linger_reset(c.upstream) }
-        if actions.contains(.forgetUpstream) { forgetUpstreamFlow(c) }
+        // Read while both sockets are open, deleted once the upstream is closed (see `upstreamFlow`).
+        let flow = actions.contains(.forgetUpstream) ? upstreamFlow(c) : nil
+        defer { forget(flow) }
         if actions.contains(.close) {
             // Pipes that still hold bytes are closed, never pooled.
             c.toUpstream.pending = 0

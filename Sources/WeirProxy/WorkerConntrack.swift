@@ -7,19 +7,20 @@ import WeirCore
 import WeirSystem
 
 extension Worker {
-    /// Deletes the entry of the upstream flow of `c` (call before its sockets are closed). The flow's far end is
-    /// asked again of the client socket, as when the connection was accepted, so a connection carries no copy of it.
-    func forgetUpstreamFlow(_ c: Connection) {
+    /// The upstream flow of `c`, read while both its sockets are open: the upstream's local address, and the far end
+    /// asked again of the client socket (as when the connection was accepted, so a connection carries no copy of it).
+    /// Delete it with `forget` once the upstream socket is closed: a connecting socket still open can retransmit its
+    /// SYN after the delete, and that SYN creates the entry again.
+    func upstreamFlow(_ c: Connection) -> (local: SocketAddress, target: SocketAddress)? {
         guard let local = upstreamLocal(c.upstream),
               let target = destination(ofClient: c.client, tproxy: c.inbound && config.mode == .tproxy,
-                                       family: local.family) else { return }
-        forget(local: local, target: target)
+                                       family: local.family) else { return nil }
+        return (local, target)
     }
 
-    /// Deletes the entry of the flow from `upstream`'s local address to `target`.
-    func forgetUpstreamFlow(_ upstream: Int32, target: SocketAddress) {
-        guard let local = upstreamLocal(upstream) else { return }
-        forget(local: local, target: target)
+    /// The flow from `upstream`'s local address to `target` (read before `upstream` is closed).
+    func upstreamFlow(_ upstream: Int32, target: SocketAddress) -> (local: SocketAddress, target: SocketAddress)? {
+        upstreamLocal(upstream).map { ($0, target) }
     }
 
     /// The upstream socket's local address; nil for one that never got a port (its connect failed before a SYN
@@ -29,7 +30,9 @@ extension Worker {
         return local
     }
 
-    private func forget(local: SocketAddress, target: SocketAddress) {
+    /// Deletes the conntrack entry of a flow (`upstreamFlow`), after its upstream socket is closed.
+    func forget(_ flow: (local: SocketAddress, target: SocketAddress)?) {
+        guard let (local, target) = flow else { return }
         guard local.family == target.family else { return }
         guard conntrack >= 0 else {
             counters.add(.conntrackDeleteFailures)
