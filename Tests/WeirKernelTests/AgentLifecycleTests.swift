@@ -39,6 +39,20 @@ func metricValue(_ text: String, _ sample: String) -> Double? {
     return nil
 }
 
+/// A datagram socket in `ns` that stands in for systemd's `$NOTIFY_SOCKET`, at `path`: it prints each message it
+/// receives as `MICROSECONDS 'MESSAGE'` (CLOCK_MONOTONIC at receipt). Returned once bound; the caller removes `path`.
+func notifyListener(_ ns: TestNamespace, path: String) throws -> BackgroundProcess {
+    let listener = try BackgroundProcess(ns, ["python3", "-u", "-c", """
+        import socket, time
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind("\(path)"); print("BOUND")
+        while True:
+            m = s.recv(4096).decode()
+            print(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6), repr(m))
+        """])
+    try listener.waitFor("BOUND")
+    return listener
+}
+
 /// Waits until `condition` holds, up to `timeout` seconds.
 func eventually(_ timeout: Double = 10, _ condition: () throws -> Bool) rethrows -> Bool {
     let end = Date().addingTimeInterval(timeout)
@@ -374,15 +388,8 @@ struct AgentLifecycleTests {
         try withNamespace(prefix: "wta") { ns in
             let socketPath = NSTemporaryDirectory() + "wta-notify-\(getpid()).sock"
             defer { try? FileManager.default.removeItem(atPath: socketPath) }
-            // A real datagram socket stands in for systemd's $NOTIFY_SOCKET and prints what it receives.
-            let listener = try BackgroundProcess(ns, ["python3", "-u", "-c", """
-                import socket
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind("\(socketPath)"); print("BOUND")
-                while True:
-                    print(repr(s.recv(4096).decode()))
-                """])
+            let listener = try notifyListener(ns, path: socketPath)
             defer { listener.stop() }
-            try listener.waitFor("BOUND")
             let agent = try startAgent(ns, ["-i", "198.18.0.0/15", "--drain-timeout", "1s"],
                                        environment: ["NOTIFY_SOCKET=\(socketPath)", "WATCHDOG_USEC=400000"])
             #expect(try eventually { listener.output.components(separatedBy: "WATCHDOG=1").count > 4 })

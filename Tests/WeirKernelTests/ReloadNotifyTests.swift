@@ -39,16 +39,9 @@ struct ReloadNotifyTests {
         try withNamespace(prefix: "wtr") { ns in
             let socketPath = NSTemporaryDirectory() + "wtr-notify-\(getpid()).sock"
             defer { try? FileManager.default.removeItem(atPath: socketPath) }
-            // Stands in for systemd's $NOTIFY_SOCKET: prints each message with CLOCK_MONOTONIC at receipt (µs).
-            let listener = try BackgroundProcess(ns, ["python3", "-u", "-c", """
-                import socket, time
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM); s.bind("\(socketPath)"); print("BOUND")
-                while True:
-                    m = s.recv(4096).decode()
-                    print(int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6), repr(m))
-                """])
+            // Prints each message with CLOCK_MONOTONIC at receipt (µs), which MONOTONIC_USEC is compared with.
+            let listener = try notifyListener(ns, path: socketPath)
             defer { listener.stop() }
-            try listener.waitFor("BOUND")
             let file = NSTemporaryDirectory() + "wtr-\(getpid())-hup.conf"
             defer { try? FileManager.default.removeItem(atPath: file) }
             try "ISTIO_SERVICE_CIDR=*\n".write(toFile: file, atomically: true, encoding: .utf8)
