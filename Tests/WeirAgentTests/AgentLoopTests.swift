@@ -97,6 +97,10 @@ struct RollbackAccountingTests {
         #expect(samples.map(\.value) == [0, 0, 2])
     }
 
+    @Test func aFailedRollbackIsAnErrorForJournald() {
+        #expect(EventLine.level(of: "rollback_failed") == .error)
+    }
+
     @Test func everyAgentFamilyHasHelp() throws {
         let settings = AgentSettings(capture: try CaptureConfig.parse(flags: [:]), proxy: ProxyConfig(),
                                      adminHost: "127.0.0.1", adminPort: 15020)
