@@ -97,6 +97,7 @@ public final class Agent {
         let signals: SignalQueue
         let wake: WakeEvent
         let endpoints: Endpoints
+        /// Never read: held so that no other data plane starts in this namespace until `run` returns.
         let lock: DataPlaneLock
         let installer: CaptureInstaller
         /// The data plane serving now (a reload may replace it).
@@ -119,6 +120,8 @@ public final class Agent {
 
     // MARK: start (1 to 4)
 
+    /// Acquires, serves, changes the node and says ready; returns what the loop and the stop need. A failure throws
+    /// with the node as it was.
     private func start() throws -> Running {
         // Signals are read from a signalfd by this thread; the threads it starts inherit the mask.
         Signals.block()
