@@ -78,6 +78,22 @@ else
   sed 's/^/     /' <<<"$out"; add signals 0 1 0
 fi
 
+# --- only WeirSystem imports Glibc or CWeirLinux -------------------------------------------------------------------
+# scripts/check-imports.sh: two checks, the rule on Sources/ and the checker's own test on made-up trees (every form
+# of the import is caught; WeirSystem, Tests/ and comments are exempt).
+imports_ok=0; imports_failed=0
+# import_check NAME HINT [ARG]: one check of scripts/check-imports.sh.
+import_check() {
+  local out
+  if out=$(bash scripts/check-imports.sh "${@:3}" 2>&1); then echo "ok   $1"; imports_ok=$((imports_ok + 1))
+  else echo "FAIL $1 ($2):"; sed 's/^/     /' <<<"$out"; imports_failed=$((imports_failed + 1)); fi
+}
+import_check "no file under Sources/ outside WeirSystem imports Glibc or CWeirLinux" \
+  "call the C library through WeirSystem"
+import_check "the import check catches every import form and exempts WeirSystem, Tests/ and comments" \
+  "scripts/check-imports.sh --self-test" --self-test
+add imports "$imports_ok" "$imports_failed" 0
+
 # --- packaging, systemd -----------------------------------------------------------------------------------------------
 # WEIR_BIN (make test passes the production binary, .build/dist/weir) is what the .deb, the image and the systemd
 # test ship. Each prints its own "NAME: N passed, N failed, N skipped" line.

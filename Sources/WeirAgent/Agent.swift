@@ -1,5 +1,3 @@
-import CWeirLinux
-import Glibc
 import Synchronization
 import WeirCore
 import WeirNetfilter
@@ -19,12 +17,16 @@ import WeirTuning
 ///    SIGHUP re-reads `--config` and applies what changed; `WATCHDOG=1` while every worker and the admin loop beat.
 /// 6. **Stop** on SIGTERM: `STOPPING=1`, drain within `--drain-timeout`, keep the table (persist) unless
 ///    `--cleanup-on-exit`.
+///
+/// `start` does 1 to 4, `loop` 5 (its deadlines are an `AgentSchedule`), `stop` 6.
 public final class Agent {
     private var settings: AgentSettings
     private let reloadSettings: () throws -> AgentSettings
     private let onReady: () -> Void
     private let state: Mutex<AgentState>
-    private let wake: Int32
+    /// How the admin thread wakes the main loop (`poke`). Made with the agent, so the admin thread never sees it
+    /// change; a failure to make it stops `run` before anything else.
+    private let wake: Result<WakeEvent, Error>
     /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
     private var retired: [ProxyServer] = []
     /// Netlink events that say something may have changed behind weir's back; nil when they cannot be had.
@@ -46,6 +48,8 @@ public final class Agent {
         var lastReconcileWall: Int64 = 0
         var reloads: Int64 = 0
         var reloadFailures: Int64 = 0
+        /// Undo steps that failed after another failure, by step (`weir_rollback_failures_total`).
+        var rollbackFailures: [RollbackStep: Int64] = [:]
         /// The data plane serving the capture ports now (a reload that changes the proxy settings replaces it).
         var server: ProxyServer?
 
@@ -54,6 +58,16 @@ public final class Agent {
             applies += 1
             lastApplyWall = wall
         }
+    }
+
+    /// A step that undoes a change after a failure: its own failure is logged and counted, never dropped.
+    enum RollbackStep: String, CaseIterable {
+        /// A start that failed after creating the table takes the table out again.
+        case captureRemove = "capture_remove"
+        /// A start that failed after applying the profile puts the saved sysctl values back.
+        case tuningRevert = "tuning_revert"
+        /// A reload whose new rules failed puts the running configuration's rules back.
+        case captureRestore = "capture_restore"
     }
 
     /// `reload` re-reads the configuration (the file and the flags given at start) for SIGHUP; it throws
@@ -65,41 +79,106 @@ public final class Agent {
         self.reloadSettings = reload
         self.onReady = onReady
         state = Mutex(AgentState(settings: settings))
-        wake = weir_eventfd()
+        wake = Result { try WakeEvent() }
     }
 
     /// Runs until SIGTERM or SIGINT; returns after the drain. Throws `AgentError` when it cannot start (nothing on
     /// the node changed then) or when a worker fails.
     public func run() throws {
+        var running = try start()
+        // The data-plane lock and the installer's sockets are held until the drain is over.
+        defer { withExtendedLifetime(running) {} }
+        let signal = try loop(&running)
+        try stop(running, after: signal)
+    }
+
+    /// What the agent holds from start to stop.
+    private struct Running {
+        let signals: SignalQueue
+        let wake: WakeEvent
+        let endpoints: Endpoints
+        /// Never read: held so that no other data plane starts in this namespace until `run` returns.
+        let lock: DataPlaneLock
+        let installer: CaptureInstaller
+        /// The data plane serving now (a reload may replace it).
+        var server: ProxyServer
+        let watchdog: Watchdog?
+        /// A stale loop holds back the watchdog's pings (logged once when it starts and once when it ends).
+        var watchdogWithheld = false
+    }
+
+    /// The admin endpoint, and the `/metrics`-only one of `--metrics-address`.
+    private struct Endpoints {
+        let admin: AdminServer
+        let metrics: AdminServer?
+
+        func stop() {
+            admin.stop()
+            metrics?.stop()
+        }
+    }
+
+    // MARK: start (1 to 4)
+
+    /// Acquires, serves, changes the node and says ready; returns what the loop and the stop need. A failure throws
+    /// with the node as it was.
+    private func start() throws -> Running {
         // Signals are read from a signalfd by this thread; the threads it starts inherit the mask.
         Signals.block()
-        let signals = weir_signalfd()
-        guard signals >= 0, wake >= 0 else { throw AgentError("signalfd: \(errnoName(errno))") }
-        defer { close(signals) }
+        let signals: SignalQueue, wake: WakeEvent
+        do {
+            signals = try SignalQueue()
+            wake = try self.wake.get()
+        } catch {
+            throw AgentError("\(error)")
+        }
+        let endpoints = try openEndpoints()
+        try enterNetworkNamespace()
+        let (lock, server) = try acquireDataPlane()
+        let installer = try CaptureInstaller()
+        do {
+            watcher = try ChangeWatcher()
+        } catch {
+            agentLog("warning", ["reason": "no netlink events, reconciling on the interval only", "error": "\(error)"])
+        }
+        try serve(server, endpoints)
+        try changeNode(installer, server, endpoints)
+        let watchdog = announceReady(server)
+        return Running(signals: signals, wake: wake, endpoints: endpoints, lock: lock, installer: installer,
+                       server: server, watchdog: watchdog)
+    }
 
-        // 1. Acquire. The admin socket is bound where weir was started (the node, where probes and scrapes come
-        // from); with --network-namespace everything after it (the lock, listeners, netlink, the threads) lives in
-        // the target namespace.
+    /// 1. Acquire, first the admin socket, bound where weir was started (the node, where probes and scrapes come
+    /// from); with --network-namespace everything after it (the lock, listeners, netlink, the threads) lives in the
+    /// target namespace.
+    private func openEndpoints() throws -> Endpoints {
         // CaptureCheck opens its sockets on first use, on the admin thread, which starts in the target namespace.
         let check = CaptureCheck()
         let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] request in
             self.respond(request, check: check)
         }
         // /metrics on a port of its own (Prometheus reaches the node's address; probes stay on loopback).
-        let metricsServer = try settings.metrics.map { m in
+        let metrics = try settings.metrics.map { m in
             try AdminServer(host: m.host, port: m.port) { [unowned self] request in
                 self.respondMetrics(request, token: m.token)
             }
         }
-        if let path = settings.networkNamespace {
-            do {
-                try NetworkNamespace.enter(path)
-            } catch {
-                throw AgentError("--network-namespace \(quotedValue(path)) \(error)")
-            }
+        return Endpoints(admin: admin, metrics: metrics)
+    }
+
+    private func enterNetworkNamespace() throws {
+        guard let path = settings.networkNamespace else { return }
+        do {
+            try NetworkNamespace.enter(path)
+        } catch {
+            throw AgentError("--network-namespace \(quotedValue(path)) \(error)")
         }
+    }
+
+    /// The namespace's data-plane lock, then the proxy's listeners, bound.
+    private func acquireDataPlane() throws -> (DataPlaneLock, ProxyServer) {
+        let server = ProxyServer(config: settings.proxy)
         let lock: DataPlaneLock
-        var server = ProxyServer(config: settings.proxy)
         do {
             lock = try DataPlaneLock.acquire()
         } catch let e as ProxyStartError {
@@ -111,28 +190,28 @@ public final class Agent {
         } catch let e as ProxyStartError {
             throw AgentError("proxy: \(e.description)")
         }
-        let installer = try CaptureInstaller()
-        do {
-            watcher = try ChangeWatcher()
-        } catch {
-            agentLog("warning", ["reason": "no netlink events, reconciling on the interval only", "error": "\(error)"])
-        }
+        return (lock, server)
+    }
 
-        // 2. Serve.
+    /// 2. Serve: the workers and the admin loops start before the node changes.
+    private func serve(_ server: ProxyServer, _ endpoints: Endpoints) throws {
         do {
             try server.start()
         } catch let e as ProxyStartError {
             throw AgentError("proxy: \(e.description)")
         }
-        try admin.start()
-        agentLog("admin_listening", ["address": admin.address])
-        if let metricsServer {
-            try metricsServer.start()
-            agentLog("metrics_listening", ["address": metricsServer.address,
+        try endpoints.admin.start()
+        agentLog("admin_listening", ["address": endpoints.admin.address])
+        if let metrics = endpoints.metrics {
+            try metrics.start()
+            agentLog("metrics_listening", ["address": metrics.address,
                                            "token": settings.metrics?.token == nil ? "none" : "required"])
         }
+    }
 
-        // 3. Change the node.
+    /// 3. Change the node: the profile, then the capture. When either fails, the data plane and the endpoints stop,
+    /// what this start changed is undone, and the error is thrown.
+    private func changeNode(_ installer: CaptureInstaller, _ server: ProxyServer, _ endpoints: Endpoints) throws {
         var tuned = false
         if let (tuner, plan) = settings.tuning {
             do {
@@ -142,39 +221,67 @@ public final class Agent {
                                    "failed": results.filter { $0.failure != nil }.count])
             } catch {
                 server.stop()
-                admin.stop()
-            metricsServer?.stop()
-                metricsServer?.stop()
+                endpoints.stop()
                 throw AgentError("applying profile \(plan.profile): \(error)")
             }
         }
         do {
-            let changes = try applyCapture(installer, settings.capture, settings.table)
-            if changes.isEmpty { print("table \(settings.table.family.rawValue) \(settings.table.name): unchanged") }
-            changes.forEach { print($0) }
-            if installer.ownershipUnsupported {
-                print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
-            }
-            fflush(stdout)
-            state.withLock { $0.recordApply(at: weir_wall_seconds()) }
-            agentLog("capture_installed", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
-                                           "changes": changes.count])
+            try installCapture(installer)
         } catch {
             state.withLock { $0.applyFailures += 1 }
             server.stop()
-            admin.stop()
-            metricsServer?.stop()
-            // The table was new (nothing of weir's was there before) but a later step failed: take it all out again,
-            // so the failed start leaves the node as it found it. A table that was already there stays.
-            let partial = (error as? AgentError)?.partialChanges ?? []
-            if partial.contains(where: { $0.object == "table" && $0.description.hasSuffix(": created") }) {
-                _ = try? installer.removeAll()
-            }
-            if tuned, let (tuner, _) = settings.tuning { _ = try? tuner.revert() }
+            endpoints.stop()
+            undoStart(installer, tuned: tuned, after: error)
             throw error
         }
+    }
 
-        // 4. Ready.
+    private func installCapture(_ installer: CaptureInstaller) throws {
+        let changes = try applyCapture(installer, settings.capture, settings.table)
+        if changes.isEmpty { print("table \(settings.table.family.rawValue) \(settings.table.name): unchanged") }
+        changes.forEach { print($0) }
+        if installer.ownershipUnsupported {
+            print("note: this kernel has no nftables persist flag (needs >= 6.9); the table is not owned")
+        }
+        ProcessEnvironment.flushStandardOutput()
+        state.withLock { $0.recordApply(at: Clock.wallSeconds()) }
+        agentLog("capture_installed", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
+                                       "changes": changes.count])
+    }
+
+    /// A failed start leaves the node as it found it.
+    private func undoStart(_ installer: CaptureInstaller, tuned: Bool, after error: Error) {
+        // The table was new (nothing of weir's was there before) but a later step failed: take it all out again,
+        // so the failed start leaves the node as it found it. A table that was already there stays.
+        let partial = (error as? AgentError)?.partialChanges ?? []
+        if partial.contains(where: { $0.object == "table" && $0.description.hasSuffix(": created") }) {
+            rollback(.captureRemove) { _ = try installer.removeAll() }
+        }
+        if tuned, let (tuner, _) = settings.tuning {
+            rollback(.tuningRevert) {
+                // A key that could not be written back is a failed revert too, though revert does not throw for it.
+                let failed = (try tuner.revert() ?? []).filter { $0.failure != nil }
+                if !failed.isEmpty {
+                    throw TuningFailure(failed.map { "\($0.key): \($0.failure ?? "")" }.joined(separator: "; "))
+                }
+            }
+        }
+    }
+
+    /// Runs a step that undoes a change after a failure. The failure that made it necessary is what the caller
+    /// throws; should the step fail too, that is logged (`rollback_failed`, an error for journald) and counted
+    /// (`weir_rollback_failures_total{step}`): the node may then hold something nobody asked for.
+    func rollback(_ step: RollbackStep, _ body: () throws -> Void) {
+        do {
+            try body()
+        } catch {
+            agentLog("rollback_failed", ["step": step.rawValue, "error": "\(error)"])
+            state.withLock { $0.rollbackFailures[step, default: 0] += 1 }
+        }
+    }
+
+    /// 4. Ready: `READY=1`, `/readyz` 200. Returns systemd's watchdog, if it has one for this process.
+    private func announceReady(_ server: ProxyServer) -> Watchdog? {
         state.withLock { $0.ready = true }
         let watchdog = Watchdog.fromEnvironment()
         SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
@@ -183,115 +290,124 @@ public final class Agent {
         agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
                            "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
                            "reconcile_interval_ms": settings.reconcileIntervalMs])
+        return watchdog
+    }
 
-        // 5. Keep it right.
-        var now = weir_now_ms()
-        var nextReconcile = now + settings.reconcileIntervalMs
-        var eventReconcile: Int64? = nil
-        var lastReconcile = now
-        var nextWatchdog = now
-        var withheld = false
-        var stopSignal: Int32 = 0
-        var fds = [pollfd(fd: signals, events: Int16(POLLIN), revents: 0),
-                   pollfd(fd: wake, events: Int16(POLLIN), revents: 0)]
-        for fd in watcher?.descriptors ?? [] { fds.append(pollfd(fd: fd, events: Int16(POLLIN), revents: 0)) }
-        loop: while true {
-            var deadline = min(nextReconcile, eventReconcile ?? Int64.max)
-            if watchdog != nil { deadline = min(deadline, nextWatchdog) }
-            deadline = min(deadline, now + 1000)  // a worker's failure is noticed within a second
-            _ = poll(&fds, nfds_t(fds.count), Int32(max(0, deadline - weir_now_ms())))
-            now = weir_now_ms()
-            while true {
-                let sig = weir_signalfd_read(signals)
-                if sig == 0 { break }
-                if sig == SIGHUP {
-                    // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
-                    SystemdNotify.reloading()
-                    if let replaced = reload(installer, server: server) {
-                        retired.append(server)
-                        server = replaced
-                        state.withLock { $0.server = replaced }
-                    }
-                    SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
-                } else {
-                    stopSignal = sig
-                    break loop
-                }
-            }
-            if fds[1].revents != 0 {
-                var value: UInt64 = 0
-                _ = read(wake, &value, 8)
-                eventReconcile = max(now, lastReconcile + 1000)
+    // MARK: loop (5)
+
+    /// 5. Keep it right until SIGTERM or SIGINT, which is returned. Throws when a worker fails.
+    private func loop(_ running: inout Running) throws -> Int32 {
+        var now = Clock.nowMs()
+        var schedule = AgentSchedule(now: now, reconcileIntervalMs: settings.reconcileIntervalMs,
+                                     watchdogIntervalMs: running.watchdog?.intervalMs)
+        // Index 0 the signals, 1 the admin thread's wake-up, then the netlink subscriptions.
+        var poll = PollSet([running.signals.descriptor.rawValue, running.wake.descriptor.rawValue]
+                           + (watcher?.descriptors ?? []))
+        while true {
+            poll.wait(timeoutMs: schedule.deadline(now: now) - Clock.nowMs())
+            now = Clock.nowMs()
+            if let stop = takeSignals(&running) { return stop }
+            if poll.isReady(1) {
+                running.wake.drain()
+                schedule.reconcileRequested(now: now)
             }
             if checkSoon {
                 checkSoon = false
-                if eventReconcile == nil { eventReconcile = max(now + 100, lastReconcile + 1000) }
+                schedule.changeSuspected(now: now)
             }
-            if watcher?.drain() == true, eventReconcile == nil {
-                // Events come in bursts (our own apply makes some): reconcile once, soon, at most once a second.
-                eventReconcile = max(now + 100, lastReconcile + 1000)
-            }
-            if now >= nextReconcile || (eventReconcile.map { now >= $0 } ?? false) {
-                reconcile(installer)
+            if watcher?.drain() == true { schedule.changeSuspected(now: now) }
+            let due = schedule.due(now: now)
+            if due.contains(.reconcile) {
+                reconcile(running.installer)
                 watcher?.drain()  // what our own repair caused
-                lastReconcile = weir_now_ms()
-                eventReconcile = nil
-                nextReconcile = lastReconcile + settings.reconcileIntervalMs
+                schedule.reconciled(at: Clock.nowMs(), intervalMs: settings.reconcileIntervalMs)
             }
-            retired.removeAll { old in
-                guard old.finished else { return false }
-                old.stop()  // joins at once: every loop has ended
-                agentLog("retired", ["workers": old.workerCount])
-                return true
-            }
-            if let failure = server.failure {
-                agentLog("worker_failed", ["reason": failure])
-                state.withLock { $0.ready = false }
-                SystemdNotify.send("STATUS=worker failed: \(failure)")
-                server.stop()
-                admin.stop()
-            metricsServer?.stop()
-                metricsServer?.stop()
-                throw AgentError("proxy: \(failure)")
-            }
-            if let watchdog, now >= nextWatchdog {
-                nextWatchdog = now + watchdog.intervalMs
-                let stale = Self.staleLoops(workers: server.heartbeats(), admin: admin.heartbeat, now: now)
-                if stale.isEmpty {
-                    SystemdNotify.send("WATCHDOG=1\nSTATUS=\(status(server))")
-                    if withheld { agentLog("watchdog_resumed") }
-                    withheld = false
-                } else if !withheld {
-                    withheld = true
-                    agentLog("watchdog_withheld", ["stale": stale.joined(separator: ",")])
-                }
+            releaseRetired()
+            try checkWorkers(running)
+            if due.contains(.watchdog) {
+                schedule.watchdogHandled(now: now)
+                feedWatchdog(&running, now: now)
             }
         }
+    }
 
-        // 6. Stop.
+    /// Takes the queued signals: SIGHUP reloads; SIGTERM or SIGINT is returned, to stop.
+    private func takeSignals(_ running: inout Running) -> Int32? {
+        while let signal = running.signals.next() {
+            guard signal == Signals.SIGHUP else { return signal }
+            // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
+            SystemdNotify.reloading()
+            if let replaced = reload(running.installer, server: running.server) {
+                retired.append(running.server)
+                running.server = replaced
+                state.withLock { $0.server = replaced }
+            }
+            SystemdNotify.send("READY=1\nSTATUS=\(status(running.server))")
+        }
+        return nil
+    }
+
+    /// Stops the retired data planes whose last connection has ended.
+    private func releaseRetired() {
+        retired.removeAll { old in
+            guard old.finished else { return false }
+            old.stop()  // joins at once: every loop has ended
+            agentLog("retired", ["workers": old.workerCount])
+            return true
+        }
+    }
+
+    /// A worker that failed ends the agent: not ready, the data plane and the endpoints stopped, the error thrown.
+    private func checkWorkers(_ running: Running) throws {
+        guard let failure = running.server.failure else { return }
+        agentLog("worker_failed", ["reason": failure])
+        state.withLock { $0.ready = false }
+        SystemdNotify.send("STATUS=worker failed: \(failure)")
+        running.server.stop()
+        running.endpoints.stop()
+        throw AgentError("proxy: \(failure)")
+    }
+
+    /// `WATCHDOG=1` while every loop makes progress; withheld (once logged) while any is stale.
+    private func feedWatchdog(_ running: inout Running, now: Int64) {
+        let stale = Self.staleLoops(workers: running.server.heartbeats(), admin: running.endpoints.admin.heartbeat,
+                                    now: now)
+        if stale.isEmpty {
+            SystemdNotify.send("WATCHDOG=1\nSTATUS=\(status(running.server))")
+            if running.watchdogWithheld { agentLog("watchdog_resumed") }
+            running.watchdogWithheld = false
+        } else if !running.watchdogWithheld {
+            running.watchdogWithheld = true
+            agentLog("watchdog_withheld", ["stale": stale.joined(separator: ",")])
+        }
+    }
+
+    // MARK: stop (6)
+
+    /// 6. Stop: `STOPPING=1`, every data plane drains within one --drain-timeout, the endpoints close, and the table
+    /// stays (persist) unless --cleanup-on-exit.
+    private func stop(_ running: Running, after signal: Int32) throws {
         state.withLock { $0.ready = false }
         SystemdNotify.send("STOPPING=1\nSTATUS=draining")
-        agentLog("signal", ["signal": stopSignal == SIGTERM ? "SIGTERM" : "SIGINT",
-                            "active": server.counters.snapshot().active])
+        agentLog("signal", ["signal": signal == Signals.SIGTERM ? "SIGTERM" : "SIGINT",
+                            "active": running.server.counters.snapshot().active])
         // One --drain-timeout for all: every data plane starts draining before any is waited for.
-        server.beginStop()
+        running.server.beginStop()
         retired.forEach { $0.beginStop() }
-        server.stop()
+        running.server.stop()
         retired.forEach { $0.stop() }
-        admin.stop()
-        metricsServer?.stop()
-        if settings.cleanupOnExit {
-            do {
-                let removed = try installer.removeAll()
-                agentLog("stopped", ["table": "removed (--cleanup-on-exit)", "removed": removed.count])
-            } catch {
-                agentLog("cleanup_failed", ["error": "\(error)"])
-                throw error
-            }
-        } else {
+        running.endpoints.stop()
+        guard settings.cleanupOnExit else {
             agentLog("stopped", ["table": "kept (persist)"])
+            return
         }
-        withExtendedLifetime((lock, installer, watcher)) {}
+        do {
+            let removed = try running.installer.removeAll()
+            agentLog("stopped", ["table": "removed (--cleanup-on-exit)", "removed": removed.count])
+        } catch {
+            agentLog("cleanup_failed", ["error": "\(error)"])
+            throw error
+        }
     }
 
     // MARK: keeping the node right
@@ -319,7 +435,7 @@ public final class Agent {
     private func unmute(_ watcher: ChangeWatcher) {
         if !watcher.unmuteTables() {
             agentLog("warning", ["reason": "nftables events cannot be subscribed again: reconciling the table on "
-                                    + "the interval only", "errno": errnoName(errno)])
+                                    + "the interval only", "errno": errnoName(Errno.current)])
         }
     }
 
@@ -342,7 +458,7 @@ public final class Agent {
                 $0.applyFailures += 1
                 $0.problem = "reconcile failed: \(failure)"
             } else {
-                $0.lastReconcileWall = weir_wall_seconds()
+                $0.lastReconcileWall = Clock.wallSeconds()
                 $0.problem = nil
                 if !changes.isEmpty { $0.recordApply(at: $0.lastReconcileWall) }
             }
@@ -353,23 +469,15 @@ public final class Agent {
     /// limits) get a new data plane: it binds and starts first, then the rules move to it in one batch, then the old
     /// one retires (its listeners close, its open connections go on until they end). Returns the new server then.
     private func reload(_ installer: CaptureInstaller, server: ProxyServer) -> ProxyServer? {
-        func refuse(_ reason: String, applyFailed: Bool = false) -> ProxyServer? {
-            agentLog("reload_failed", ["reason": reason, "kept": "running configuration"])
-            state.withLock {
-                $0.reloadFailures += 1
-                if applyFailed { $0.applyFailures += 1 }
-            }
-            return nil
-        }
         let next: AgentSettings
         do {
             next = try reloadSettings()
         } catch {
-            return refuse((error as? ConfigError)?.message ?? "\(error)")
+            return refuseReload((error as? ConfigError)?.message ?? "\(error)")
         }
         let restart = settings.needsRestart(next)
         if !restart.isEmpty {
-            return refuse("changed settings need a restart: \(restart.joined(separator: ","))")
+            return refuseReload("changed settings need a restart: \(restart.joined(separator: ","))")
         }
         var fresh: ProxyServer?
         if next.proxy != settings.proxy {
@@ -379,7 +487,7 @@ public final class Agent {
                 try candidate.start()
             } catch {
                 candidate.stop()  // nothing was accepted: its listeners never had rules pointing at them
-                return refuse("new proxy listeners: \(error)")
+                return refuseReload("new proxy listeners: \(error)")
             }
             fresh = candidate
         }
@@ -391,15 +499,34 @@ public final class Agent {
             } catch {
                 // The table may already be the new one while a later step (routing) failed: put the running
                 // configuration back before the new data plane goes, so no rule points at ports nobody serves.
-                _ = try? applyCapture(installer, settings.capture, settings.table)
+                rollback(.captureRestore) { _ = try applyCapture(installer, settings.capture, settings.table) }
                 if let fresh {
                     fresh.retire()  // it may already hold connections: let them finish, never block this loop
                     retired.append(fresh)
                 }
-                return refuse("\(error)", applyFailed: true)
+                return refuseReload("\(error)", applyFailed: true)
             }
         }
         fresh.map { _ in server.retire() }
+        adopt(next, rulesChanged: rulesChanged)
+        changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
+        agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count,
+                              "proxy": fresh == nil ? "unchanged" : "replaced"])
+        return fresh
+    }
+
+    /// A reload that keeps the running configuration: logged and counted. Returns nil (no new data plane).
+    private func refuseReload(_ reason: String, applyFailed: Bool = false) -> ProxyServer? {
+        agentLog("reload_failed", ["reason": reason, "kept": "running configuration"])
+        state.withLock {
+            $0.reloadFailures += 1
+            if applyFailed { $0.applyFailures += 1 }
+        }
+        return nil
+    }
+
+    /// The reloaded settings become the running ones (what a reload may change; the rest needs a restart).
+    private func adopt(_ next: AgentSettings, rulesChanged: Bool) {
         settings.capture = next.capture
         settings.table = next.table
         settings.proxy = next.proxy
@@ -410,12 +537,8 @@ public final class Agent {
             $0.reloads += 1
             $0.settings = current
             $0.problem = nil
-            if rulesChanged { $0.recordApply(at: weir_wall_seconds()) }
+            if rulesChanged { $0.recordApply(at: Clock.wallSeconds()) }
         }
-        changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
-        agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count,
-                              "proxy": fresh == nil ? "unchanged" : "replaced"])
-        return fresh
     }
 
     /// Loops that have not run for 3 s (each wakes at least once a second when healthy): while any is stale, the
@@ -434,8 +557,11 @@ public final class Agent {
                       : .init(status: 503, body: "unhealthy: no progress in \(stale.joined(separator: ", "))\n")
     }
 
+    /// A copy of the state, for what reads several fields (status lines, /status, /metrics).
+    var current: AgentState { state.withLock { $0 } }
+
     private func status(_ server: ProxyServer) -> String {
-        let s = state.withLock { $0 }
+        let s = current
         let open = server.counters.snapshot().active
         let last = s.lastReconcileWall > 0 ? "last reconcile \(Self.clock(s.lastReconcileWall)) UTC"
                                            : "no reconcile yet"
@@ -472,7 +598,7 @@ public final class Agent {
         switch request.path {
         case "/healthz":
             // The watchdog's rule: this thread answering proves the admin loop; the workers' heartbeats prove theirs.
-            let now = weir_now_ms()
+            let now = Clock.nowMs()
             let workers = state.withLock { $0.server }?.heartbeats() ?? []
             return Self.health(Self.staleLoops(workers: workers, admin: now, now: now))
         case "/readyz":
@@ -481,7 +607,7 @@ public final class Agent {
         case "/status":
             // For `weir status`: readiness exactly as /readyz decides it, and what the agent has done.
             let reason = notReady(check)
-            let s = state.withLock { $0 }
+            let s = current
             let counters = s.server?.counters.snapshot()
             let status = AgentStatus(
                 version: BuildInfo.version, ready: reason == nil,
@@ -523,27 +649,13 @@ public final class Agent {
 
     /// Asks the main loop to reconcile now (the admin thread saw something missing).
     private func poke() {
-        var one: UInt64 = 1
-        _ = write(wake, &one, 8)
+        if case .success(let wake) = wake { wake.signal() }
     }
 
     private func metrics(_ server: ProxyServer) -> String {
-        let s = state.withLock { $0 }
+        let s = current
         var samples = proxyMetricSamples(server.counters.snapshot(), config: s.settings.proxy)
-        samples.append(MetricSample(name: "weir_ready", value: s.ready ? 1 : 0))
-        samples.append(MetricSample(name: "weir_build_info",
-                                    labels: ["version": BuildInfo.version, "commit": BuildInfo.commit], value: 1))
-        samples.append(MetricSample(name: "weir_capture_applies_total", value: Double(s.applies)))
-        samples.append(MetricSample(name: "weir_capture_apply_failures_total", value: Double(s.applyFailures)))
-        samples.append(MetricSample(name: "weir_capture_last_apply_timestamp_seconds", value: Double(s.lastApplyWall)))
-        for object in ["table", "owner", "rule", "route", "address"] {
-            samples.append(MetricSample(name: "weir_reconcile_repairs_total", labels: ["object": object],
-                                        value: Double(s.repairs[object] ?? 0)))
-        }
-        samples.append(MetricSample(name: "weir_reconcile_runs_total", value: Double(s.reconciles)))
-        samples.append(MetricSample(name: "weir_reconcile_last_timestamp_seconds", value: Double(s.lastReconcileWall)))
-        samples.append(MetricSample(name: "weir_config_reloads_total", value: Double(s.reloads)))
-        samples.append(MetricSample(name: "weir_config_reload_failures_total", value: Double(s.reloadFailures)))
+        samples += agentMetricSamples(s)
         samples += NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: server.backlog).metricSamples
         samples += listenerMetricSamples(server.listenerStats())
         samples += drainMetricSamples(startedWall: server.drainStartedWall, deadlineWall: server.drainDeadlineWall)
@@ -559,8 +671,10 @@ struct Watchdog {
     let intervalMs: Int64
 
     static func fromEnvironment() -> Watchdog? {
-        guard let usec = getenv("WATCHDOG_USEC").flatMap({ Int64(String(cString: $0)) }), usec > 0 else { return nil }
-        if let pid = getenv("WATCHDOG_PID").flatMap({ Int32(String(cString: $0)) }), pid != getpid() { return nil }
+        guard let usec = ProcessEnvironment.get("WATCHDOG_USEC").flatMap({ Int64($0) }), usec > 0 else { return nil }
+        if let pid = ProcessEnvironment.get("WATCHDOG_PID").flatMap({ Int32($0) }), pid != ProcessEnvironment.pid {
+            return nil
+        }
         return Watchdog(intervalMs: max(1, usec / 2000))
     }
 }

@@ -43,6 +43,33 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
     ]
 }
 
+/// The agent's own samples: readiness, build, capture applies, reconcile, reloads and failed rollbacks.
+func agentMetricSamples(_ s: Agent.AgentState) -> [MetricSample] {
+    var samples = [
+        MetricSample(name: "weir_ready", value: s.ready ? 1 : 0),
+        MetricSample(name: "weir_build_info", labels: ["version": BuildInfo.version, "commit": BuildInfo.commit],
+                     value: 1),
+        MetricSample(name: "weir_capture_applies_total", value: Double(s.applies)),
+        MetricSample(name: "weir_capture_apply_failures_total", value: Double(s.applyFailures)),
+        MetricSample(name: "weir_capture_last_apply_timestamp_seconds", value: Double(s.lastApplyWall)),
+    ]
+    for object in ["table", "owner", "rule", "route", "address"] {
+        samples.append(MetricSample(name: "weir_reconcile_repairs_total", labels: ["object": object],
+                                    value: Double(s.repairs[object] ?? 0)))
+    }
+    samples += [
+        MetricSample(name: "weir_reconcile_runs_total", value: Double(s.reconciles)),
+        MetricSample(name: "weir_reconcile_last_timestamp_seconds", value: Double(s.lastReconcileWall)),
+        MetricSample(name: "weir_config_reloads_total", value: Double(s.reloads)),
+        MetricSample(name: "weir_config_reload_failures_total", value: Double(s.reloadFailures)),
+    ]
+    for step in Agent.RollbackStep.allCases {
+        samples.append(MetricSample(name: "weir_rollback_failures_total", labels: ["step": step.rawValue],
+                                    value: Double(s.rollbackFailures[step] ?? 0)))
+    }
+    return samples
+}
+
 /// The accept queue and drops of each listening socket, labelled by listener (outbound -p, inbound -z), address
 /// family and worker.
 public func listenerMetricSamples(_ stats: [ListenerStats]) -> [MetricSample] {
@@ -79,6 +106,8 @@ public let metricHelp: [String: String] = [
     "weir_reconcile_last_timestamp_seconds": "Unix time of the last reconcile pass.",
     "weir_config_reloads_total": "SIGHUP reloads applied.",
     "weir_config_reload_failures_total": "SIGHUP reloads refused (bad file, or a change that needs a restart).",
+    "weir_rollback_failures_total": "Undo steps that failed after another failure, by step: capture_remove and "
+        + "tuning_revert (a failed start), capture_restore (a failed reload); see the rollback_failed lines.",
     // The proxy's connections.
     "weir_proxy_connections_accepted_total": "Connections accepted on the capture ports (before any check).",
     "weir_proxy_connections_closed_total": "Accepted connections closed, for any reason.",

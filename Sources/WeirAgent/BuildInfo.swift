@@ -1,8 +1,8 @@
-import CWeirLinux
+import WeirSystem
 
 /// Version and git commit of this build, as `weir --version` prints them and `weir_build_info` labels them.
 public enum BuildInfo {
-    public static let version = String(cString: weir_build_version())
-    public static let commit = String(cString: weir_build_commit())
+    public static let version = BuildStamp.version
+    public static let commit = BuildStamp.commit
     public static var line: String { "weir \(version) (commit \(commit))" }
 }

@@ -1,4 +1,3 @@
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -11,8 +10,6 @@ func processStats() -> ProcessStats? {
     guard let stat = text("/proc/self/stat"), let procStat = text("/proc/stat") else { return nil }
     // Counted while listed, the listing's own descriptor is one of the entries: leave it out.
     let open = max(0, (directoryEntries("/proc/self/fd")?.count ?? 1) - 1)
-    var limit = rlimit()
-    let maxFDs = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : 0
-    return ProcessStats.parse(stat: stat, procStat: procStat, ticksPerSecond: sysconf(Int32(_SC_CLK_TCK)),
-                              pageSize: sysconf(Int32(_SC_PAGESIZE)), openFDs: open, maxFDs: maxFDs)
+    return ProcessStats.parse(stat: stat, procStat: procStat, ticksPerSecond: SystemInfo.clockTicksPerSecond,
+                              pageSize: SystemInfo.pageSize, openFDs: open, maxFDs: SystemInfo.openFilesLimit ?? 0)
 }

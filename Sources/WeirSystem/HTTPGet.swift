@@ -1,3 +1,7 @@
+// SOCK_STREAM, SOCK_CLOEXEC and MSG_NOSIGNAL are declared by glibc headers outside the Glibc module map, which
+// CWeirLinux.h includes: they are found through CWeirLinux (without it, only when the compiler happens to batch this
+// file with one that imports CWeirLinux).
+import CWeirLinux
 import Glibc
 
 /// A one-shot HTTP/1.0 GET for `weir status` asking the agent's admin endpoint: connect, send, read to the end,

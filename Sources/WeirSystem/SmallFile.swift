@@ -14,7 +14,7 @@ public enum FileProblem: Error, Equatable, CustomStringConvertible {
         case .missing: return "does not exist"
         case .directory: return "is a directory"
         case .notRegular: return "is not a regular file"
-        case .unreadable(let e): return "cannot be read (\(errnoName(e)): \(String(cString: strerror(e))))"
+        case .unreadable(let e): return "cannot be read (\(errnoName(e)): \(errnoMessage(e)))"
         case .tooLarge(let bytes, _): return "is \(bytes) bytes"
         }
     }
@@ -23,31 +23,34 @@ public enum FileProblem: Error, Equatable, CustomStringConvertible {
 /// Reads a small regular file whole: no more than `limit` bytes are ever held, and a FIFO or device is refused
 /// before it is read, so a wrong path can neither hang weir nor fill its memory.
 public func readSmallFile(_ path: String, limit: Int) -> Result<[UInt8], FileProblem> {
-    let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)
-    guard fd >= 0 else {
-        let e = errno
-        return .failure(e == ENOENT ? .missing : .unreadable(errno: e))
+    do {
+        // Non-blocking: a FIFO opens at once (and is refused below) instead of waiting for a writer.
+        let file = try Descriptor.opened("open") { open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY) }
+        let status = try FileStatus(descriptor: file.rawValue)
+        switch status.kind {
+        case .regular: break
+        case .directory: return .failure(.directory)
+        default: return .failure(.notRegular)
+        }
+        if status.size > limit { return .failure(.tooLarge(bytes: status.size, limit: limit)) }
+        return try readToEnd(file, limit: limit)
+    } catch {
+        // Every error above is a SystemError.
+        let e = error as? SystemError
+        return .failure(e?.call == "open" && e?.errno == ENOENT ? .missing : .unreadable(errno: e?.errno ?? EIO))
     }
-    defer { close(fd) }
-    var st = stat()
-    guard fstat(fd, &st) == 0 else { return .failure(.unreadable(errno: errno)) }
-    switch st.st_mode & S_IFMT {
-    case S_IFREG: break
-    case S_IFDIR: return .failure(.directory)
-    default: return .failure(.notRegular)
-    }
-    if Int(st.st_size) > limit { return .failure(.tooLarge(bytes: Int(st.st_size), limit: limit)) }
+}
+
+/// The rest of a regular file, failing once it holds more than `limit` bytes (the file grew after fstat).
+private func readToEnd(_ file: Descriptor, limit: Int) throws -> Result<[UInt8], FileProblem> {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            return .failure(.unreadable(errno: errno))
-        }
+        // A regular file never says EAGAIN: should one, it is a failure like any other.
+        let r = try syscall("read") { buffer.withUnsafeMutableBytes { read(file.rawValue, $0.baseAddress, $0.count) } }
+        guard case .done(let n) = r else { throw SystemError("read", errno: EAGAIN) }
         if n == 0 { return .success(bytes) }
         bytes.append(contentsOf: buffer[0..<n])
-        // The file grew after fstat.
         if bytes.count > limit { return .failure(.tooLarge(bytes: bytes.count, limit: limit)) }
     }
 }

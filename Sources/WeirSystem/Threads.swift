@@ -1,6 +1,15 @@
 import CWeirLinux
 import Glibc
 
+/// A started thread, for `joinThread` or `detachThread` (exactly one of them, once).
+public typealias ThreadID = pthread_t
+
+/// Waits until the thread has ended and releases it.
+public func joinThread(_ thread: ThreadID) { _ = pthread_join(thread, nil) }
+
+/// Lets the thread release itself when it ends (nobody waits for it).
+public func detachThread(_ thread: ThreadID) { _ = pthread_detach(thread) }
+
 /// A closure to run on a new thread, handed through pthread_create's single pointer.
 private final class ThreadBody {
     let name: String
@@ -14,7 +23,7 @@ private final class ThreadBody {
 /// Starts a joinable POSIX thread with the given stack size and name (the name shows in `top -H` and
 /// /proc/PID/task/TID/comm; at most 15 bytes). pthread directly, not Foundation's Thread: the agent links no
 /// Foundation, which keeps its idle memory under 10 MB.
-public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Void) throws -> pthread_t {
+public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Void) throws -> ThreadID {
     var tid = pthread_t()
     var attributes = pthread_attr_t()
     pthread_attr_init(&attributes)

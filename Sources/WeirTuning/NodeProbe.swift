@@ -1,7 +1,5 @@
 import WeirCore
-#if canImport(Glibc)
-import Glibc
-#endif
+import WeirSystem
 
 /// Facts about the node read from /proc and /sys (below the same injectable root as `SysctlFiles`).
 public struct NodeProbe: Sendable {
@@ -19,7 +17,8 @@ public struct NodeProbe: Sendable {
     /// pid 1 shares its network namespace).
     public func isInitialNetworkNamespace() -> Bool {
         if !files.exists("/proc/sys/net/core/netdev_max_backlog") { return false }
-        if let mine = readLink("/proc/self/ns/net"), let init1 = readLink("/proc/1/ns/net"), mine != init1 {
+        if let mine = FileSystem.readLink(files.location("/proc/self/ns/net")),
+           let init1 = FileSystem.readLink(files.location("/proc/1/ns/net")), mine != init1 {
             return false
         }
         return true
@@ -37,7 +36,7 @@ public struct NodeProbe: Sendable {
 
     /// The CPU budget of this process (see `CPUBudget`), from the real cgroup files below the root.
     public func cpuBudget() -> CPUBudget {
-        let fallback = files.root.isEmpty ? max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1) : 1
+        let fallback = files.root.isEmpty ? max(SystemInfo.onlineCPUs, 1) : 1
         return CPUBudget.resolve(reader: { files.read($0) }, hostFallback: fallback)
     }
 
@@ -45,13 +44,6 @@ public struct NodeProbe: Sendable {
     public func environment() -> TuneEnvironment {
         TuneEnvironment(initialNetworkNamespace: isInitialNetworkNamespace(), loadedModules: loadedModules(),
                         cpu: cpuBudget())
-    }
-
-    private func readLink(_ path: String) -> String? {
-        var buffer = [CChar](repeating: 0, count: 256)
-        let n = readlink(files.location(path), &buffer, buffer.count - 1)
-        guard n > 0 else { return nil }
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }
 

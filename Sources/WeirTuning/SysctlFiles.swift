@@ -1,4 +1,3 @@
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -7,9 +6,17 @@ public struct TuningIOError: Error, Equatable, CustomStringConvertible {
     public let operation: String
     public let path: String
     public let errno: Int32
+    /// What a failed write left on disk that it could not remove, for the message.
+    public var leftBehind: String?
+
+    public init(operation: String, path: String, errno: Int32) {
+        self.operation = operation
+        self.path = path
+        self.errno = errno
+    }
 
     public var description: String {
-        "\(operation) \(path): \(String(cString: strerror(errno)))"
+        "\(operation) \(path): \(errnoMessage(errno))" + (leftBehind.map { "; \($0)" } ?? "")
     }
 }
 
@@ -32,36 +39,28 @@ public struct SysctlFiles: Sendable {
 
     public func readThrowing(_ path: String) throws -> String {
         let full = location(path)
-        let fd = open(full, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { throw TuningIOError(operation: "open", path: full, errno: Glibc.errno) }
-        defer { close(fd) }
-        do {
-            return String(decoding: try readAll(fd), as: UTF8.self)
-        } catch let e as SystemError {
-            throw TuningIOError(operation: e.call, path: full, errno: e.errno)
+        return try Self.naming(full) {
+            let file = try FileSystem.open(full, .read)
+            return String(decoding: try withExtendedLifetime(file) { try readAll(file.rawValue) }, as: UTF8.self)
         }
     }
 
     /// True when the path exists.
     public func exists(_ path: String) -> Bool {
-        access(location(path), F_OK) == 0
+        FileSystem.exists(location(path))
     }
 
     /// Nil when this process may open the file for writing, else the errno that access(2) reports.
     public func writeAccessError(_ path: String) -> Int32? {
-        access(location(path), W_OK) == 0 ? nil : Glibc.errno
+        FileSystem.writeAccessError(location(path))
     }
 
     /// Writes `text` plus a newline in one write(2), as sysctl(8) does; the kernel parses it on write.
     public func write(_ path: String, _ text: String) throws {
         let full = location(path)
-        let fd = open(full, O_WRONLY | O_TRUNC | O_CLOEXEC)
-        guard fd >= 0 else { throw TuningIOError(operation: "open", path: full, errno: Glibc.errno) }
-        defer { close(fd) }
-        do {
-            try writeAll(fd, Array((text + "\n").utf8))
-        } catch let e as SystemError {
-            throw TuningIOError(operation: e.call, path: full, errno: e.errno)
+        try Self.naming(full) {
+            let file = try FileSystem.open(full, .truncate)
+            try withExtendedLifetime(file) { try writeAll(file.rawValue, Array((text + "\n").utf8)) }
         }
     }
 
@@ -70,24 +69,33 @@ public struct SysctlFiles: Sendable {
     /// `path` is a real filesystem path (not below `root`).
     public static func writeAtomically(_ path: String, _ text: String) throws {
         let temp = path + ".tmp." + String(UInt64.random(in: 0...UInt64.max), radix: 16)
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { throw TuningIOError(operation: "create", path: temp, errno: Glibc.errno) }
+        let file = try naming(temp) { try FileSystem.open(temp, .createNew(permissions: 0o600)) }
         do {
-            try writeAll(fd, Array(text.utf8))
+            try naming(temp) {
+                try writeAll(file.rawValue, Array(text.utf8))
+                try file.sync()
+            }
+            file.close()
+            try naming(path) { try FileSystem.rename(temp, to: path) }
+        } catch let e as TuningIOError {
+            // The temporary file is ours (O_EXCL made it): take it away again, and say so if that fails too.
+            file.close()
+            var failure = e
+            do {
+                try FileSystem.remove(temp)
+            } catch {
+                failure.leftBehind = "\(temp) is left behind (\(error))"
+            }
+            throw failure
+        }
+    }
+
+    /// Runs `body`, turning its `SystemError` into a `TuningIOError` that names `path`.
+    private static func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
         } catch let e as SystemError {
-            close(fd); unlink(temp)
-            throw TuningIOError(operation: e.call, path: temp, errno: e.errno)
-        }
-        if fsync(fd) != 0 {
-            let e = Glibc.errno
-            close(fd); unlink(temp)
-            throw TuningIOError(operation: "fsync", path: temp, errno: e)
-        }
-        close(fd)
-        if rename(temp, path) != 0 {
-            let e = Glibc.errno
-            unlink(temp)
-            throw TuningIOError(operation: "rename", path: path, errno: e)
+            throw TuningIOError(operation: e.call, path: path, errno: e.errno)
         }
     }
 }

@@ -1,8 +1,5 @@
 import WeirCore
 import WeirSystem
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// Where profiles are looked up when no directory is given: the installed copy first, then the source tree.
 /// Never a directory relative to the working directory: root running `weir tune` in a directory another user can
@@ -75,9 +72,8 @@ public struct Tuner {
             guard let names = directoryEntries(dir) else { continue }
             let profiles = names.filter { $0.hasSuffix(".profile") }.map { String($0.dropLast(".profile".count)) }
                 .filter { name in
-                    var st = stat()
-                    return (try? Profile.validateName(name)) != nil && stat(dir + "/" + name + ".profile", &st) == 0
-                        && st.st_mode & S_IFMT == S_IFREG
+                    (try? Profile.validateName(name)) != nil
+                        && (try? FileStatus(path: dir + "/" + name + ".profile"))?.kind == .regular
                 }
             if !profiles.isEmpty { return profiles.sorted() }
         }
@@ -95,25 +91,35 @@ public struct Tuner {
         }
         var part = path
         while true {
-            var st = stat()
-            if stat(part, &st) == 0 {
-                if st.st_mode & S_IFMT == S_IFDIR { return }
-                let what = st.st_mode & S_IFMT == S_IFREG ? "a file" : "not a directory"
-                if part == path {
-                    throw ConfigError("\(source) \(quotedValue(path)) is \(what): expected a directory \(purpose)")
-                }
-                throw ConfigError("\(source) \(quotedValue(path)): \(quotedValue(part)) is \(what): expected a "
-                    + "directory \(purpose)")
+            let status: FileStatus
+            do {
+                status = try FileStatus(path: part)
+            } catch let e as SystemError where e.errno == Errno.ENOENT || e.errno == Errno.ENOTDIR {
+                // Not there (yet): the nearest part that is there decides.
+                guard let parent = parentDirectory(part) else { return }
+                part = parent
+                continue
+            } catch {
+                return  // cannot be looked at (no search permission): the apply that uses it says why
             }
-            guard errno == ENOENT || errno == ENOTDIR else { return }
-            var trimmed = Substring(part)
-            while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
-            // A relative name with no parent left: the working directory, which exists.
-            guard let slash = trimmed.lastIndex(of: "/") else { return }
-            let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
-            if parent == part { return }
-            part = parent
+            if status.kind == .directory { return }
+            let what = status.kind == .regular ? "a file" : "not a directory"
+            if part == path {
+                throw ConfigError("\(source) \(quotedValue(path)) is \(what): expected a directory \(purpose)")
+            }
+            throw ConfigError("\(source) \(quotedValue(path)): \(quotedValue(part)) is \(what): expected a "
+                + "directory \(purpose)")
         }
+    }
+
+    /// The directory `path` is in, nil when there is none left to look at: a relative name without a slash (the
+    /// working directory, which exists) or the root itself.
+    private static func parentDirectory(_ path: String) -> String? {
+        var trimmed = Substring(path)
+        while trimmed.count > 1 && trimmed.hasSuffix("/") { trimmed = trimmed.dropLast() }
+        guard let slash = trimmed.lastIndex(of: "/") else { return nil }
+        let parent = slash == trimmed.startIndex ? "/" : String(trimmed[..<slash])
+        return parent == path ? nil : parent
     }
 
     /// Compares the profile with the node. Throws `ConfigError` when a required module is missing.
@@ -129,16 +135,16 @@ public struct Tuner {
     public func loadState() throws -> TuneState? {
         // The file says which sysctl paths to write back on revert: refuse one that another user could have placed or
         // changed (a symbolic link, not owned by the user weir runs as, or writable by group or others).
-        var st = stat()
-        if lstat(statePath, &st) == 0 {
-            let mode = String(st.st_mode & 0o7777, radix: 8)
-            let problem = st.st_mode & S_IFMT == S_IFLNK ? "is a symbolic link"
-                : st.st_uid != geteuid() ? "is owned by uid \(st.st_uid), not \(geteuid())"
-                : st.st_mode & 0o022 != 0 ? "is writable by group or others (mode \(mode))"
+        if let status = try? FileStatus(path: statePath, followLinks: false) {
+            let me = ProcessEnvironment.effectiveUID
+            let problem = status.kind == .symbolicLink ? "is a symbolic link"
+                : status.owner != me ? "is owned by uid \(status.owner), not \(me)"
+                : status.permissions & 0o022 != 0
+                    ? "is writable by group or others (mode \(String(status.permissions, radix: 8)))"
                 : nil
             if let problem {
                 throw TuningFailure("state file \(statePath) \(problem); nothing changed (expected a regular file "
-                    + "owned by uid \(geteuid()) and writable only by it, as weir tune writes it)")
+                    + "owned by uid \(me) and writable only by it, as weir tune writes it)")
             }
         }
         let bytes: [UInt8]
@@ -167,14 +173,16 @@ public struct Tuner {
 
     /// `mkdir -p`, failing with the directory and errno (not a Foundation error dump).
     /// Creates the state directory 0700 (what it holds says how the node was tuned before), its parents 0755.
-    static func makeDirectories(_ path: String, mode: mode_t = 0o700) throws {
-        var st = stat()
-        if stat(path, &st) == 0 && st.st_mode & S_IFMT == S_IFDIR { return }
+    static func makeDirectories(_ path: String, permissions: UInt32 = 0o700) throws {
+        if (try? FileStatus(path: path))?.kind == .directory { return }
         if let slash = path.dropLast().lastIndex(of: "/"), slash != path.startIndex {
-            try makeDirectories(String(path[..<slash]), mode: 0o755)
+            try makeDirectories(String(path[..<slash]), permissions: 0o755)
         }
-        if mkdir(path, mode) != 0 && errno != EEXIST {
-            throw TuningIOError(operation: "mkdir", path: path, errno: errno)
+        do {
+            try FileSystem.makeDirectory(path, permissions: permissions)
+        } catch let e as SystemError {
+            // EEXIST: made meanwhile by someone else, which is what was wanted.
+            if e.errno != Errno.EEXIST { throw TuningIOError(operation: "mkdir", path: path, errno: e.errno) }
         }
     }
 
@@ -185,7 +193,7 @@ public struct Tuner {
         guard !changes.isEmpty else { return [] }
         // Refuse before the state file and the first write when some key cannot be written at all (not root).
         let denied = changes.compactMap { item in
-            files.writeAccessError(item.key.path).map { "\(item.key.name) (\(String(cString: strerror($0))))" }
+            files.writeAccessError(item.key.path).map { "\(item.key.name) (\(errnoMessage($0)))" }
         }
         if !denied.isEmpty {
             throw TuningFailure("cannot write \(denied.joined(separator: ", ")); nothing changed "
@@ -223,10 +231,22 @@ public struct Tuner {
             results.append(write(key: saved.key, path: saved.path, previous: current?.description ?? "-",
                                  desired: value))
         }
-        if results.allSatisfy({ $0.failure == nil }) {
-            unlink(statePath)
-        }
+        if results.allSatisfy({ $0.failure == nil }) { try forgetState() }
         return results
+    }
+
+    /// Removes the state file once every saved value is back. One left behind would make a later revert write the
+    /// old values again over whatever was tuned since: that is a failure to report, not to ignore.
+    private func forgetState() throws {
+        do {
+            try FileSystem.remove(statePath)
+        } catch let e as SystemError {
+            // ENOENT: someone removed it meanwhile, which is what was wanted.
+            guard e.errno == Errno.ENOENT else {
+                throw TuningFailure("the saved values are back, but state file \(statePath) could not be removed "
+                    + "(\(e)); remove it by hand before the next weir tune --revert")
+            }
+        }
     }
 
     private func write(key: String, path: String, previous: String, desired: SysctlValue) -> KeyResult {
