@@ -24,7 +24,10 @@ public struct ConfigFile: Equatable, Sendable {
     public let lines: [String: Int]
 
     /// Where a key's value came from: `FILE:LINE KEY`.
-    public func source(_ key: String) -> String { "\(path):\(lines[key] ?? 0) \(key)" }
+    public func source(_ key: String) -> String { valueSource(key).description }
+
+    /// Where a key's value came from, as a `ValueSource`.
+    public func valueSource(_ key: String) -> ValueSource { .configFile(path: path, line: lines[key] ?? 0, key: key) }
 
     /// Parses the text of `path`. Every key must be an istio-iptables variable or a `WEIR_*` key in `weirKeys`.
     public static func parse(_ text: String, path: String) throws -> ConfigFile {
@@ -69,7 +72,7 @@ public struct ConfigFile: Equatable, Sendable {
         switch v.lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off", "": return false
-        default: throw ConfigError("\(source(key)) \(quotedValue(v)) is not a boolean: expected true or false")
+        default: throw ConfigError(valueSource(key), v, "is not a boolean: expected true or false")
         }
     }
 }

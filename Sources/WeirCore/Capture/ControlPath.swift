@@ -78,12 +78,8 @@ public struct ControlPath: Hashable, Sendable {
                                           + "192.0.2.0/24,2001:db8::/64") { try? CIDR.parse($0).get() }
         }
         if let (text, source) = registryPorts {
-            path.registryPorts = try list(text, source: source, expected: "a port: expected a number from 1 to "
-                                          + "65535, e.g. 5000") { w in
-                guard w.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt16(w.prefix(6)), n > 0 else {
-                    return nil
-                }
-                return n
+            path.registryPorts = try list(text, source: source, expected: "a port: expected 1 to 65535, e.g. 5000") {
+                ValueKinds.port.value($0)
             }
         }
         if let (text, file) = resolvConf {

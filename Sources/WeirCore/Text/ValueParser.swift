@@ -1,0 +1,157 @@
+/// One parser for each kind of value weir takes (port, id, mark, mode, duration, size, boolean, address, CIDR), used
+/// by `weir rules`, `weir proxy` and `weir run` alike so a value means and is refused the same way everywhere.
+///
+/// Each reads UTF-8 bytes, never Characters (a 100,000-entry list must not pay for grapheme breaking), and builds no
+/// text: a refused value is nil, and `ValueKind.parse` words the one-line error only when there is one.
+public struct ValueKind<Value>: Sendable {
+    /// What the refused value is not and what was expected: `is not a port: expected 1 to 65535`.
+    public let problem: String
+    let read: @Sendable (Substring.UTF8View) -> Value?
+
+    public init(problem: String, read: @escaping @Sendable (Substring.UTF8View) -> Value?) {
+        self.problem = problem
+        self.read = read
+    }
+
+    /// The value of `text`, or nil.
+    public func value<S: StringProtocol>(_ text: S) -> Value? { read(Substring(text).utf8) }
+
+    /// The value of `text`; a refused value throws `SOURCE 'TEXT' PROBLEM`.
+    public func parse<S: StringProtocol>(_ text: S, from source: ValueSource) throws -> Value {
+        guard let v = read(Substring(text).utf8) else { throw ConfigError(source, text, problem) }
+        return v
+    }
+}
+
+/// The kinds of value, each with its one message.
+public enum ValueKinds {
+    public static let port = ValueKind<UInt16>(problem: "is not a port: expected 1 to 65535") {
+        ValueParser.decimal($0, max: 65535).flatMap { $0 == 0 ? nil : UInt16($0) }
+    }
+
+    /// A UID or GID. 4294967295 is (uid_t)-1, which chown and setresuid read as "leave unchanged", so the proxy's
+    /// upstream sockets would keep weir's own owner and be captured again.
+    public static func id(_ what: String) -> ValueKind<UInt32> {
+        number(what, 0...(UInt32.max - 1))
+    }
+
+    /// Mark 0 is every unmarked packet: the TPROXY policy rule would catch all traffic.
+    public static let mark = number("mark", 1...UInt32.max)
+
+    /// A decimal number within `range`, named `what` in the message.
+    public static func number(_ what: String, _ range: ClosedRange<UInt32>) -> ValueKind<UInt32> {
+        ValueKind(problem: "is not a \(what): expected \(range.lowerBound) to \(range.upperBound)") {
+            ValueParser.decimal($0, max: UInt64(range.upperBound)).flatMap {
+                $0 < range.lowerBound ? nil : UInt32($0)
+            }
+        }
+    }
+
+    public static let mode = ValueKind<InterceptionMode>(problem: "is not a mode: expected REDIRECT or TPROXY") {
+        ValueParser.asciiCaseInsensitive($0, equals: "REDIRECT") ? .redirect
+            : ValueParser.asciiCaseInsensitive($0, equals: "TPROXY") ? .tproxy : nil
+    }
+
+    /// `0`, or a number followed by ms, s, m or h (`500ms`, `5s`, `10m`, `1h`), in milliseconds.
+    public static let duration = ValueKind<Int64>(
+        problem: "is not a duration: expected 0 or a number with ms, s, m or h, like 5s", read: { ValueParser.duration($0) })
+
+    /// A byte count, optionally with KiB or MiB (`65536`, `64KiB`, `1MiB`).
+    public static let size = ValueKind<Int>(
+        problem: "is not a size: expected bytes, or a number with KiB or MiB", read: { ValueParser.size($0) })
+
+    /// Go's `strconv.ParseBool`, as istio's flags and variables take it.
+    public static let goBool = ValueKind<Bool>(
+        problem: "is not a boolean: expected true or false (or 1, 0, t, f)", read: { ValueParser.goBool($0) })
+
+    public static let address = ValueKind<IPAddress>(
+        problem: "is not an IP address: expected e.g. 10.96.0.10 or 2001:db8::53", read: { IPAddress(utf8: $0) })
+}
+
+/// The byte-level readers behind `ValueKinds`.
+public enum ValueParser {
+    /// Decimal digits only (no sign, no spaces), at most `max`. `max` stays far below UInt64.max / 10, so the
+    /// running value cannot overflow before it is checked.
+    public static func decimal(_ bytes: Substring.UTF8View, max: UInt64) -> UInt64? {
+        guard !bytes.isEmpty else { return nil }
+        var n: UInt64 = 0
+        for b in bytes {
+            guard b &- 0x30 < 10 else { return nil }
+            n = n * 10 + UInt64(b &- 0x30)
+            guard n <= max else { return nil }
+        }
+        return n
+    }
+
+    /// True when `bytes` spell `upper` (uppercase ASCII) in any case.
+    static func asciiCaseInsensitive(_ bytes: Substring.UTF8View, equals upper: StaticString) -> Bool {
+        guard bytes.count == upper.utf8CodeUnitCount else { return false }
+        var i = 0
+        for b in bytes {
+            let folded = b &- 0x61 < 26 ? b - 0x20 : b
+            guard folded == upper.utf8Start[i] else { return false }
+            i += 1
+        }
+        return true
+    }
+
+    /// The digits before the first non-digit, and the rest.
+    static func splitNumber(_ bytes: Substring.UTF8View) -> (digits: Substring.UTF8View, unit: Substring.UTF8View) {
+        let cut = bytes.firstIndex { $0 &- 0x30 >= 10 } ?? bytes.endIndex
+        return (bytes[..<cut], bytes[cut...])
+    }
+
+    static func duration(_ bytes: Substring.UTF8View) -> Int64? {
+        let (digits, unit) = splitNumber(bytes)
+        let scale: Int64
+        switch Array(unit) {
+        case [] where digits.elementsEqual("0".utf8): return 0
+        case Array("ms".utf8): scale = 1
+        case Array("s".utf8): scale = 1_000
+        case Array("m".utf8): scale = 60_000
+        case Array("h".utf8): scale = 3_600_000
+        default: return nil
+        }
+        return decimal(digits, max: UInt64(Int64.max / scale / 1000)).map { Int64($0) * scale }
+    }
+
+    static func size(_ bytes: Substring.UTF8View) -> Int? {
+        let (digits, unit) = splitNumber(bytes)
+        let scale: Int
+        switch Array(unit) {
+        case []: scale = 1
+        case Array("KiB".utf8): scale = 1024
+        case Array("MiB".utf8): scale = 1 << 20
+        default: return nil
+        }
+        return decimal(digits, max: UInt64(Int.max / scale)).map { Int($0) * scale }
+    }
+
+    /// 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
+    static func goBool(_ bytes: Substring.UTF8View) -> Bool? {
+        switch String(Substring(bytes)) {
+        case "1", "t", "T", "TRUE", "true", "True": return true
+        case "0", "f", "F", "FALSE", "false", "False": return false
+        default: return nil
+        }
+    }
+
+    /// True for the bytes `trimmed` takes off: ASCII space, tab, newline, vertical tab, form feed and carriage return.
+    @inline(__always)
+    static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b &- 0x09) < 5 }
+
+    /// `bytes` without leading and trailing ASCII whitespace.
+    public static func trimmed(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+        guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return bytes[bytes.endIndex...] }
+        let last = bytes.lastIndex(where: { !isSpace($0) })!
+        return bytes[first...last]
+    }
+}
+
+/// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
+public func parseGoBool(_ text: String) -> Bool? { ValueKinds.goBool.value(text) }
+
+extension String {
+    /// The text without leading and trailing ASCII whitespace, as `ValueParser.trimmed` reads it.
+    var trimmingSpaces: String { String(Substring(ValueParser.trimmed(Substring(self).utf8))) }
+}
