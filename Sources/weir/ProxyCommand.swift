@@ -70,7 +70,7 @@ struct ProxyLimitOptions: ParsableArguments {
 
 /// `weir proxy`'s help for one of the capture's flags: what it is to the proxy, and the table's default.
 private func proxyHelp(_ flag: CaptureFlag, _ summary: String, default: String? = nil) -> ArgumentHelp {
-    ArgumentHelp("\(summary) (default: \(`default` ?? flag.defaultText!)).")
+    ArgumentHelp("\(summary) (default \(`default` ?? flag.defaultText!)).")
 }
 
 struct ProxyCommand: ParsableCommand {
