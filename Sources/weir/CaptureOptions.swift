@@ -5,86 +5,86 @@ import WeirSystem
 /// istio-iptables' flags, every name, variable, help and default from `CaptureFlag`'s table. Every option collects
 /// each occurrence so a flag given twice with different values is refused rather than silently overridden.
 struct CaptureOptions: ParsableArguments {
-    @Option(name: CaptureFlag.proxyPort.names(), help: CaptureFlag.proxyPort.argumentHelp)
-    var proxyPort: [String] = []
+    @Option(.proxyPort)
+    var proxyPort: [String]
 
-    @Option(name: CaptureFlag.inboundCapturePort.names(), help: CaptureFlag.inboundCapturePort.argumentHelp)
-    var inboundCapturePort: [String] = []
+    @Option(.inboundCapturePort)
+    var inboundCapturePort: [String]
 
-    @Option(name: CaptureFlag.inboundTunnelPort.names(), help: CaptureFlag.inboundTunnelPort.argumentHelp)
-    var inboundTunnelPort: [String] = []
+    @Option(.inboundTunnelPort)
+    var inboundTunnelPort: [String]
 
-    @Option(name: CaptureFlag.proxyUID.names(), help: CaptureFlag.proxyUID.argumentHelp)
-    var proxyUID: [String] = []
+    @Option(.proxyUID)
+    var proxyUID: [String]
 
-    @Option(name: CaptureFlag.proxyGID.names(), help: CaptureFlag.proxyGID.argumentHelp)
-    var proxyGID: [String] = []
+    @Option(.proxyGID)
+    var proxyGID: [String]
 
-    @Option(name: CaptureFlag.mode.names(), help: CaptureFlag.mode.argumentHelp)
-    var mode: [String] = []
+    @Option(.mode)
+    var mode: [String]
 
-    @Option(name: CaptureFlag.tproxyMark.names(), help: CaptureFlag.tproxyMark.argumentHelp)
-    var tproxyMark: [String] = []
+    @Option(.tproxyMark)
+    var tproxyMark: [String]
 
-    @Option(name: CaptureFlag.tproxyRouteTable.names(), help: CaptureFlag.tproxyRouteTable.argumentHelp)
-    var tproxyRouteTable: [String] = []
+    @Option(.tproxyRouteTable)
+    var tproxyRouteTable: [String]
 
-    @Option(name: CaptureFlag.inboundPorts.names(), help: CaptureFlag.inboundPorts.argumentHelp)
-    var inboundPorts: [String] = []
+    @Option(.inboundPorts)
+    var inboundPorts: [String]
 
-    @Option(name: CaptureFlag.inboundPortsExclude.names(), help: CaptureFlag.inboundPortsExclude.argumentHelp)
-    var inboundPortsExclude: [String] = []
+    @Option(.inboundPortsExclude)
+    var inboundPortsExclude: [String]
 
-    @Option(name: CaptureFlag.outboundPortsExclude.names(), help: CaptureFlag.outboundPortsExclude.argumentHelp)
-    var outboundPortsExclude: [String] = []
+    @Option(.outboundPortsExclude)
+    var outboundPortsExclude: [String]
 
-    @Option(name: CaptureFlag.outboundPortsInclude.names(), help: CaptureFlag.outboundPortsInclude.argumentHelp)
-    var outboundPortsInclude: [String] = []
+    @Option(.outboundPortsInclude)
+    var outboundPortsInclude: [String]
 
-    @Option(name: CaptureFlag.outboundIncludeCIDRs.names(), help: CaptureFlag.outboundIncludeCIDRs.argumentHelp)
-    var outboundIncludeCIDRs: [String] = []
+    @Option(.outboundIncludeCIDRs)
+    var outboundIncludeCIDRs: [String]
 
-    @Option(name: CaptureFlag.outboundExcludeCIDRs.names(), help: CaptureFlag.outboundExcludeCIDRs.argumentHelp)
-    var outboundExcludeCIDRs: [String] = []
+    @Option(.outboundExcludeCIDRs)
+    var outboundExcludeCIDRs: [String]
 
-    @Option(name: CaptureFlag.virtualInterfaces.names(), help: CaptureFlag.virtualInterfaces.argumentHelp)
-    var virtualInterfaces: [String] = []
+    @Option(.virtualInterfaces)
+    var virtualInterfaces: [String]
 
-    @Option(name: CaptureFlag.excludeInterfaces.names(), help: CaptureFlag.excludeInterfaces.argumentHelp)
-    var excludeInterfaces: [String] = []
+    @Option(.excludeInterfaces)
+    var excludeInterfaces: [String]
 
-    @Option(name: CaptureFlag.ownerGroupsInclude.names(), help: CaptureFlag.ownerGroupsInclude.argumentHelp)
-    var ownerGroupsInclude: [String] = []
+    @Option(.ownerGroupsInclude)
+    var ownerGroupsInclude: [String]
 
-    @Option(name: CaptureFlag.ownerGroupsExclude.names(), help: CaptureFlag.ownerGroupsExclude.argumentHelp)
-    var ownerGroupsExclude: [String] = []
+    @Option(.ownerGroupsExclude)
+    var ownerGroupsExclude: [String]
 
-    @Option(name: CaptureFlag.ipv4LoopbackCIDR.names(), help: CaptureFlag.ipv4LoopbackCIDR.argumentHelp)
-    var ipv4LoopbackCIDR: [String] = []
+    @Option(.ipv4LoopbackCIDR)
+    var ipv4LoopbackCIDR: [String]
 
-    @Flag(name: CaptureFlag.dropInvalid.names(), inversion: .prefixedNo, help: CaptureFlag.dropInvalid.argumentHelp)
+    @Flag(.dropInvalid)
     var dropInvalid: Bool?
 
-    @Flag(name: CaptureFlag.redirectDNS.names(), inversion: .prefixedNo, help: CaptureFlag.redirectDNS.argumentHelp)
+    @Flag(.redirectDNS)
     var redirectDNS: Bool?
 
-    @Flag(name: CaptureFlag.captureAllDNS.names(), inversion: .prefixedNo, help: CaptureFlag.captureAllDNS.argumentHelp)
+    @Flag(.captureAllDNS)
     var captureAllDNS: Bool?
 
-    @Option(name: CaptureFlag.dnsServers.names(), help: CaptureFlag.dnsServers.argumentHelp)
-    var dnsServers: [String] = []
+    @Option(.dnsServers)
+    var dnsServers: [String]
 
-    @Option(name: CaptureFlag.dnsProxyPort.names(), help: CaptureFlag.dnsProxyPort.argumentHelp)
-    var dnsProxyPort: [String] = []
+    @Option(.dnsProxyPort)
+    var dnsProxyPort: [String]
 
-    @Flag(name: CaptureFlag.dualStack.names(), inversion: .prefixedNo, help: CaptureFlag.dualStack.argumentHelp)
+    @Flag(.dualStack)
     var dualStack: Bool?
 
     @Flag(name: .customLong("ipv4-only"), help: "Capture IPv4 only (an 'ip' table); IPv6 is then not captured.")
     var ipv4Only = false
 
-    @Option(name: CaptureFlag.networkNamespace.names(), help: CaptureFlag.networkNamespace.argumentHelp)
-    var networkNamespace: [String] = []
+    @Option(.networkNamespace)
+    var networkNamespace: [String]
 
     /// Values by istio long name, for `CaptureConfig.parse`.
     var flagValues: [String: [String]] {
@@ -139,6 +139,16 @@ extension CaptureFlag {
     }
 
     var argumentHelp: ArgumentHelp { ArgumentHelp(help) }
+}
+
+extension Option where Value == [String] {
+    /// An option of `CaptureFlag`'s table, its names and help from there; every occurrence is collected.
+    init(_ flag: CaptureFlag) { self.init(wrappedValue: [], name: flag.names(), help: flag.argumentHelp) }
+}
+
+extension Flag where Value == Bool? {
+    /// A boolean of `CaptureFlag`'s table (`--x` and `--no-x`), its names and help from there.
+    init(_ flag: CaptureFlag) { self.init(name: flag.names(), inversion: .prefixedNo, help: flag.argumentHelp) }
 }
 
 /// Values by istio long name, as `CaptureConfig.parse` and `CaptureInvocation.parse` take them: the options given,

@@ -91,35 +91,35 @@ struct InvocationOptions: ParsableArguments {
     @Flag(name: .customLong("no-dry-run"), help: .hidden)
     var noDryRun = false
 
-    @Flag(name: CaptureFlag.skipRuleApply.names(), inversion: .prefixedNo, help: CaptureFlag.skipRuleApply.argumentHelp)
+    @Flag(.skipRuleApply)
     var skipRuleApply: Bool?
 
-    @Flag(name: CaptureFlag.cleanupOnly.names(), inversion: .prefixedNo, help: CaptureFlag.cleanupOnly.argumentHelp)
+    @Flag(.cleanupOnly)
     var cleanupOnly: Bool?
 
-    @Flag(name: CaptureFlag.runValidation.names(), inversion: .prefixedNo, help: CaptureFlag.runValidation.argumentHelp)
+    @Flag(.runValidation)
     var runValidation: Bool?
 
-    @Option(name: CaptureFlag.probePort.names(), help: CaptureFlag.probePort.argumentHelp)
-    var probePort: [String] = []
+    @Option(.probePort)
+    var probePort: [String]
 
-    @Option(name: CaptureFlag.probeTimeout.names(), help: CaptureFlag.probeTimeout.argumentHelp)
-    var probeTimeout: [String] = []
+    @Option(.probeTimeout)
+    var probeTimeout: [String]
 
-    @Flag(name: CaptureFlag.forceApply.names(), inversion: .prefixedNo, help: CaptureFlag.forceApply.argumentHelp)
+    @Flag(.forceApply)
     var forceApply: Bool?
 
-    @Flag(name: CaptureFlag.reconcile.names(), inversion: .prefixedNo, help: CaptureFlag.reconcile.argumentHelp)
+    @Flag(.reconcile)
     var reconcile: Bool?
 
-    @Flag(name: CaptureFlag.cniMode.names(), inversion: .prefixedNo, help: CaptureFlag.cniMode.argumentHelp)
+    @Flag(.cniMode)
     var cniMode: Bool?
 
-    @Flag(name: CaptureFlag.nativeNftables.names(), inversion: .prefixedNo, help: CaptureFlag.nativeNftables.argumentHelp)
+    @Flag(.nativeNftables)
     var nativeNftables: Bool?
 
-    @Option(name: CaptureFlag.forceIptablesBinary.names(), help: CaptureFlag.forceIptablesBinary.argumentHelp)
-    var forceIptablesBinary: [String] = []
+    @Option(.forceIptablesBinary)
+    var forceIptablesBinary: [String]
 
     var flagValues: [String: [String]] {
         let bools: [(CaptureFlag, Bool?)] = [
