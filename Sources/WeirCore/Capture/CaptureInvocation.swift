@@ -41,12 +41,7 @@ public struct CaptureInvocation: Hashable, Sendable {
         if let v = try reader.bool(.cleanupOnly) { i.cleanupOnly = v }
         if let v = try reader.bool(.runValidation) { i.runValidation = v }
         if let v = try reader.single(.probePort) { i.probePort = try v.parse(ValueKinds.port) }
-        if let v = try reader.single(.probeTimeout) {
-            guard let ms = parseGoDuration(String(v.text)), ms > 0 else {
-                throw v.error("is not a duration: expected a positive Go duration like 5s or 500ms")
-            }
-            i.probeTimeoutMs = ms
-        }
+        if let v = try reader.single(.probeTimeout) { i.probeTimeoutMs = try v.parse(ValueKinds.positiveGoDuration) }
         if let v = try reader.bool(.forceApply) { i.forceApply = v }
         if let v = try reader.bool(.reconcile) { i.reconcile = v }
         if let v = try reader.bool(.cniMode) { i.cniMode = v }
@@ -116,25 +111,4 @@ extension CaptureFlag {
         dryRun, skipRuleApply, cleanupOnly, runValidation, probePort, probeTimeout, forceApply, reconcile, cniMode,
         nativeNftables, forceIptablesBinary, networkNamespace,
     ]
-}
-
-/// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. Nil if malformed.
-public func parseGoDuration(_ text: String) -> Int? {
-    if text == "0" { return 0 }
-    let units: [(String, Double)] = [("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1), ("s", 1000),
-                                     ("m", 60_000), ("h", 3_600_000)]
-    var rest = Substring(text)
-    var total = 0.0
-    guard !rest.isEmpty else { return nil }
-    while !rest.isEmpty {
-        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
-        guard !number.isEmpty, let value = Double(number) else { return nil }
-        rest = rest.dropFirst(number.count)
-        let unitText = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
-        guard let unit = units.first(where: { $0.0 == unitText }) else { return nil }
-        rest = rest.dropFirst(unitText.count)
-        total += value * unit.1
-        guard total < 1e12 else { return nil }
-    }
-    return Int(total.rounded())
 }

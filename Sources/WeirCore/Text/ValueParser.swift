@@ -64,6 +64,11 @@ public enum ValueKinds {
     public static let goBool = ValueKind<Bool>(
         problem: "is not a boolean: expected true or false (or 1, 0, t, f)", read: { ValueParser.goBool($0) })
 
+    /// istio's durations (`--probe-timeout`): a Go `time.ParseDuration` string above zero, in milliseconds.
+    public static let positiveGoDuration = ValueKind<Int>(
+        problem: "is not a duration: expected a positive Go duration like 5s or 500ms"
+    ) { ValueParser.goDuration($0).flatMap { $0 > 0 ? $0 : nil } }
+
     public static let address = ValueKind<IPAddress>(
         problem: "is not an IP address: expected e.g. 10.96.0.10 or 2001:db8::53", read: { IPAddress(utf8: $0) })
 }
@@ -127,6 +132,32 @@ public enum ValueParser {
         return decimal(digits, max: UInt64(Int.max / scale)).map { Int($0) * scale }
     }
 
+    /// Go's duration units, in milliseconds.
+    static let goUnits: [(unit: [UInt8], ms: Double)] = [
+        (Array("ns".utf8), 1e-6), (Array("us".utf8), 1e-3), (Array("µs".utf8), 1e-3), (Array("ms".utf8), 1),
+        (Array("s".utf8), 1000), (Array("m".utf8), 60_000), (Array("h".utf8), 3_600_000),
+    ]
+
+    /// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. No sign.
+    static func goDuration(_ bytes: Substring.UTF8View) -> Int? {
+        if bytes.elementsEqual("0".utf8) { return 0 }
+        func isNumber(_ b: UInt8) -> Bool { b &- 0x30 < 10 || b == UInt8(ascii: ".") }
+        var rest = bytes[...]
+        var total = 0.0
+        guard !rest.isEmpty else { return nil }
+        while !rest.isEmpty {
+            let number = rest.prefix(while: isNumber)
+            guard !number.isEmpty, let value = Double(String(Substring(number))) else { return nil }
+            rest = rest[number.endIndex...]
+            let unit = rest.prefix { !isNumber($0) }
+            guard let scale = goUnits.first(where: { $0.unit.elementsEqual(unit) })?.ms else { return nil }
+            rest = rest[unit.endIndex...]
+            total += value * scale
+            guard total < 1e12 else { return nil }
+        }
+        return Int(total.rounded())
+    }
+
     /// 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
     static func goBool(_ bytes: Substring.UTF8View) -> Bool? {
         switch String(Substring(bytes)) {
@@ -150,6 +181,9 @@ public enum ValueParser {
 
 /// Go's `strconv.ParseBool`: 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
 public func parseGoBool(_ text: String) -> Bool? { ValueKinds.goBool.value(text) }
+
+/// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. Nil if malformed.
+public func parseGoDuration(_ text: String) -> Int? { ValueParser.goDuration(Substring(text).utf8) }
 
 extension String {
     /// The text without leading and trailing ASCII whitespace, as `ValueParser.trimmed` reads it.
