@@ -119,7 +119,7 @@ struct CaptureOptions: ParsableArguments {
             flags: flagValues.merging(extra) { $1 },
             environment: environment,
             environmentSource: source,
-            ipv4Only: try ipv4Only || (file?.bool("WEIR_IPV4_ONLY") ?? false),
+            ipv4Only: try ipv4Only || (file?.bool(ConfigFile.key(forFlag: "--ipv4-only")) ?? false),
             readFile: { path in
                 readSmallFile(path, limit: CaptureConfig.listFileLimit).map { String(decoding: $0, as: UTF8.self) }
                     .mapError { ReadFailure($0, limit: CaptureConfig.listFileLimit) }

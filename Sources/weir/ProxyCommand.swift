@@ -30,17 +30,10 @@ struct ProxyLimitOptions: ParsableArguments {
             help: "Worker threads; 0 = one per CPU weir may use (cgroup quota and cpuset, not the host count).")
     var workers: [String] = []
 
-    private typealias Limit = (flag: String, key: String, values: [String],
-                               target: WritableKeyPath<ProxyConfig.Flags, String?>)
-
-    /// Each limit: its flag, its `--config` key, the values given and where the value goes.
-    private var limits: [Limit] {
-        [("--connect-timeout", "WEIR_CONNECT_TIMEOUT", connectTimeout, \.connectTimeout),
-         ("--idle-timeout", "WEIR_IDLE_TIMEOUT", idleTimeout, \.idleTimeout),
-         ("--max-connections", "WEIR_MAX_CONNECTIONS", maxConnections, \.maxConnections),
-         ("--buffer-limit", "WEIR_BUFFER_LIMIT", bufferLimit, \.bufferLimit),
-         ("--drain-timeout", "WEIR_DRAIN_TIMEOUT", drainTimeout, \.drainTimeout),
-         ("--workers", "WEIR_WORKERS", workers, \.workers)]
+    /// Each limit: the values given and where the value goes (its flag and `--config` key follow from there).
+    private var limits: [([String], WritableKeyPath<ProxyConfig.Flags, String?>)] {
+        [(connectTimeout, \.connectTimeout), (idleTimeout, \.idleTimeout), (maxConnections, \.maxConnections),
+         (bufferLimit, \.bufferLimit), (drainTimeout, \.drainTimeout), (workers, \.workers)]
     }
 
     /// Validates the proxy limits over `base` (the proxy's own -p -z -m -u -g -t in `flags`, or the capture's values
@@ -51,12 +44,13 @@ struct ProxyLimitOptions: ParsableArguments {
         -> ProxyConfig
     {
         var flags = given
-        for limit in limits {
-            if let v = try oneValue(limit.values, limit.flag) {
-                flags[keyPath: limit.target] = v
-            } else if let file, let v = file.values[limit.key] {
-                flags[keyPath: limit.target] = v
-                flags.sources[limit.target] = file.valueSource(limit.key)
+        for (values, target) in limits {
+            let flag = ProxyConfig.Flags.flagName(target)
+            if let v = try oneValue(values, flag) {
+                flags[keyPath: target] = v
+            } else if let file, case let key = ConfigFile.key(forFlag: flag), let v = file.values[key] {
+                flags[keyPath: target] = v
+                flags.sources[target] = file.valueSource(key)
             }
         }
         var config = try ProxyConfig.parse(flags, base: base)

@@ -22,11 +22,8 @@ struct RunCommand: ParsableCommand {
             connections; a new admin address or profile needs a restart. SIGTERM says \
             STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
             persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config. \
-            Config file keys: istio-iptables' environment variables and WEIR_PROFILE, WEIR_PROFILES_DIR, \
-            WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
-            WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
-            WEIR_IPV4_ONLY, WEIR_EXCLUDE_CONTROL_PATH, WEIR_API_SERVERS, WEIR_REGISTRY_CIDRS, \
-            WEIR_REGISTRY_PORTS, WEIR_METRICS_ADDRESS, WEIR_METRICS_TOKEN_FILE. /config answers loopback \
+            Config file keys: istio-iptables' environment variables and \
+            \(ConfigFile.weirKeys.map(\.key).joined(separator: ", ")). /config answers loopback \
             clients only. The control path (the API server, the registry, the node's DNS servers) is kept \
             out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the \
             file; the file beats the environment. The proxy's -p -z -m -u -g -t are the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
@@ -153,15 +150,15 @@ struct RunCommand: ParsableCommand {
         let namespace = try networkNamespace(environment: environment, source: source)
         let listeners = try self.listeners(settings, captureConfig, environment: environment, source: source)
         let proxyConfig = try limits.config(ProxyConfig(capture: captureConfig), file: file)
-        let interval = try settings.parse(reconcileInterval, "--reconcile-interval", "WEIR_RECONCILE_INTERVAL",
+        let interval = try settings.parse(reconcileInterval, "--reconcile-interval",
                                           default: "10s") { text, source in
             let ms = try ValueKinds.duration.parse(text, from: source)
             guard ms >= 100 else { throw ConfigError(source, text, "is too short: expected at least 100ms, like 10s") }
             return ms
         }
-        let cleanup = try cleanupOnExit || (file?.bool("WEIR_CLEANUP_ON_EXIT") ?? false)
+        let cleanup = try cleanupOnExit || (file?.bool(ConfigFile.key(forFlag: "--cleanup-on-exit")) ?? false)
         // An empty WEIR_PROFILE in the file means no profile; an empty --profile is refused as a name.
-        let profileSetting = try settings.value(profile, "--profile", "WEIR_PROFILE")
+        let profileSetting = try settings.value(profile, "--profile")
             .flatMap { $0.text.isEmpty && $0.source != .flag("--profile") ? nil : $0 }
         if profileSetting != nil, namespace != nil {
             throw ConfigError("--profile with --network-namespace is not supported: expected one of them (tune a "
@@ -188,7 +185,7 @@ struct RunCommand: ParsableCommand {
     /// --exclude-control-path false.
     func captureConfig(_ settings: SettingReader) throws -> CaptureConfig {
         let captureConfig = try capture.config(file: settings.file)
-        let exclude = try settings.parse(excludeControlPath, "--exclude-control-path", "WEIR_EXCLUDE_CONTROL_PATH",
+        let exclude = try settings.parse(excludeControlPath, "--exclude-control-path",
                                          default: "true") { text, source -> Bool in
             switch text.lowercased() {
             case "1", "true", "yes", "on": return true
@@ -201,14 +198,14 @@ struct RunCommand: ParsableCommand {
         if case .success(let bytes) = readSmallFile(CaptureConfig.resolvConf, limit: CaptureConfig.listFileLimit) {
             resolvConf = (String(decoding: bytes, as: UTF8.self), CaptureConfig.resolvConf)
         }
-        func text(_ values: [String], _ flag: String, _ key: String) throws -> (text: String, source: String)? {
-            try settings.value(values, flag, key).map { ($0.text, $0.source.description) }
+        func text(_ values: [String], _ flag: String) throws -> (text: String, source: String)? {
+            try settings.value(values, flag).map { ($0.text, $0.source.description) }
         }
         let path = try ControlPath.parse(
             kubernetesHost: ProcessEnvironment.get("KUBERNETES_SERVICE_HOST"),
-            apiServers: try text(apiServers, "--api-servers", "WEIR_API_SERVERS"),
-            registryCIDRs: try text(registryCidrs, "--registry-cidrs", "WEIR_REGISTRY_CIDRS"),
-            registryPorts: try text(registryPorts, "--registry-ports", "WEIR_REGISTRY_PORTS"),
+            apiServers: try text(apiServers, "--api-servers"),
+            registryCIDRs: try text(registryCidrs, "--registry-cidrs"),
+            registryPorts: try text(registryPorts, "--registry-ports"),
             resolvConf: resolvConf)
         return path.excluded(from: captureConfig)
     }
@@ -242,7 +239,7 @@ struct RunCommand: ParsableCommand {
                    source: @escaping (String) -> ValueSource) throws
         -> (admin: (host: String, port: UInt16), metrics: (host: String, port: UInt16, token: String?)?)
     {
-        let adminSetting = try settings.value(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS")
+        let adminSetting = try settings.value(adminAddress, "--admin-address")
         let admin = try parseAdminAddress(adminSetting?.text ?? defaultAdminAddress,
                                           source: adminSetting?.source ?? .flag("--admin-address"))
         let flagValues = capture.flagValues
@@ -255,12 +252,11 @@ struct RunCommand: ParsableCommand {
                                  text: adminSetting?.text ?? defaultAdminAddress, port: admin.port)]
         if captureConfig.capturesDNS { ports.append(captured(.dnsProxyPort, captureConfig.dnsProxyPort)) }
         var metrics: (host: String, port: UInt16, token: String?)?
-        if let (text, source) = try settings.value(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS") {
+        if let (text, source) = try settings.value(metricsAddress, "--metrics-address") {
             let (host, port) = try parseAdminAddress(text, source: source, example: "15090")
             ports.append(PortSetting(source: source.description, text: text, port: port))
             metrics = (host, port, try metricsToken(settings))
-        } else if let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file",
-                                                           "WEIR_METRICS_TOKEN_FILE") {
+        } else if let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file") {
             throw ConfigError(source, path, "without --metrics-address: expected both (the token guards the metrics "
                 + "listener)")
         }
@@ -270,8 +266,7 @@ struct RunCommand: ParsableCommand {
 
     /// The bearer token of `--metrics-token-file`, if given. The token itself never appears in a message.
     func metricsToken(_ settings: SettingReader) throws -> String? {
-        guard let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file",
-                                                      "WEIR_METRICS_TOKEN_FILE") else { return nil }
+        guard let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file") else { return nil }
         switch readSmallFile(path, limit: 4096) {
         case .success(let bytes):
             var token = String(decoding: bytes, as: UTF8.self)
@@ -292,8 +287,8 @@ struct RunCommand: ParsableCommand {
     func tuningPlan(_ settings: SettingReader, profile: (text: String, source: ValueSource)?) throws
         -> (tuner: Tuner, plan: TunePlan)?
     {
-        let stateDirectory = try settings.value(stateDir, "--state-dir", "WEIR_STATE_DIR")
-        let profilesDirectory = try settings.value(profilesDir, "--profiles-dir", "WEIR_PROFILES_DIR")
+        let stateDirectory = try settings.value(stateDir, "--state-dir")
+        let profilesDirectory = try settings.value(profilesDir, "--profiles-dir")
         if let (path, source) = stateDirectory {
             try Tuner.checkDirectory(path, source: source.description, purpose: "for \(Tuner.stateFileName)")
         }
@@ -310,21 +305,22 @@ struct RunCommand: ParsableCommand {
     }
 }
 
-/// weir's own settings of `weir run`: a flag's value if given, else the `--config` file's, with the file, line and
-/// key as its source.
+/// weir's own settings of `weir run`: a flag's value if given, else the `--config` file's (its key from
+/// `ConfigFile.weirKeys`), with the file, line and key as its source.
 struct SettingReader {
     let file: ConfigFile?
 
-    func value(_ values: [String], _ flag: String, _ key: String) throws -> (text: String, source: ValueSource)? {
+    func value(_ values: [String], _ flag: String) throws -> (text: String, source: ValueSource)? {
         if let v = try oneValue(values, flag) { return (v, .flag(flag)) }
+        let key = ConfigFile.key(forFlag: flag)
         guard let file, let v = file.values[key] else { return nil }
         return (v, file.valueSource(key))
     }
 
     /// The setting parsed by `parse`, which names the given source in its messages; `default` when not set.
-    func parse<T>(_ values: [String], _ flag: String, _ key: String, default: String,
+    func parse<T>(_ values: [String], _ flag: String, default: String,
                   _ parse: (String, ValueSource) throws -> T) throws -> T {
-        let (text, source) = try value(values, flag, key) ?? (`default`, .flag(flag))
+        let (text, source) = try value(values, flag) ?? (`default`, .flag(flag))
         return try parse(text, source)
     }
 }

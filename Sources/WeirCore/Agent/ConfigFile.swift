@@ -16,6 +16,14 @@ public struct ConfigFile: Equatable, Sendable {
         ("WEIR_METRICS_ADDRESS", "--metrics-address"), ("WEIR_METRICS_TOKEN_FILE", "--metrics-token-file"),
     ]
 
+    /// The key that stands for weir's `flag` (`--idle-timeout`: `WEIR_IDLE_TIMEOUT`).
+    public static func key(forFlag flag: String) -> String {
+        guard let key = weirKeys.first(where: { $0.flag == flag })?.key else {
+            preconditionFailure("\(flag) has no WEIR_ key in ConfigFile.weirKeys")
+        }
+        return key
+    }
+
     /// The file's path, as given.
     public let path: String
     /// Values by key; a key given twice keeps the last value, as a shell would.
