@@ -281,12 +281,12 @@ extension CaptureConfig {
         if let v = try reader.bool(.redirectDNS) { redirectDNS = v }
         if let v = try reader.bool(.captureAllDNS) { captureAllDNS = v }
         if let v = try reader.single(.dnsProxyPort) { dnsProxyPort = try v.parse(ValueKinds.port) }
-        if let v = try reader.bool(.dualStack) {
-            if v && ipv4Only {
-                throw ConfigError("--dual-stack and --ipv4-only are both set: expected one of them (weir captures "
-                    + "IPv4 and IPv6 unless --ipv4-only)", source: .flag("--dual-stack"))
+        if let v = try reader.single(.dualStack) {
+            dualStack = try v.parse(ValueKinds.goBool)
+            if dualStack && ipv4Only {
+                throw ConfigError("\(v.source) and --ipv4-only are both set: expected one of them (weir captures "
+                    + "IPv4 and IPv6 unless --ipv4-only)", source: v.source)
             }
-            dualStack = v
         }
     }
 
