@@ -43,10 +43,11 @@ public struct ControlPath: Hashable, Sendable {
     /// A comma (or space) separated list setting, each entry parsed by `parse`; `source` names the setting in
     /// messages (`--api-servers`, `weir.conf:7 WEIR_API_SERVERS`).
     public static func list<T>(_ text: String, source: String, expected: String,
-                               _ parse: (String) -> T?) throws -> [T] {
+                               _ parse: (Substring) -> T?) throws -> [T] {
         var out: [T] = []
-        for word in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
-            guard let v = parse(String(word)) else {
+        for bytes in text.utf8.split(whereSeparator: { $0 == UInt8(ascii: ",") || ValueParser.isSpace($0) }) {
+            let word = Substring(bytes)
+            guard let v = parse(word) else {
                 throw ConfigError("\(source) \(quotedValue(word)) is not \(expected)")
             }
             out.append(v)
@@ -71,7 +72,7 @@ public struct ControlPath: Hashable, Sendable {
         }
         if let (text, source) = apiServers {
             path.apiServers += try list(text, source: source, expected: "an IP address: expected e.g. "
-                                        + "192.0.2.10,2001:db8::10") { IPAddress($0) }
+                                        + "192.0.2.10,2001:db8::10") { IPAddress(utf8: $0.utf8) }
         }
         if let (text, source) = registryCIDRs {
             path.registryCIDRs = try list(text, source: source, expected: "a CIDR: expected e.g. "
