@@ -334,7 +334,7 @@ func parseAdminAddress(_ text: String, source: ValueSource, example: String = "1
     guard let colon = text.utf8.lastIndex(of: UInt8(ascii: ":")) else { throw bad }
     var host = Substring(text[..<colon])
     if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
-    guard let port = ValueParser.decimal(Substring(text[text.utf8.index(after: colon)...]).utf8, max: 65535),
+    guard let port = ValueParser.decimal(text[text.utf8.index(after: colon)...], max: 65535),
           IPAddress(String(host)) != nil else { throw bad }
     return (String(host), UInt16(port))
 }

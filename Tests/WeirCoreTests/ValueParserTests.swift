@@ -50,8 +50,9 @@ struct ValueParserTests {
     }
 
     @Test func trimmingIsASCIIWhitespaceOnly() throws {
-        #expect(String(Substring(ValueParser.trimmed(Substring(" \t15001\r\n ").utf8))) == "15001")
-        #expect(ValueParser.trimmed(Substring("   ").utf8).isEmpty)
+        #expect(ValueParser.withBytes(" \t15001\r\n ") { String(decoding: ValueParser.trimmed($0), as: UTF8.self) }
+            == "15001")
+        #expect(ValueParser.withBytes("   ") { ValueParser.trimmed($0).isEmpty })
         #expect(try CaptureConfig.parse(flags: ["envoy-port": ["\t15101 \r\n"]]).proxyPort == 15101)
     }
 

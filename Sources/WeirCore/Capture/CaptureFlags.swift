@@ -313,15 +313,18 @@ extension CaptureConfig {
     /// `nameserver` lines of a resolv.conf, in order, without duplicates; a link-local zone (`%eth0`) is dropped.
     public static func resolvConfServers(_ text: String, path: String) throws -> [IPAddress] {
         var out: [IPAddress] = []
-        try forEachLine(Substring(text).utf8) { n, line in
-            let words = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
-            guard words.count >= 2, words[0].elementsEqual("nameserver".utf8) else { return }
-            let zone = words[1].firstIndex(of: UInt8(ascii: "%")) ?? words[1].endIndex
-            guard let address = IPAddress(utf8: words[1][..<zone]) else {
-                throw ConfigError("\(path):\(n) nameserver \(quotedValue(Substring(words[1]))) is not an IP "
-                    + "address: expected e.g. nameserver 10.96.0.10")
+        let whole = Substring(text)
+        try ValueParser.withBytes(whole) { bytes in
+            try forEachLine(bytes) { n, line in
+                let words = line.split(whereSeparator: { $0 == 0x20 || $0 == 0x09 })
+                guard words.count >= 2, words[0].elementsEqual("nameserver".utf8) else { return }
+                let zone = words[1].firstIndex(of: UInt8(ascii: "%")) ?? words[1].endIndex
+                guard let address = IPAddress(bytes: words[1][..<zone]) else {
+                    throw ConfigError("\(path):\(n) nameserver \(quotedValue(whole.slice(words[1]))) is not an IP "
+                        + "address: expected e.g. nameserver 10.96.0.10")
+                }
+                if !out.contains(address) { out.append(address) }
             }
-            if !out.contains(address) { out.append(address) }
         }
         return out
     }
@@ -446,33 +449,30 @@ struct Value {
     static func isWildcard(_ values: [Value]) -> Bool { values.count == 1 && values[0].isWildcard }
 }
 
-/// Calls `body` with each line of `text` and its number from 1; lines end at `\n`, `\r\n` or a lone `\r`.
-func forEachLine(_ text: Substring.UTF8View, _ body: (Int, Substring.UTF8View) throws -> Void) rethrows {
-    var start = text.startIndex, i = start, n = 1
-    while i < text.endIndex {
-        let b = text[i]
-        guard b == 0x0a || b == 0x0d else {
-            i = text.index(after: i)
-            continue
-        }
-        try body(n, text[start..<i])
+/// Calls `body` with each line of `bytes` and its number from 1; lines end at `\n`, `\r\n` or a lone `\r`.
+func forEachLine(_ bytes: UTF8Bytes, _ body: (Int, UTF8Bytes) throws -> Void) rethrows {
+    var start = bytes.startIndex, i = start, n = 1
+    while i < bytes.endIndex {
+        let b = bytes[i]
+        i += 1
+        guard b == 0x0a || b == 0x0d else { continue }
+        try body(n, bytes[start..<(i - 1)])
         n += 1
-        i = text.index(after: i)
-        if b == 0x0d, i < text.endIndex, text[i] == 0x0a { i = text.index(after: i) }
+        if b == 0x0d, i < bytes.endIndex, bytes[i] == 0x0a { i += 1 }
         start = i
     }
-    try body(n, text[start...])
+    try body(n, bytes[start...])
 }
 
-/// Calls `body` with each comma-separated entry of `text`, trimmed of ASCII spaces; empty entries are dropped.
-func forEachEntry(_ text: Substring.UTF8View, _ body: (Substring) throws -> Void) rethrows {
-    var start = text.startIndex
+/// Calls `body` with each comma-separated entry of `bytes`, trimmed of ASCII spaces; empty entries are dropped.
+func forEachEntry(_ bytes: UTF8Bytes, _ body: (UTF8Bytes) throws -> Void) rethrows {
+    var start = bytes.startIndex
     while true {
-        let end = text[start...].firstIndex(of: UInt8(ascii: ",")) ?? text.endIndex
-        let entry = ValueParser.trimmed(text[start..<end])
-        if !entry.isEmpty { try body(Substring(entry)) }
-        guard end < text.endIndex else { return }
-        start = text.index(after: end)
+        let end = bytes[start...].firstIndex(of: UInt8(ascii: ",")) ?? bytes.endIndex
+        let entry = ValueParser.trimmed(bytes[start..<end])
+        if !entry.isEmpty { try body(entry) }
+        guard end < bytes.endIndex else { return }
+        start = end + 1
     }
 }
 
@@ -501,7 +501,7 @@ struct FlagReader {
 
     /// A single value with surrounding spaces trimmed.
     func single(_ flag: CaptureFlag) throws -> Value? {
-        try raw(flag).map { Value(text: Substring(ValueParser.trimmed($0.text.utf8)), source: $0.source) }
+        try raw(flag).map { Value(text: $0.text.trimmingSpaces, source: $0.source) }
     }
 
     /// Go's `strconv.ParseBool`, as istio's flags and variables take it; a bare flag is `true`.
@@ -513,12 +513,15 @@ struct FlagReader {
     func list(_ flag: CaptureFlag) throws -> [Value]? {
         guard let value = try raw(flag) else { return nil }
         var entries: [Value] = []
-        try forEachEntry(value.text.utf8) { token in
-            guard token.utf8.first == UInt8(ascii: "@") else {
-                entries.append(Value(text: token, source: value.source))
-                return
+        try ValueParser.withBytes(value.text) { bytes in
+            try forEachEntry(bytes) { entry in
+                let token = value.text.slice(entry)
+                guard entry.first == UInt8(ascii: "@") else {
+                    entries.append(Value(text: token, source: value.source))
+                    return
+                }
+                try readList(token, of: value, into: &entries)
             }
-            try readList(token, of: value, into: &entries)
         }
         return entries
     }
@@ -538,8 +541,14 @@ struct FlagReader {
                 + "readable file with one entry per line", source: value.source)
         }
         let list = value.source.description
-        forEachLine(Substring(text).utf8) { n, line in
-            forEachEntry(line[..<(line.firstIndex(of: UInt8(ascii: "#")) ?? line.endIndex)]) { entries.append(Value(text: $0, source: .listFile(list, path: path, line: n))) }
+        let whole = Substring(text)
+        ValueParser.withBytes(whole) { bytes in
+            forEachLine(bytes) { n, line in
+                let content = line[..<(line.firstIndex(of: UInt8(ascii: "#")) ?? line.endIndex)]
+                forEachEntry(content) {
+                    entries.append(Value(text: whole.slice($0), source: .listFile(list, path: path, line: n)))
+                }
+            }
         }
     }
 }

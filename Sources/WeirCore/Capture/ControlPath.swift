@@ -72,7 +72,7 @@ public struct ControlPath: Hashable, Sendable {
         }
         if let (text, source) = apiServers {
             path.apiServers += try list(text, source: source, expected: "an IP address: expected e.g. "
-                                        + "192.0.2.10,2001:db8::10") { IPAddress(utf8: $0.utf8) }
+                                        + "192.0.2.10,2001:db8::10") { IPAddress($0) }
         }
         if let (text, source) = registryCIDRs {
             path.registryCIDRs = try list(text, source: source, expected: "a CIDR: expected e.g. "

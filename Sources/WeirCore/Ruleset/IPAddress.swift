@@ -50,12 +50,13 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// Parses dotted-quad IPv4 or RFC 4291 IPv6 text (with `::` and an embedded IPv4 tail). Returns nil if malformed.
-    public init?(_ text: String) {
-        self.init(utf8: Substring(text).utf8)
+    public init?<S: StringProtocol>(_ text: S) {
+        guard let address = ValueParser.withBytes(Substring(text), { IPAddress(bytes: $0) }) else { return nil }
+        self = address
     }
 
     /// The same, reading UTF-8 bytes: any byte outside ASCII digits, hex, `.` and `:` refuses the text.
-    public init?(utf8 text: Substring.UTF8View) {
+    init?(bytes text: UTF8Bytes) {
         if text.contains(UInt8(ascii: ":")) {
             guard let b = IPAddress.parseIPv6(text) else { return nil }
             self.init(family: .ipv6, bytes: b)
@@ -66,7 +67,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// Four decimal parts of 0 to 255, as one number. Leading zeros are ambiguous (octal in some parsers): refused.
-    static func parseIPv4(_ text: Substring.UTF8View) -> UInt32? {
+    static func parseIPv4(_ text: UTF8Bytes) -> UInt32? {
         var value: UInt32 = 0
         var parts = 0, part: UInt32 = 0, digits = 0, leadingZero = false
         for b in text {
@@ -87,9 +88,9 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         return value << 8 | part
     }
 
-    static func parseIPv6(_ text: Substring.UTF8View) -> [UInt8]? {
+    static func parseIPv6(_ text: UTF8Bytes) -> [UInt8]? {
         let colon = UInt8(ascii: ":")
-        var head = text, tail: Substring.UTF8View?
+        var head = text, tail: UTF8Bytes?
         var i = text.startIndex
         while i < text.endIndex {
             let next = text.index(after: i)
@@ -110,7 +111,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
         return first + [UInt8](repeating: 0, count: fill) + last
     }
 
-    private static func containsDoubleColon(_ text: Substring.UTF8View) -> Bool {
+    private static func containsDoubleColon(_ text: UTF8Bytes) -> Bool {
         var previous: UInt8 = 0
         for b in text {
             if b == UInt8(ascii: ":") && previous == b { return true }
@@ -120,7 +121,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// Colon-separated groups of 1 to 4 hex digits; the last may be dotted IPv4. Empty text is no group.
-    private static func groups(_ text: Substring.UTF8View) -> [UInt8]? {
+    private static func groups(_ text: UTF8Bytes) -> [UInt8]? {
         var out: [UInt8] = []
         guard !text.isEmpty else { return out }
         var start = text.startIndex
@@ -139,7 +140,7 @@ public struct IPAddress: Hashable, Sendable, Comparable, CustomStringConvertible
     }
 
     /// 1 to 4 hex digits.
-    private static func hexWord(_ text: Substring.UTF8View) -> UInt16? {
+    private static func hexWord(_ text: UTF8Bytes) -> UInt16? {
         guard !text.isEmpty, text.count <= 4 else { return nil }
         var word: UInt16 = 0
         for b in text {
@@ -215,19 +216,20 @@ public struct CIDR: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Parses `ADDR/LEN` or a bare address (a host prefix). With `allowHostBits` the address is masked to its prefix;
     /// otherwise host bits are an error.
     public static func parse<S: StringProtocol>(_ text: S, allowHostBits: Bool = false) -> Result<CIDR, ConfigError> {
-        let bytes = Substring(text).utf8
-        let slash = bytes.firstIndex(of: UInt8(ascii: "/"))
-        guard let address = IPAddress(utf8: bytes[..<(slash ?? bytes.endIndex)]) else {
+        let parsed = ValueParser.withBytes(Substring(text)) { bytes -> (IPAddress, length: Int?)? in
+            let slash = bytes.firstIndex(of: UInt8(ascii: "/"))
+            guard let address = IPAddress(bytes: bytes[..<(slash ?? bytes.endIndex)]) else { return nil }
+            guard let slash else { return (address, address.family.byteCount * 8) }
+            let length = ValueParser.decimal(bytes[(slash + 1)...], max: UInt64(address.family.byteCount * 8))
+            return (address, length.map { Int($0) })
+        }
+        guard let (address, length) = parsed else {
             return .failure(ConfigError("\(quotedValue(text)) is not an IP address or CIDR: expected e.g. 10.0.0.0/8 or "
                 + "2001:db8::/32"))
         }
         let maxLength = address.family.byteCount * 8
-        var length = maxLength
-        if let slash {
-            guard let l = ValueParser.decimal(bytes[bytes.index(after: slash)...], max: UInt64(maxLength)) else {
-                return .failure(ConfigError("\(quotedValue(text)) has a bad prefix length: expected 0 to \(maxLength)"))
-            }
-            length = Int(l)
+        guard let length else {
+            return .failure(ConfigError("\(quotedValue(text)) has a bad prefix length: expected 0 to \(maxLength)"))
         }
         let masked = CIDR.mask(address, length)
         if masked != address && !allowHostBits {

@@ -6,22 +6,26 @@
 public struct ValueKind<Value>: Sendable {
     /// What the refused value is not and what was expected: `is not a port: expected 1 to 65535`.
     public let problem: String
-    let read: @Sendable (Substring.UTF8View) -> Value?
+    let read: @Sendable (UTF8Bytes) -> Value?
 
-    public init(problem: String, read: @escaping @Sendable (Substring.UTF8View) -> Value?) {
+    public init(problem: String, read: @escaping @Sendable (UTF8Bytes) -> Value?) {
         self.problem = problem
         self.read = read
     }
 
     /// The value of `text`, or nil.
-    public func value<S: StringProtocol>(_ text: S) -> Value? { read(Substring(text).utf8) }
+    public func value<S: StringProtocol>(_ text: S) -> Value? { ValueParser.withBytes(Substring(text), read) }
 
     /// The value of `text`; a refused value throws `SOURCE 'TEXT' PROBLEM`.
     public func parse<S: StringProtocol>(_ text: S, from source: ValueSource) throws -> Value {
-        guard let v = read(Substring(text).utf8) else { throw ConfigError(source, text, problem) }
+        guard let v = value(text) else { throw ConfigError(source, text, problem) }
         return v
     }
 }
+
+/// UTF-8 bytes of a value, in place in its string: the parsers read these (an unsafe buffer's bytes are read
+/// without a call per byte, even in a size-optimised build).
+public typealias UTF8Bytes = Slice<UnsafeBufferPointer<UInt8>>
 
 /// The kinds of value, each with its one message.
 public enum ValueKinds {
@@ -70,14 +74,25 @@ public enum ValueKinds {
     ) { ValueParser.goDuration($0).flatMap { $0 > 0 ? $0 : nil } }
 
     public static let address = ValueKind<IPAddress>(
-        problem: "is not an IP address: expected e.g. 10.96.0.10 or 2001:db8::53", read: { IPAddress(utf8: $0) })
+        problem: "is not an IP address: expected e.g. 10.96.0.10 or 2001:db8::53", read: { IPAddress(bytes: $0) })
 }
 
 /// The byte-level readers behind `ValueKinds`.
 public enum ValueParser {
+    /// `body` over the UTF-8 bytes of `text`, numbered from 0: in place for a native string, else from a copy.
+    public static func withBytes<R>(_ text: Substring, _ body: (UTF8Bytes) throws -> R) rethrows -> R {
+        if let r = try text.utf8.withContiguousStorageIfAvailable({ try body($0[...]) }) { return r }
+        return try Array(text.utf8).withUnsafeBufferPointer { try body($0[...]) }
+    }
+
+    /// `decimal` of a string.
+    public static func decimal<S: StringProtocol>(_ text: S, max: UInt64) -> UInt64? {
+        withBytes(Substring(text)) { decimal($0, max: max) }
+    }
+
     /// Decimal digits only (no sign, no spaces), at most `max`. `max` stays far below UInt64.max / 10, so the
     /// running value cannot overflow before it is checked.
-    public static func decimal(_ bytes: Substring.UTF8View, max: UInt64) -> UInt64? {
+    public static func decimal(_ bytes: UTF8Bytes, max: UInt64) -> UInt64? {
         guard !bytes.isEmpty else { return nil }
         var n: UInt64 = 0
         for b in bytes {
@@ -89,7 +104,7 @@ public enum ValueParser {
     }
 
     /// True when `bytes` spell `upper` (uppercase ASCII) in any case.
-    static func asciiCaseInsensitive(_ bytes: Substring.UTF8View, equals upper: StaticString) -> Bool {
+    static func asciiCaseInsensitive(_ bytes: UTF8Bytes, equals upper: StaticString) -> Bool {
         guard bytes.count == upper.utf8CodeUnitCount else { return false }
         var i = 0
         for b in bytes {
@@ -101,12 +116,12 @@ public enum ValueParser {
     }
 
     /// The digits before the first non-digit, and the rest.
-    static func splitNumber(_ bytes: Substring.UTF8View) -> (digits: Substring.UTF8View, unit: Substring.UTF8View) {
+    static func splitNumber(_ bytes: UTF8Bytes) -> (digits: UTF8Bytes, unit: UTF8Bytes) {
         let cut = bytes.firstIndex { $0 &- 0x30 >= 10 } ?? bytes.endIndex
         return (bytes[..<cut], bytes[cut...])
     }
 
-    static func duration(_ bytes: Substring.UTF8View) -> Int64? {
+    static func duration(_ bytes: UTF8Bytes) -> Int64? {
         let (digits, unit) = splitNumber(bytes)
         let scale: Int64
         switch Array(unit) {
@@ -120,7 +135,7 @@ public enum ValueParser {
         return decimal(digits, max: UInt64(Int64.max / scale / 1000)).map { Int64($0) * scale }
     }
 
-    static func size(_ bytes: Substring.UTF8View) -> Int? {
+    static func size(_ bytes: UTF8Bytes) -> Int? {
         let (digits, unit) = splitNumber(bytes)
         let scale: Int
         switch Array(unit) {
@@ -139,7 +154,7 @@ public enum ValueParser {
     ]
 
     /// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. No sign.
-    static func goDuration(_ bytes: Substring.UTF8View) -> Int? {
+    static func goDuration(_ bytes: UTF8Bytes) -> Int? {
         if bytes.elementsEqual("0".utf8) { return 0 }
         func isNumber(_ b: UInt8) -> Bool { b &- 0x30 < 10 || b == UInt8(ascii: ".") }
         var rest = bytes[...]
@@ -147,7 +162,7 @@ public enum ValueParser {
         guard !rest.isEmpty else { return nil }
         while !rest.isEmpty {
             let number = rest.prefix(while: isNumber)
-            guard !number.isEmpty, let value = Double(String(Substring(number))) else { return nil }
+            guard !number.isEmpty, let value = Double(String(decoding: number, as: UTF8.self)) else { return nil }
             rest = rest[number.endIndex...]
             let unit = rest.prefix { !isNumber($0) }
             guard let scale = goUnits.first(where: { $0.unit.elementsEqual(unit) })?.ms else { return nil }
@@ -159,8 +174,8 @@ public enum ValueParser {
     }
 
     /// 1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False.
-    static func goBool(_ bytes: Substring.UTF8View) -> Bool? {
-        switch String(Substring(bytes)) {
+    static func goBool(_ bytes: UTF8Bytes) -> Bool? {
+        switch String(decoding: bytes, as: UTF8.self) {
         case "1", "t", "T", "TRUE", "true", "True": return true
         case "0", "f", "F", "FALSE", "false", "False": return false
         default: return nil
@@ -172,7 +187,7 @@ public enum ValueParser {
     static func isSpace(_ b: UInt8) -> Bool { b == 0x20 || (b &- 0x09) < 5 }
 
     /// `bytes` without leading and trailing ASCII whitespace.
-    public static func trimmed(_ bytes: Substring.UTF8View) -> Substring.UTF8View {
+    public static func trimmed(_ bytes: UTF8Bytes) -> UTF8Bytes {
         guard let first = bytes.firstIndex(where: { !isSpace($0) }) else { return bytes[bytes.endIndex...] }
         let last = bytes.lastIndex(where: { !isSpace($0) })!
         return bytes[first...last]
@@ -183,9 +198,20 @@ public enum ValueParser {
 public func parseGoBool(_ text: String) -> Bool? { ValueKinds.goBool.value(text) }
 
 /// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. Nil if malformed.
-public func parseGoDuration(_ text: String) -> Int? { ValueParser.goDuration(Substring(text).utf8) }
+public func parseGoDuration(_ text: String) -> Int? { ValueParser.withBytes(Substring(text), ValueParser.goDuration) }
+
+extension Substring {
+    /// The part of this text at `bytes`, a slice of the bytes `ValueParser.withBytes` gave for it.
+    func slice(_ bytes: UTF8Bytes) -> Substring {
+        let u = utf8
+        return Substring(u[u.index(u.startIndex, offsetBy: bytes.startIndex)..<u.index(u.startIndex,
+                                                                                       offsetBy: bytes.endIndex)])
+    }
+
+    /// The text without leading and trailing ASCII whitespace, as `ValueParser.trimmed` reads it.
+    var trimmingSpaces: Substring { ValueParser.withBytes(self) { slice(ValueParser.trimmed($0)) } }
+}
 
 extension String {
-    /// The text without leading and trailing ASCII whitespace, as `ValueParser.trimmed` reads it.
-    var trimmingSpaces: String { String(Substring(ValueParser.trimmed(Substring(self).utf8))) }
+    var trimmingSpaces: String { String(Substring(self).trimmingSpaces) }
 }
