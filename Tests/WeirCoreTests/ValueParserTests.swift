@@ -47,6 +47,11 @@ struct ValueParserTests {
         #expect(ValueKinds.size.value("4096") == 4096 && ValueKinds.size.value("64KiB") == 65536)
         #expect(ValueKinds.size.value("1MiB") == 1 << 20)
         for bad in ["", "KiB", "1kib", "1 KiB", "1GiB", "-1"] { #expect(ValueKinds.size.value(bad) == nil) }
+        // Found by the cidr-port-interface fuzzer: a number past UInt64 is refused, not an overflow trap.
+        #expect(ValueKinds.size.value("50" + String(repeating: "2", count: 50)) == nil)
+        #expect(ValueKinds.size.value(String(Int.max)) == Int.max)
+        #expect(ValueParser.decimal(String(UInt64.max), max: .max) == .max)
+        #expect(ValueParser.decimal("18446744073709551616", max: .max) == nil)
     }
 
     @Test func trimmingIsASCIIWhitespaceOnly() throws {

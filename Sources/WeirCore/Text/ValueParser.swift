@@ -90,15 +90,17 @@ public enum ValueParser {
         withBytes(Substring(text)) { decimal($0, max: max) }
     }
 
-    /// Decimal digits only (no sign, no spaces), at most `max`. `max` stays far below UInt64.max / 10, so the
-    /// running value cannot overflow before it is checked.
+    /// Decimal digits only (no sign, no spaces), at most `max` (any `max`: the running value is checked for
+    /// overflow before it is compared, so 25 nines are refused, not a crash).
     public static func decimal(_ bytes: UTF8Bytes, max: UInt64) -> UInt64? {
         guard !bytes.isEmpty else { return nil }
         var n: UInt64 = 0
         for b in bytes {
             guard b &- 0x30 < 10 else { return nil }
-            n = n * 10 + UInt64(b &- 0x30)
-            guard n <= max else { return nil }
+            let (tens, over) = n.multipliedReportingOverflow(by: 10)
+            let (sum, carry) = tens.addingReportingOverflow(UInt64(b &- 0x30))
+            guard !over, !carry, sum <= max else { return nil }
+            n = sum
         }
         return n
     }
