@@ -1,4 +1,3 @@
-import Glibc
 import WeirCore
 import WeirSystem
 import WeirTuning
@@ -18,7 +17,7 @@ struct FailOpenHistory {
             throw RuntimeFailure(message: "fail-open history \(quotedValue(path)) \(problem): expected a small "
                 + "regular file weir writes")
         }
-        switch policy.decide(history: text, now: Int64(time(nil))) {
+        switch policy.decide(history: text, now: Clock.wallSeconds()) {
         case .start(let history):
             try write(FailOpenPolicy.render(history))
         case .failOpen(let failures):

@@ -1,6 +1,5 @@
 import ArgumentParser
-import FoundationEssentials
-import Glibc
+import WeirSystem
 import WeirCore
 
 /// istio's logging flags (`pkg/log` options of `pilot-agent istio-iptables`), mapped onto weir's output: the
@@ -63,7 +62,7 @@ struct OutputLog {
     /// A warning goes to stderr (never into `--dry-run`'s nft text on stdout), unless the level hides it.
     func warn(_ text: String) {
         guard level <= 2 else { return }
-        fputs("weir: warning: \(text)\n", stderr)
+        ProcessEnvironment.writeStandardError("weir: warning: \(text)\n")
     }
 
     private func write(_ severity: Int, _ name: String, _ text: String, raw: Bool) {
@@ -77,15 +76,12 @@ struct OutputLog {
         }
         for target in targets {
             switch target {
-            case "stdout": fputs(body, stdout); fflush(stdout)
-            case "stderr": fputs(body, stderr)
+            case "stdout": ProcessEnvironment.writeStandardOutput(body)
+            case "stderr": ProcessEnvironment.writeStandardError(body)
             default:
-                guard let f = fopen(target, "a") else {
-                    fputs("weir: --log_target \(quotedValue(target)) cannot be opened: \(body)", stderr)
-                    continue
+                if !ProcessEnvironment.append(body, toFile: target) {
+                    ProcessEnvironment.writeStandardError("weir: --log_target \(quotedValue(target)) cannot be opened: \(body)")
                 }
-                fputs(body, f)
-                fclose(f)
             }
         }
     }
@@ -125,16 +121,14 @@ enum IstioArguments {
 
 /// `--network-namespace` for the commands outside istio's flag set (`clean`, `status`), with istio's variable.
 struct NamespaceOption: ParsableArguments {
-    @Option(name: .customLong("network-namespace"), help: """
-        Act inside this network namespace (/var/run/netns/NAME or /proc/PID/ns/net). Env NETWORK_NAMESPACE.
-        """)
+    @Option(name: CaptureFlag.networkNamespace.names(), help: CaptureFlag.networkNamespace.argumentHelp)
     var networkNamespace: String?
 
     /// Enters the namespace, if one is named; bad paths exit 2 before anything is read or changed.
     func enter() throws {
         let flags = networkNamespace.map { [CaptureFlag.networkNamespace.long: [$0]] } ?? [:]
         let invocation = try CaptureInvocation.parse(
-            flags: flags, environment: ProcessInfo.processInfo.environment.filter { $0.key == "NETWORK_NAMESPACE" })
+            flags: flags, environment: ProcessEnvironment.get("NETWORK_NAMESPACE").map { ["NETWORK_NAMESPACE": $0] } ?? [:])
         try enterNetworkNamespace(invocation.networkNamespace)
     }
 }

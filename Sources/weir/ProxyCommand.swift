@@ -30,46 +30,41 @@ struct ProxyLimitOptions: ParsableArguments {
             help: "Worker threads; 0 = one per CPU weir may use (cgroup quota and cpuset, not the host count).")
     var workers: [String] = []
 
-    private typealias Limit = (flag: String, key: String, values: [String],
-                               target: WritableKeyPath<ProxyConfig.Flags, String?>)
-
-    /// Each limit: its flag, its `--config` key, the values given and where the value goes.
-    private var limits: [Limit] {
-        [("--connect-timeout", "WEIR_CONNECT_TIMEOUT", connectTimeout, \.connectTimeout),
-         ("--idle-timeout", "WEIR_IDLE_TIMEOUT", idleTimeout, \.idleTimeout),
-         ("--max-connections", "WEIR_MAX_CONNECTIONS", maxConnections, \.maxConnections),
-         ("--buffer-limit", "WEIR_BUFFER_LIMIT", bufferLimit, \.bufferLimit),
-         ("--drain-timeout", "WEIR_DRAIN_TIMEOUT", drainTimeout, \.drainTimeout),
-         ("--workers", "WEIR_WORKERS", workers, \.workers)]
+    /// Each limit: the values given and where the value goes (its flag and `--config` key follow from there).
+    private var limits: [([String], WritableKeyPath<ProxyConfig.Flags, String?>)] {
+        [(connectTimeout, \.connectTimeout), (idleTimeout, \.idleTimeout), (maxConnections, \.maxConnections),
+         (bufferLimit, \.bufferLimit), (drainTimeout, \.drainTimeout), (workers, \.workers)]
     }
 
-    /// Validates the proxy flags; a limit not given as a flag comes from `file` (`weir run --config`), and a bad
-    /// value from the file is reported with the file, line and key. `workers` 0 becomes the CPUs this process may
-    /// really use: the smallest of the scheduler affinity and the cgroup CPU budget (quota and cpuset, v1 or v2).
-    func config(_ base: ProxyConfig.Flags, file: ConfigFile? = nil) throws -> ProxyConfig {
-        var flags = base
-        var fromFile: [(flag: String, key: String)] = []
-        for limit in limits {
-            if let v = try oneValue(limit.values, limit.flag) {
-                flags[keyPath: limit.target] = v
-            } else if let v = file?.values[limit.key] {
-                flags[keyPath: limit.target] = v
-                fromFile.append((limit.flag, limit.key))
+    /// Validates the proxy limits over `base` (the proxy's own -p -z -m -u -g -t in `flags`, or the capture's values
+    /// for `weir run`); a limit not given as a flag comes from `file` (`weir run --config`), and a bad value from the
+    /// file is reported with the file, line and key. `workers` 0 becomes the CPUs this process may really use: the
+    /// smallest of the scheduler affinity and the cgroup CPU budget (quota and cpuset, v1 or v2).
+    func config(_ base: ProxyConfig, flags given: ProxyConfig.Flags = .init(), file: ConfigFile? = nil) throws
+        -> ProxyConfig
+    {
+        var flags = given
+        for (values, target) in limits {
+            let flag = ProxyConfig.Flags.flagName(target)
+            if let v = try oneValue(values, flag) {
+                flags[keyPath: target] = v
+            } else if let file, case let key = ConfigFile.key(forFlag: flag), let v = file.values[key] {
+                flags[keyPath: target] = v
+                flags.sources[target] = file.valueSource(key)
             }
         }
-        var config: ProxyConfig
-        do {
-            config = try ProxyConfig.parse(flags)
-        } catch let e as ConfigError {
-            guard let file, let from = fromFile.first(where: { e.message.hasPrefix($0.flag + " ") }) else { throw e }
-            throw ConfigError(file.source(from.key) + e.message.dropFirst(from.flag.count))
-        }
+        var config = try ProxyConfig.parse(flags, base: base)
         config.splice = !noSplice
         if config.workers == 0 {
             config.workers = max(1, min(usableCPUs(), CPUBudget.current().usable))
         }
         return config
     }
+}
+
+/// `weir proxy`'s help for one of the capture's flags: what it is to the proxy, and the table's default.
+private func proxyHelp(_ flag: CaptureFlag, _ summary: String, default: String? = nil) -> ArgumentHelp {
+    ArgumentHelp("\(summary) (default \(`default` ?? flag.defaultText!)).")
 }
 
 struct ProxyCommand: ParsableCommand {
@@ -90,33 +85,32 @@ struct ProxyCommand: ParsableCommand {
         """
     )
 
-    @Option(name: [.customShort("p"), .customLong("proxy-port"), .customLong("envoy-port")],
-            help: "Outbound capture port (default 15001).")
+    // The capture's letters and names, weir's names first; what each means here is the proxy's.
+    @Option(name: CaptureFlag.proxyPort.names(weirFirst: true), help: proxyHelp(.proxyPort, "Outbound capture port"))
     var proxyPort: [String] = []
-    @Option(name: [.customShort("z"), .customLong("inbound-capture-port")],
-            help: "Inbound capture port (default 15006).")
+    @Option(name: CaptureFlag.inboundCapturePort.names(weirFirst: true),
+            help: proxyHelp(.inboundCapturePort, "Inbound capture port"))
     var inboundCapturePort: [String] = []
-    @Option(name: [.customShort("m"), .customLong("mode"), .customLong("istio-inbound-interception-mode")],
-            help: "Inbound interception: REDIRECT or TPROXY (default REDIRECT).")
+    @Option(name: CaptureFlag.mode.names(weirFirst: true),
+            help: proxyHelp(.mode, "Inbound interception: REDIRECT or TPROXY"))
     var mode: [String] = []
-    @Option(name: [.customShort("u"), .customLong("proxy-uid")], help: "UID owning upstream sockets (default 1337).")
+    @Option(name: CaptureFlag.proxyUID.names(weirFirst: true), help: proxyHelp(.proxyUID, "UID owning upstream sockets"))
     var proxyUID: [String] = []
-    @Option(name: [.customShort("g"), .customLong("proxy-gid")], help: "GID owning upstream sockets (default 1337).")
+    @Option(name: CaptureFlag.proxyGID.names(weirFirst: true),
+            help: proxyHelp(.proxyGID, "GID owning upstream sockets", default: "1337"))
     var proxyGID: [String] = []
-    @Option(name: [.customShort("t"), .customLong("tproxy-mark"), .customLong("istio-inbound-tproxy-mark")],
-            help: "Mark of TPROXY upstream sockets, 1 to 4294967295 (default 1337).")
+    @Option(name: CaptureFlag.tproxyMark.names(weirFirst: true),
+            help: proxyHelp(.tproxyMark, "Mark of TPROXY upstream sockets, 1 to 4294967295"))
     var tproxyMark: [String] = []
     @OptionGroup var limits: ProxyLimitOptions
 
     func run() throws {
         var flags = ProxyConfig.Flags()
-        flags.proxyPort = try oneValue(proxyPort, "--proxy-port")
-        flags.inboundCapturePort = try oneValue(inboundCapturePort, "--inbound-capture-port")
-        flags.mode = try oneValue(mode, "--mode")
-        flags.proxyUID = try oneValue(proxyUID, "--proxy-uid")
-        flags.proxyGID = try oneValue(proxyGID, "--proxy-gid")
-        flags.tproxyMark = try oneValue(tproxyMark, "--tproxy-mark")
-        let config = try limits.config(flags)
+        let given: [(WritableKeyPath<ProxyConfig.Flags, String?>, [String])] = [
+            (\.proxyPort, proxyPort), (\.inboundCapturePort, inboundCapturePort), (\.mode, mode),
+            (\.proxyUID, proxyUID), (\.proxyGID, proxyGID), (\.tproxyMark, tproxyMark)]
+        for (key, values) in given { flags[keyPath: key] = try oneValue(values, ProxyConfig.Flags.flagName(key)) }
+        let config = try limits.config(ProxyConfig(), flags: flags)
         do {
             try ProxyServer(config: config).run()
         } catch let error as ProxyStartError {

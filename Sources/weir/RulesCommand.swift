@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import WeirAgent
 import WeirCore
 import WeirNetfilter
@@ -72,7 +71,7 @@ struct RulesCommand: ParsableCommand {
                                                 timeoutMs: invocation.probeTimeoutMs)
             guard outcome.passed else {
                 printError("weir: \(outcome.description)")
-                Glibc.exit(ExitStatus.validationFailed)
+                ProcessEnvironment.exit(ExitStatus.validationFailed)
             }
             log.info(outcome.description)
         }
@@ -87,54 +86,40 @@ struct RulesCommand: ParsableCommand {
 
 /// istio-iptables' flags that say what to do (see `CaptureInvocation`).
 struct InvocationOptions: ParsableArguments {
-    @Flag(name: [.customShort("n"), .customLong("dry-run")],
-          help: "Print the ruleset as nft text and change nothing. Env DRY_RUN.")
+    @Flag(name: CaptureFlag.dryRun.names(), help: CaptureFlag.dryRun.argumentHelp)
     var dryRun = false
     @Flag(name: .customLong("no-dry-run"), help: .hidden)
     var noDryRun = false
 
-    @Flag(name: .customLong("skip-rule-apply"), inversion: .prefixedNo,
-          help: "Apply nothing (with --run-validation: only validate). Env SKIP_RULE_APPLY.")
+    @Flag(.skipRuleApply)
     var skipRuleApply: Bool?
 
-    @Flag(name: .customLong("cleanup-only"), inversion: .prefixedNo,
-          help: "Remove weir's capture, as 'weir clean' does, and install nothing. Env CLEANUP_ONLY.")
+    @Flag(.cleanupOnly)
     var cleanupOnly: Bool?
 
-    @Flag(name: .customLong("run-validation"), inversion: .prefixedNo, help: """
-        After applying, check that a connection to 127.0.0.6:<probe port> is really redirected; exit 126 if not \
-        within --probe-timeout. Env RUN_VALIDATION.
-        """)
+    @Flag(.runValidation)
     var runValidation: Bool?
 
-    @Option(name: .customLong("iptables-probe-port"),
-            help: "Port --run-validation connects to. Env IPTABLES_PROBE_PORT. (default: 15002)")
-    var probePort: [String] = []
+    @Option(.probePort)
+    var probePort: [String]
 
-    @Option(name: .customLong("probe-timeout"),
-            help: "How long --run-validation waits (a Go duration). Env PROBE_TIMEOUT. (default: 5s)")
-    var probeTimeout: [String] = []
+    @Option(.probeTimeout)
+    var probeTimeout: [String]
 
-    @Flag(name: .customLong("force-apply"), inversion: .prefixedNo,
-          help: "Replace the table even if the kernel already holds the same one. Env FORCE_APPLY.")
+    @Flag(.forceApply)
     var forceApply: Bool?
 
-    @Flag(name: .customLong("reconcile"), inversion: .prefixedNo, help: """
-        Accepted: weir always replaces its own table with the desired one, so drift is always reconciled. Env RECONCILE.
-        """)
+    @Flag(.reconcile)
     var reconcile: Bool?
 
-    @Flag(name: .customLong("cni-mode"), inversion: .prefixedNo,
-          help: "Accepted: weir takes no xtables lock and needs no host file system. Env CNI_MODE.")
+    @Flag(.cniMode)
     var cniMode: Bool?
 
-    @Flag(name: .customLong("native-nftables"), inversion: .prefixedNo,
-          help: "Accepted: weir always programs nftables, over netlink. Env NATIVE_NFTABLES.")
+    @Flag(.nativeNftables)
     var nativeNftables: Bool?
 
-    @Option(name: .customLong("force-iptables-binary"),
-            help: "Accepted (legacy or nft) and unused: weir runs no iptables binary. Env FORCE_IPTABLES_BINARY.")
-    var forceIptablesBinary: [String] = []
+    @Option(.forceIptablesBinary)
+    var forceIptablesBinary: [String]
 
     var flagValues: [String: [String]] {
         let bools: [(CaptureFlag, Bool?)] = [

@@ -1,6 +1,4 @@
 import ArgumentParser
-import FoundationEssentials
-import Glibc
 import WeirAgent
 import WeirCore
 import WeirProxy
@@ -24,11 +22,8 @@ struct RunCommand: ParsableCommand {
             connections; a new admin address or profile needs a restart. SIGTERM says \
             STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
             persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config. \
-            Config file keys: istio-iptables' environment variables and WEIR_PROFILE, WEIR_PROFILES_DIR, \
-            WEIR_STATE_DIR, WEIR_ADMIN_ADDRESS, WEIR_CONNECT_TIMEOUT, WEIR_IDLE_TIMEOUT, WEIR_MAX_CONNECTIONS, \
-            WEIR_BUFFER_LIMIT, WEIR_DRAIN_TIMEOUT, WEIR_WORKERS, WEIR_RECONCILE_INTERVAL, WEIR_CLEANUP_ON_EXIT, \
-            WEIR_IPV4_ONLY, WEIR_EXCLUDE_CONTROL_PATH, WEIR_API_SERVERS, WEIR_REGISTRY_CIDRS, \
-            WEIR_REGISTRY_PORTS, WEIR_METRICS_ADDRESS, WEIR_METRICS_TOKEN_FILE. /config answers loopback \
+            Config file keys: istio-iptables' environment variables and \
+            \(ConfigFile.weirKeys.map(\.key).joined(separator: ", ")). /config answers loopback \
             clients only. The control path (the API server, the registry, the node's DNS servers) is kept \
             out of outbound capture unless --exclude-control-path false (docs/kubernetes.md). Flags beat the \
             file; the file beats the environment. The proxy's -p -z -m -u -g -t are the capture values; with several -u/-g the first is the proxy's. With --network-namespace (or \
@@ -125,23 +120,22 @@ struct RunCommand: ParsableCommand {
             }
             return nil
         }
-        guard text.allSatisfy({ $0.isASCII && $0.isNumber }), let limit = Int(text.prefix(6)), limit >= 1 else {
-            throw ConfigError("--fail-open-after \(quotedValue(text)) is not a count: expected a number of starts "
-                + "from 1 to 999999, e.g. 5")
-        }
+        let limit = try Self.failOpenCount.parse(text, from: .flag("--fail-open-after"))
         let windowText = try oneValue(failOpenWindow, "--fail-open-window") ?? "10m"
-        let ms = try ProxyConfig.duration(windowText, flag: "--fail-open-window")
-        guard ms >= 1000 else {
-            throw ConfigError("--fail-open-window \(quotedValue(windowText)) is too short: expected at least 1s, "
-                + "like 10m")
-        }
+        let window = ValueSource.flag("--fail-open-window")
+        let ms = try ValueKinds.duration.parse(windowText, from: window)
+        guard ms >= 1000 else { throw ConfigError(window, windowText, "is too short: expected at least 1s, like 10m") }
         let directory = try oneValue(stateDir, "--state-dir") ?? "/var/lib/weir"
         try Tuner.checkDirectory(directory, source: "--state-dir", purpose: "for \(FailOpenPolicy.fileName)")
         let history = FailOpenHistory(path: directory + "/" + FailOpenPolicy.fileName,
-                                      policy: FailOpenPolicy(limit: limit, windowSeconds: ms / 1000))
+                                      policy: FailOpenPolicy(limit: Int(limit), windowSeconds: ms / 1000))
         try history.start()
         return history
     }
+
+    static let failOpenCount = ValueKind<UInt32>(
+        problem: "is not a count: expected a number of starts from 1 to 999999, e.g. 5"
+    ) { ValueParser.decimal($0, max: 999_999).flatMap { $0 == 0 ? nil : UInt32($0) } }
 
     /// Largest `--config` file weir reads; the shipped one is about 2 KiB.
     static let configSizeLimit = 1 << 20
@@ -149,181 +143,198 @@ struct RunCommand: ParsableCommand {
     /// Reads `--config` (again, at reload) and combines it with the flags: a flag beats the file.
     func settings(tuning: Bool) throws -> AgentSettings {
         let configPath = try oneValue(config, "--config")
-        var file: ConfigFile?
-        if let configPath {
-            switch readSmallFile(configPath, limit: Self.configSizeLimit) {
-            case .success(let bytes):
-                file = try ConfigFile.parse(String(decoding: bytes, as: UTF8.self), path: configPath)
-            case .failure(let problem):
-                throw ConfigError("--config \(quotedValue(configPath)) \(problem): expected a readable regular file "
-                    + "of KEY=VALUE lines, at most \(Self.configSizeLimit) bytes")
-            }
+        let settings = SettingReader(file: try configPath.map(Self.readConfigFile))
+        let file = settings.file
+        let captureConfig = try self.captureConfig(settings)
+        let (environment, source) = capture.environment(file: file)
+        let namespace = try networkNamespace(environment: environment, source: source)
+        let listeners = try self.listeners(settings, captureConfig, environment: environment, source: source)
+        let proxyConfig = try limits.config(ProxyConfig(capture: captureConfig), file: file)
+        let interval = try settings.parse(reconcileInterval, "--reconcile-interval",
+                                          default: "10s") { text, source in
+            let ms = try ValueKinds.duration.parse(text, from: source)
+            guard ms >= 100 else { throw ConfigError(source, text, "is too short: expected at least 100ms, like 10s") }
+            return ms
         }
-        /// A weir setting: its flag's value if given, else the file's (with the file, line and key as its source),
-        /// else nil.
-        func value(_ values: [String], _ flag: String, _ key: String) throws -> (text: String, source: String)? {
-            if let v = try oneValue(values, flag) { return (v, flag) }
-            guard let file, let v = file.values[key] else { return nil }
-            return (v, file.source(key))
+        let cleanup = try cleanupOnExit || (file?.bool(ConfigFile.key(forFlag: "--cleanup-on-exit")) ?? false)
+        // An empty WEIR_PROFILE in the file means no profile; an empty --profile is refused as a name.
+        let profileSetting = try settings.value(profile, "--profile")
+            .flatMap { $0.text.isEmpty && $0.source != .flag("--profile") ? nil : $0 }
+        if profileSetting != nil, namespace != nil {
+            throw ConfigError("--profile with --network-namespace is not supported: expected one of them (tune a "
+                + "namespace with 'ip netns exec NAME weir tune')", source: .flag("--profile"))
         }
-        /// A setting parsed by `parse`, whose messages start with `flag`: reworded to name the file, line and key
-        /// when the value came from there.
-        func setting<T>(_ values: [String], _ flag: String, _ key: String, default: String,
-                        _ parse: (String) throws -> T) throws -> T {
-            guard let (text, source) = try value(values, flag, key) else { return try parse(`default`) }
-            do {
-                return try parse(text)
-            } catch let e as ConfigError where source != flag && e.message.hasPrefix(flag + " ") {
-                throw ConfigError(source + e.message.dropFirst(flag.count))
-            }
-        }
+        let plan = tuning ? try tuningPlan(settings, profile: profileSetting) : nil
+        return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: listeners.admin.host,
+                             adminPort: listeners.admin.port, profile: profileSetting?.text, tuning: plan,
+                             reconcileIntervalMs: interval, cleanupOnExit: cleanup, configPath: configPath,
+                             networkNamespace: namespace, metrics: listeners.metrics)
+    }
 
-        var captureConfig = try capture.config(file: file)
-        let exclude = try setting(excludeControlPath, "--exclude-control-path", "WEIR_EXCLUDE_CONTROL_PATH",
-                                  default: "true") { text -> Bool in
+    static func readConfigFile(_ path: String) throws -> ConfigFile {
+        switch readSmallFile(path, limit: configSizeLimit) {
+        case .success(let bytes):
+            return try ConfigFile.parse(String(decoding: bytes, as: UTF8.self), path: path)
+        case .failure(let problem):
+            throw ConfigError(.flag("--config"), path, "\(problem): expected a readable regular file of KEY=VALUE "
+                + "lines, at most \(configSizeLimit) bytes")
+        }
+    }
+
+    /// The capture flags over the file and the environment, with the node's control path excluded unless
+    /// --exclude-control-path false.
+    func captureConfig(_ settings: SettingReader) throws -> CaptureConfig {
+        let captureConfig = try capture.config(file: settings.file)
+        let exclude = try settings.parse(excludeControlPath, "--exclude-control-path",
+                                         default: "true") { text, source -> Bool in
             switch text.lowercased() {
             case "1", "true", "yes", "on": return true
             case "0", "false", "no", "off": return false
-            default: throw ConfigError("--exclude-control-path \(quotedValue(text)) is not a boolean: expected true "
-                + "or false")
+            default: throw ConfigError(source, text, "is not a boolean: expected true or false")
             }
         }
-        if exclude {
-            var resolvConf: (text: String, path: String)?
-            if case .success(let bytes) = readSmallFile(CaptureConfig.resolvConf, limit: CaptureConfig.listFileLimit) {
-                resolvConf = (String(decoding: bytes, as: UTF8.self), CaptureConfig.resolvConf)
-            }
-            let host = getenv("KUBERNETES_SERVICE_HOST").map { String(cString: $0) }
-            let path = try ControlPath.parse(
-                kubernetesHost: host,
-                apiServers: try value(apiServers, "--api-servers", "WEIR_API_SERVERS"),
-                registryCIDRs: try value(registryCidrs, "--registry-cidrs", "WEIR_REGISTRY_CIDRS"),
-                registryPorts: try value(registryPorts, "--registry-ports", "WEIR_REGISTRY_PORTS"),
-                resolvConf: resolvConf)
-            captureConfig = path.excluded(from: captureConfig)
+        guard exclude else { return captureConfig }
+        var resolvConf: (text: String, path: String)?
+        if case .success(let bytes) = readSmallFile(CaptureConfig.resolvConf, limit: CaptureConfig.listFileLimit) {
+            resolvConf = (String(decoding: bytes, as: UTF8.self), CaptureConfig.resolvConf)
         }
-        let (environment, source) = capture.environment(file: file)
+        func text(_ values: [String], _ flag: String) throws -> (text: String, source: String)? {
+            try settings.value(values, flag).map { ($0.text, $0.source.description) }
+        }
+        let path = try ControlPath.parse(
+            kubernetesHost: ProcessEnvironment.get("KUBERNETES_SERVICE_HOST"),
+            apiServers: try text(apiServers, "--api-servers"),
+            registryCIDRs: try text(registryCidrs, "--registry-cidrs"),
+            registryPorts: try text(registryPorts, "--registry-ports"),
+            resolvConf: resolvConf)
+        return path.excluded(from: captureConfig)
+    }
+
+    /// `--network-namespace` (or NETWORK_NAMESPACE), checked to be one this process may enter.
+    func networkNamespace(environment: [String: String], source: @escaping (String) -> ValueSource) throws
+        -> String?
+    {
         let namespaceFlag = capture.networkNamespace.isEmpty ? [:]
             : [CaptureFlag.networkNamespace.long: capture.networkNamespace]
         let namespace = try CaptureInvocation.parse(flags: namespaceFlag, environment: environment,
                                                     environmentSource: source).networkNamespace
-        if let namespace {
-            do {
-                try NetworkNamespace.probe(namespace)
-            } catch NetworkNamespace.Failure.denied(let why) {
-                // Bad configuration, not a passing failure: a restart cannot grant the capability (weir.service has
-                // no CAP_SYS_ADMIN and RestrictNamespaces=yes), so exit 2, which systemd does not retry.
-                throw ConfigError("--network-namespace (NETWORK_NAMESPACE) \(quotedValue(namespace)) \(why): expected "
-                    + "weir started inside that namespace instead (under systemd: unset NETWORK_NAMESPACE and add "
-                    + "NetworkNamespacePath=\(namespace) to a drop-in of weir.service)")
-            } catch {
-                throw namespaceFailure(namespace, error)
-            }
+        guard let namespace else { return nil }
+        do {
+            try NetworkNamespace.probe(namespace)
+        } catch NetworkNamespace.Failure.denied(let why) {
+            // Bad configuration, not a passing failure: a restart cannot grant the capability (weir.service has
+            // no CAP_SYS_ADMIN and RestrictNamespaces=yes), so exit 2, which systemd does not retry.
+            throw ConfigError("--network-namespace (NETWORK_NAMESPACE) \(quotedValue(namespace)) \(why): expected "
+                + "weir started inside that namespace instead (under systemd: unset NETWORK_NAMESPACE and add "
+                + "NetworkNamespacePath=\(namespace) to a drop-in of weir.service)")
+        } catch {
+            throw namespaceFailure(namespace, error)
         }
-        // weir's own ports, before the proxy settings (which refuse -p equal to -z with less to say) and before
-        // anything is bound: two settings naming one port are bad input, not a failed bind.
-        let adminSetting = try value(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS")
-        let (adminHost, adminPort) = try setting(adminAddress, "--admin-address", "WEIR_ADMIN_ADDRESS",
-                                                 default: defaultAdminAddress) { try parseAdminAddress($0) }
+        return namespace
+    }
+
+    /// weir's own ports, checked before the proxy settings (which refuse -p equal to -z with less to say) and
+    /// before anything is bound: two settings naming one port are bad input, not a failed bind.
+    func listeners(_ settings: SettingReader, _ captureConfig: CaptureConfig, environment: [String: String],
+                   source: @escaping (String) -> ValueSource) throws
+        -> (admin: (host: String, port: UInt16), metrics: (host: String, port: UInt16, token: String?)?)
+    {
+        let adminSetting = try settings.value(adminAddress, "--admin-address")
+        let admin = try parseAdminAddress(adminSetting?.text ?? defaultAdminAddress,
+                                          source: adminSetting?.source ?? .flag("--admin-address"))
         let flagValues = capture.flagValues
         func captured(_ flag: CaptureFlag, _ port: UInt16) -> PortSetting {
             flag.portSetting(port, flags: flagValues, environment: environment, environmentSource: source)
         }
         var ports = [captured(.proxyPort, captureConfig.proxyPort),
                      captured(.inboundCapturePort, captureConfig.inboundCapturePort),
-                     PortSetting(source: adminSetting?.source ?? "--admin-address (default)",
-                                 text: adminSetting?.text ?? defaultAdminAddress, port: adminPort)]
+                     PortSetting(source: adminSetting?.source.description ?? "--admin-address (default)",
+                                 text: adminSetting?.text ?? defaultAdminAddress, port: admin.port)]
         if captureConfig.capturesDNS { ports.append(captured(.dnsProxyPort, captureConfig.dnsProxyPort)) }
         var metrics: (host: String, port: UInt16, token: String?)?
-        if let (text, source) = try value(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS") {
-            let (host, port) = try setting(metricsAddress, "--metrics-address", "WEIR_METRICS_ADDRESS",
-                                           default: text) { try parseAdminAddress($0, flag: "--metrics-address") }
-            ports.append(PortSetting(source: source, text: text, port: port))
-            metrics = (host, port, nil)
-        }
-        if let (path, source) = try value(metricsTokenFile, "--metrics-token-file", "WEIR_METRICS_TOKEN_FILE") {
-            guard metrics != nil else {
-                throw ConfigError("\(source) \(quotedValue(path)) without --metrics-address: expected both (the token "
-                    + "guards the metrics listener)")
-            }
-            // The token itself never appears in a message.
-            switch readSmallFile(path, limit: 4096) {
-            case .success(let bytes):
-                var token = String(decoding: bytes, as: UTF8.self)
-                while let last = token.last, last.isWhitespace { token.removeLast() }
-                guard !token.isEmpty, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
-                    throw ConfigError("\(source) \(quotedValue(path)) holds no usable token: expected one line of "
-                        + "printable ASCII without spaces")
-                }
-                metrics?.token = token
-            case .failure(let problem):
-                throw ConfigError("\(source) \(quotedValue(path)) \(problem): expected a readable file holding a "
-                    + "bearer token, at most 4096 bytes")
-            }
+        if let (text, source) = try settings.value(metricsAddress, "--metrics-address") {
+            let (host, port) = try parseAdminAddress(text, source: source, example: "15090")
+            ports.append(PortSetting(source: source.description, text: text, port: port))
+            metrics = (host, port, try metricsToken(settings))
+        } else if let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file") {
+            throw ConfigError(source, path, "without --metrics-address: expected both (the token guards the metrics "
+                + "listener)")
         }
         try PortSetting.requireDistinct(ports)
-        var flags = ProxyConfig.Flags()
-        flags.proxyPort = String(captureConfig.proxyPort)
-        flags.inboundCapturePort = String(captureConfig.inboundCapturePort)
-        flags.mode = captureConfig.mode.rawValue
-        flags.proxyUID = captureConfig.proxyUIDs.first.map(String.init)
-        flags.proxyGID = captureConfig.proxyGIDs.first.map(String.init)
-        flags.tproxyMark = String(captureConfig.tproxyMark)
-        let proxyConfig = try limits.config(flags, file: file)
-        let interval = try setting(reconcileInterval, "--reconcile-interval", "WEIR_RECONCILE_INTERVAL",
-                                   default: "10s") { text in
-            let ms = try ProxyConfig.duration(text, flag: "--reconcile-interval")
-            guard ms >= 100 else {
-                throw ConfigError("--reconcile-interval \(quotedValue(text)) is too short: expected at least 100ms, "
-                    + "like 10s")
+        return (admin, metrics)
+    }
+
+    /// The bearer token of `--metrics-token-file`, if given. The token itself never appears in a message.
+    func metricsToken(_ settings: SettingReader) throws -> String? {
+        guard let (path, source) = try settings.value(metricsTokenFile, "--metrics-token-file") else { return nil }
+        switch readSmallFile(path, limit: 4096) {
+        case .success(let bytes):
+            var token = String(decoding: bytes, as: UTF8.self)
+            while let last = token.last, last.isWhitespace { token.removeLast() }
+            guard !token.isEmpty, token.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7f }) else {
+                throw ConfigError(source, path, "holds no usable token: expected one line of printable ASCII "
+                    + "without spaces")
             }
-            return ms
+            return token
+        case .failure(let problem):
+            throw ConfigError(source, path, "\(problem): expected a readable file holding a bearer token, at most "
+                + "4096 bytes")
         }
-        let cleanup = try cleanupOnExit || (file?.bool("WEIR_CLEANUP_ON_EXIT") ?? false)
-        // An empty WEIR_PROFILE in the file means no profile; an empty --profile is refused as a name.
-        let profileSetting = try value(profile, "--profile", "WEIR_PROFILE")
-            .flatMap { $0.text.isEmpty && $0.source != "--profile" ? nil : $0 }
-        var plan: (tuner: Tuner, plan: TunePlan)?
-        if profileSetting != nil, namespace != nil {
-            throw ConfigError("--profile with --network-namespace is not supported: expected one of them (tune a "
-                + "namespace with 'ip netns exec NAME weir tune')")
+    }
+
+    /// The profile's tuner and plan (nil without a profile); the state and profile directories are checked at start
+    /// whether or not a profile is given: a wrong path is a mistake either way.
+    func tuningPlan(_ settings: SettingReader, profile: (text: String, source: ValueSource)?) throws
+        -> (tuner: Tuner, plan: TunePlan)?
+    {
+        let stateDirectory = try settings.value(stateDir, "--state-dir")
+        let profilesDirectory = try settings.value(profilesDir, "--profiles-dir")
+        if let (path, source) = stateDirectory {
+            try Tuner.checkDirectory(path, source: source.description, purpose: "for \(Tuner.stateFileName)")
         }
-        if tuning {
-            // Checked at start whether or not a profile is given: a wrong path is a mistake either way.
-            let stateDirectory = try value(stateDir, "--state-dir", "WEIR_STATE_DIR")
-            let profilesDirectory = try value(profilesDir, "--profiles-dir", "WEIR_PROFILES_DIR")
-            if let (path, source) = stateDirectory {
-                try Tuner.checkDirectory(path, source: source, purpose: "for \(Tuner.stateFileName)")
-            }
-            if let (path, source) = profilesDirectory {
-                try Tuner.checkDirectory(path, source: source, purpose: "of NAME.profile files")
-            }
-            if let (name, source) = profileSetting {
-                let probe = NodeProbe()
-                let tuner = Tuner(files: probe.files, stateDirectory: stateDirectory?.text ?? "/var/lib/weir",
-                                  environment: probe.environment())
-                let directories = profilesDirectory.map { [$0.text] } ?? defaultProfileDirectories
-                let loaded = try Tuner.loadProfile(named: name, directories: directories, source: source)
-                plan = (tuner, try tuner.plan(loaded))
-            }
+        if let (path, source) = profilesDirectory {
+            try Tuner.checkDirectory(path, source: source.description, purpose: "of NAME.profile files")
         }
-        return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: adminHost, adminPort: adminPort,
-                             profile: profileSetting?.text, tuning: plan, reconcileIntervalMs: interval,
-                             cleanupOnExit: cleanup, configPath: configPath, networkNamespace: namespace,
-                             metrics: metrics)
+        guard let (name, source) = profile else { return nil }
+        let probe = NodeProbe()
+        let tuner = Tuner(files: probe.files, stateDirectory: stateDirectory?.text ?? "/var/lib/weir",
+                          environment: probe.environment())
+        let directories = profilesDirectory.map { [$0.text] } ?? defaultProfileDirectories
+        let loaded = try Tuner.loadProfile(named: name, directories: directories, source: source.description)
+        return (tuner, try tuner.plan(loaded))
+    }
+}
+
+/// weir's own settings of `weir run`: a flag's value if given, else the `--config` file's (its key from
+/// `ConfigFile.weirKeys`), with the file, line and key as its source.
+struct SettingReader {
+    let file: ConfigFile?
+
+    func value(_ values: [String], _ flag: String) throws -> (text: String, source: ValueSource)? {
+        if let v = try oneValue(values, flag) { return (v, .flag(flag)) }
+        let key = ConfigFile.key(forFlag: flag)
+        guard let file, let v = file.values[key] else { return nil }
+        return (v, file.valueSource(key))
+    }
+
+    /// The setting parsed by `parse`, which names the given source in its messages; `default` when not set.
+    func parse<T>(_ values: [String], _ flag: String, default: String,
+                  _ parse: (String, ValueSource) throws -> T) throws -> T {
+        let (text, source) = try value(values, flag) ?? (`default`, .flag(flag))
+        return try parse(text, source)
     }
 }
 
 let defaultAdminAddress = "127.0.0.1:15020"
 
 /// `127.0.0.1:15020` or `[::1]:15020`.
-func parseAdminAddress(_ text: String, flag: String = "--admin-address") throws -> (String, UInt16) {
-    let example = flag == "--admin-address" ? "15020" : "15090"
-    let bad = ConfigError("\(flag) \(quotedValue(text)) is not HOST:PORT: expected e.g. "
-        + "127.0.0.1:\(example) or [::1]:\(example)")
-    guard let colon = text.lastIndex(of: ":") else { throw bad }
-    var host = String(text[..<colon])
-    if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-    guard let port = UInt16(text[text.index(after: colon)...]), IPAddress(host) != nil else { throw bad }
-    return (host, port)
+func parseAdminAddress(_ text: String, source: ValueSource, example: String = "15020") throws -> (host: String,
+                                                                                                  port: UInt16) {
+    let bad = ConfigError(source, text, "is not HOST:PORT: expected e.g. 127.0.0.1:\(example) or [::1]:\(example)")
+    guard let colon = text.utf8.lastIndex(of: UInt8(ascii: ":")) else { throw bad }
+    var host = Substring(text[..<colon])
+    if host.hasPrefix("[") && host.hasSuffix("]") { host = host.dropFirst().dropLast() }
+    guard let port = ValueParser.decimal(text[text.utf8.index(after: colon)...], max: 65535),
+          IPAddress(String(host)) != nil else { throw bad }
+    return (String(host), UInt16(port))
 }

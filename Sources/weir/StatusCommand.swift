@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import WeirAgent
 import WeirCore
 import WeirNetfilter
@@ -47,13 +46,11 @@ struct StatusCommand: ParsableCommand {
     func run() throws {
         var requested: Int?
         if let text = try oneValue(proxyBacklog, "--proxy-backlog") {
-            guard let n = Int(text), n >= 1, n <= Int(Int32.max) else {
-                throw ConfigError("--proxy-backlog \(quotedValue(text)) is not a backlog: expected 1 to 2147483647")
-            }
-            requested = n
+            requested = Int(try ValueKinds.number("backlog", 1...UInt32(Int32.max))
+                .parse(text, from: .flag("--proxy-backlog")))
         }
         let adminText = try oneValue(adminAddress, "--admin-address") ?? defaultAdminAddress
-        let (host, port) = try parseAdminAddress(adminText)
+        let (host, port) = try parseAdminAddress(adminText, source: .flag("--admin-address"))
         guard let address = SocketAddress(ip: host, port: port) else {
             throw ConfigError("--admin-address \(quotedValue(adminText)) is not HOST:PORT: expected e.g. "
                 + "127.0.0.1:15020 or [::1]:15020")
@@ -84,7 +81,7 @@ struct StatusCommand: ParsableCommand {
         } else {
             switch agent {
             case .success(let status):
-                print(status.report(address: adminText, now: Int64(time(nil))), terminator: "")
+                print(status.report(address: adminText, now: Clock.wallSeconds()), terminator: "")
             case .failure(let reason):
                 print(AgentStatus.notAnswering(address: adminText, reason: reason.description), terminator: "")
             }
@@ -122,7 +119,7 @@ extension NamespaceOption {
     /// What `enter()` checks, without entering: a bad path exits 2.
     func check() throws {
         let flags = networkNamespace.map { [CaptureFlag.networkNamespace.long: [$0]] } ?? [:]
-        let environment = getenv("NETWORK_NAMESPACE").map { ["NETWORK_NAMESPACE": String(cString: $0)] } ?? [:]
+        let environment = ProcessEnvironment.get("NETWORK_NAMESPACE").map { ["NETWORK_NAMESPACE": $0] } ?? [:]
         guard let path = try CaptureInvocation.parse(flags: flags, environment: environment).networkNamespace else {
             return
         }

@@ -3,10 +3,6 @@ import WeirAgent
 import WeirCore
 import WeirSystem
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// Root command. Subcommands live in one file each.
 struct Weir: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +22,7 @@ func printError(_ line: String) {
     // The line that ends weir: an error for journald (SyslogLevelPrefix=) when stderr is the journal.
     let prefix = JournalStream.isStandardError ? "<\(LogLevel.error.rawValue)>" : ""
     let bytes = Array((prefix + oneLineMessage(text) + "\n").utf8)
-    _ = bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stderr) }
+    ProcessEnvironment.writeStandardError(bytes: bytes)
 }
 
 /// Exit statuses: 0 success, 1 runtime failure (kernel refused, I/O), 2 bad input.
@@ -67,21 +63,21 @@ enum Main {
             try command.run()
         } catch let error as ConfigError {
             printError("weir: \(error.message)")
-            exit(ExitStatus.badInput)
+            ProcessEnvironment.exit(ExitStatus.badInput)
         } catch let error as RuntimeFailure {
             printError("weir: \(error.message)")
-            exit(ExitStatus.failure)
+            ProcessEnvironment.exit(ExitStatus.failure)
         } catch {
             let code = Weir.exitCode(for: error)
             if code == .success {
                 Weir.exit(withError: error)
             }
             if error is ExitCode {
-                exit(code.rawValue)
+                ProcessEnvironment.exit(code.rawValue)
             }
             // Parse errors from ArgumentParser: one line in weir's grammar, exit 2 like every other bad input.
             printError("weir: " + usageError(Weir.message(for: error), command: commandName(arguments)))
-            exit(ExitStatus.badInput)
+            ProcessEnvironment.exit(ExitStatus.badInput)
         }
     }
 

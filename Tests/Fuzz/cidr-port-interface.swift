@@ -31,9 +31,9 @@ public func fuzzCIDRPortInterface(_ data: UnsafePointer<UInt8>, _ size: Int) -> 
     for flag in CaptureFlag.all where flag != .ownerGroupsInclude && flag != .ownerGroupsExclude {
         _ = try? CaptureConfig.parse(flags: [flag.long: [text]])
     }
-    _ = try? ProxyConfig.port(text, flag: "--proxy-port")
-    _ = try? ProxyConfig.id(text, flag: "--proxy-uid", what: "UID")
-    _ = try? ProxyConfig.duration(text, flag: "--idle-timeout")
-    _ = try? ProxyConfig.size(text, flag: "--buffer-limit")
+    _ = try? ValueKinds.port.parse(text, from: .flag("--proxy-port"))
+    _ = try? ValueKinds.id("UID").parse(text, from: .flag("--proxy-uid"))
+    _ = try? ValueKinds.duration.parse(text, from: .flag("--idle-timeout"))
+    _ = try? ValueKinds.size.parse(text, from: .flag("--buffer-limit"))
     return 0
 }

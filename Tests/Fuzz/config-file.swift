@@ -19,16 +19,13 @@ public func fuzzConfigFile(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {
         let environment = file.values.filter { !$0.key.hasPrefix("WEIR_") }
         let capture = try CaptureConfig.parse(flags: [:], environment: environment, ipv4Only: ipv4Only)
         var flags = ProxyConfig.Flags()
-        flags.proxyPort = String(capture.proxyPort)
-        flags.inboundCapturePort = String(capture.inboundCapturePort)
-        flags.mode = capture.mode.rawValue
         flags.connectTimeout = file.values["WEIR_CONNECT_TIMEOUT"]
         flags.idleTimeout = file.values["WEIR_IDLE_TIMEOUT"]
         flags.maxConnections = file.values["WEIR_MAX_CONNECTIONS"]
         flags.bufferLimit = file.values["WEIR_BUFFER_LIMIT"]
         flags.drainTimeout = file.values["WEIR_DRAIN_TIMEOUT"]
         flags.workers = file.values["WEIR_WORKERS"]
-        let proxy = try ProxyConfig.parse(flags)
+        let proxy = try ProxyConfig.parse(flags, base: ProxyConfig(capture: capture))
         _ = try file.values["WEIR_RECONCILE_INTERVAL"].map {
             try ProxyConfig.duration($0, flag: "--reconcile-interval")
         }

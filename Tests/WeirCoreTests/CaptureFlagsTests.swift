@@ -55,7 +55,7 @@ struct CaptureFlagsTests {
     }
 
     static let badInputs: [([String: [String]], [String: String], String)] = [
-        (["envoy-port": ["70000"]], [:], "-p '70000' is not a port: expected a number from 1 to 65535"),
+        (["envoy-port": ["70000"]], [:], "-p '70000' is not a port: expected 1 to 65535"),
         (["envoy-port": ["http"]], [:], "-p 'http' is not a port"),
         (["istio-inbound-ports": ["80,0"]], [:], "-b '0' is not a port"),
         ([:], ["ENVOY_PORT": "-1"], "ENVOY_PORT '-1' is not a port"),

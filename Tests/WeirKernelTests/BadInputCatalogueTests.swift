@@ -320,7 +320,7 @@ struct BadInputCatalogueTests {
               "-i list file '$D/f' is larger than 16 MiB: expected a readable file"),
         rules("100 MB list file", ["-x", "@$D/f"], files: [.sized("f", 100_000_000)],
               "-x list file '$D/f' is larger than 16 MiB"),
-        rules("-p -1", ["-p", "-1"], "-p '-1' is not a port: expected a number from 1 to 65535"),
+        rules("-p -1", ["-p", "-1"], "-p '-1' is not a port: expected 1 to 65535"),
         rules("-b -1", ["-b", "-1"], "-b '-1' is not a port"),
         rules("-o -1", ["-o", "-1"], "-o '-1' is not a port"),
         rules("ENVOY_PORT names itself", [], env: ["ENVOY_PORT": "abc"], "ENVOY_PORT 'abc' is not a port"),

@@ -16,6 +16,14 @@ public struct ConfigFile: Equatable, Sendable {
         ("WEIR_METRICS_ADDRESS", "--metrics-address"), ("WEIR_METRICS_TOKEN_FILE", "--metrics-token-file"),
     ]
 
+    /// The key that stands for weir's `flag` (`--idle-timeout`: `WEIR_IDLE_TIMEOUT`).
+    public static func key(forFlag flag: String) -> String {
+        guard let key = weirKeys.first(where: { $0.flag == flag })?.key else {
+            preconditionFailure("\(flag) has no WEIR_ key in ConfigFile.weirKeys")
+        }
+        return key
+    }
+
     /// The file's path, as given.
     public let path: String
     /// Values by key; a key given twice keeps the last value, as a shell would.
@@ -24,7 +32,10 @@ public struct ConfigFile: Equatable, Sendable {
     public let lines: [String: Int]
 
     /// Where a key's value came from: `FILE:LINE KEY`.
-    public func source(_ key: String) -> String { "\(path):\(lines[key] ?? 0) \(key)" }
+    public func source(_ key: String) -> String { valueSource(key).description }
+
+    /// Where a key's value came from, as a `ValueSource`.
+    public func valueSource(_ key: String) -> ValueSource { .configFile(path: path, line: lines[key] ?? 0, key: key) }
 
     /// Parses the text of `path`. Every key must be an istio-iptables variable or a `WEIR_*` key in `weirKeys`.
     public static func parse(_ text: String, path: String) throws -> ConfigFile {
@@ -69,7 +80,7 @@ public struct ConfigFile: Equatable, Sendable {
         switch v.lowercased() {
         case "1", "true", "yes", "on": return true
         case "0", "false", "no", "off", "": return false
-        default: throw ConfigError("\(source(key)) \(quotedValue(v)) is not a boolean: expected true or false")
+        default: throw ConfigError(valueSource(key), v, "is not a boolean: expected true or false")
         }
     }
 }

@@ -32,7 +32,7 @@ public struct CaptureInvocation: Hashable, Sendable {
 
     /// Reads the invocation flags with the same sources and precedence as the capture flags.
     public static func parse(flags: [String: [String]], environment: [String: String] = [:],
-                             environmentSource: @escaping (String) -> String = { $0 }) throws -> CaptureInvocation {
+                             environmentSource: @escaping (String) -> ValueSource = { .variable($0) }) throws -> CaptureInvocation {
         let reader = FlagReader(flags: flags, environment: environment, environmentSource: environmentSource,
                                 readFile: { _ in .failure(.missing) })
         var i = CaptureInvocation()
@@ -40,18 +40,8 @@ public struct CaptureInvocation: Hashable, Sendable {
         if let v = try reader.bool(.skipRuleApply) { i.skipRuleApply = v }
         if let v = try reader.bool(.cleanupOnly) { i.cleanupOnly = v }
         if let v = try reader.bool(.runValidation) { i.runValidation = v }
-        if let v = try reader.single(.probePort) {
-            guard let p = UInt16(v.text), p > 0, v.text.allSatisfy({ $0.isASCII && $0.isNumber }) else {
-                throw v.error("is not a port: expected a number from 1 to 65535")
-            }
-            i.probePort = p
-        }
-        if let v = try reader.single(.probeTimeout) {
-            guard let ms = parseGoDuration(v.text), ms > 0 else {
-                throw v.error("is not a duration: expected a positive Go duration like 5s or 500ms")
-            }
-            i.probeTimeoutMs = ms
-        }
+        if let v = try reader.single(.probePort) { i.probePort = try v.parse(ValueKinds.port) }
+        if let v = try reader.single(.probeTimeout) { i.probeTimeoutMs = try v.parse(ValueKinds.positiveGoDuration) }
         if let v = try reader.bool(.forceApply) { i.forceApply = v }
         if let v = try reader.bool(.reconcile) { i.reconcile = v }
         if let v = try reader.bool(.cniMode) { i.cniMode = v }
@@ -61,63 +51,64 @@ public struct CaptureInvocation: Hashable, Sendable {
                 throw v.error("is not an iptables binary: expected legacy or nft (weir programs nftables over "
                     + "netlink either way)")
             }
-            i.forceIptablesBinary = v.text
+            i.forceIptablesBinary = String(v.text)
         }
         if let v = try reader.single(.networkNamespace), !v.text.isEmpty {
             guard v.text.hasPrefix("/") else {
                 throw v.error("is not a path: expected /var/run/netns/NAME or /proc/PID/ns/net")
             }
-            i.networkNamespace = v.text
+            i.networkNamespace = String(v.text)
         }
         if i.cleanupOnly && i.dryRun {
-            throw ConfigError("--cleanup-only and --dry-run are both set: expected one of them")
+            throw ConfigError("--cleanup-only and --dry-run are both set: expected one of them",
+                              source: .flag("--cleanup-only"))
         }
         return i
     }
 }
 
 extension CaptureFlag {
-    public static let dryRun = CaptureFlag(short: "n", long: "dry-run", environments: ["DRY_RUN"], kind: .bool)
-    public static let skipRuleApply = CaptureFlag(long: "skip-rule-apply", environments: ["SKIP_RULE_APPLY"],
-                                                  kind: .bool)
-    public static let cleanupOnly = CaptureFlag(long: "cleanup-only", environments: ["CLEANUP_ONLY"], kind: .bool)
-    public static let runValidation = CaptureFlag(long: "run-validation", environments: ["RUN_VALIDATION"],
-                                                  kind: .bool)
-    public static let probePort = CaptureFlag(long: "iptables-probe-port", environments: ["IPTABLES_PROBE_PORT"])
-    public static let probeTimeout = CaptureFlag(long: "probe-timeout", environments: ["PROBE_TIMEOUT"])
-    public static let forceApply = CaptureFlag(long: "force-apply", environments: ["FORCE_APPLY"], kind: .bool)
-    public static let reconcile = CaptureFlag(long: "reconcile", environments: ["RECONCILE"], kind: .bool)
-    public static let cniMode = CaptureFlag(long: "cni-mode", environments: ["CNI_MODE"], kind: .bool)
-    public static let nativeNftables = CaptureFlag(long: "native-nftables", environments: ["NATIVE_NFTABLES"],
-                                                   kind: .bool)
-    public static let forceIptablesBinary = CaptureFlag(long: "force-iptables-binary",
-                                                        environments: ["FORCE_IPTABLES_BINARY"])
-    public static let networkNamespace = CaptureFlag(long: "network-namespace", environments: ["NETWORK_NAMESPACE"])
+    public static let dryRun = CaptureFlag(
+        short: "n", long: "dry-run", environments: ["DRY_RUN"], kind: .bool,
+        summary: "Print the ruleset as nft text and change nothing.")
+    public static let skipRuleApply = CaptureFlag(
+        long: "skip-rule-apply", environments: ["SKIP_RULE_APPLY"], kind: .bool,
+        summary: "Apply nothing (with --run-validation: only validate).")
+    public static let cleanupOnly = CaptureFlag(
+        long: "cleanup-only", environments: ["CLEANUP_ONLY"], kind: .bool,
+        summary: "Remove weir's capture, as 'weir clean' does, and install nothing.")
+    public static let runValidation = CaptureFlag(
+        long: "run-validation", environments: ["RUN_VALIDATION"], kind: .bool,
+        summary: "After applying, check that a connection to 127.0.0.6:<probe port> is really redirected; exit 126 "
+            + "if not within --probe-timeout.")
+    public static let probePort = CaptureFlag(
+        long: "iptables-probe-port", environments: ["IPTABLES_PROBE_PORT"],
+        summary: "Port --run-validation connects to.", default: "15002")
+    public static let probeTimeout = CaptureFlag(
+        long: "probe-timeout", environments: ["PROBE_TIMEOUT"],
+        summary: "How long --run-validation waits (a Go duration).", default: "5s")
+    public static let forceApply = CaptureFlag(
+        long: "force-apply", environments: ["FORCE_APPLY"], kind: .bool,
+        summary: "Replace the table even if the kernel already holds the same one.")
+    public static let reconcile = CaptureFlag(
+        long: "reconcile", environments: ["RECONCILE"], kind: .bool,
+        summary: "Accepted: weir always replaces its own table with the desired one, so drift is always reconciled.")
+    public static let cniMode = CaptureFlag(
+        long: "cni-mode", environments: ["CNI_MODE"], kind: .bool,
+        summary: "Accepted: weir takes no xtables lock and needs no host file system.")
+    public static let nativeNftables = CaptureFlag(
+        long: "native-nftables", environments: ["NATIVE_NFTABLES"], kind: .bool,
+        summary: "Accepted: weir always programs nftables, over netlink.")
+    public static let forceIptablesBinary = CaptureFlag(
+        long: "force-iptables-binary", environments: ["FORCE_IPTABLES_BINARY"],
+        summary: "Accepted (legacy or nft) and unused: weir runs no iptables binary.")
+    public static let networkNamespace = CaptureFlag(
+        long: "network-namespace", environments: ["NETWORK_NAMESPACE"],
+        summary: "Act inside this network namespace (/var/run/netns/NAME or /proc/PID/ns/net) instead of weir's own.")
 
     /// Flags that say what to do, not which rules to build.
     public static let invocation: [CaptureFlag] = [
         dryRun, skipRuleApply, cleanupOnly, runValidation, probePort, probeTimeout, forceApply, reconcile, cniMode,
         nativeNftables, forceIptablesBinary, networkNamespace,
     ]
-}
-
-/// A Go `time.ParseDuration` string in whole milliseconds: `5s`, `500ms`, `1m30s`, `1.5s`, `0`. Nil if malformed.
-public func parseGoDuration(_ text: String) -> Int? {
-    if text == "0" { return 0 }
-    let units: [(String, Double)] = [("ns", 1e-6), ("us", 1e-3), ("µs", 1e-3), ("ms", 1), ("s", 1000),
-                                     ("m", 60_000), ("h", 3_600_000)]
-    var rest = Substring(text)
-    var total = 0.0
-    guard !rest.isEmpty else { return nil }
-    while !rest.isEmpty {
-        let number = rest.prefix { $0.isASCII && ($0.isNumber || $0 == ".") }
-        guard !number.isEmpty, let value = Double(number) else { return nil }
-        rest = rest.dropFirst(number.count)
-        let unitText = rest.prefix { !($0.isASCII && ($0.isNumber || $0 == ".")) }
-        guard let unit = units.first(where: { $0.0 == unitText }) else { return nil }
-        rest = rest.dropFirst(unitText.count)
-        total += value * unit.1
-        guard total < 1e12 else { return nil }
-    }
-    return Int(total.rounded())
 }

@@ -43,10 +43,11 @@ public struct ControlPath: Hashable, Sendable {
     /// A comma (or space) separated list setting, each entry parsed by `parse`; `source` names the setting in
     /// messages (`--api-servers`, `weir.conf:7 WEIR_API_SERVERS`).
     public static func list<T>(_ text: String, source: String, expected: String,
-                               _ parse: (String) -> T?) throws -> [T] {
+                               _ parse: (Substring) -> T?) throws -> [T] {
         var out: [T] = []
-        for word in text.split(whereSeparator: { $0 == "," || $0 == " " || $0 == "\t" }) {
-            guard let v = parse(String(word)) else {
+        for bytes in text.utf8.split(whereSeparator: { $0 == UInt8(ascii: ",") || ValueParser.isSpace($0) }) {
+            let word = Substring(bytes)
+            guard let v = parse(word) else {
                 throw ConfigError("\(source) \(quotedValue(word)) is not \(expected)")
             }
             out.append(v)
@@ -78,12 +79,8 @@ public struct ControlPath: Hashable, Sendable {
                                           + "192.0.2.0/24,2001:db8::/64") { try? CIDR.parse($0).get() }
         }
         if let (text, source) = registryPorts {
-            path.registryPorts = try list(text, source: source, expected: "a port: expected a number from 1 to "
-                                          + "65535, e.g. 5000") { w in
-                guard w.allSatisfy({ $0.isASCII && $0.isNumber }), let n = UInt16(w.prefix(6)), n > 0 else {
-                    return nil
-                }
-                return n
+            path.registryPorts = try list(text, source: source, expected: "a port: expected 1 to 65535, e.g. 5000") {
+                ValueKinds.port.value($0)
             }
         }
         if let (text, file) = resolvConf {

@@ -29,15 +29,15 @@ extension CaptureFlag {
     /// Where this flag's value comes from with these inputs, as `CaptureConfig.parse` reads them: the flag (`-p`),
     /// the variable (`ENVOY_PORT`, `weir.conf:3 ENVOY_PORT`), or `-p (default)` when neither is set.
     public func source(flags: [String: [String]], environment: [String: String],
-                       environmentSource: (String) -> String = { $0 }) -> String {
+                       environmentSource: (String) -> ValueSource = { .variable($0) }) -> String {
         if flags[long]?.isEmpty == false { return display }
-        if let name = environments.first(where: { environment[$0] != nil }) { return environmentSource(name) }
+        if let name = environments.first(where: { environment[$0] != nil }) { return environmentSource(name).description }
         return "\(display) (default)"
     }
 
     /// This flag's port as a `PortSetting`, with its source.
     public func portSetting(_ port: UInt16, flags: [String: [String]], environment: [String: String],
-                            environmentSource: (String) -> String = { $0 }) -> PortSetting {
+                            environmentSource: (String) -> ValueSource = { .variable($0) }) -> PortSetting {
         PortSetting(source: source(flags: flags, environment: environment, environmentSource: environmentSource),
                     text: String(port), port: port)
     }

@@ -1,4 +1,5 @@
-/// Everything `weir proxy` needs, validated. Built from flag text by `ProxyConfig.parse`.
+/// Everything `weir proxy` needs, validated: built from flag text by `ProxyConfig.parse` (`weir proxy`), or from a
+/// `CaptureConfig` and the limits (`weir run`).
 public struct ProxyConfig: Equatable, Sendable {
     /// Outbound capture port (`-p`).
     public var proxyPort: UInt16 = 15001
@@ -28,8 +29,19 @@ public struct ProxyConfig: Equatable, Sendable {
 
     public init() {}
 
+    /// The values the proxy shares with the capture, already validated by `CaptureConfig.parse`: its ports, mode,
+    /// owner (the first of several -u/-g) and mark. `weir run` builds the proxy from these, never from text again.
+    public init(capture c: CaptureConfig) {
+        proxyPort = c.proxyPort
+        inboundCapturePort = c.inboundCapturePort
+        mode = c.mode
+        proxyUID = c.proxyUIDs.first ?? proxyUID
+        proxyGID = c.proxyGIDs.first ?? proxyGID
+        tproxyMark = c.tproxyMark
+    }
+
     /// Raw flag values as typed by the operator; nil keeps the default.
-    public struct Flags: Sendable {
+    public struct Flags {
         public var proxyPort: String?
         public var inboundCapturePort: String?
         public var mode: String?
@@ -42,106 +54,85 @@ public struct ProxyConfig: Equatable, Sendable {
         public var bufferLimit: String?
         public var drainTimeout: String?
         public var workers: String?
+        /// Where a value came from when not from its flag (`weir.conf:4 WEIR_IDLE_TIMEOUT`).
+        public var sources: [WritableKeyPath<Flags, String?>: ValueSource] = [:]
         public init() {}
+
+        /// The flag each value stands for, as messages name it: the capture's under weir's long name, then the limits.
+        static let flagNames: [WritableKeyPath<Flags, String?>: String] = {
+            let capture: [WritableKeyPath<Flags, String?>: CaptureFlag] = [
+                \.proxyPort: .proxyPort, \.inboundCapturePort: .inboundCapturePort, \.mode: .mode,
+                \.proxyUID: .proxyUID, \.proxyGID: .proxyGID, \.tproxyMark: .tproxyMark,
+            ]
+            let limits: [WritableKeyPath<Flags, String?>: String] = [
+                \.connectTimeout: "--connect-timeout", \.idleTimeout: "--idle-timeout",
+                \.maxConnections: "--max-connections", \.bufferLimit: "--buffer-limit",
+                \.drainTimeout: "--drain-timeout", \.workers: "--workers",
+            ]
+            return capture.mapValues { "--" + $0.longNames(weirFirst: true)[0] }.merging(limits) { $1 }
+        }()
+
+        /// How messages name the flag of `key`: `--proxy-port`.
+        public static func flagName(_ key: WritableKeyPath<Flags, String?>) -> String { flagNames[key]! }
+
+        /// The value at `key` with its source, or nil when not given.
+        func value(_ key: WritableKeyPath<Flags, String?>) -> (text: String, source: ValueSource)? {
+            self[keyPath: key].map { ($0, sources[key] ?? .flag(Self.flagName(key))) }
+        }
+
+        func read<T>(_ key: WritableKeyPath<Flags, String?>, _ kind: ValueKind<T>) throws -> T? {
+            try value(key).map { try kind.parse($0.text, from: $0.source) }
+        }
+
+        /// A value that parsed but is refused: `SOURCE 'TEXT' PROBLEM`.
+        func refuse(_ key: WritableKeyPath<Flags, String?>, _ problem: String) -> ConfigError {
+            let (text, source) = value(key)!
+            return ConfigError(source, text, problem)
+        }
     }
 
-    /// Validates every flag; the first bad one is reported as a `ConfigError` naming the value and what was expected.
-    public static func parse(_ flags: Flags) throws -> ProxyConfig {
-        var c = ProxyConfig()
-        if let v = flags.proxyPort { c.proxyPort = try port(v, flag: "--proxy-port") }
-        if let v = flags.inboundCapturePort { c.inboundCapturePort = try port(v, flag: "--inbound-capture-port") }
-        if let v = flags.mode {
-            guard let m = InterceptionMode(rawValue: v.uppercased()) else {
-                throw ConfigError("--mode \(quotedValue(v)) is not a mode: expected REDIRECT or TPROXY")
-            }
-            c.mode = m
-        }
-        if let v = flags.proxyUID { c.proxyUID = try id(v, flag: "--proxy-uid", what: "UID") }
-        if let v = flags.proxyGID { c.proxyGID = try id(v, flag: "--proxy-gid", what: "GID") }
-        if let v = flags.tproxyMark {
-            // As `weir rules -t` refuses it: mark 0 is every unmarked packet, so the policy rule would catch all.
-            guard let mark = UInt32(v), mark >= 1 else {
-                throw ConfigError("--tproxy-mark \(quotedValue(v)) is not a mark: expected 1 to 4294967295")
-            }
-            c.tproxyMark = mark
-        }
-        if let v = flags.connectTimeout {
-            c.connectTimeoutMs = try duration(v, flag: "--connect-timeout")
-            if c.connectTimeoutMs == 0 {
-                throw ConfigError("--connect-timeout \(quotedValue(v)) is not a duration above 0: expected e.g. 5s")
-            }
-        }
-        if let v = flags.idleTimeout { c.idleTimeoutMs = try duration(v, flag: "--idle-timeout") }
-        if let v = flags.drainTimeout { c.drainTimeoutMs = try duration(v, flag: "--drain-timeout") }
-        if let v = flags.maxConnections { c.maxConnections = try positive(v, flag: "--max-connections") }
-        if let v = flags.bufferLimit {
-            c.bufferLimit = try size(v, flag: "--buffer-limit")
-            guard c.bufferLimit >= 4096, c.bufferLimit <= 64 << 20 else {
-                throw ConfigError("--buffer-limit \(quotedValue(v)) is out of range: expected 4KiB to 64MiB")
-            }
-        }
-        if let v = flags.workers {
-            guard let n = Int(v), n >= 0, n <= 1024 else {
-                throw ConfigError("--workers \(quotedValue(v)) is not a worker count: "
-                    + "expected 0 (one per usable CPU) to 1024")
-            }
-            c.workers = n
-        }
+    public static let maxConnectionsKind = ValueKinds.number("positive count", 1...10_000_000)
+    public static let workersKind = ValueKind<UInt32>(
+        problem: "is not a worker count: expected 0 (one per usable CPU) to 1024"
+    ) { ValueParser.decimal($0, max: 1024).map(UInt32.init) }
+
+    /// Validates every flag over `base` (the defaults, or `ProxyConfig(capture:)`); the first bad one is reported
+    /// as a `ConfigError` naming the value, where it came from and what was expected.
+    public static func parse(_ flags: Flags, base: ProxyConfig = ProxyConfig()) throws -> ProxyConfig {
+        var c = base
+        if let v = try flags.read(\.proxyPort, ValueKinds.port) { c.proxyPort = v }
+        if let v = try flags.read(\.inboundCapturePort, ValueKinds.port) { c.inboundCapturePort = v }
+        if let v = try flags.read(\.mode, ValueKinds.mode) { c.mode = v }
+        if let v = try flags.read(\.proxyUID, ValueKinds.id("UID")) { c.proxyUID = v }
+        if let v = try flags.read(\.proxyGID, ValueKinds.id("GID")) { c.proxyGID = v }
+        if let v = try flags.read(\.tproxyMark, ValueKinds.mark) { c.tproxyMark = v }
+        try c.readLimits(flags)
         if c.proxyPort == c.inboundCapturePort {
             throw ConfigError("--inbound-capture-port '\(c.inboundCapturePort)' equals --proxy-port: "
-                              + "expected two different ports")
+                              + "expected two different ports", source: .flag("--inbound-capture-port"))
         }
         return c
     }
 
-    static func port(_ text: String, flag: String) throws -> UInt16 {
-        guard let n = Int(text), n >= 1, n <= 65535 else {
-            throw ConfigError("\(flag) \(quotedValue(text)) is not a port: expected 1 to 65535")
+    private mutating func readLimits(_ flags: Flags) throws {
+        if let v = try flags.read(\.connectTimeout, ValueKinds.duration) {
+            guard v > 0 else { throw flags.refuse(\.connectTimeout, "is not a duration above 0: expected e.g. 5s") }
+            connectTimeoutMs = v
         }
-        return UInt16(n)
-    }
-
-    /// A UID or GID, as `weir rules -u/-g` takes them: 4294967295 is (uid_t)-1, which chown and setresuid read as
-    /// "leave unchanged", so the upstream sockets would keep weir's own owner and be captured again.
-    static func id(_ text: String, flag: String, what: String) throws -> UInt32 {
-        guard let n = UInt32(text), n < UInt32.max else {
-            throw ConfigError("\(flag) \(quotedValue(text)) is not a \(what): expected 0 to 4294967294")
+        if let v = try flags.read(\.idleTimeout, ValueKinds.duration) { idleTimeoutMs = v }
+        if let v = try flags.read(\.drainTimeout, ValueKinds.duration) { drainTimeoutMs = v }
+        if let v = try flags.read(\.maxConnections, Self.maxConnectionsKind) { maxConnections = Int(v) }
+        if let v = try flags.read(\.bufferLimit, ValueKinds.size) {
+            guard v >= 4096, v <= 64 << 20 else {
+                throw flags.refuse(\.bufferLimit, "is out of range: expected 4KiB to 64MiB")
+            }
+            bufferLimit = v
         }
-        return n
-    }
-
-    static func positive(_ text: String, flag: String) throws -> Int {
-        guard let n = Int(text), n >= 1, n <= 10_000_000 else {
-            throw ConfigError("\(flag) \(quotedValue(text)) is not a positive count: expected 1 to 10000000")
-        }
-        return n
+        if let v = try flags.read(\.workers, Self.workersKind) { workers = Int(v) }
     }
 
     /// `0`, or a number followed by ms, s, m or h (`500ms`, `5s`, `10m`, `1h`). Returns milliseconds.
     public static func duration(_ text: String, flag: String) throws -> Int64 {
-        let bad = ConfigError(
-            "\(flag) \(quotedValue(text)) is not a duration: expected 0 or a number with ms, s, m or h, like 5s")
-        if text == "0" { return 0 }
-        let units: [(String, Int64)] = [("ms", 1), ("s", 1_000), ("m", 60_000), ("h", 3_600_000)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int64(number),
-                  n <= Int64.max / scale / 1000 else { throw bad }
-            return n * scale
-        }
-        throw bad
-    }
-
-    /// A byte count, optionally with KiB or MiB (`65536`, `64KiB`, `1MiB`).
-    public static func size(_ text: String, flag: String) throws -> Int {
-        let bad = ConfigError("\(flag) \(quotedValue(text)) is not a size: expected bytes, or a number with KiB or MiB")
-        let units: [(String, Int)] = [("KiB", 1024), ("MiB", 1 << 20), ("", 1)]
-        for (suffix, scale) in units where text.hasSuffix(suffix) {
-            let number = text.dropLast(suffix.count)
-            guard !number.isEmpty, number.allSatisfy({ $0.isASCII && $0.isNumber }), let n = Int(number),
-                  n <= Int.max / scale else { throw bad }
-            return n * scale
-        }
-        throw bad
+        try ValueKinds.duration.parse(text, from: .flag(flag))
     }
 }

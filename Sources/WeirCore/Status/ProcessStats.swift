@@ -47,12 +47,3 @@ public struct ProcessStats: Equatable, Sendable {
         ]
     }
 }
-
-extension Substring {
-    fileprivate var trimmingSpaces: Substring {
-        var s = self
-        while s.first == " " { s = s.dropFirst() }
-        while s.last == " " || s.last == "\r" { s = s.dropLast() }
-        return s
-    }
-}
