@@ -9,7 +9,6 @@ public struct NetlinkFlags: OptionSet, Sendable {
     public init(rawValue: UInt16) { self.rawValue = rawValue }
 
     public static let request = NetlinkFlags(rawValue: 0x1)
-    public static let multipart = NetlinkFlags(rawValue: 0x2)
     public static let ack = NetlinkFlags(rawValue: 0x4)
     /// GET requests: the whole table (NLM_F_ROOT | NLM_F_MATCH).
     public static let dump = NetlinkFlags(rawValue: 0x300)
