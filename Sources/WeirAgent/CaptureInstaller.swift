@@ -3,11 +3,11 @@ import WeirNetfilter
 
 /// One thing `CaptureInstaller.apply` changed in the kernel: which kind of object, what happened to it, and which one.
 public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
-    public enum Kind: String, Sendable {
+    public enum Kind: Sendable {
         case table, owner, rule, route, address
     }
 
-    public enum Action: String, Sendable {
+    public enum Action: Sendable {
         case created, replaced, claimed, added, removed
     }
 
@@ -16,15 +16,25 @@ public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
     /// The object: a table (`inet weir`), or the routing object.
     private let subject: String
 
-    /// The kind as the metrics' `object` label (`table`, `owner`, `rule`, `route`, `address`).
-    public var object: String { kind.rawValue }
+    /// The kind as the metrics' `object` label.
+    public var object: String {
+        switch kind {
+        case .table: return "table"
+        case .owner: return "owner"
+        case .rule: return "rule"
+        case .route: return "route"
+        case .address: return "address"
+        }
+    }
 
     /// The change as `weir rules` prints it (`table inet weir: replaced`, `added ip -4 rule ...`).
     public var description: String {
-        switch kind {
-        case .table: return "table \(subject): \(action.rawValue)"
-        case .owner: return "claimed table \(subject)"
-        case .rule, .route, .address: return "\(action.rawValue) \(subject)"
+        switch (kind, action) {
+        case (.table, .created): return "table \(subject): created"
+        case (.table, _): return "table \(subject): replaced"
+        case (.owner, _): return "claimed table \(subject)"
+        case (_, .removed): return "removed \(subject)"
+        default: return "added \(subject)"
         }
     }
 
