@@ -18,6 +18,8 @@ public final class ConntrackSocket {
     private let socket: NetlinkSocket
     /// Reused for every request: a delete is on the path of a failed connection, and should not allocate.
     private let request = NetlinkRequest(capacity: 256)
+    /// The kernel's answer: an nlmsgerr with the request echoed, well under this.
+    private var reply = [UInt8](repeating: 0, count: 512)
 
     // linux/netfilter/nfnetlink.h and nfnetlink_conntrack.h.
     private static let deleteMessage: UInt16 = 1 << 8 | 2  // NFNL_SUBSYS_CTNETLINK, IPCTNL_MSG_CT_DELETE
@@ -45,7 +47,7 @@ public final class ConntrackSocket {
             try socket.send(request)
             // The answer is queued by now: never wait for it. An older one (a previous request's, if its read was
             // lost) is skipped.
-            while let replies = try socket.receive(wait: false) {
+            while let replies = try socket.receive(into: &reply, wait: false) {
                 for m in replies where m.sequence == sequence {
                     guard m.type == Netlink.error else { return .failed(EPROTO) }
                     let e = -m.errorCode

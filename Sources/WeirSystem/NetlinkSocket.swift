@@ -17,8 +17,9 @@ public final class NetlinkSocket {
     /// The port the kernel bound this socket to (`nlmsg_pid` of its replies; an owned table's owner).
     public let portID: UInt32
     private var sequence: UInt32
-    /// Reused by every receive: a dump comes back in many reads.
-    private var receiveBuffer = [UInt8](repeating: 0, count: 1 << 16)
+    /// Replies are read into a buffer of this size, allocated per call rather than kept: an idle agent holds six
+    /// netlink sockets, and 64 KiB each would stay resident.
+    private static let replyBufferSize = 1 << 16
 
     // linux/netlink.h; not exported by Glibc.
     private static let solNetlink: Int32 = 270
@@ -97,31 +98,35 @@ public final class NetlinkSocket {
         }
     }
 
-    /// Receives one datagram: its messages, or nil when nothing is queued (`wait` false, or a non-blocking socket).
-    public func receive(wait: Bool) throws -> [NetlinkMessage]? {
+    /// Receives one datagram into `buffer` (its size bounds the datagram): its messages, or nil when nothing is
+    /// queued (`wait` false, or a non-blocking socket).
+    public func receive(into buffer: inout [UInt8], wait: Bool) throws -> [NetlinkMessage]? {
         let result = try syscall("receive netlink replies") {
-            receiveBuffer.withUnsafeMutableBytes {
+            buffer.withUnsafeMutableBytes {
                 recv(descriptor.rawValue, $0.baseAddress, $0.count, wait ? 0 : Int32(MSG_DONTWAIT))
             }
         }
         guard case .done(let n) = result, n > 0 else { return nil }
-        return receiveBuffer.withUnsafeBytes { NetlinkMessage.split(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+        return buffer.withUnsafeBytes { NetlinkMessage.split(UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
     }
 
     /// Reads every reply already queued (the kernel answers a batch within its sendmsg).
     public func drain() throws -> [NetlinkMessage] {
+        var buffer = [UInt8](repeating: 0, count: Self.replyBufferSize)
         var out: [NetlinkMessage] = []
-        while let messages = try receive(wait: false) { out += messages }
+        while let messages = try receive(into: &buffer, wait: false) { out += messages }
         return out
     }
 
     /// Reads and discards every queued message (event sockets). True if there was any; an overrun (ENOBUFS) counts
     /// as one, since events were lost.
     public func discardPending() -> Bool {
+        // Events are small; a longer one is cut short, which is all discarding needs.
+        var buffer = [UInt8](repeating: 0, count: 16384)
         var any = false
         while true {
             do {
-                guard try receive(wait: false) != nil else { return any }
+                guard try receive(into: &buffer, wait: false) != nil else { return any }
                 any = true
             } catch let e as SystemError where e.errno == Errno.ENOBUFS {
                 any = true
@@ -135,9 +140,10 @@ public final class NetlinkSocket {
     /// throws `SystemError("netlink request", errno:)` with the kernel's errno.
     public func transact(_ request: NetlinkRequest, sequence: UInt32, dump: Bool) throws -> [NetlinkMessage] {
         try send(request)
+        var buffer = [UInt8](repeating: 0, count: Self.replyBufferSize)
         var out: [NetlinkMessage] = []
         while true {
-            for m in try receive(wait: true) ?? [] where m.sequence == sequence {
+            for m in try receive(into: &buffer, wait: true) ?? [] where m.sequence == sequence {
                 if m.type == Netlink.done { return out }
                 if m.type == Netlink.error {
                     let e = m.errorCode
