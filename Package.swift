@@ -76,6 +76,7 @@ let package = Package(
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
                     exclude: ["Support/probe.py", "Support/dns.py", "Support/freeze_workers.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),
+        .testTarget(name: "WeirSystemTests", dependencies: ["WeirSystem"]),
     ],
     swiftLanguageModes: [.v5]
 )

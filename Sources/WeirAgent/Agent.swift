@@ -254,7 +254,7 @@ public final class Agent {
         // The table was new (nothing of weir's was there before) but a later step failed: take it all out again,
         // so the failed start leaves the node as it found it. A table that was already there stays.
         let partial = (error as? AgentError)?.partialChanges ?? []
-        if partial.contains(where: { $0.object == "table" && $0.description.hasSuffix(": created") }) {
+        if partial.contains(where: { $0.kind == .table && $0.action == .created }) {
             rollback(.captureRemove) { _ = try installer.removeAll() }
         }
         if tuned, let (tuner, _) = settings.tuning {

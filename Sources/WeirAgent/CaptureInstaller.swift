@@ -1,17 +1,59 @@
-import Glibc
 import WeirCore
 import WeirNetfilter
 
-/// One thing `CaptureInstaller.apply` changed in the kernel.
+/// One thing `CaptureInstaller.apply` changed in the kernel: which kind of object, what happened to it, and which one.
 public struct CaptureChange: Equatable, Sendable, CustomStringConvertible {
-    /// What kind of object: `table`, `owner`, `rule`, `route` or `address` (the metrics' `object` label).
-    public let object: String
-    /// The change as `weir rules` prints it (`table inet weir: replaced`, `added ip -4 rule ...`).
-    public let description: String
+    public enum Kind: Sendable {
+        case table, owner, rule, route, address
+    }
 
-    /// An ip rule or route `verb` ("added", "removed"), as RouteClient describes it.
-    static func routing(_ verb: String, _ what: String) -> CaptureChange {
-        CaptureChange(object: what.contains(" rule ") ? "rule" : "route", description: "\(verb) \(what)")
+    public enum Action: Sendable {
+        case created, replaced, claimed, added, removed
+    }
+
+    public let kind: Kind
+    public let action: Action
+    /// The object: a table (`inet weir`), or the routing object.
+    private let subject: String
+
+    /// The kind as the metrics' `object` label.
+    public var object: String {
+        switch kind {
+        case .table: return "table"
+        case .owner: return "owner"
+        case .rule: return "rule"
+        case .route: return "route"
+        case .address: return "address"
+        }
+    }
+
+    /// The change as `weir rules` prints it (`table inet weir: replaced`, `added ip -4 rule ...`).
+    public var description: String {
+        switch (kind, action) {
+        case (.table, .created): return "table \(subject): created"
+        case (.table, _): return "table \(subject): replaced"
+        case (.owner, _): return "claimed table \(subject)"
+        case (_, .removed): return "removed \(subject)"
+        default: return "added \(subject)"
+        }
+    }
+
+    /// The table `name` created or replaced (an unchanged one is no change).
+    static func table(_ name: String, _ outcome: ApplyOutcome) -> CaptureChange {
+        CaptureChange(kind: .table, action: outcome == .created ? .created : .replaced, subject: name)
+    }
+
+    static func claimed(_ name: String) -> CaptureChange { CaptureChange(kind: .owner, action: .claimed, subject: name) }
+
+    /// A routing object added or removed.
+    static func routing(_ action: Action, _ object: RoutingObject) -> CaptureChange {
+        let kind: Kind
+        switch object {
+        case .rule: kind = .rule
+        case .localRoute: kind = .route
+        case .passthroughAddress: kind = .address
+        }
+        return CaptureChange(kind: kind, action: action, subject: object.description)
     }
 }
 
@@ -60,27 +102,27 @@ public final class CaptureInstaller {
         do {
             let outcome = try nft.apply(table, force: force)
             if outcome != .unchanged {
-                changes.append(.init(object: "table", description: "table \(name): \(outcome)"))
+                changes.append(.table(name, outcome))
             }
             if config.mode == .tproxy {
                 let removed = try routes.removeWeirRouting(
                     keeping: (config.tproxyMark, config.tproxyRouteTable, config.families), keepAddress: true)
-                changes += removed.map { .routing("removed", $0) }
+                changes += removed.map { .routing(.removed, $0) }
                 let added = try routes.ensureTPROXYRouting(mark: config.tproxyMark, table: config.tproxyRouteTable,
                                                            families: config.families)
-                changes += added.map { .routing("added", $0) }
+                changes += added.map { .routing(.added, $0) }
             } else {
-                changes += try routes.removeWeirRouting(keeping: nil, keepAddress: true).map { .routing("removed", $0) }
+                changes += try routes.removeWeirRouting(keeping: nil, keepAddress: true).map { .routing(.removed, $0) }
             }
             if !config.ipv4Only, try routes.ensurePassthroughAddress() {
-                changes.append(.init(object: "address", description: "added address ::6/128 dev lo"))
+                changes.append(.routing(.added, .passthroughAddress))
             }
             // An unchanged table was left alone; owning it still needs a claim.
             if claim, try nft.claim(family: table.family, name: table.name) {
-                changes.append(.init(object: "owner", description: "claimed table \(name)"))
+                changes.append(.claimed(name))
             }
         } catch let e as NetlinkError {
-            let done = e.alreadyDone.map { CaptureChange.routing("added", $0) }
+            let done = e.alreadyDone.map { CaptureChange.routing(.added, $0) }
             throw AgentError(e.description, partialChanges: changes + done)
         }
         return changes
@@ -121,7 +163,7 @@ public final class CaptureCheck {
             }
             out += try routes!.missingRouting(
                 tproxy: config.mode == .tproxy ? (config.tproxyMark, config.tproxyRouteTable) : nil,
-                families: config.families, address: !config.ipv4Only)
+                families: config.families, address: !config.ipv4Only).map { "\($0) is missing" }
             return out
         } catch {
             nft = nil

@@ -22,12 +22,17 @@ public protocol NftablesBackend: AnyObject {
 
 /// weir's policy routing and the `::6` hand-off address (`RouteClient` over rtnetlink, or the tests' `FakeRouting`).
 public protocol RoutingBackend: AnyObject {
-    func ensureTPROXYRouting(mark: UInt32, table: UInt32, families: [IPFamily]) throws -> [String]
-    func missingRouting(tproxy: (mark: UInt32, table: UInt32)?, families: [IPFamily], address: Bool) throws -> [String]
+    /// Adds what is missing of `ip rule fwmark MARK lookup TABLE` and its local route, per family; returns it.
+    func ensureTPROXYRouting(mark: UInt32, table: UInt32, families: [IPFamily]) throws -> [RoutingObject]
+    /// What the two ensure calls would add, without adding it.
+    func missingRouting(tproxy: (mark: UInt32, table: UInt32)?, families: [IPFamily], address: Bool) throws
+        -> [RoutingObject]
+    /// Adds `::6/128` on lo unless it is there; true if it was added.
     func ensurePassthroughAddress() throws -> Bool
+    /// Removes weir's rules, routes and (unless `keepAddress`) address, except `keep`; returns what it removed.
     @discardableResult
     func removeWeirRouting(keeping keep: (mark: UInt32, table: UInt32, families: [IPFamily])?, keepAddress: Bool)
-        throws -> [String]
+        throws -> [RoutingObject]
 }
 
 extension NftClient: NftablesBackend {}

@@ -1,6 +1,6 @@
 import CNetfilter
-import Glibc
 import WeirCore
+import WeirSystem
 
 /// What `apply` did.
 public enum ApplyOutcome: Equatable, Sendable {
@@ -44,37 +44,34 @@ public final class NftClient {
     public var verifiedGeneration: UInt32? { verified?.generation }
 
     public init() throws {
-        socket = try NetlinkSocket(bus: NETLINK_NETFILTER)
+        socket = try NetlinkSocket.opened(.netfilter)
     }
 
     /// Current ruleset generation (changes with every committed batch, anyone's).
     public func generation() throws -> UInt32 {
-        let replies = try get(NFT_MSG_GETGEN, family: UInt16(AF_UNSPEC), dump: false,
-                              operation: "get nftables generation") { _ in }
-        guard let m = replies.first else { throw NetlinkError("get nftables generation", errno: ENOENT) }
-        guard let generation = NftReply.generation(m) else {
-            throw NetlinkError("get nftables generation", errno: EPROTO)
-        }
+        let operation = NetlinkOperation(.get, .generation, "get nftables generation")
+        let replies = try get(NFT_MSG_GETGEN, family: UInt16(AF_UNSPEC), dump: false, operation) { _ in }
+        guard let m = replies.first else { throw NetlinkError(operation, errno: Errno.ENOENT) }
+        guard let generation = NftReply.generation(m) else { throw NetlinkError(operation, errno: Errno.EPROTO) }
         return generation
     }
 
     /// The table, or nil if it does not exist.
     public func table(family: TableFamily, name: String) throws -> TableInfo? {
+        let operation = NetlinkOperation(.get, .table, "get table \(family.rawValue) \(name)")
         let replies: [NetlinkMessage]
         do {
-            replies = try get(NFT_MSG_GETTABLE, family: family, dump: false, operation: "get table \(family.rawValue) \(name)") {
+            replies = try get(NFT_MSG_GETTABLE, family: family, dump: false, operation) {
                 let t = nftnl_table_alloc()!
                 defer { nftnl_table_free(t) }
                 nftnl_table_set_str(t, attr(NFTNL_TABLE_NAME), name)
                 nftnl_table_nlmsg_build_payload($0, t)
             }
-        } catch let e as NetlinkError where e.errno == ENOENT {
+        } catch let e as NetlinkError where e.errno == Errno.ENOENT {
             return nil
         }
         guard let m = replies.first else { return nil }
-        guard let (flags, owner) = NftReply.table(m) else {
-            throw NetlinkError("get table \(family.rawValue) \(name)", errno: EPROTO)
-        }
+        guard let (flags, owner) = NftReply.table(m) else { throw NetlinkError(operation, errno: Errno.EPROTO) }
         return TableInfo(family: family, name: name, flags: flags, ownerPortID: owner)
     }
 
@@ -105,8 +102,8 @@ public final class NftClient {
         verified = nil
         do {
             try commit(table, replacing: existing != nil, stale: stale, flags: TableFlag.owner | TableFlag.persist)
-        } catch let e as NetlinkError where (e.errno == EOPNOTSUPP || e.errno == EINVAL)
-            && e.operation.hasPrefix("add table") {
+        } catch let e as NetlinkError where (e.errno == Errno.EOPNOTSUPP || e.errno == Errno.EINVAL)
+            && e.operation.request == .new && e.operation.object == .table {
             // Kernel older than 6.9: no persist flag. An owner-only table would vanish when weir exits and leave
             // traffic uncaptured, so apply without ownership and let the caller say so.
             ownershipUnsupported = true
@@ -127,7 +124,8 @@ public final class NftClient {
         guard !ownershipUnsupported, let info = try table(family: family, name: name) else { return false }
         if info.isOwned && info.ownerPortID == socket.portID { return false }
         var batch = NftBatch(socket: socket)
-        batch.add(NFT_MSG_NEWTABLE, family: family.nfproto, flags: 0, operation: "claim table \(family.rawValue) \(name)") {
+        batch.add(NFT_MSG_NEWTABLE, family: family.nfproto, flags: [],
+                  NetlinkOperation(.new, .table, "claim table \(family.rawValue) \(name)")) {
             let t = tableObject(Table(family: family, name: name), flags: TableFlag.owner | TableFlag.persist)
             defer { nftnl_table_free(t) }
             nftnl_table_nlmsg_build_payload($0, t)
@@ -158,13 +156,14 @@ public final class NftClient {
         let id = "\(table.family.rawValue) \(table.name)"
         if let stale { batch.deleteTable(Table(family: stale, name: table.name)) }
         if replacing { batch.deleteTable(table) }
-        batch.add(NFT_MSG_NEWTABLE, family: fam, flags: NLM_F_CREATE, operation: "add table \(id)") {
+        batch.add(NFT_MSG_NEWTABLE, family: fam, flags: .create, NetlinkOperation(.new, .table, "add table \(id)")) {
             let t = tableObject(table, flags: flags)
             defer { nftnl_table_free(t) }
             nftnl_table_nlmsg_build_payload($0, t)
         }
         for chain in table.chains {
-            batch.add(NFT_MSG_NEWCHAIN, family: fam, flags: NLM_F_CREATE, operation: "add chain \(id) \(chain.name)") {
+            batch.add(NFT_MSG_NEWCHAIN, family: fam, flags: .create,
+                      NetlinkOperation(.new, .chain, "add chain \(id) \(chain.name)")) {
                 let c = chainObject(table, chain)
                 defer { nftnl_chain_free(c) }
                 nftnl_chain_nlmsg_build_payload($0, c)
@@ -175,7 +174,7 @@ public final class NftClient {
             let setID = nextSetID
             nextSetID += 1
             setIDs[set.name] = setID
-            batch.add(NFT_MSG_NEWSET, family: fam, flags: NLM_F_CREATE, operation: "add set \(id) \(set.name)") {
+            batch.add(NFT_MSG_NEWSET, family: fam, flags: .create, NetlinkOperation(.new, .set, "add set \(id) \(set.name)")) {
                 let s = setObject(table, set, id: setID)
                 defer { nftnl_set_free(s) }
                 nftnl_set_nlmsg_build_payload($0, s)
@@ -186,8 +185,8 @@ public final class NftClient {
             while start < elements.count {
                 let chunk = elements[start..<min(start + 1000, elements.count)]
                 start += chunk.count
-                batch.add(NFT_MSG_NEWSETELEM, family: fam, flags: NLM_F_CREATE,
-                          operation: "add elements to set \(id) \(set.name)") {
+                batch.add(NFT_MSG_NEWSETELEM, family: fam, flags: .create,
+                          NetlinkOperation(.new, .setElements, "add elements to set \(id) \(set.name)")) {
                     let s = setObject(table, set, id: setID)
                     defer { nftnl_set_free(s) }
                     for e in chunk {
@@ -215,8 +214,8 @@ public final class NftClient {
                 let b = RuleBuilder(table: table.name, chain: chain.name, family: table.family)
                 for m in rule.matches { try b.add(m, setIDs: setIDs) }
                 for s in rule.statements { b.add(s) }
-                batch.add(NFT_MSG_NEWRULE, family: fam, flags: NLM_F_CREATE | NLM_F_APPEND,
-                          operation: "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))") {
+                let text = "add rule \(id) \(chain.name) #\(index + 1) (\(NftText.render(rule, family: table.family)))"
+                batch.add(NFT_MSG_NEWRULE, family: fam, flags: [.create, .append], NetlinkOperation(.new, .rule, text)) {
                     nftnl_rule_nlmsg_build_payload($0, b.rule)
                 }
             }
@@ -226,38 +225,36 @@ public final class NftClient {
 
     // MARK: - Read back
 
-    private func get(_ type: nf_tables_msg_types, family: TableFamily, dump: Bool, operation: String,
+    private func get(_ type: nf_tables_msg_types, family: TableFamily, dump: Bool, _ operation: NetlinkOperation,
                      payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkMessage] {
-        try get(type, family: family.nfproto, dump: dump, operation: operation, payload: payload)
+        try get(type, family: family.nfproto, dump: dump, operation, payload: payload)
     }
 
     /// One nftables request (a dump when `dump`), its replies collected until the ack or NLMSG_DONE.
-    private func get(_ type: nf_tables_msg_types, family: UInt16, dump: Bool, operation: String,
+    private func get(_ type: nf_tables_msg_types, family: UInt16, dump: Bool, _ operation: NetlinkOperation,
                      payload: (UnsafeMutablePointer<nlmsghdr>) -> Void) throws -> [NetlinkMessage] {
-        let seq = socket.nextSequence()
-        var buf = [UInt8](repeating: 0, count: 4096)
-        let len = buf.withUnsafeMutableBytes { raw -> Int in
-            let flags = NLM_F_REQUEST | NLM_F_ACK | (dump ? NLM_F_DUMP : 0)
-            let nlh = nftnl_nlmsg_build_hdr(raw.baseAddress!.assumingMemoryBound(to: CChar.self),
-                                            UInt16(type.rawValue), family, UInt16(flags), seq)!
-            payload(nlh)
-            return Int(nlh.pointee.nlmsg_len)
-        }
-        return try socket.transact(Array(buf[0..<len]), sequence: seq, dump: dump, operation: operation)
+        let sequence = socket.nextSequence()
+        let request = NetlinkRequest()
+        request.begin(type: NftMessage.type(type), flags: dump ? [.request, .ack, .dump] : [.request, .ack],
+                      sequence: sequence)
+        request.put(header: NftMessage.header(family: family))
+        // A query names its object with a few strings: far under a page.
+        request.withMessage(capacity: 4096) { payload($0.assumingMemoryBound(to: nlmsghdr.self)) }
+        return try socket.transact(request, sequence: sequence, dump: dump, operation)
     }
 
     /// A canonical description of what the kernel holds in the table: chains, sets, elements, rules with their
     /// expressions. Counters' values, handles and positions are left out.
     func fingerprint(family: TableFamily, name: String) throws -> [String] {
         var out: [String] = []
-        let chainMsgs = try get(NFT_MSG_GETCHAIN, family: family, dump: true, operation: "list chains") {
+        let chainMsgs = try get(NFT_MSG_GETCHAIN, family: family, dump: true, NetlinkOperation(.dump, .chain, "list chains")) {
             let c = nftnl_chain_alloc()!
             defer { nftnl_chain_free(c) }
             nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TABLE), name)
             nftnl_chain_nlmsg_build_payload($0, c)
         }
         out += chainMsgs.compactMap { NftReply.chain($0, table: name) }
-        let setMsgs = try get(NFT_MSG_GETSET, family: family, dump: true, operation: "list sets") {
+        let setMsgs = try get(NFT_MSG_GETSET, family: family, dump: true, NetlinkOperation(.dump, .set, "list sets")) {
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
             nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), name)
@@ -265,7 +262,8 @@ public final class NftClient {
         }
         for (setName, description) in setMsgs.compactMap({ NftReply.set($0, table: name) }) {
             out.append(description)
-            let elemMsgs = try get(NFT_MSG_GETSETELEM, family: family, dump: true, operation: "list set \(setName)") {
+            let list = NetlinkOperation(.dump, .setElements, "list set \(setName)")
+            let elemMsgs = try get(NFT_MSG_GETSETELEM, family: family, dump: true, list) {
                 let q = nftnl_set_alloc()!
                 defer { nftnl_set_free(q) }
                 nftnl_set_set_str(q, attr(NFTNL_SET_TABLE), name)
@@ -274,7 +272,7 @@ public final class NftClient {
             }
             out += elemMsgs.flatMap { NftReply.elements($0, set: setName) }.sorted()
         }
-        let ruleMsgs = try get(NFT_MSG_GETRULE, family: family, dump: true, operation: "list rules") {
+        let ruleMsgs = try get(NFT_MSG_GETRULE, family: family, dump: true, NetlinkOperation(.dump, .rule, "list rules")) {
             let r = nftnl_rule_alloc()!
             defer { nftnl_rule_free(r) }
             nftnl_rule_set_str(r, attr(NFTNL_RULE_TABLE), name)
@@ -328,8 +326,8 @@ public final class NftClient {
 extension NftBatch {
     /// Queues the deletion of `table` (its family and name; the content does not matter).
     mutating func deleteTable(_ table: Table) {
-        add(NFT_MSG_DELTABLE, family: table.family.nfproto, flags: 0,
-            operation: "delete table \(table.family.rawValue) \(table.name)") {
+        add(NFT_MSG_DELTABLE, family: table.family.nfproto, flags: [],
+            NetlinkOperation(.delete, .table, "delete table \(table.family.rawValue) \(table.name)")) {
             let t = tableObject(table, flags: nil)
             defer { nftnl_table_free(t) }
             nftnl_table_nlmsg_build_payload($0, t)

@@ -5,8 +5,8 @@
 // an inet table, `meta l4proto` before a port. That is what makes `nft list` of our netlink ruleset identical to
 // `nft list` of the same ruleset loaded with `nft -f`. Values go into register 1; verdicts into the verdict register.
 import CNetfilter
-import Glibc
 import WeirCore
+import WeirSystem
 
 /// Attribute numbers of libnftnl's typed enums as the `uint16_t` its setters take.
 @inline(__always) func attr<T: RawRepresentable>(_ a: T) -> UInt16 where T.RawValue: BinaryInteger {
@@ -154,8 +154,8 @@ final class RuleBuilder {
     func add(_ match: Match, setIDs: [String: UInt32]) throws {
         func id(_ set: String) throws -> UInt32 {
             guard let id = setIDs[set] else {
-                throw NetlinkError("add rule \(family.rawValue) \(table) \(chain): lookup of set \(set), which the "
-                    + "table does not define", errno: ENOENT)
+                throw NetlinkError(NetlinkOperation(.new, .rule, "add rule \(family.rawValue) \(table) \(chain): lookup "
+                    + "of set \(set), which the table does not define"), errno: Errno.ENOENT)
             }
             return id
         }

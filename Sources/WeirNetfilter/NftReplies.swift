@@ -1,5 +1,6 @@
 import CNetfilter
 import WeirCore
+import WeirSystem
 
 /// The nftables replies weir reads, one message at a time: kept apart from the socket so that they can be tested and
 /// fuzzed on bytes. Each parser takes one message as the kernel sent it (`NetlinkMessage.split` of a receive buffer).

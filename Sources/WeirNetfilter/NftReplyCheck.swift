@@ -12,6 +12,7 @@
 // Rules may only hold the expressions weir itself generates (NftObjects.swift); each is checked with its attributes.
 // Attribute types not listed are ones libnftnl ignores or never reads.
 import CNetfilter
+import WeirSystem
 
 /// How libnftnl reads one attribute. (A struct rather than an indirect enum: LeakSanitizer cannot see pointers that
 /// carry enum tags in their spare bits, and reported the policies below as leaks in `make fuzz`.)
@@ -130,77 +131,49 @@ enum NftReplyCheck {
     /// True when `m` (an nfnetlink message: header, nfgenmsg, attributes) holds only what `policy` allows.
     static func valid(_ m: NetlinkMessage, _ policy: Policy) -> Bool {
         guard m.isNetfilterShaped else { return false }
-        return m.bytes.withUnsafeBufferPointer { valid(Bytes(base: $0), 20..<$0.count, policy) }
+        return valid(m.netfilterAttributes, policy)
     }
 
-    private struct Bytes {
-        let base: UnsafeBufferPointer<UInt8>
-        subscript(i: Int) -> UInt8 { base[i] }
-        func u16(_ i: Int) -> Int { Int(base[i]) | Int(base[i + 1]) << 8 }
+    /// The attributes walked as libmnl walks them (NetlinkAttributes: stopping at the first malformed one).
+    private static func valid(_ attributes: NetlinkAttributes, _ policy: Policy) -> Bool {
+        attributes.allSatisfy { a in policy[a.type].map { valid(attributes, a, $0) } ?? true }
     }
 
-    /// The attributes in `range` as libmnl walks them (stopping at the first malformed one): type and payload.
-    private static func attributes(_ b: Bytes, _ range: Range<Int>) -> [(type: UInt16, payload: Range<Int>)] {
-        var out: [(UInt16, Range<Int>)] = []
-        var offset = range.lowerBound
-        while offset + 4 <= range.upperBound {
-            let length = b.u16(offset)
-            guard length >= 4, offset + length <= range.upperBound else { break }
-            out.append((UInt16(b.u16(offset + 2) & 0x3fff), (offset + 4)..<(offset + length)))
-            offset += (length + 3) & ~3
-        }
-        return out
-    }
+    /// A nest's payload is empty or holds at least one attribute header.
+    private static func nestSized(_ a: NetlinkAttribute) -> Bool { a.payload.isEmpty || a.payload.count >= 4 }
 
-    private static func valid(_ b: Bytes, _ range: Range<Int>, _ policy: Policy) -> Bool {
-        attributes(b, range).allSatisfy { a in policy[a.type].map { valid(b, a.payload, $0) } ?? true }
-    }
-
-    private static func valid(_ b: Bytes, _ p: Range<Int>, _ a: NftAttribute) -> Bool {
-        switch a.kind {
+    private static func valid(_ s: NetlinkAttributes, _ a: NetlinkAttribute, _ policy: NftAttribute) -> Bool {
+        let p = a.payload
+        switch policy.kind {
         case .u8: return p.count == 1
         case .u32: return p.count == 4
         case .u64: return p.count == 8
-        case .string: return !p.isEmpty && p.contains { b[$0] == 0 }
+        case .string: return !p.isEmpty && s.value(a).contains(0)
         case .binary: return true
         case .nest:
-            guard p.isEmpty || p.count >= 4 else { return false }
-            if let maximum = a.maximum, attributes(b, p).contains(where: { $0.type > maximum }) { return false }
-            return valid(b, p, a.attributes)
+            let inner = s.nested(a)
+            guard nestSized(a) else { return false }
+            if let maximum = policy.maximum, inner.contains(where: { $0.type > maximum }) { return false }
+            return valid(inner, policy.attributes)
         case .list:
-            return (p.isEmpty || p.count >= 4) && attributes(b, p).allSatisfy {
-                $0.type == attr(NFTA_LIST_ELEM) && valid(b, $0.payload, a.element[0])
+            let inner = s.nested(a)
+            return nestSized(a) && inner.allSatisfy {
+                $0.type == attr(NFTA_LIST_ELEM) && valid(inner, $0, policy.element[0])
             }
-        case .data:
-            let parts = attributes(b, p)
-            guard p.isEmpty || p.count >= 4, parts.count == 1, let part = parts.first else { return false }
-            if part.type == attr(NFTA_DATA_VALUE) { return (1...64).contains(part.payload.count) }
-            guard part.type == attr(NFTA_DATA_VERDICT) else { return false }
-            // libnftnl's verdict table is not initialised: the code must be there, and the chain for jump and goto.
-            let verdict = attributes(b, part.payload)
-            guard part.payload.isEmpty || part.payload.count >= 4,
-                  valid(b, part.payload, [attr(NFTA_VERDICT_CODE): .u32, attr(NFTA_VERDICT_CHAIN): .string,
-                                          attr(NFTA_VERDICT_CHAIN_ID): .u32]),
-                  let code = verdict.last(where: { $0.type == attr(NFTA_VERDICT_CODE) })
-            else { return false }
-            let value = Int32(bitPattern: code.payload.reduce(0) { $0 << 8 | UInt32(b[$1]) })  // network order
-            let jumps = value == NFT_JUMP.rawValue || value == NFT_GOTO.rawValue
-            return !jumps || verdict.contains { $0.type == attr(NFTA_VERDICT_CHAIN) }
+        case .data: return validData(s, a)
         case .expression:
             // libnftnl looks the expression up by name without checking that there is one.
-            let parts = attributes(b, p)
-            guard p.isEmpty || p.count >= 4,
-                  valid(b, p, [attr(NFTA_EXPR_NAME): .string, attr(NFTA_EXPR_DATA): .nest([:])]),
-                  let name = parts.last(where: { $0.type == attr(NFTA_EXPR_NAME) }),
-                  let policy = expressions[String(decoding: name.payload.prefix { b[$0] != 0 }.map { b[$0] },
-                                                  as: UTF8.self)]
+            let inner = s.nested(a)
+            guard nestSized(a), valid(inner, [attr(NFTA_EXPR_NAME): .string, attr(NFTA_EXPR_DATA): .nest([:])]),
+                  let name = inner.last(attr(NFTA_EXPR_NAME)),
+                  let expression = expressions[String(decoding: s.value(name).prefix { $0 != 0 }, as: UTF8.self)]
             else { return false }
-            return parts.allSatisfy { $0.type != attr(NFTA_EXPR_DATA) || valid(b, $0.payload, .nest(policy)) }
+            return inner.allSatisfy { $0.type != attr(NFTA_EXPR_DATA) || valid(inner, $0, .nest(expression)) }
         case .concat:
-            guard p.isEmpty || p.count >= 4 else { return false }
+            guard nestSized(a) else { return false }
             var fields = 0
-            for element in attributes(b, p) where element.type == attr(NFTA_LIST_ELEM) {
-                for field in attributes(b, element.payload) where field.type == attr(NFTA_SET_FIELD_LEN) {
+            for element in s.nested(a) where element.type == attr(NFTA_LIST_ELEM) {
+                for field in s.nested(element) where field.type == attr(NFTA_SET_FIELD_LEN) {
                     guard field.payload.count == 4 else { return false }
                     fields += 1
                 }
@@ -208,5 +181,24 @@ enum NftReplyCheck {
             return fields <= 16
         case .refused: return false
         }
+    }
+
+    /// nftnl_parse_data: exactly one value (1 to 64 bytes) or one verdict.
+    private static func validData(_ s: NetlinkAttributes, _ a: NetlinkAttribute) -> Bool {
+        let parts = Array(s.nested(a))
+        guard nestSized(a), parts.count == 1, let part = parts.first else { return false }
+        if part.type == attr(NFTA_DATA_VALUE) { return (1...64).contains(part.payload.count) }
+        guard part.type == attr(NFTA_DATA_VERDICT) else { return false }
+        // libnftnl's verdict table is not initialised: the code must be there, and the chain for jump and goto.
+        let verdict = s.nested(part)
+        guard nestSized(part),
+              valid(verdict, [attr(NFTA_VERDICT_CODE): .u32, attr(NFTA_VERDICT_CHAIN): .string,
+                              attr(NFTA_VERDICT_CHAIN_ID): .u32]),
+              let code = verdict.last(attr(NFTA_VERDICT_CODE)),
+              let raw = s.integer(code, as: UInt32.self)
+        else { return false }
+        let value = Int32(bitPattern: UInt32(bigEndian: raw))
+        let jumps = value == NFT_JUMP.rawValue || value == NFT_GOTO.rawValue
+        return !jumps || verdict.contains { $0.type == attr(NFTA_VERDICT_CHAIN) }
     }
 }

@@ -4,6 +4,7 @@
 import CNetfilter
 import Glibc
 @testable import WeirNetfilter
+import WeirSystem
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzNetlinkReply(_ data: UnsafePointer<UInt8>, _ size: Int) -> Int32 {

@@ -1,5 +1,6 @@
 import Testing
 @testable import WeirNetfilter
+import WeirSystem
 
 /// The reply parsers on messages the kernel does not send weir, which must still not crash the agent. Found by
 /// `make fuzz` (target netlink-reply); the inputs are kept in Tests/Fuzz/regressions/netlink-reply.

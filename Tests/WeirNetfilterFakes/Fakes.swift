@@ -11,6 +11,17 @@ public final class FakeNftables: NftablesBackend {
     /// One object of a batch, as the fault hook sees it.
     public enum Object: Equatable, Sendable {
         case table(String), set(String), chain(String), rule(chain: String, index: Int), delete(String)
+
+        /// The operation a refusal of this object names, as the kernel client's would.
+        var operation: NetlinkOperation {
+            switch self {
+            case .table: return NetlinkOperation(.new, .table, "\(self)")
+            case .set: return NetlinkOperation(.new, .set, "\(self)")
+            case .chain: return NetlinkOperation(.new, .chain, "\(self)")
+            case .rule: return NetlinkOperation(.new, .rule, "\(self)")
+            case .delete: return NetlinkOperation(.delete, .table, "\(self)")
+            }
+        }
     }
 
     public private(set) var tables: [String: (table: Table, flags: UInt32)] = [:]
@@ -92,10 +103,10 @@ public final class FakeNftables: NftablesBackend {
     /// Checks every object first; only then does the caller change state: all or nothing.
     private func commit(_ batch: [Object], touching keys: [String]) throws {
         if let owned = keys.first(where: { ownedElsewhere.contains($0) && tables[$0] != nil }) {
-            throw NetlinkError("add table \(owned)", errno: EPERM)
+            throw NetlinkError(NetlinkOperation(.new, .table, "add table \(owned)"), errno: EPERM)
         }
         for object in batch {
-            if let e = refuse(object) { throw NetlinkError("\(object)", errno: e) }
+            if let e = refuse(object) { throw NetlinkError(object.operation, errno: e) }
         }
         commits += 1
         generationCount += 1
@@ -104,10 +115,10 @@ public final class FakeNftables: NftablesBackend {
 
 /// weir's routing in memory: the ip rules and local routes of TPROXY and the `::6` address, each tagged as weir's.
 public final class FakeRouting: RoutingBackend {
-    public private(set) var rules: Set<String> = []
-    public private(set) var routes: Set<String> = []
+    public private(set) var rules: Set<RoutingObject> = []
+    public private(set) var routes: Set<RoutingObject> = []
     public private(set) var passthroughAddress = false
-    /// Returns an errno to refuse adding one rule or route (described as `RouteClient` describes it).
+    /// Returns an errno to refuse adding one rule or route (given as `weir rules` prints it).
     public var refuse: (String) -> Int32? = { _ in nil }
 
     public init() {}
@@ -119,21 +130,14 @@ public final class FakeRouting: RoutingBackend {
         passthroughAddress = false
     }
 
-    static func rule(_ f: IPFamily, _ mark: UInt32, _ table: UInt32) -> String {
-        "ip \(f == .ipv4 ? "-4" : "-6") rule fwmark \(mark) lookup \(table)"
-    }
-
-    static func route(_ f: IPFamily, _ table: UInt32) -> String {
-        "ip \(f == .ipv4 ? "-4" : "-6") route local default dev lo table \(table)"
-    }
-
-    public func ensureTPROXYRouting(mark: UInt32, table: UInt32, families: [IPFamily]) throws -> [String] {
-        var added: [String] = []
+    public func ensureTPROXYRouting(mark: UInt32, table: UInt32, families: [IPFamily]) throws -> [RoutingObject] {
+        var added: [RoutingObject] = []
         for f in families {
-            for (entry, isRule) in [(Self.rule(f, mark, table), true), (Self.route(f, table), false)] {
+            let rule = RoutingObject.rule(f, mark: mark, table: table), route = RoutingObject.localRoute(f, table: table)
+            for (entry, isRule) in [(rule, true), (route, false)] {
                 guard !(isRule ? rules : routes).contains(entry) else { continue }
-                if let e = refuse(entry) {
-                    var error = NetlinkError("add \(entry)", errno: e)
+                if let e = refuse(entry.description) {
+                    var error = NetlinkError(NetlinkOperation(.new, isRule ? .ipRule : .route, "add \(entry)"), errno: e)
                     error.alreadyDone = added
                     throw error
                 }
@@ -145,16 +149,18 @@ public final class FakeRouting: RoutingBackend {
     }
 
     public func missingRouting(tproxy: (mark: UInt32, table: UInt32)?, families: [IPFamily], address: Bool) throws
-        -> [String]
+        -> [RoutingObject]
     {
-        var out: [String] = []
+        var out: [RoutingObject] = []
         if let t = tproxy {
             for f in families {
-                if !rules.contains(Self.rule(f, t.mark, t.table)) { out.append("\(Self.rule(f, t.mark, t.table)) is missing") }
-                if !routes.contains(Self.route(f, t.table)) { out.append("\(Self.route(f, t.table)) is missing") }
+                let rule = RoutingObject.rule(f, mark: t.mark, table: t.table)
+                let route = RoutingObject.localRoute(f, table: t.table)
+                if !rules.contains(rule) { out.append(rule) }
+                if !routes.contains(route) { out.append(route) }
             }
         }
-        if address && !passthroughAddress { out.append("address ::6/128 dev lo is missing") }
+        if address && !passthroughAddress { out.append(.passthroughAddress) }
         return out
     }
 
@@ -164,19 +170,22 @@ public final class FakeRouting: RoutingBackend {
     }
 
     public func removeWeirRouting(keeping keep: (mark: UInt32, table: UInt32, families: [IPFamily])?,
-                                  keepAddress: Bool) throws -> [String] {
-        var kept: Set<String> = []
+                                  keepAddress: Bool) throws -> [RoutingObject] {
+        var kept: Set<RoutingObject> = []
         if let k = keep {
-            for f in k.families { kept.insert(Self.rule(f, k.mark, k.table)); kept.insert(Self.route(f, k.table)) }
+            for f in k.families {
+                kept.insert(.rule(f, mark: k.mark, table: k.table))
+                kept.insert(.localRoute(f, table: k.table))
+            }
         }
-        let removed = (rules.subtracting(kept)).sorted() + (routes.subtracting(kept)).sorted()
+        let byText = { (a: RoutingObject, b: RoutingObject) in a.description < b.description }
+        var removed = rules.subtracting(kept).sorted(by: byText) + routes.subtracting(kept).sorted(by: byText)
         rules = rules.intersection(kept)
         routes = routes.intersection(kept)
-        var out = removed
         if !keepAddress && passthroughAddress {
             passthroughAddress = false
-            out.append("address ::6/128 dev lo")
+            removed.append(.passthroughAddress)
         }
-        return out
+        return removed
     }
 }
