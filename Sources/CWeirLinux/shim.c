@@ -25,7 +25,7 @@
 #endif
 
 const uint32_t WEIR_EPOLLIN = EPOLLIN, WEIR_EPOLLOUT = EPOLLOUT, WEIR_EPOLLERR = EPOLLERR, WEIR_EPOLLHUP = EPOLLHUP,
-               WEIR_EPOLLRDHUP = EPOLLRDHUP, WEIR_EPOLLET = EPOLLET;
+               WEIR_EPOLLRDHUP = EPOLLRDHUP, WEIR_EPOLLET = EPOLLET, WEIR_EPOLLPRI = EPOLLPRI;
 
 int weir_epoll_create(void) { return epoll_create1(EPOLL_CLOEXEC); }
 
@@ -237,7 +237,7 @@ int weir_signalfd_read(int fd) {
 
 #include <sched.h>
 /* An open network namespace file, or -1 with errno (EINVAL when path is another kind of file or namespace). */
-static int open_netns(const char *path) {
+int weir_netns_open(const char *path) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
     int type = ioctl(fd, NS_GET_NSTYPE);
@@ -249,14 +249,16 @@ static int open_netns(const char *path) {
 }
 
 int weir_netns_check(const char *path) {
-    int fd = open_netns(path);
+    int fd = weir_netns_open(path);
     if (fd < 0) return -1;
     close(fd);
     return 0;
 }
 
+int weir_netns_set(int fd) { return setns(fd, CLONE_NEWNET); }
+
 int weir_enter_netns(const char *path) {
-    int fd = open_netns(path);
+    int fd = weir_netns_open(path);
     if (fd < 0) return -1;
     int rc = setns(fd, CLONE_NEWNET);
     int e = errno;
@@ -275,7 +277,7 @@ static void *netns_probe_thread(void *arg) {
 }
 
 int weir_netns_probe(const char *path) {
-    int fd = open_netns(path);
+    int fd = weir_netns_open(path);
     if (fd < 0) return -1;
     struct netns_probe p = { fd, 0 };
     pthread_t thread;

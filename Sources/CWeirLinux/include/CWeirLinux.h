@@ -7,7 +7,8 @@
 #include <netinet/in.h>
 
 /* Event flags, re-exported because Swift imports <sys/epoll.h> poorly (enum EPOLL_EVENTS). */
-extern const uint32_t WEIR_EPOLLIN, WEIR_EPOLLOUT, WEIR_EPOLLERR, WEIR_EPOLLHUP, WEIR_EPOLLRDHUP, WEIR_EPOLLET;
+extern const uint32_t WEIR_EPOLLIN, WEIR_EPOLLOUT, WEIR_EPOLLERR, WEIR_EPOLLHUP, WEIR_EPOLLRDHUP, WEIR_EPOLLET,
+                      WEIR_EPOLLPRI;
 
 /* One epoll event flattened to plain fields so Swift never touches the packed struct epoll_event. */
 typedef struct weir_event {
@@ -112,6 +113,11 @@ int weir_netns_check(const char *path);
    turned off). Returns the kB released, or -1. */
 long weir_release_clean_file_pages(void);
 int weir_enter_netns(const char *path);
+/* The network namespace at `path`, opened (close-on-exec): a descriptor, or -1 with errno (EINVAL when path is another
+   kind of file or namespace). */
+int weir_netns_open(const char *path);
+/* setns(fd, CLONE_NEWNET) for the calling thread: 0, or -1 with errno. */
+int weir_netns_set(int fd);
 
 /* Whether this process may enter the network namespace at `path`, without entering it: setns on a short-lived thread
  * of its own, whose namespace goes with it. 0, or -1 with errno (EPERM: no CAP_SYS_ADMIN, or a seccomp filter such
