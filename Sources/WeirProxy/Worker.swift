@@ -168,11 +168,11 @@ final class Worker {
     // MARK: loop
 
     func run() {
-        defer { release() }
         let uid = config.proxyUID, gid = config.proxyGID
         guard setThreadFileSystemIDs(uid: uid, gid: gid) else {
             shared.fail("worker \(index) cannot own upstream sockets as uid \(uid) gid \(gid): run as root or as "
                         + "that user")
+            release()
             return
         }
         while true {
@@ -198,6 +198,7 @@ final class Worker {
             }
         }
         publishGauges(ended: true)
+        release()
         shared.liveWorkers.add(-1)
     }
 
