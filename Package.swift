@@ -76,6 +76,8 @@ let package = Package(
         .testTarget(name: "WeirKernelTests", dependencies: ["WeirCore", "WeirTestSupport", "WeirNetfilter", "CWeirLinux"],
                     exclude: ["Support/probe.py", "Support/dns.py", "Support/freeze_workers.py"]),
         .testTarget(name: "WeirTuningTests", dependencies: ["WeirCore", "WeirTuning", "WeirTestSupport"]),
+        // WeirSystem without root: sockets, poller and descriptors over loopback in the test's own namespace; the
+        // netlink codec on bytes.
         .testTarget(name: "WeirSystemTests", dependencies: ["WeirSystem"]),
     ],
     swiftLanguageModes: [.v5]

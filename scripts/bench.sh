@@ -16,11 +16,16 @@
 # commit first, or write the report elsewhere (BENCH_REPORT_DIR=/tmp/b), or BENCH_ALLOW_DIRTY=1 to write it anyway
 # (the report then says "-dirty").
 #
+# Syscalls per proxied connection: after the rounds, strace -c is attached to each long-running proxy while wrk
+# (`Connection: close`) runs through it (scripts/bench/syscalls.sh); a measure that counted no connection or no
+# syscall fails the bench.
+#
 # Memory is read as the user pays it: each fresh start is read idle, then put under a load phase (8 iperf3 streams,
 # wrk with `Connection: close`, the 1 KiB ping-pong, BENCH_LOAD_SECONDS each, default BENCH_SECONDS) through a veth
 # to a peer namespace, and read again: VmRSS, RssAnon (/proc/PID/status), Rss and Pss (/proc/PID/smaps_rollup).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/bench/syscalls.sh
 
 WEIR=${WEIR:-.build/dist/weir}   # make bench: the stripped release binary make install ships
 SECS=${BENCH_SECONDS:-2}
@@ -464,6 +469,15 @@ for round in $(seq "$ROUNDS"); do
     echo "bench: round $round: $t" >&2
     measure "$round" "$t"
   done
+done
+sleep 1
+# Syscalls per proxied connection (scripts/bench/syscalls.sh): strace attached to each proxy under wrk.
+for t in weir haproxy; do
+  echo "bench: syscalls per connection: $t" >&2
+  base=8; pid=$weir
+  [ "$t" = haproxy ] && base=9 && pid=$hap
+  counts=$(syscalls_per_connection "$NS" "$pid" "http://198.18.0.1:${base}081/")
+  while IFS=$'\t' read -r metric value; do record 0 "$t" "$metric" "$value"; done <<<"$counts"
 done
 sleep 1
 echo "bench: RSS against idle connections" >&2

@@ -1,5 +1,3 @@
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirProxy
 import WeirSystem
@@ -43,87 +41,76 @@ public final class AdminServer: @unchecked Sendable {
     public let port: UInt16
     public let address: String
 
-    private let listener: Int32
+    private let listener: Socket
     private let handler: Handler
-    private let epoll: Int32
-    private let wake: Int32
+    private let poller: Poller
+    private var accepting = AcceptGate()
     private let stopping = AtomicWord()
     /// Alive from creation: the first wait may last 500 ms, and the watchdog may look before it ends.
-    private let beat = AtomicWord(weir_now_ms())
+    private let beat = AtomicWord(Clock.nowMs())
     private let done = AtomicWord()
     private var clients: [Int32: Client] = [:]
     private var started = false
-    /// Set while the listener is out of epoll because descriptors ran out.
-    private var acceptPausedUntil: Int64 = 0
 
+    /// One admin connection; its socket closes with it.
     private final class Client {
-        let fd: Int32
+        let socket: Socket
         let acceptedMs: Int64
         var loopback = false
         var request: [UInt8] = []
         var reply: [UInt8] = []
         var sent = 0
         var answering: Bool { !reply.isEmpty }
-        init(fd: Int32, acceptedMs: Int64) {
-            self.fd = fd
+        var fd: Int32 { socket.fd }
+        init(socket: Socket, acceptedMs: Int64) {
+            self.socket = socket
             self.acceptedMs = acceptedMs
         }
     }
 
     /// Binds `host:port` (IPv4 or IPv6 literal) and listens; port 0 picks a free port (see `port`). Throws
-    /// `AgentError` naming the address and errno: call it before changing anything on the node.
+    /// `AgentError` naming the address and errno: call it before changing anything on the node. Everything it opened
+    /// closes itself when the server is let go, started or not.
     public init(host: String, port: UInt16, maxConnections: Int = 256, handler: @escaping Handler) throws {
         self.handler = handler
         self.maxConnections = maxConnections
         guard let address = SocketAddress(ip: host, port: port) else {
             throw AgentError("admin address '\(host)' is not an IP address")
         }
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue)
-                        | Int32(SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { throw AgentError("admin socket: \(errnoName(errno))") }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        let text = address.description
-        guard address.withSockaddr({ Glibc.bind(fd, $0, $1) }) == 0, Glibc.listen(fd, 1024) == 0 else {
-            let e = errno
-            close(fd)
-            throw AgentError("admin listener \(text): \(errnoName(e))")
+        do {
+            listener = try Socket.listener(on: address, backlog: 1024)
+        } catch let e as SystemError {
+            throw AgentError(e.call == "socket" ? "admin socket: \(errnoName(e.errno))"
+                                                : "admin listener \(address): \(errnoName(e.errno))")
         }
-        listener = fd
-        self.port = SocketAddress.local(of: fd)?.port ?? port
-        self.address = address.family == AF_INET6 ? "[\(host)]:\(self.port)" : "\(host):\(self.port)"
-        epoll = weir_epoll_create()
-        wake = weir_eventfd()
-        guard epoll >= 0, wake >= 0 else {
-            let e = errno
-            close(fd)
-            if epoll >= 0 { close(epoll) }
-            if wake >= 0 { close(wake) }
-            started = true  // nothing left for deinit to close
-            throw AgentError("admin epoll: \(errnoName(e))")
+        self.port = listener.localAddress?.port ?? port
+        self.address = address.family == AddressFamily.ipv6 ? "[\(host)]:\(self.port)" : "\(host):\(self.port)"
+        do { poller = try Poller(capacity: 64) } catch let e as SystemError {
+            throw AgentError("admin epoll: \(errnoName(e.errno))")
         }
-        _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
-        _ = weir_epoll_add(epoll, wake, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: wake)))
+        accepting.open(poller, listenerToken)
     }
 
+    /// The listener with its poller token (client tokens are their descriptor numbers).
+    private var listenerToken: [(fd: Int32, token: UInt64)] { [(listener.fd, UInt64(UInt32(bitPattern: listener.fd)))] }
+
     public func start() throws {
-        started = true
         do {
             // Detached: it ends on its own after stop(), nobody joins it.
-            pthread_detach(try startThread(name: "weir-admin", stackSize: 512 * 1024) { [self] in serve() })
+            detachThread(try startThread(name: "weir-admin", stackSize: 512 * 1024) { [self] in serve() })
         } catch let e as ThreadStartError {
             throw AgentError("admin thread: \(e.description)")
         }
+        started = true
     }
 
     /// Stops serving; the loop closes every connection and ends.
     public func stop() {
         guard started else { return }
         stopping.store(true)
-        var one: UInt64 = 1
-        _ = write(wake, &one, 8)
+        poller.wake()
         // Wait briefly so the listener is closed before the caller goes on (a restart may bind it again at once).
-        for _ in 0..<100 where !done.bool { usleep(10_000) }
+        for _ in 0..<100 where !done.bool { sleepMilliseconds(10) }
     }
 
     /// When the loop last ran (CLOCK_MONOTONIC ms); it wakes at least every 500 ms. The watchdog's proof of life.
@@ -138,69 +125,61 @@ public final class AdminServer: @unchecked Sendable {
     private let openCount = AtomicWord()
 
     private func serve() {
-        let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 64)
         defer {
-            events.deallocate()
-            for fd in clients.keys { close(fd) }
-            clients.removeAll()
-            close(listener)
-            close(epoll)
-            close(wake)
+            clients.removeAll()  // closes them
+            listener.close()
             done.store(true)
         }
         while !stopping.bool {
-            let n = weir_epoll_wait(epoll, events, 64, 500)
-            let now = weir_now_ms()
+            let n = (try? poller.wait(timeoutMs: 500)) ?? 0
+            let now = Clock.nowMs()
             beat.store(now)
-            for i in 0..<max(0, Int(n)) {
-                let fd = Int32(truncatingIfNeeded: events[i].data)
-                if fd == wake { continue }
-                if fd == listener { acceptAll(now); continue }
-                guard let c = clients[fd] else { continue }
-                if c.answering { flush(c) } else { readRequest(c) }
+            for i in 0..<n {
+                let token = poller[i].token
+                if token == Poller.wakeToken {
+                    poller.acknowledgeWake()
+                } else if token == UInt64(UInt32(bitPattern: listener.fd)) {
+                    acceptAll(now)
+                } else if let c = clients[Int32(truncatingIfNeeded: token)] {
+                    if c.answering { flush(c) } else { readRequest(c) }
+                }
             }
             expire(now)
-            if acceptPausedUntil > 0 && now >= acceptPausedUntil {
-                acceptPausedUntil = 0
-                _ = weir_epoll_add(epoll, listener, WEIR_EPOLLIN, UInt64(UInt32(bitPattern: listener)))
-            }
+            if accepting.pauseEnded(now: now) { accepting.open(poller, listenerToken) }
             openCount.store(Int64(clients.count))
         }
     }
 
     private func acceptAll(_ now: Int64) {
-        while true {
-            var peer = sockaddr_storage()
-            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-            let fd = weir_accept(listener, &peer, &length)
-            if fd < 0 {
-                if errno == EINTR || errno == ECONNABORTED { continue }
-                if errno == EMFILE || errno == ENFILE {
-                    // Out of descriptors: make room by closing the oldest waiting connection; with none to close,
-                    // take the listener out of epoll for 100 ms instead of spinning on it.
-                    if shedOldest() { continue }
-                    _ = weir_epoll_del(epoll, listener)
-                    acceptPausedUntil = now + 100
-                    return
-                }
+        while accepting.isOpen {
+            var peer = SocketAddress()
+            switch acceptConnection(listener.fd, peer: &peer) {
+            case .accepted(let fd):
+                admit(Socket(owning: fd, family: listener.family), peer: peer, now: now)
+            case .outOfDescriptors(let e) where e == Errno.EMFILE || e == Errno.ENFILE:
+                // Out of descriptors: make room by closing the oldest waiting connection; with none to close,
+                // pause accepting instead of spinning on the listener.
+                if shedOldest() { continue }
+                accepting.pause(poller, listenerToken, now: now)
+                return
+            case .wouldBlock, .outOfDescriptors, .failed:
                 return
             }
-            if clients.count >= maxConnections && !shedOldest() {
-                close(fd)
-                shedCount.add(1)
-                continue
-            }
-            let c = Client(fd: fd, acceptedMs: now)
-            var address = SocketAddress()
-            address.storage = peer
-            address.length = length
-            let ip = address.ip.hasPrefix("::ffff:") ? String(address.ip.dropFirst(7)) : address.ip
-            c.loopback = IPAddress(ip)?.isLoopback ?? false
-            clients[fd] = c
-            _ = weir_epoll_add(epoll, fd, WEIR_EPOLLIN | WEIR_EPOLLRDHUP, UInt64(UInt32(bitPattern: fd)))
-            // A probe's request is often there already.
-            readRequest(c)
         }
+    }
+
+    private func admit(_ socket: Socket, peer: SocketAddress, now: Int64) {
+        if clients.count >= maxConnections && !shedOldest() {
+            shedCount.add(1)
+            return  // the socket closes as it goes
+        }
+        let c = Client(socket: socket, acceptedMs: now)
+        let ip = peer.ip.hasPrefix("::ffff:") ? String(peer.ip.dropFirst(7)) : peer.ip
+        c.loopback = IPAddress(ip)?.isLoopback ?? false
+        clients[c.fd] = c
+        poller.add(c.fd, PollEvents.readable.union(.readHangup), token: UInt64(UInt32(bitPattern: c.fd)))
+        // A probe's request is often there already.
+        readRequest(c)
     }
 
     /// Closes the oldest connection that is still waiting for its request. False if none is.
@@ -212,9 +191,8 @@ public final class AdminServer: @unchecked Sendable {
         return true
     }
 
+    /// Forgets a connection; its socket closes (and leaves the poller) with it.
     private func drop(_ c: Client) {
-        _ = weir_epoll_del(epoll, c.fd)
-        close(c.fd)
         clients[c.fd] = nil
     }
 
@@ -228,10 +206,12 @@ public final class AdminServer: @unchecked Sendable {
     private func readRequest(_ c: Client) {
         var buffer = [UInt8](repeating: 0, count: 2048)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(c.fd, $0.baseAddress, $0.count, Int32(MSG_DONTWAIT)) }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            if n <= 0 { drop(c); return }
+            let r = buffer.withUnsafeMutableBytes { readBytes(c.fd, into: $0.baseAddress!, count: $0.count) }
+            guard case .done(let n) = r else {
+                if r != .wouldBlock { drop(c) }
+                return
+            }
+            if n == 0 { drop(c); return }
             c.request += buffer[0..<n]
             switch AdminRequest.parse(c.request, maxBytes: Self.maxRequestBytes) {
             case .incomplete:
@@ -256,30 +236,20 @@ public final class AdminServer: @unchecked Sendable {
         let text = "HTTP/1.1 \(response.status) \(reasons[response.status] ?? "Status")\r\n"
             + "Content-Type: \(response.contentType)\r\nContent-Length: \(body.count)\r\nConnection: close\r\n\r\n"
         c.reply = Array(text.utf8) + (head ? [] : body)
-        _ = weir_epoll_mod(epoll, c.fd, WEIR_EPOLLOUT, UInt64(UInt32(bitPattern: c.fd)))
+        poller.modify(c.fd, .writable, token: UInt64(UInt32(bitPattern: c.fd)))
         flush(c)
     }
 
     private func flush(_ c: Client) {
         while c.sent < c.reply.count {
-            let n = c.reply.withUnsafeBytes { bytes -> Int in
-                guard let base = bytes.baseAddress else { return 0 }
-                return send(c.fd, base + c.sent, bytes.count - c.sent, Int32(MSG_NOSIGNAL | MSG_DONTWAIT))
+            let r = c.reply.withUnsafeBytes { bytes in
+                sendBytes(c.fd, from: bytes.baseAddress! + c.sent, count: bytes.count - c.sent, more: false)
             }
-            if n < 0 && errno == EINTR { continue }
-            if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { return }
-            if n <= 0 { break }
+            if r == .wouldBlock { return }
+            guard case .done(let n) = r, n > 0 else { break }
             c.sent += n
         }
         drop(c)
-    }
-
-    deinit {
-        if !started {
-            close(listener)
-            close(epoll)
-            close(wake)
-        }
     }
 }
 

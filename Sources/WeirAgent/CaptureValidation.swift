@@ -1,5 +1,3 @@
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -19,84 +17,67 @@ public enum CaptureValidation {
     public static func run(_ config: CaptureConfig, probePort: UInt16, timeoutMs: Int) -> Outcome {
         var families: [(loopback: String, source: String)] = [("127.0.0.1", "127.0.0.6")]
         if !config.ipv4Only { families.append(("::1", "::6")) }
-        var listeners: [(fd: Int32, family: Int32, address: String)] = []
-        defer { for l in listeners { close(l.fd) } }
+        var listeners: [(socket: Socket, address: String)] = []
         for f in families {
             for port in Set([config.proxyPort, config.inboundCapturePort]).sorted() {
-                if let fd = listen(f.loopback, port) {
-                    listeners.append((fd, f.loopback.contains(":") ? AF_INET6 : AF_INET,
-                                      SocketAddress(ip: f.loopback, port: port)!.description))
+                if let socket = listen(f.loopback, port) {
+                    listeners.append((socket, SocketAddress(ip: f.loopback, port: port)!.description))
                 }
             }
         }
-        let targets = families.filter { f in listeners.contains { $0.family == (f.loopback.contains(":") ? AF_INET6 : AF_INET) } }
-        guard !targets.isEmpty else {
+        let targets = families.filter { f in listeners.contains { $0.socket.family == family(of: f.loopback) } }
+        guard !targets.isEmpty, let poller = try? Poller(capacity: listeners.count) else {
             return Outcome(passed: false, description: "no validation listener could be opened on loopback ports "
                 + "\(config.proxyPort) and \(config.inboundCapturePort)")
         }
+        for (i, l) in listeners.enumerated() { poller.add(l.socket.fd, .readable, token: UInt64(i)) }
         let uid = config.proxyUIDs.first ?? 1337, gid = config.proxyGIDs.first ?? uid
-        let deadline = weir_now_ms() + Int64(timeoutMs)
-        var clients: [Int32] = []
-        defer { for c in clients { close(c) } }
-        var nextAttempt = weir_now_ms()
-        while weir_now_ms() < deadline {
-            if weir_now_ms() >= nextAttempt {
-                for c in clients { close(c) }
+        let deadline = Clock.nowMs() + Int64(timeoutMs)
+        var clients: [Socket] = []
+        var nextAttempt = Clock.nowMs()
+        while Clock.nowMs() < deadline {
+            if Clock.nowMs() >= nextAttempt {
+                clients.removeAll()  // the last attempt's sockets close
                 clients = targets.compactMap { connect(from: $0.loopback, to: $0.source, port: probePort, uid: uid, gid: gid) }
-                nextAttempt = weir_now_ms() + 250
+                nextAttempt = Clock.nowMs() + 250
             }
-            var fds = listeners.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
-            let wait = Int32(max(0, min(nextAttempt, deadline) - weir_now_ms()))
-            guard poll(&fds, nfds_t(fds.count), wait) > 0 else { continue }
-            for (i, p) in fds.enumerated() where p.revents & Int16(POLLIN) != 0 {
-                var peer = sockaddr_storage()
-                var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
-                let conn = weir_accept(listeners[i].fd, &peer, &length)
-                guard conn >= 0 else { continue }
-                defer { close(conn) }
-                guard let original = SocketAddress.originalDestination(of: conn, family: listeners[i].family),
+            let ready = (try? poller.wait(timeoutMs: Poller.timeout(until: min(nextAttempt, deadline), now: Clock.nowMs(),
+                                                                     maxMs: 250))) ?? 0
+            for i in 0..<ready where poller[i].token != Poller.wakeToken {
+                let l = listeners[Int(poller[i].token)]
+                guard case .done(let conn)? = try? l.socket.accept(),
+                      let original = SocketAddress.originalDestination(of: conn.socket.fd, family: l.socket.family),
                       original.port == probePort else { continue }
                 return Outcome(passed: true, description: "validation passed: a connection from UID \(uid) to "
-                    + "\(original) was redirected to \(listeners[i].address)")
+                    + "\(original) was redirected to \(l.address)")
             }
         }
+        withExtendedLifetime(clients) {}
         let tried = targets.map { SocketAddress(ip: $0.source, port: probePort)!.description }.joined(separator: " and ")
         return Outcome(passed: false, description: "validation failed: no connection to \(tried) from UID \(uid) was "
             + "redirected to ports \(config.proxyPort) or \(config.inboundCapturePort) within \(timeoutMs)ms: the "
             + "capture is not in place, the workload is not ready")
     }
 
-    private static func listen(_ ip: String, _ port: UInt16) -> Int32? {
+    private static func family(of ip: String) -> Int32 { ip.contains(":") ? AddressFamily.ipv6 : AddressFamily.ipv4 }
+
+    private static func listen(_ ip: String, _ port: UInt16) -> Socket? {
         let address = SocketAddress(ip: ip, port: port)!
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        _ = weir_set_reuseport(fd)
-        if address.family == AF_INET6 { _ = weir_set_v6only(fd) }
-        let bound = address.withSockaddr { bind(fd, $0, $1) } == 0
-        guard bound, Glibc.listen(fd, 16) == 0 else {
-            close(fd)
-            return nil
-        }
-        return fd
+        let options: [SocketOption] = address.family == AddressFamily.ipv6 ? [.reusePort, .v6Only] : [.reusePort]
+        return try? Socket.listener(on: address, options: options, backlog: 16)
     }
 
     /// A non-blocking connect from `ip`:0 to `target`:`port`, the socket created with the given file system IDs
     /// (what nftables' skuid and skgid see).
-    private static func connect(from ip: String, to target: String, port: UInt16, uid: UInt32, gid: UInt32) -> Int32? {
+    private static func connect(from ip: String, to target: String, port: UInt16, uid: UInt32, gid: UInt32) -> Socket? {
         let local = SocketAddress(ip: ip, port: 0)!
         let remote = SocketAddress(ip: target, port: port)!
-        let ownUID = UInt32(geteuid()), ownGID = UInt32(getegid())
-        _ = weir_set_thread_fs_ids(uid, gid)
-        let fd = socket(local.family, Int32(SOCK_STREAM.rawValue | SOCK_CLOEXEC.rawValue | SOCK_NONBLOCK.rawValue), 0)
-        _ = weir_set_thread_fs_ids(ownUID, ownGID)
-        guard fd >= 0 else { return nil }
-        guard local.withSockaddr({ bind(fd, $0, $1) }) == 0 else {
-            close(fd)
-            return nil
-        }
-        _ = remote.withSockaddr { Glibc.connect(fd, $0, $1) }
-        return fd
+        let ownUID = ProcessEnvironment.effectiveUID, ownGID = ProcessEnvironment.groupID
+        _ = setThreadFileSystemIDs(uid: uid, gid: gid)
+        let socket = try? Socket(family: local.family)
+        _ = setThreadFileSystemIDs(uid: ownUID, gid: ownGID)
+        guard let socket, (try? socket.bind(local)) != nil else { return nil }
+        _ = try? socket.connect(remote)
+        return socket
     }
 }

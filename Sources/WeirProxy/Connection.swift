@@ -37,8 +37,8 @@ final class Connection {
     unowned(unsafe) var prev: Connection?
     var listTime: Int64
     var inConnectingList = true
-    /// TCP_QUICKACK 0 was set on the upstream before connect; set back to 1 once the held first bytes are written.
-    var quickAckOff = false
+    /// Urgent data was signalled on a side: a short read may then have stopped at its mark (see `relaySmall`).
+    var urgent = false
     /// Accepted on the inbound capture port (-z), else the outbound one (-p): the metrics' direction.
     var inbound = false
     /// CLOCK_MONOTONIC when connect() was called (µs), and when the connection was accepted (ms).

@@ -1,6 +1,5 @@
-import CWeirLinux
-import Glibc
 import WeirCore
+import WeirSystem
 
 /// Why an upstream connect failed, as the metrics label it: `weir_proxy_upstream_failures_total{reason}` is the
 /// one family that counts them.
@@ -22,10 +21,10 @@ public enum UpstreamFailure: Int, CaseIterable, Sendable {
 
     static func of(errno e: Int32) -> UpstreamFailure {
         switch e {
-        case ECONNREFUSED: .refused
-        case ETIMEDOUT: .timeout
-        case ENETUNREACH, EHOSTUNREACH, EADDRNOTAVAIL, ENETDOWN, EHOSTDOWN: .unreachable
-        case ECONNRESET, ECONNABORTED, EPIPE: .reset
+        case Errno.ECONNREFUSED: .refused
+        case Errno.ETIMEDOUT: .timeout
+        case Errno.ENETUNREACH, Errno.EHOSTUNREACH, Errno.EADDRNOTAVAIL, Errno.ENETDOWN, Errno.EHOSTDOWN: .unreachable
+        case Errno.ECONNRESET, Errno.ECONNABORTED, Errno.EPIPE: .reset
         default: .other
         }
     }
@@ -84,7 +83,7 @@ public final class ProxyCounters: @unchecked Sendable {
     }
 
     @inline(__always) func addWorker(_ worker: Int, _ s: Int, _ v: Int64 = 1) {
-        _ = weir_atomic_add(slot(worker, s), v)
+        AtomicWords.add(slot(worker, s), v)
     }
 
     /// Bytes written toward `side` by worker `worker`: toward the upstream they came from the client, and back.
@@ -117,13 +116,13 @@ public final class ProxyCounters: @unchecked Sendable {
     }
 
     private func sum(_ s: Int) -> Int64 {
-        (0..<workerSlots).reduce(0) { $0 + weir_atomic_load(slot($1, s)) }
+        (0..<workerSlots).reduce(0) { $0 + AtomicWords.load(slot($1, s)) }
     }
 
-    @inline(__always) func add(_ i: Index, _ v: Int64 = 1) { _ = weir_atomic_add(words + i.rawValue, v) }
+    @inline(__always) func add(_ i: Index, _ v: Int64 = 1) { AtomicWords.add(words + i.rawValue, v) }
     /// Adds and returns the new value.
-    @inline(__always) func addFetch(_ i: Index, _ v: Int64) -> Int64 { weir_atomic_add(words + i.rawValue, v) }
-    @inline(__always) func load(_ i: Index) -> Int64 { weir_atomic_load(words + i.rawValue) }
+    @inline(__always) func addFetch(_ i: Index, _ v: Int64) -> Int64 { AtomicWords.add(words + i.rawValue, v) }
+    @inline(__always) func load(_ i: Index) -> Int64 { AtomicWords.load(words + i.rawValue) }
 
     /// A consistent-enough copy of every counter.
     public func snapshot() -> ProxyCountersSnapshot {

@@ -1,6 +1,5 @@
-import CWeirLinux
-import Glibc
 import Synchronization
+import WeirSystem
 
 /// The accept queue of one of the proxy's listening sockets, read from the socket itself.
 public struct ListenerStats: Equatable, Sendable {
@@ -24,7 +23,7 @@ public struct ListenerStats: Equatable, Sendable {
 /// accepts from, and never names a descriptor number reused by something else.
 final class ListenerProbes: @unchecked Sendable {
     private struct Probe {
-        let fd: Int32
+        let descriptor: Descriptor
         let listener: String
         let family: String
         let worker: Int
@@ -33,28 +32,23 @@ final class ListenerProbes: @unchecked Sendable {
     private let probes = Mutex<[Probe]>([])
 
     func add(_ l: Listener, worker: Int) {
-        let fd = fcntl(l.fd, F_DUPFD_CLOEXEC, 0)
-        guard fd >= 0 else { return }  // no metrics for this socket; never fatal
-        let probe = Probe(fd: fd, listener: l.kind == .inbound ? "inbound" : "outbound",
-                          family: l.family == AF_INET6 ? "ipv6" : "ipv4", worker: worker)
+        guard let duplicate = try? l.socket.descriptor.duplicate() else { return }  // no metrics for it; never fatal
+        let probe = Probe(descriptor: duplicate, listener: l.kind == .inbound ? "inbound" : "outbound",
+                          family: l.family == AddressFamily.ipv6 ? "ipv6" : "ipv4", worker: worker)
         probes.withLock { $0.append(probe) }
     }
 
+    /// Closes every duplicate (each closes itself as the list lets it go).
     func closeAll() {
-        probes.withLock { list in
-            for p in list { close(p.fd) }
-            list.removeAll()
-        }
+        probes.withLock { $0.removeAll() }
     }
 
     func read() -> [ListenerStats] {
         probes.withLock { list in
             list.compactMap { p in
-                var length: UInt32 = 0, limit: UInt32 = 0
-                guard weir_listen_queue(p.fd, &length, &limit) == 0 else { return nil }
-                let drops = weir_socket_drops(p.fd)
+                guard let q = ListenQueue(of: p.descriptor.rawValue) else { return nil }
                 return ListenerStats(listener: p.listener, family: p.family, worker: p.worker,
-                                     queueLength: Int(length), queueLimit: Int(limit), drops: max(0, drops))
+                                     queueLength: q.length, queueLimit: q.limit, drops: q.drops)
             }
         }
     }

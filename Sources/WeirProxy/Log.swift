@@ -1,5 +1,3 @@
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -22,7 +20,7 @@ final class EventLogLimiter {
     private var printed: [String: Int] = [:]
     private var suppressed: [String: Int] = [:]
 
-    init(perSecond: Int = 10, clockMs: @escaping () -> Int64 = { weir_now_ms() }) {
+    init(perSecond: Int = 10, clockMs: @escaping () -> Int64 = { Clock.nowMs() }) {
         self.perSecond = perSecond
         self.clockMs = clockMs
     }

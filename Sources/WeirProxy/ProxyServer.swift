@@ -1,5 +1,3 @@
-import CWeirLinux
-import Glibc
 import Synchronization
 import WeirCore
 import WeirSystem
@@ -23,7 +21,7 @@ public final class ProxyServer {
     /// The backlog every listener gets: net.core.somaxconn of this network namespace.
     public var backlog: Int { Int(WeirProxy.listenBacklog()) }
     private var workers: [Worker] = []
-    private var threads: [pthread_t] = []
+    private var threads: [ThreadHandle] = []
     private var shared: SharedState?
     private var stopped = false
     private let probes = ListenerProbes()
@@ -46,7 +44,7 @@ public final class ProxyServer {
     }
 
     /// True once every worker's loop has ended (after `retire()` or `stop()`).
-    public var finished: Bool { shared.map { weir_atomic_load($0.liveWorkers) == 0 } ?? true }
+    public var finished: Bool { shared.map { $0.liveWorkers.load() == 0 } ?? true }
 
     /// Why a worker stopped on its own, if one did; the caller decides (the agent exits 1).
     public var failure: String? { shared?.failure.withLock { $0 } }
@@ -56,7 +54,7 @@ public final class ProxyServer {
 
     /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
     public func bind() throws {
-        let descriptors = raiseDescriptorLimit()
+        let descriptors = ProcessEnvironment.raiseDescriptorLimit()
         // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
         if config.maxConnections * 2 + 64 > descriptors {
             log("warning", ["reason": "--max-connections needs more descriptors than the limit; past it new "
@@ -67,13 +65,13 @@ public final class ProxyServer {
         let copyOnly = !config.splice
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly, workers: workerCount)
         self.shared = shared
-        let ipv6 = ipv6Available()
+        let ipv6 = Socket.ipv6Available()
         for i in 0..<workerCount {
             var listeners: [Listener] = []
             do {
                 for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
                     let transparent = kind == .inbound && config.mode == .tproxy
-                    for family in ipv6 ? [AF_INET, AF_INET6] : [AF_INET] {
+                    for family in ipv6 ? [AddressFamily.ipv4, AddressFamily.ipv6] : [AddressFamily.ipv4] {
                         listeners.append(try openListener(kind: kind, family: family, port: port,
                                                           transparent: transparent, backlog: backlog))
                     }
@@ -81,8 +79,8 @@ public final class ProxyServer {
                 workers.append(try Worker(index: i, shared: shared, listeners: listeners))
                 for l in listeners { probes.add(l, worker: i) }
             } catch {
-                for l in listeners { close(l.fd) }
-                for w in workers { w.closeAll() }
+                // Listeners and workers close what they hold as they go.
+                listeners.removeAll()
                 workers.removeAll()
                 probes.closeAll()
                 throw ProxyStartError(description: "\(error)")
@@ -100,9 +98,9 @@ public final class ProxyServer {
     /// Runs the workers. Call `bind()` first.
     public func start() throws {
         guard let shared else { return }
-        weir_atomic_store(shared.liveWorkers, Int64(workers.count))
+        shared.liveWorkers.store(Int64(workers.count))
         // Alive from the start, before each thread's first turn: the watchdog may look at once.
-        for w in workers { shared.beat(worker: w.index, nowMs: weir_now_ms()) }
+        for w in workers { shared.beat(worker: w.index, nowMs: Clock.nowMs()) }
         for (i, w) in workers.enumerated() {
             do {
                 threads.append(try startThread(name: "weir-worker-\(w.index)", stackSize: 256 * 1024) { w.run() })
@@ -110,9 +108,8 @@ public final class ProxyServer {
                 // The workers that did not start give their listeners back, so none sits in the SO_REUSEPORT
                 // group with nobody accepting from it.
                 probes.closeAll()
-                for unstarted in workers[i...] { unstarted.closeAll() }
                 workers.removeSubrange(i...)
-                weir_atomic_store(shared.liveWorkers, Int64(threads.count))
+                shared.liveWorkers.store(Int64(threads.count))
                 throw ProxyStartError(description: e.description)
             }
         }
@@ -125,11 +122,11 @@ public final class ProxyServer {
         let timeout = (config.drainTimeoutMs + 999) / 1000
         drainWall.withLock { w in
             if w.started == 0 {
-                let now = weir_wall_seconds()
+                let now = Clock.wallSeconds()
                 w = (now, now + timeout)
             }
         }
-        signalWorkers(draining: 1)
+        signalWorkers(.draining)
     }
 
     /// Accept queue and drops of every listener, per worker; empty once the server drains or retires.
@@ -140,24 +137,25 @@ public final class ProxyServer {
         guard shared != nil, !stopped else { return }
         beginStop()
         stopped = true
-        for tid in threads { pthread_join(tid, nil) }
+        for thread in threads { joinThread(thread) }
         threads.removeAll()
-        for w in workers { w.closeLoop() }
+        // Joined: each worker's poller can close now, with the worker.
+        workers.removeAll()
         log("stopped", ["counters": counters.snapshot()])
     }
 
     /// Stops accepting (the listeners close) and lets open connections finish on their own; they are still closed
     /// by the idle timeout. Call `stop()` later to join the workers (at once once `finished`).
     public func retire() {
-        signalWorkers(draining: 2)
+        signalWorkers(.retiring)
         log("retiring", ["active": counters.load(.active)])
     }
 
-    /// Sets the drain mode (`SharedState.draining`) and wakes every worker to read it.
-    private func signalWorkers(draining mode: Int64) {
+    /// Sets the drain mode and wakes every worker to read it.
+    private func signalWorkers(_ mode: DrainMode) {
         guard let shared else { return }
         probes.closeAll()  // before the workers close their own descriptors of the same sockets
-        weir_atomic_store(shared.draining, mode)
+        shared.drainMode = mode
         for w in workers { w.notify() }
     }
 
@@ -171,33 +169,13 @@ public final class ProxyServer {
         try start()
         Memory.releaseStartupPages()
         var signal: Int32 = 0
-        while signal != SIGTERM && signal != SIGINT {
+        while signal != Signals.terminate && signal != Signals.interrupt {
             if let failure { stop(); throw ProxyStartError(description: failure) }
             signal = Signals.wait(timeoutMs: 1000)
-            if signal == SIGHUP { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
+            if signal == Signals.hangUp { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
         }
-        log("signal", ["signal": signal == SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
+        log("signal", ["signal": signal == Signals.terminate ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
         stop()
         withExtendedLifetime(lock) {}
-    }
-
-    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.
-    private func raiseDescriptorLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        return Int(clamping: limit.rlim_cur)
-    }
-
-    /// False when this kernel or namespace has IPv6 turned off; the proxy then listens on IPv4 only and says so.
-    private func ipv6Available() -> Bool {
-        let fd = socket(AF_INET6, Int32(SOCK_STREAM.rawValue), 0)
-        if fd < 0 { return false }
-        close(fd)
-        return true
     }
 }

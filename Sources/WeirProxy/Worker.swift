@@ -12,22 +12,34 @@
 // Every event goes through `ProxyConnectionState` (WeirCore), which returns the actions to perform: shutdown to
 // propagate half-close, SO_LINGER 0 to propagate a reset, close. Deadlines of one duration are FIFO lists
 // (connecting, active), so timeouts cost O(1) per connection without timers in the kernel.
-import CWeirLinux
-import Glibc
+//
+// Which calls stay raw: the per-connection sockets and pipes are Int32s in the connection objects (no `Socket` or
+// `Descriptor` per connection: that would be an allocation and reference counting per connection), and every call
+// made per event or per connection (accept, read, send, splice, socket, connect, shutdown, setsockopt, close) goes
+// through WeirSystem's inline non-throwing functions on those numbers (SocketIO.swift, `SocketOption.apply`,
+// `closeDescriptor`, `Poller.add`/`wait`). Listeners, the poller, the ctnetlink socket and the probes' duplicates are
+// objects that close themselves.
 import Synchronization
 import WeirCore
 import WeirSystem
+
+/// What the server asks of its workers, read by each after its wake handle fires.
+enum DrainMode: Int64 {
+    case serving = 0
+    /// SIGTERM: stop accepting and drain within --drain-timeout.
+    case draining = 1
+    /// A reload gave the ports to a new server: stop accepting and let open connections end on their own, bounded
+    /// by the idle timeout (a later stop drains within --drain-timeout).
+    case retiring = 2
+}
 
 /// State shared by all workers and the main thread.
 final class SharedState: @unchecked Sendable {
     let config: ProxyConfig
     let counters: ProxyCounters
-    /// 0 while serving; 1 to drain within --drain-timeout (SIGTERM); 2 to retire (a reload gave the ports to a new
-    /// server): stop accepting and let open connections end on their own, bounded by the idle timeout. Read by
-    /// workers after their eventfd fires.
-    let draining: UnsafeMutablePointer<Int64>
+    private let drainWord = AtomicWord(DrainMode.serving.rawValue)
     /// Workers whose loop has not ended yet.
-    let liveWorkers: UnsafeMutablePointer<Int64>
+    let liveWorkers = AtomicWord()
     /// When each worker's loop last ran (CLOCK_MONOTONIC ms), one cache line per worker; per server, so a retiring
     /// server's workers never vouch for a new server's.
     let heartbeats: UnsafeMutablePointer<Int64>
@@ -45,30 +57,26 @@ final class SharedState: @unchecked Sendable {
         heartbeats = UnsafeMutableRawPointer.allocate(byteCount: max(1, workers) * 64, alignment: 64)
             .bindMemory(to: Int64.self, capacity: max(1, workers) * 8)
         heartbeats.initialize(repeating: 0, count: max(1, workers) * 8)  // ProxyServer.start() sets them
-        draining = .allocate(capacity: 1)
-        draining.initialize(to: 0)
-        liveWorkers = .allocate(capacity: 1)
-        liveWorkers.initialize(to: 0)
     }
 
-    deinit {
-        draining.deallocate()
-        liveWorkers.deallocate()
-        heartbeats.deallocate()
+    deinit { heartbeats.deallocate() }
+
+    var drainMode: DrainMode {
+        get { DrainMode(rawValue: drainWord.load()) ?? .serving }
+        set { drainWord.store(newValue.rawValue) }
     }
 
-    @inline(__always) func beat(worker: Int, nowMs: Int64) { weir_atomic_store(heartbeats + worker * 8, nowMs) }
+    @inline(__always) func beat(worker: Int, nowMs: Int64) { AtomicWords.store(heartbeats + worker * 8, nowMs) }
 
-    func heartbeatValues() -> [Int64] { (0..<workerCount).map { weir_atomic_load(heartbeats + $0 * 8) } }
+    func heartbeatValues() -> [Int64] { (0..<workerCount).map { AtomicWords.load(heartbeats + $0 * 8) } }
 
     func fail(_ reason: String) {
         failure.withLock { if $0 == nil { $0 = reason } }
     }
 }
 
-// epoll cookies: 1 is the wake eventfd, 16 + i is listener i; anything else is a Connection's address (aligned, so
-// far above these) with bit 0 telling the side: 0 client, 1 upstream.
-private let tagWake: UInt64 = 1
+// Poller tokens: `Poller.wakeToken` is the wake handle, 16 + i is listener i; anything else is a Connection's
+// address (aligned, so far above these) with bit 0 telling the side: 0 client, 1 upstream.
 private let tagListenerBase: UInt64 = 16
 private let tagListenerLimit: UInt64 = 4096
 let maxPooledPipes = 16
@@ -80,21 +88,21 @@ final class Worker {
     let shared: SharedState
     let config: ProxyConfig
     let counters: ProxyCounters
-    let epoll: Int32
-    let wake: Int32
+    /// Closed when the worker is freed: after the server joined its thread, so a `notify()` racing with the end of
+    /// the loop never writes into a descriptor number reused by a live socket.
+    let poller: Poller
     var listeners: [Listener]
+    var accepting = AcceptGate()
     var pipePool: [(Int32, Int32)] = []
     var connecting = ConnectionList()
     var active = ConnectionList()
     /// Connections closed during the current batch of events; freed after it, as later events may name them.
     var graveyard: [Connection] = []
-    var now: Int64 = weir_now_ms()
-    var acceptPausedUntil: Int64 = 0
-    var listenersRegistered = false
+    var now: Int64 = Clock.nowMs()
     var reserveFd: Int32 = -1
-    /// ctnetlink socket for `forgetUpstreamFlow`, opened by the thread that made the worker (its capabilities are
-    /// the ones the kernel checks); -1 if it could not be opened (counted as failures, never fatal).
-    var conntrack: Int32 = -1
+    /// ctnetlink socket for `forget`, opened by the thread that made the worker (its capabilities are the ones the
+    /// kernel checks); nil if it could not be opened (counted as failures, never fatal).
+    var conntrack: ConntrackSocket?
     var draining = false
     var drainDeadline: Int64 = 0
     /// When the connecting/idle/draining gauges are published next, and the values last published.
@@ -105,6 +113,7 @@ final class Worker {
     let scratch: UnsafeMutableRawPointer
     let scratchSize = 16 * 1024
     let touchGranularity: Int64
+    private var released = false
 
     init(index: Int, shared: SharedState, listeners: [Listener]) throws {
         self.index = index
@@ -112,104 +121,74 @@ final class Worker {
         self.config = shared.config
         self.counters = shared.counters
         self.listeners = listeners
-        epoll = weir_epoll_create()
-        wake = weir_eventfd()
-        guard epoll >= 0, wake >= 0 else { throw ListenError(description: "epoll/eventfd: \(errnoName(errno))") }
+        poller = try Poller(capacity: 256)
         pipeSize = Int32(shared.config.bufferLimit)
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
         let idle = shared.config.idleTimeoutMs
         // Without an idle timeout the list is still kept in order of activity, at one move per second at most: the
         // idle gauge reads it.
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : 1000
-        guard weir_epoll_add(epoll, wake, WEIR_EPOLLIN, tagWake) == 0, registerListeners() else {
-            let e = errno
-            closeLoop()
-            scratch.deallocate()
-            throw ListenError(description: "epoll_ctl: \(errnoName(e))")
-        }
-        reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
-        conntrack = weir_ct_socket()
-        if conntrack < 0 {
+        let refused = accepting.open(poller, listenerTokens)
+        guard refused == 0 else { throw SystemError("epoll_ctl", errno: refused) }
+        reserveFd = openReserveDescriptor()
+        do {
+            conntrack = try ConntrackSocket()
+        } catch let e as SystemError {
             log("warning", ["worker": index, "reason": "no ctnetlink socket: conntrack entries of failed upstream "
                                 + "flows stay, and a new connection on the same 4-tuple may go around the capture",
-                            "errno": errnoName(errno)])
+                            "errno": errnoName(e.errno)])
         }
     }
 
-    /// Releases what `init` took, for a worker that never runs (a later listener of the server failed to bind).
-    func closeAll() {
-        for l in listeners { close(l.fd) }
+    deinit { release() }
+
+    /// The one teardown: closes the listeners, pooled pipes, the reserve descriptor and the ctnetlink socket, and
+    /// frees the scratch buffer. Run when the loop ends (a retired server's workers hold nothing while the server
+    /// waits to be stopped), or when a worker that never ran is freed. The poller goes with the worker itself.
+    private func release() {
+        guard !released else { return }
+        released = true
         listeners.removeAll()
+        for (r, w) in pipePool { closeDescriptor(r); closeDescriptor(w) }
+        pipePool.removeAll()
+        closeDescriptor(reserveFd)
+        reserveFd = -1
+        conntrack = nil
         scratch.deallocate()
-        closeLoop()
-        if reserveFd >= 0 { close(reserveFd) }
-        if conntrack >= 0 { close(conntrack) }
     }
 
     /// Wakes the worker from another thread (drain).
-    func notify() {
-        var one: UInt64 = 1
-        _ = write(wake, &one, 8)
-    }
+    func notify() { poller.wake() }
 
-    /// Watches every listener again; false (errno set) if the kernel refused one (the rest stay watched).
-    @discardableResult
-    func registerListeners() -> Bool {
-        var ok = true
-        for (i, l) in listeners.enumerated() where weir_epoll_add(epoll, l.fd, WEIR_EPOLLIN, tagListenerBase + UInt64(i)) != 0 {
-            ok = false
-        }
-        listenersRegistered = true
-        return ok
-    }
-
-    func unregisterListeners() {
-        for l in listeners { _ = weir_epoll_del(epoll, l.fd) }
-        listenersRegistered = false
+    /// The listeners with their poller tokens.
+    var listenerTokens: [(fd: Int32, token: UInt64)] {
+        listeners.enumerated().map { ($1.fd, tagListenerBase + UInt64($0)) }
     }
 
     // MARK: loop
 
     func run() {
         let uid = config.proxyUID, gid = config.proxyGID
-        if weir_set_thread_fs_ids(uid, gid) != 0 {
+        guard setThreadFileSystemIDs(uid: uid, gid: gid) else {
             shared.fail("worker \(index) cannot own upstream sockets as uid \(uid) gid \(gid): run as root or as "
                         + "that user")
+            release()
             return
         }
-        let events = UnsafeMutablePointer<weir_event>.allocate(capacity: 256)
-        defer { events.deallocate() }
         while true {
-            let n = weir_epoll_wait(epoll, events, 256, nextTimeout())
-            now = weir_now_ms()
+            var failure: SystemError?
+            let n: Int
+            do { n = try poller.wait(timeoutMs: nextTimeout()) } catch {
+                n = 0
+                failure = error as? SystemError
+            }
+            now = Clock.nowMs()
             shared.beat(worker: index, nowMs: now)
-            if n < 0 && errno != EINTR {
-                shared.fail("worker \(index): epoll_wait: \(errnoName(errno))")
+            if let failure {
+                shared.fail("worker \(index): \(failure)")
                 break
             }
-            for i in 0..<max(0, Int(n)) {
-                let e = events[i]
-                if e.data == tagWake {
-                    var value: UInt64 = 0
-                    _ = read(wake, &value, 8)
-                    let mode = weir_atomic_load(shared.draining)
-                    if mode != 0 && !draining {
-                        startDrain(retiring: mode == 2)
-                    } else if mode == 1 && draining {
-                        // Retiring, then stopped: the usual bounded drain from now on.
-                        drainDeadline = min(drainDeadline, now + config.drainTimeoutMs)
-                    }
-                } else if e.data < tagListenerLimit {
-                    // A drain or retire earlier in this batch closed the listeners: their later events are stale.
-                    let i = Int(e.data - tagListenerBase)
-                    if i < listeners.count { acceptAll(listeners[i]) }
-                } else {
-                    let side: ProxySide = e.data & 1 == 0 ? .client : .upstream
-                    let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.data & ~1))!)
-                        .takeUnretainedValue()
-                    handleIO(c, side: side, events: e.events)
-                }
-            }
+            for i in 0..<n { dispatch(poller[i]) }
             expireDeadlines()
             graveyard.removeAll(keepingCapacity: true)
             if draining && connecting.count == 0 && active.count == 0 { break }
@@ -219,16 +198,30 @@ final class Worker {
             }
         }
         publishGauges(ended: true)
-        for (r, w) in pipePool { close(r); close(w) }
-        pipePool.removeAll()
-        scratch.deallocate()
-        if reserveFd >= 0 { close(reserveFd) }
-        reserveFd = -1
-        if conntrack >= 0 { close(conntrack) }
-        conntrack = -1
-        // epoll and the wake eventfd stay open until the server has joined this thread (`closeLoop`): a notify()
-        // racing with the end of the loop must never write into a descriptor number reused by a live socket.
-        _ = weir_atomic_add(shared.liveWorkers, -1)
+        release()
+        shared.liveWorkers.add(-1)
+    }
+
+    @inline(__always) private func dispatch(_ e: PollEvent) {
+        if e.token == Poller.wakeToken {
+            poller.acknowledgeWake()
+            let mode = shared.drainMode
+            if mode != .serving && !draining {
+                startDrain(retiring: mode == .retiring)
+            } else if mode == .draining && draining {
+                // Retiring, then stopped: the usual bounded drain from now on.
+                drainDeadline = min(drainDeadline, now + config.drainTimeoutMs)
+            }
+        } else if e.token < tagListenerLimit {
+            // A drain or retire earlier in this batch closed the listeners: their later events are stale.
+            let i = Int(e.token - tagListenerBase)
+            if i < listeners.count { acceptAll(listeners[i]) }
+        } else {
+            let side: ProxySide = e.token & 1 == 0 ? .client : .upstream
+            let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.token & ~1))!)
+                .takeUnretainedValue()
+            handleIO(c, side: side, events: e.events)
+        }
     }
 
     /// Publishes the connecting, idle and draining gauges as deltas of this worker's last values (zeros once its
@@ -254,19 +247,13 @@ final class Worker {
         published = (next.0, next.1, next.2)
     }
 
-    /// Closes the loop's own descriptors once the thread has been joined.
-    func closeLoop() {
-        close(epoll)
-        close(wake)
-    }
-
     func nextTimeout() -> Int32 {
         var deadline = now + 1000
         if let c = connecting.head { deadline = min(deadline, c.listTime + config.connectTimeoutMs) }
         if config.idleTimeoutMs > 0, let c = active.head { deadline = min(deadline, c.listTime + config.idleTimeoutMs) }
-        if !listenersRegistered && !draining { deadline = min(deadline, acceptPausedUntil) }
+        if accepting.isPaused && !draining { deadline = min(deadline, accepting.pausedUntil) }
         if draining { deadline = min(deadline, drainDeadline) }
-        return Int32(max(0, min(1000, deadline - weir_now_ms())))
+        return Poller.timeout(until: deadline, now: Clock.nowMs(), maxMs: 1000)
     }
 
     func expireDeadlines() {
@@ -281,9 +268,9 @@ final class Worker {
                 apply(c, c.state.handle(.idleTimeout))
             }
         }
-        if !listenersRegistered && !draining && now >= acceptPausedUntil {
-            if reserveFd < 0 { reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC) }
-            registerListeners()
+        if !draining && accepting.pauseEnded(now: now) {
+            if reserveFd < 0 { reserveFd = openReserveDescriptor() }
+            accepting.open(poller, listenerTokens)
         }
         if draining && now >= drainDeadline {
             for list in [connecting, active] {
@@ -305,10 +292,9 @@ final class Worker {
         drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
         // The listen queues hold connections whose handshake the kernel completed: their clients count them as
         // established, and closing a listener resets them. Take them first; they are served like the others.
-        if listenersRegistered { for l in listeners { acceptAll(l) } }
-        for l in listeners { close(l.fd) }
-        listeners.removeAll()
-        listenersRegistered = false
+        if accepting.isOpen { for l in listeners { acceptAll(l) } }
+        listeners.removeAll()  // closes them
+        accepting.close()
         let open = connecting.count + active.count
         if retiring {
             log("retire_started", ["worker": index, "connections": open, "idle_timeout_ms": config.idleTimeoutMs])

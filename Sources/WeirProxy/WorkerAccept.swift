@@ -1,8 +1,6 @@
 // Accepting a captured connection and dialling its upstream: the original destination (SO_ORIGINAL_DST, or the
 // local address under TPROXY), the source the upstream keeps (127.0.0.6/::6, or the client's own address), the
 // client's first bytes read at accept, and refusing what cannot be forwarded.
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -11,56 +9,52 @@ extension Worker {
 
     func acceptAll(_ l: Listener) {
         var peer = SocketAddress()
-        while listenersRegistered {
-            let fd = weir_accept(l.fd, &peer.storage, &peer.length)
-            if fd < 0 {
-                let e = errno
-                if e == EAGAIN || e == EWOULDBLOCK { return }
-                if e == EINTR || e == ECONNABORTED || e == EPROTO { continue }
-                if e == EMFILE || e == ENFILE || e == ENOBUFS || e == ENOMEM {
-                    descriptorsExhausted(l, errno: e)
-                    return
+        while accepting.isOpen {
+            switch acceptConnection(l.fd, peer: &peer) {
+            case .accepted(let fd):
+                counters.add(.accepted)
+                if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
+                    counters.add(.active, -1)
+                    counters.add(.refusedMaxConnections)
+                    reset(fd)
+                    continue
                 }
+                startConnection(fd, peer: peer, listener: l)
+            case .wouldBlock:
+                return
+            case .outOfDescriptors(let e):
+                descriptorsExhausted(l, errno: e)
+                return
+            case .failed(let e):
                 log("accept_failed", ["worker": index, "errno": errnoName(e)])
                 return
             }
-            counters.add(.accepted)
-            if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
-                counters.add(.active, -1)
-                counters.add(.refusedMaxConnections)
-                reset(fd)
-                continue
-            }
-            startConnection(fd, peer: peer, listener: l)
         }
     }
 
-    /// Out of descriptors: refuse one waiting client with the reserve descriptor, then stop accepting for 100 ms
-    /// (listeners out of epoll) so the loop does not spin; accepting resumes by itself when descriptors free up.
+    /// Out of descriptors: refuse one waiting client with the reserve descriptor, then stop accepting for a while
+    /// (`AcceptGate`) so the loop does not spin; accepting resumes by itself when the pause ends.
     func descriptorsExhausted(_ l: Listener, errno e: Int32) {
         counters.add(.fdExhausted)
         if reserveFd >= 0 {
-            close(reserveFd)
+            closeDescriptor(reserveFd)
             var peer = SocketAddress()
-            let fd = weir_accept(l.fd, &peer.storage, &peer.length)
-            if fd >= 0 { reset(fd) }
-            reserveFd = open("/dev/null", O_RDONLY | O_CLOEXEC)
+            if case .accepted(let fd) = acceptConnection(l.fd, peer: &peer) { reset(fd) }
+            reserveFd = openReserveDescriptor()
         }
         pauseAccepting(reason: errnoName(e))
     }
 
     func pauseAccepting(reason: String) {
-        if listenersRegistered {
-            unregisterListeners()
-            log("accept_paused", ["worker": index, "reason": reason, "for_ms": 100])
+        if accepting.pause(poller, listenerTokens, now: now) {
+            log("accept_paused", ["worker": index, "reason": reason, "for_ms": AcceptGate.pauseMs])
         }
-        acceptPausedUntil = now + 100
     }
 
     /// Closes a socket with a RST.
     func reset(_ fd: Int32) {
-        _ = weir_set_linger_reset(fd)
-        close(fd)
+        _ = SocketOption.lingerReset.apply(to: fd, family: 0)
+        closeDescriptor(fd)
     }
 
     /// Where the client of accepted socket `fd` was going: under TPROXY (the listener is IP_TRANSPARENT) the
@@ -93,75 +87,28 @@ extension Worker {
         // segment fewer per connection. A client that has not spoken yet costs one read that says EAGAIN.
         var early = 0
         if !shared.copyOnly {
-            let r = read(fd, scratch, scratchSize)
-            if r > 0 {
-                early = r
-            } else if r < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR {
+            switch readBytes(fd, into: scratch, count: scratchSize) {
+            case .done(let n): early = n  // 0: the client's end of stream; the poller reports it once registered
+            case .wouldBlock: break
+            case .failed:
                 refuse(fd)  // reset or failed before there was anything to forward
                 return
-            }  // 0: the client's end of stream; epoll reports it again once registered
+            }
         }
-        let up = socket(target.family, nonBlockingStream, 0)
-        if up < 0 {
-            let e = errno
-            if e == EMFILE || e == ENFILE { counters.add(.fdExhausted); pauseAccepting(reason: errnoName(e)) }
+        guard let up = dial(target, client: fd, peer: peer, inbound: l.kind == .inbound, tproxy: tproxy, early: early)
+        else { return }
+        let c = Connection(client: fd, now: now)
+        c.upstream = up.fd
+        c.inbound = l.kind == .inbound
+        c.dialedUs = up.dialedUs
+        counters.opened(worker: index, inbound: c.inbound)
+        // Held until the upstream is connected: drain before pump writes it first.
+        if early > up.sent && !holdScratch(&c.toUpstream, from: up.sent, count: early - up.sent) {
+            closeDescriptor(up.fd)
             refuse(fd)
             return
         }
-        if l.kind == .inbound {
-            var source: SocketAddress
-            // Each option decides where the hand-off comes from and where replies go: if one fails, the connection
-            // is refused rather than forwarded from the wrong source (or captured again as a loop).
-            let prepared: Bool
-            if tproxy {
-                // Keep the client's address: transparent socket bound to it, marked so replies come back to us.
-                prepared = weir_set_transparent(up, target.family) == 0 && weir_set_mark(up, config.tproxyMark) == 0
-                source = peer
-                source.port = 0
-            } else {
-                // Hand-off from 127.0.0.6 / ::6: FREEBIND works before ::6 exists on lo.
-                prepared = weir_set_freebind(up, target.family) == 0
-                source = SocketAddress(ip: target.family == AF_INET6 ? "::6" : "127.0.0.6", port: 0)!
-            }
-            // NO_PORT defers the port choice to connect(), so binding does not use up ephemeral ports.
-            if !prepared || weir_set_bind_address_no_port(up) != 0 || source.withSockaddr({ bind(up, $0, $1) }) != 0 {
-                eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(errno)])
-                close(up)
-                refuse(fd)
-                return
-            }
-        }
-        // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
-        // TCP_NODELAY and TCP_QUICKACK only tune segments: a failure changes timing, never where bytes go.
-        _ = weir_set_nodelay(up)
-        if early > 0 { _ = weir_set_quickack(up, 0) }
-        let dialedUs = weir_now_us()
-        let rc = target.withSockaddr { connect(up, $0, $1) }
-        if rc != 0 && errno != EINPROGRESS {
-            upstreamFailed(up, client: fd, target: target)
-            return
-        }
-        var sent = 0
-        if early > 0 {
-            // On loopback and fast links the handshake is done by now; otherwise EAGAIN and the bytes wait.
-            guard let n = sendScratch(early, to: up, toward: .upstream, more: false) else {
-                upstreamFailed(up, client: fd, target: target)  // refused or unreachable, known at once
-                return
-            }
-            sent = n
-        }
-        let c = Connection(client: fd, now: now)
-        c.upstream = up
-        c.inbound = l.kind == .inbound
-        c.dialedUs = dialedUs
-        counters.opened(worker: index, inbound: c.inbound)
-        // Held until the upstream is connected: drain before pump writes it first.
-        if early > sent && !holdScratch(&c.toUpstream, from: sent, count: early - sent) { close(up); refuse(fd); return }
         if early == scratchSize { c.toUpstream.bulk = true }
-        if early > 0 {
-            // The handshake's ACK has left with the first bytes, or will with the held ones once connected.
-            if sent == early { _ = weir_set_quickack(up, 1) } else { c.quickAckOff = true }
-        }
         if shared.copyOnly {
             c.toUpstream.copyOnly = true
             c.toUpstream.bulk = true
@@ -169,24 +116,108 @@ extension Worker {
             c.toClient.bulk = true
         }
         connecting.append(c)
+        register(c)
+    }
+
+    /// Opens the upstream socket, prepares its source (inbound), connects and sends the client's early bytes. Nil
+    /// when the connection was refused (the client is reset and its slot given back).
+    ///
+    /// TCP_QUICKACK 0 before connect delays the handshake's last ACK so that it leaves with the early bytes. It is
+    /// not set back: the kernel leaves that delayed-ACK mode by itself when the handshake completes (the SYN-ACK of
+    /// a socket in it puts the socket in quick-ACK mode: tcp_rcv_synsent_state_process), and the early bytes carry
+    /// the pending ACK, so a TCP_QUICKACK 1 afterwards would change nothing but cost a setsockopt per connection.
+    private func dial(_ target: SocketAddress, client fd: Int32, peer: SocketAddress, inbound: Bool, tproxy: Bool,
+                      early: Int) -> (fd: Int32, dialedUs: Int64, sent: Int)?
+    {
+        let opened = openStreamSocket(family: target.family)
+        guard case .done(let socket) = opened else {
+            if case .failed(let e) = opened, e == Errno.EMFILE || e == Errno.ENFILE {
+                counters.add(.fdExhausted)
+                pauseAccepting(reason: errnoName(e))
+            }
+            refuse(fd)
+            return nil
+        }
+        let up = Int32(socket)
+        if inbound {
+            let (source, failure) = bindSource(up, family: target.family, peer: peer, tproxy: tproxy)
+            if failure != 0 {
+                eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(failure)])
+                closeDescriptor(up)
+                refuse(fd)
+                return nil
+            }
+        }
+        // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
+        // TCP_NODELAY and TCP_QUICKACK only tune segments: a failure changes timing, never where bytes go.
+        _ = SocketOption.noDelay.apply(to: up, family: target.family)
+        if early > 0 { _ = SocketOption.quickAck(false).apply(to: up, family: target.family) }
+        let dialedUs = Clock.nowUs()
+        if case .failed(let e) = connectSocket(up, to: target) {
+            upstreamFailed(up, client: fd, target: target, errno: e)
+            return nil
+        }
+        var sent = 0
+        if early > 0 {
+            // On loopback and fast links the handshake is done by now; otherwise EAGAIN and the bytes wait.
+            switch sendScratch(early, to: up, toward: .upstream, more: false) {
+            case .done(let n): sent = n
+            case .wouldBlock: break
+            case .failed(let e):
+                upstreamFailed(up, client: fd, target: target, errno: e)  // refused or unreachable, known at once
+                return nil
+            }
+        }
+        return (up, dialedUs, sent)
+    }
+
+    /// Inbound: the source the hand-off comes from. Each option decides where it comes from and where replies go:
+    /// if one fails, the connection is refused rather than forwarded from the wrong source (or captured again as a
+    /// loop). Returns the source and 0, or the errno of the call that failed.
+    private func bindSource(_ up: Int32, family: Int32, peer: SocketAddress, tproxy: Bool)
+        -> (SocketAddress, Int32)
+    {
+        var source: SocketAddress
+        var failure: Int32
+        if tproxy {
+            // Keep the client's address: transparent socket bound to it, marked so replies come back to us.
+            source = peer
+            source.port = 0
+            failure = SocketOption.transparent.apply(to: up, family: family)
+            if failure == 0 { failure = SocketOption.mark(config.tproxyMark).apply(to: up, family: family) }
+        } else {
+            // Hand-off from 127.0.0.6 / ::6: FREEBIND works before ::6 exists on lo.
+            source = SocketAddress(ip: family == AddressFamily.ipv6 ? "::6" : "127.0.0.6", port: 0)!
+            failure = SocketOption.freeBind.apply(to: up, family: family)
+        }
+        // NO_PORT defers the port choice to connect(), so binding does not use up ephemeral ports.
+        if failure == 0 { failure = SocketOption.bindAddressNoPort.apply(to: up, family: family) }
+        if failure == 0 { failure = bindSocket(up, to: source) }
+        return (source, failure)
+    }
+
+    /// Watches both sockets of a new connection, edge-triggered. EPOLLPRI tells of urgent data, which stops a read
+    /// at its mark (see `move`).
+    private func register(_ c: Connection) {
         let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
-        let mask = WEIR_EPOLLIN | WEIR_EPOLLOUT | WEIR_EPOLLRDHUP | WEIR_EPOLLET
-        guard weir_epoll_add(epoll, fd, mask, cookie) == 0, weir_epoll_add(epoll, up, mask, cookie | 1) == 0 else {
+        let mask: PollEvents = PollEvents.readable.union(.writable).union(.readHangup).union(.urgent)
+            .union(.edgeTriggered)
+        var failure = poller.add(c.client, mask, token: cookie)
+        if failure == 0 { failure = poller.add(c.upstream, mask, token: cookie | 1) }
+        if failure != 0 {
             // Without both registrations the connection would never see an event and only the idle timeout would
             // end it: end it now (ENOMEM, or fs.epoll.max_user_watches reached).
-            eventLog.log("epoll_add_failed", ["worker": index, "errno": errnoName(errno)])
+            eventLog.log("epoll_add_failed", ["worker": index, "errno": errnoName(failure)])
             apply(c, c.state.handle(.failed(.client)))
-            return
         }
     }
 
-    /// The upstream connect failed (errno still says why): close it and reset the client.
-    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress) {
-        let e = errno
+    /// The upstream connect failed with `e`: close it and reset the client.
+    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress, errno e: Int32) {
         counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
         let flow = upstreamFlow(up, target: target)
-        close(up)
+        closeDescriptor(up)
         forget(flow)  // after the close: a socket still open could send its SYN again and make the entry anew
         refuse(fd)
     }

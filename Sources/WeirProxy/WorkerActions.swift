@@ -1,7 +1,5 @@
 // Carrying out what the connection state machine (ProxyConnectionState, WeirCore) decided: start forwarding,
 // propagate half-close and resets, close and count.
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -11,25 +9,21 @@ extension Worker {
     func apply(_ c: Connection, _ actions: ProxyActions) {
         if actions.isEmpty { return }
         if actions.contains(.startForwarding) {
-            counters.connected(worker: index, afterUs: weir_now_us() - c.dialedUs)
+            counters.connected(worker: index, afterUs: Clock.nowUs() - c.dialedUs)
             connecting.remove(c)
             c.inConnectingList = false
             c.listTime = now
             active.append(c)
-            c.clientReadable = true
+            // Readable flags are the events' (see `handleIO`): no read is made that is known to say EAGAIN.
             c.clientWritable = true
-            c.upstreamReadable = true
             c.upstreamWritable = true
             pumpBoth(c)
-            // Not once pumping closed the connection: the descriptor may already belong to someone else.
-            if c.quickAckOff && !c.state.isClosed { _ = weir_set_quickack(c.upstream, 1) }
-            c.quickAckOff = false
             return
         }
-        if actions.contains(.shutdownClientWrite) { shutdown(c.client, Int32(SHUT_WR)) }
-        if actions.contains(.shutdownUpstreamWrite) { shutdown(c.upstream, Int32(SHUT_WR)) }
-        if actions.contains(.resetClient) { _ = weir_set_linger_reset(c.client) }
-        if actions.contains(.resetUpstream) { _ = weir_set_linger_reset(c.upstream) }
+        if actions.contains(.shutdownClientWrite) { shutdownWrite(c.client) }
+        if actions.contains(.shutdownUpstreamWrite) { shutdownWrite(c.upstream) }
+        if actions.contains(.resetClient) { _ = SocketOption.lingerReset.apply(to: c.client, family: 0) }
+        if actions.contains(.resetUpstream) { _ = SocketOption.lingerReset.apply(to: c.upstream, family: 0) }
         // Read while both sockets are open, deleted once the upstream is closed (see `upstreamFlow`).
         let flow = actions.contains(.forgetUpstream) ? upstreamFlow(c) : nil
         defer { forget(flow) }
@@ -41,8 +35,8 @@ extension Worker {
             closePipe(&c.toClient)
             release(&c.toUpstream)
             release(&c.toClient)
-            close(c.client)
-            close(c.upstream)
+            closeDescriptor(c.client)
+            closeDescriptor(c.upstream)
             graveyard.append(c)
             if c.inConnectingList { connecting.remove(c) } else { active.remove(c) }
             counters.add(.active, -1)

@@ -1,8 +1,6 @@
 // Deleting the conntrack entry of an upstream flow that ended without the proxy's own FIN or RST (see
 // `ProxyActions.forgetUpstream`): otherwise the kernel reuses that entry, with no NAT, for an application's new
 // connection on the same 4-tuple, and the connection goes around the capture.
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
@@ -34,23 +32,21 @@ extension Worker {
     func forget(_ flow: (local: SocketAddress, target: SocketAddress)?) {
         guard let (local, target) = flow else { return }
         guard local.family == target.family else { return }
-        guard conntrack >= 0 else {
+        guard let conntrack else {
             counters.add(.conntrackDeleteFailures)
             eventLog.log("conntrack_delete_failed", ["worker": index, "local": local, "destination": target,
                                                      "reason": "no ctnetlink socket"])
             return
         }
-        let rc = withUnsafePointer(to: local.storage) { l in
-            withUnsafePointer(to: target.storage) { t in weir_ct_delete(conntrack, l, t) }
-        }
-        if rc == 0 {
+        let e = conntrack.delete(source: local, destination: target)
+        if e == 0 {
             counters.add(.conntrackDeleted)
-        } else if errno != ENOENT {
+        } else if e != Errno.ENOENT {
             // ENOENT: the kernel had no entry (it expired, or the flow never created one). Anything else is worth
             // a line: without CAP_NET_ADMIN (EPERM) no entry is ever deleted.
             counters.add(.conntrackDeleteFailures)
             eventLog.log("conntrack_delete_failed", ["worker": index, "local": local, "destination": target,
-                                                     "errno": errnoName(errno)])
+                                                     "errno": errnoName(e)])
         }
     }
 }

@@ -1,32 +1,37 @@
 // I/O dispatch: one epoll event on one side of a connection, turned into readiness flags and a pump of both
 // directions.
-import CWeirLinux
-import Glibc
 import WeirCore
 import WeirSystem
 
 extension Worker {
     // MARK: I/O
 
-    func handleIO(_ c: Connection, side: ProxySide, events: UInt32) {
+    func handleIO(_ c: Connection, side: ProxySide, events: PollEvents) {
         if c.state.isClosed { return }
-        let failed = events & WEIR_EPOLLERR != 0
+        let failed = events.contains(.error)
         // Remember a FIN even while connecting: edge-triggered, it is signalled once (data + FIN often come together).
-        if events & (WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 {
+        if events.contains(.readHangup) || events.contains(.hangup) {
             if side == .client { c.clientHangup = true } else { c.upstreamHangup = true }
+        }
+        if events.contains(.urgent) { c.urgent = true }
+        // Readable is recorded while connecting too: forwarding starts from what the events said, with no read that
+        // would only say EAGAIN (the client's first bytes were read at accept; anything after them raised an event,
+        // as did anything already queued when the socket was registered).
+        if events.contains(.readable) || events.contains(.readHangup) || events.contains(.hangup) {
+            setReadable(c, side, true)
         }
         if !c.state.connected {
             if side == .upstream {
-                if events & (WEIR_EPOLLOUT | WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 { return }
+                if !(events.contains(.writable) || failed || events.contains(.hangup)) { return }
                 // Writable without error or hang-up means connected; SO_ERROR is asked only on failure.
-                if events & (WEIR_EPOLLERR | WEIR_EPOLLHUP) == 0 {
+                if !failed && !events.contains(.hangup) {
                     apply(c, c.state.handle(.connected))
                     return
                 }
-                let err = weir_socket_error(c.upstream)
-                if err == 0 && !failed && events & WEIR_EPOLLOUT != 0 {
+                let err = socketError(c.upstream)
+                if err == 0 && !failed && events.contains(.writable) {
                     apply(c, c.state.handle(.connected))
-                } else if err == ECONNRESET {
+                } else if err == Errno.ECONNRESET {
                     // Connected, then reset by the upstream before this worker saw the connect complete (a busy
                     // machine): a reset like any other, not a failed connect. The client is reset either way.
                     counters.add(.resets)
@@ -36,18 +41,17 @@ extension Worker {
                     eventLog.log("connect_failed", ["worker": index, "errno": errnoName(err)])
                     apply(c, c.state.handle(.connectFailed))
                 }
-            } else if failed || events & WEIR_EPOLLHUP != 0 && events & WEIR_EPOLLIN == 0 {
+            } else if failed || events.contains(.hangup) && !events.contains(.readable) {
                 apply(c, c.state.handle(.failed(.client)))
             }
             return
         }
-        if failed, weir_socket_error(c.fd(side)) != 0 {
+        if failed, socketError(c.fd(side)) != 0 {
             counters.add(.resets)
             apply(c, c.state.handle(.failed(side)))
             return
         }
-        if events & (WEIR_EPOLLIN | WEIR_EPOLLRDHUP | WEIR_EPOLLHUP) != 0 { setReadable(c, side, true) }
-        if events & (WEIR_EPOLLOUT | WEIR_EPOLLHUP) != 0 { setWritable(c, side, true) }
+        if events.contains(.writable) || events.contains(.hangup) { setWritable(c, side, true) }
         pumpBoth(c)
         touch(c)
     }

@@ -16,35 +16,31 @@ public enum HTTPGet {
     public static func get(_ address: SocketAddress, path: String, timeoutMs: Int = 2000, limit: Int = 1 << 20) throws
         -> (status: Int, body: [UInt8])
     {
-        let fd = socket(address.family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw Failure(description: "socket: \(errnoName(errno))") }
-        defer { close(fd) }
-        var tv = timeval(tv_sec: timeoutMs / 1000, tv_usec: (timeoutMs % 1000) * 1000)
-        _ = setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        _ = setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, socklen_t(MemoryLayout<timeval>.size))
-        func failure(_ what: String) -> Failure {
-            let e = errno
-            let reason = e == ECONNREFUSED ? "connection refused"
-                : e == EAGAIN || e == EWOULDBLOCK || e == EINPROGRESS ? "timed out" : errnoName(e)
-            return Failure(description: "\(what): \(reason)")
+        let socket: Socket
+        do { socket = try Socket(family: address.family, blocking: true) } catch let e as SystemError {
+            throw Failure(description: "socket: \(errnoName(e.errno))")
         }
-        var rc: Int32
-        repeat { rc = address.withSockaddr { connect(fd, $0, $1) } } while rc != 0 && errno == EINTR
-        guard rc == 0 else { throw failure("connect") }
+        try? socket.set(.sendTimeoutMs(timeoutMs))
+        try? socket.set(.receiveTimeoutMs(timeoutMs))
+        // On this blocking socket, would-block means a timeout ran out (connect reports it as EINPROGRESS).
+        func failure(_ what: String, _ status: IOStatus) -> Failure {
+            guard case .failed(let e) = status else { return Failure(description: "\(what): timed out") }
+            return Failure(description: "\(what): \(e == ECONNREFUSED ? "connection refused" : errnoName(e))")
+        }
+        let connected = connectSocket(socket.fd, to: address)
+        guard connected == .done(0) else { throw failure("connect", connected) }
         let request = Array("GET \(path) HTTP/1.0\r\nHost: \(address)\r\n\r\n".utf8)
         var sent = 0
         while sent < request.count {
-            let n = request[sent...].withUnsafeBytes { send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
-            if n < 0 && errno == EINTR { continue }
-            guard n > 0 else { throw failure("send") }
+            let r = request[sent...].withUnsafeBytes { sendBytes(socket.fd, from: $0.baseAddress!, count: $0.count, more: false) }
+            guard case .done(let n) = r, n > 0 else { throw failure("send", r) }
             sent += n
         }
         var reply: [UInt8] = []
         var buffer = [UInt8](repeating: 0, count: 16384)
         while true {
-            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-            if n < 0 && errno == EINTR { continue }
-            guard n >= 0 else { throw failure("receive") }
+            let r = buffer.withUnsafeMutableBytes { readBytes(socket.fd, into: $0.baseAddress!, count: $0.count) }
+            guard case .done(let n) = r else { throw failure("receive", r) }
             if n == 0 { break }
             reply += buffer[..<n]
             guard reply.count <= limit else { throw Failure(description: "answer larger than \(limit) bytes") }

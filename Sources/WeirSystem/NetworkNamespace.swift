@@ -46,3 +46,36 @@ public enum NetworkNamespace {
         }
     }
 }
+
+extension NetworkNamespace {
+    /// An open network namespace, to create sockets in it from any thread without moving the thread for good (pod
+    /// mode: a listener per pod namespace). `perform` enters it on the calling thread for one body and comes back.
+    public final class Handle: @unchecked Sendable {
+        public let path: String
+        private let descriptor: Descriptor
+
+        /// Opens the namespace at `path`; throws naming the path (ENOENT, or EINVAL when it is not a namespace).
+        public init(path: String) throws {
+            self.path = path
+            descriptor = try Descriptor.opened("open network namespace \(path)") { weir_netns_open(path) }
+        }
+
+        /// The calling thread's own network namespace.
+        public static func current() throws -> Handle { try Handle(path: "/proc/thread-self/ns/net") }
+
+        /// Runs `body` with the calling thread in this namespace, then moves the thread back where it was. Sockets
+        /// `body` creates stay in this namespace. Throws naming the path when the thread cannot enter (EPERM: no
+        /// CAP_SYS_ADMIN). A thread that could enter but not come back would go on in the wrong namespace: that
+        /// stops the process.
+        public func perform<T>(_ body: () throws -> T) throws -> T {
+            let home = try Handle.current()
+            guard weir_netns_set(descriptor.rawValue) == 0 else { throw SystemError("setns \(path)", errno: errno) }
+            defer {
+                if weir_netns_set(home.descriptor.rawValue) != 0 {
+                    fatalError("cannot return to the thread's own network namespace after \(path): \(errnoName(errno))")
+                }
+            }
+            return try body()
+        }
+    }
+}

@@ -27,6 +27,7 @@ LABEL = {"direct": "direct", "weir": "weir", "haproxy": "HAProxy"}
 COLOR = {"direct": "#7f7f7f", "weir": "#1f77b4", "haproxy": "#d62728"}
 RSS_GOAL_KIB = 9 * 1024          # "under 9 MB", read as MiB, as the kernel gives RSS in KiB
 PER_CONN_GOAL_KIB = 1.0
+SYSCALLS_GOAL = 17             # issue 18: syscalls per proxied connection (wrk, `Connection: close`)
 # A run counts as quiet when the machine was at least this idle over the 5 s just before it, and other processes
 # (all but the run's own, kernel threads included) used at most this share of all the machine's CPU time during it,
 # user and system time together (/proc/stat: user, nice, system, irq, softirq).
@@ -326,6 +327,9 @@ def goals(run):
         v = run.med(t, "load_smaps_rss")
         rows.append(goal_row(name, "< 9 MiB (9,216 KiB)", v, hap_load, "KiB", 0, ratio(v, RSS_GOAL_KIB),
                              v is not None and v < RSS_GOAL_KIB, of_goal=True))
+    s_w, s_h = run.med("weir", "syscalls"), run.med("haproxy", "syscalls")
+    rows.append(goal_row("syscalls per proxied connection", "weir ≤ %d" % SYSCALLS_GOAL, s_w, s_h, "", 2,
+                         ratio(s_w, SYSCALLS_GOAL), s_w is not None and s_w <= SYSCALLS_GOAL, of_goal=True))
     pc_w, pc_h = run.med("weir", "perconn"), run.med("haproxy", "perconn")
     rows.append(goal_row("RSS per idle connection, at {:,}".format(run.hold), "< 1 KiB", pc_w, pc_h, "KiB", 2,
                          ratio(pc_w, PER_CONN_GOAL_KIB), pc_w is not None and pc_w < PER_CONN_GOAL_KIB,
@@ -354,6 +358,31 @@ def results(run):
     for k, name in (("p50", "p50"), ("p90", "p90"), ("p99", "p99"), ("p999", "p99.9")):
         row("1 KiB ping-pong %s (µs)" % name, k, 1)
     return table(["measure", "direct", "weir", "HAProxy", "weir/HAProxy", "weir/direct"], rows)
+
+
+def syscalls(run):
+    """Syscalls per proxied connection, weir and HAProxy side by side, call by call (scripts/bench/syscalls.sh)."""
+    s_w, s_h = run.med("weir", "syscalls"), run.med("haproxy", "syscalls")
+    if s_w is None and s_h is None:
+        return "_Syscalls per connection: %s._" % NOT_MEASURED
+    names = sorted({m[len("syscalls_"):] for (t, m) in run.proxy if t in ("weir", "haproxy")
+                    and m.startswith("syscalls_")},
+                   key=lambda n: -max(run.med("weir", "syscalls_" + n) or 0, run.med("haproxy", "syscalls_" + n) or 0))
+
+    def cell(t, name):
+        calls, errors = run.med(t, "syscalls_" + name), run.med(t, "syscall_errors_" + name)
+        if calls is None:
+            return "-"
+        return fmt(calls, 2) + (" (%s failed)" % fmt(errors, 2) if errors else "")
+
+    rows = [["**all calls** (goal: weir ≤ %d)" % SYSCALLS_GOAL, fmt(s_w, 2), fmt(s_h, 2),
+             fmt_ratio(ratio(s_w, s_h))]]
+    rows += [["`%s`" % n, cell("weir", n), cell("haproxy", n), fmt_ratio(ratio(run.med("weir", "syscalls_" + n),
+                                                                               run.med("haproxy", "syscalls_" + n)))]
+             for n in names]
+    conns = " / ".join(fmt(run.med(t, "syscall_conns"), 0) for t in ("weir", "haproxy"))
+    return table(["per proxied connection", "weir", "HAProxy", "weir/HAProxy"], rows) + \
+        "\n\nConnections counted (weir / HAProxy): %s." % conns
 
 
 def memory(run):
@@ -665,6 +694,7 @@ def main():
         "goals": goals(run),
         "results": results(run),
         "memory": memory(run),
+        "syscalls": syscalls(run),
         "raw": raw(run),
         "hz": tick_short(run.meta),
         "quiet_other": "%.0f%%" % (100 * QUIET_OTHER),
@@ -707,6 +737,8 @@ def main():
     print(parts["results"])
     print()
     print(parts["memory"])
+    print()
+    print(parts["syscalls"])
     print()
     print(parts["capture"])
     print("\nreport: wrote %s and %d plots in %s" % (os.path.join(args.out, "BENCHMARKS.md"), len(made), bench_dir))

@@ -1,13 +1,17 @@
 #ifndef WEIR_CWEIRLINUX_H
 #define WEIR_CWEIRLINUX_H
-/* Linux calls and constants Glibc hides from Swift. Compiled with _GNU_SOURCE; each wrapper is tiny on purpose. */
+/* Linux calls and constants Glibc hides from Swift, compiled with _GNU_SOURCE; each wrapper is tiny on purpose. Only
+   WeirSystem calls them. One section per source file. */
 #include <stdint.h>
 #include <sys/types.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 
+/* ---- io.c: the event loop and the data path ---- */
+
 /* Event flags, re-exported because Swift imports <sys/epoll.h> poorly (enum EPOLL_EVENTS). */
-extern const uint32_t WEIR_EPOLLIN, WEIR_EPOLLOUT, WEIR_EPOLLERR, WEIR_EPOLLHUP, WEIR_EPOLLRDHUP, WEIR_EPOLLET;
+extern const uint32_t WEIR_EPOLLIN, WEIR_EPOLLOUT, WEIR_EPOLLERR, WEIR_EPOLLHUP, WEIR_EPOLLRDHUP, WEIR_EPOLLET,
+                      WEIR_EPOLLPRI;
 
 /* One epoll event flattened to plain fields so Swift never touches the packed struct epoll_event. */
 typedef struct weir_event {
@@ -15,18 +19,19 @@ typedef struct weir_event {
     uint64_t data;
 } weir_event;
 
-/* epoll_create1 is hidden from Swift. */
+/* epoll_create1(EPOLL_CLOEXEC), hidden from Swift. */
 int weir_epoll_create(void);
 /* epoll_ctl(ADD/MOD/DEL) with a 64-bit cookie; struct epoll_event is packed on x86-64 and awkward from Swift. */
 int weir_epoll_add(int epfd, int fd, uint32_t events, uint64_t data);
 int weir_epoll_mod(int epfd, int fd, uint32_t events, uint64_t data);
 int weir_epoll_del(int epfd, int fd);
-/* epoll_wait into flattened events; returns the count or -1 with errno. */
+/* epoll_wait into flattened events (at most 256); returns the count or -1 with errno. */
 int weir_epoll_wait(int epfd, weir_event *out, int max, int timeout_ms);
-
-/* accept4 (non-blocking, close-on-exec) is hidden from Swift. Peer address is written to addr. */
+/* A non-blocking, close-on-exec eventfd, to wake a loop from another thread. */
+int weir_eventfd(void);
+/* accept4 (non-blocking, close-on-exec), hidden from Swift. The peer's address is written to addr. */
 int weir_accept(int fd, struct sockaddr_storage *addr, socklen_t *len);
-/* splice is hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe, plus
+/* splice, hidden from Swift; always SPLICE_F_MOVE | SPLICE_F_NONBLOCK between a socket and a pipe, plus
    SPLICE_F_MORE when `more` (see weir_send). */
 ssize_t weir_splice(int fd_in, int fd_out, size_t len, int more);
 /* send(MSG_NOSIGNAL), with MSG_MORE when `more`: the bytes wait in the socket for what follows (a FIN from
@@ -34,43 +39,87 @@ ssize_t weir_splice(int fd_in, int fd_out, size_t len, int more);
 ssize_t weir_send(int fd, const void *buf, size_t len, int more);
 /* pipe2(O_NONBLOCK|O_CLOEXEC) then F_SETPIPE_SZ (hidden) when size > 0; fds[0] read end, fds[1] write end. */
 int weir_pipe(int fds[2], int size);
-/* eventfd, to wake a worker from another thread. */
-int weir_eventfd(void);
+
+/* ---- sockets.c: socket options and state ---- */
 
 /* SO_ORIGINAL_DST (IPv4) / IP6T_SO_ORIGINAL_DST (IPv6): the destination before REDIRECT rewrote it. */
 int weir_original_dst(int fd, int family, struct sockaddr_storage *addr, socklen_t *len);
-
-/* Boolean / integer setsockopt helpers; the constants are missing from Glibc as Swift sees it. */
+/* Boolean and integer setsockopt helpers; the constants are missing from Glibc as Swift sees it. 0, or -1 with
+   errno. */
 int weir_set_reuseport(int fd);
 int weir_set_transparent(int fd, int family);
 int weir_set_freebind(int fd, int family);
+/* IP_BIND_ADDRESS_NO_PORT: an IPPROTO_IP option that also applies to IPv6 sockets. */
 int weir_set_bind_address_no_port(int fd);
 int weir_set_mark(int fd, uint32_t mark);
 int weir_set_v6only(int fd);
 int weir_set_nodelay(int fd);
-/* TCP_QUICKACK: 0 before connect makes the handshake's last ACK wait for the first data segment and leave with it;
-   1 afterwards gives the socket back the kernel's usual ACK behaviour (no delayed-ACK mode left behind). */
+/* TCP_QUICKACK: 0 before connect makes the handshake's last ACK wait for the first data segment and leave with it
+   (the kernel leaves that mode by itself once the handshake completes). */
 int weir_set_quickack(int fd, int on);
 /* SO_LINGER {1, 0}: the next close() sends a RST instead of a FIN. */
 int weir_set_linger_reset(int fd);
 /* SO_ERROR, to learn how a non-blocking connect ended. */
 int weir_socket_error(int fd);
-
 /* A listener's accept queue, from its own socket: TCP_INFO on a LISTEN socket reports the connections waiting to be
    accepted in tcpi_unacked and the queue's limit (the backlog) in tcpi_sacked. 0, or -1 with errno. */
 int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit);
 /* Connections this listener dropped: tcp_listendrop() increments the listener's sk_drops (a full accept queue, a
    SYN that could not be answered), read with SO_MEMINFO at SK_MEMINFO_DROPS. -1 with errno on failure. */
 int64_t weir_socket_drops(int fd);
+/* One data plane per network namespace: binds and listens on the abstract unix socket `name` (abstract names are
+   per network namespace and vanish with the process, so a kill -9 never leaves a stale lock). Returns the socket, or
+   -1 with errno; on EADDRINUSE *holder is the pid of the process holding it (SO_PEERCRED), or 0 if unknown. */
+int weir_dataplane_lock(const char *name, int *holder);
 
-/* Conntrack entries over ctnetlink (NETLINK_NETFILTER), without libnetfilter_conntrack: one request type, built by
-   hand. weir_ct_socket opens a non-blocking socket (-1 with errno); the kernel checks CAP_NET_ADMIN against the
-   credentials of the thread that opened it. weir_ct_delete deletes the TCP entry whose original direction is
-   src -> dst (both AF_INET or both AF_INET6, default zone) and waits for the kernel's answer, which ctnetlink gives
-   before sendmsg returns: 0 deleted, else -1 with errno (ENOENT: no such entry, EPERM: no CAP_NET_ADMIN). */
+/* ---- conntrack.c: conntrack entries over ctnetlink ---- */
+
+/* Without libnetfilter_conntrack: one request type, built by hand. weir_ct_socket opens a non-blocking socket (-1
+   with errno); the kernel checks CAP_NET_ADMIN against the credentials of the thread that opened it. weir_ct_delete
+   deletes the TCP entry whose original direction is src -> dst (both AF_INET or both AF_INET6, default zone) and
+   waits for the kernel's answer, which ctnetlink gives before sendmsg returns: 0 deleted, else -1 with errno
+   (ENOENT: no such entry, EPERM: no CAP_NET_ADMIN). */
 int weir_ct_socket(void);
 int weir_ct_delete(int fd, const struct sockaddr_storage *src, const struct sockaddr_storage *dst);
 
+/* ---- namespaces.c: network namespaces ---- */
+
+/* The network namespace at `path`, opened (close-on-exec): a descriptor, or -1 with errno (EINVAL when path is
+   another kind of file or namespace). */
+int weir_netns_open(const char *path);
+/* 0 if path is a network namespace, else -1 with errno (ENOENT, EINVAL for another kind of file). */
+int weir_netns_check(const char *path);
+/* setns(fd, CLONE_NEWNET) for the calling thread: 0, or -1 with errno. */
+int weir_netns_set(int fd);
+/* Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME, /proc/PID/ns/net): sockets it
+   creates afterwards live there. */
+int weir_enter_netns(const char *path);
+/* Whether this process may enter the network namespace at `path`, without entering it: setns on a short-lived thread
+   of its own, whose namespace goes with it. 0, or -1 with errno (EPERM: no CAP_SYS_ADMIN, or a seccomp filter such
+   as systemd's RestrictNamespaces= refuses setns). */
+int weir_netns_probe(const char *path);
+
+/* ---- memory.c ---- */
+
+/* Once started, drops this process's references to clean read-only file pages (the text and read-only data of the
+   binary and its libraries; MADV_DONTNEED) and pages out file-backed writable mappings without private copies
+   (MADV_PAGEOUT); a mapping holding private copies, such as relocated RELRO, is never touched. The pages stay in the
+   page cache, and what the process runs afterwards faults back in with the kernel's usual fault-around (it is not
+   turned off). Returns the kB released, or -1. */
+long weir_release_clean_file_pages(void);
+
+/* ---- process.c: clocks, atomics, signals, threads ---- */
+
+/* CLOCK_MONOTONIC in milliseconds and in microseconds. */
+int64_t weir_now_ms(void);
+int64_t weir_now_us(void);
+/* Seconds since the epoch (wall clock), for timestamps in metrics. */
+int64_t weir_wall_seconds(void);
+/* Atomics on plain 64-bit words (acquire loads, release stores, relaxed adds): weir's one style, for counters shared
+   between workers and for WeirSystem.AtomicWord. */
+int64_t weir_atomic_add(int64_t *p, int64_t v);
+int64_t weir_atomic_load(const int64_t *p);
+void weir_atomic_store(int64_t *p, int64_t v);
 /* Number of CPUs in this process's affinity mask (CPU_COUNT is a macro). */
 int weir_affinity_cpus(void);
 /* Per-thread setfsuid/setfsgid (raw syscalls): sockets created by this thread are owned by uid/gid, for owner match. */
@@ -82,41 +131,13 @@ int weir_block_signals(void);
 /* Waits up to timeout_ms (-1: forever) for SIGTERM, SIGINT or SIGHUP (blocked beforehand); returns the signal, 0 on
    timeout, -1 on another error (EINTR). */
 int weir_wait_signal(int timeout_ms);
-/* One data plane per network namespace: binds and listens on the abstract unix socket `name` (abstract names are
-   per network namespace and vanish with the process, so a kill -9 never leaves a stale lock). Returns the socket, or
-   -1 with errno; on EADDRINUSE *holder is the pid of the process holding it (SO_PEERCRED), or 0 if unknown. */
-int weir_dataplane_lock(const char *name, int *holder);
-/* CLOCK_MONOTONIC in microseconds. */
-int64_t weir_now_us(void);
-/* Seconds since the epoch (wall clock), for timestamps in metrics. */
-int64_t weir_wall_seconds(void);
-/* CLOCK_MONOTONIC in milliseconds. */
-int64_t weir_now_ms(void);
-/* Atomics on plain 64-bit words (acquire loads, release stores, relaxed adds): weir's one style, for counters shared
-   between workers and for WeirSystem.AtomicWord. */
-int64_t weir_atomic_add(int64_t *p, int64_t v);
-int64_t weir_atomic_load(const int64_t *p);
-void weir_atomic_store(int64_t *p, int64_t v);
 /* A non-blocking signalfd for SIGTERM, SIGINT and SIGHUP (block them first with weir_block_signals), so one poll()
    waits for signals and descriptors together; weir_signalfd_read returns the next signal, or 0 if none is queued. */
 int weir_signalfd(void);
 int weir_signalfd_read(int fd);
-/* Moves the calling thread into the network namespace at `path` (/var/run/netns/NAME, /proc/PID/ns/net): sockets it
-   creates afterwards live there. */
-/* 0 if path is a network namespace, else -1 with errno (ENOENT, EINVAL for another kind of file). */
-int weir_netns_check(const char *path);
-/* Once started, drops this process's references to clean read-only file pages (the text and read-only data of the
-   binary and its libraries; MADV_DONTNEED) and pages out file-backed writable mappings without private copies
-   (MADV_PAGEOUT); a mapping holding private copies, such as relocated RELRO, is never touched. The pages stay in the
-   page cache, and what the process runs afterwards faults back in with the kernel's usual fault-around (it is not
-   turned off). Returns the kB released, or -1. */
-long weir_release_clean_file_pages(void);
-int weir_enter_netns(const char *path);
 
-/* Whether this process may enter the network namespace at `path`, without entering it: setns on a short-lived thread
- * of its own, whose namespace goes with it. 0, or -1 with errno (EPERM: no CAP_SYS_ADMIN, or a seccomp filter such
- * as systemd's RestrictNamespaces= refuses setns). */
-int weir_netns_probe(const char *path);
+/* ---- buildinfo.c ---- */
+
 /* Version and git commit of this build. */
 const char *weir_build_version(void);
 const char *weir_build_commit(void);

@@ -1,0 +1,103 @@
+/* Socket options and socket state Glibc does not expose to Swift: the original destination of a REDIRECTed
+   connection, the options weir sets, a listener's queue and drops, SO_ERROR, and the data plane's abstract lock. */
+#include "CWeirLinux.h"
+#include <errno.h>
+#include <stddef.h>
+#include <string.h>
+#include <unistd.h>
+#include <netinet/tcp.h>
+#include <sys/un.h>
+#include <linux/sock_diag.h>
+#include <linux/netfilter_ipv4.h>
+#include <linux/netfilter_ipv6/ip6_tables.h>
+
+/* Missing from older headers. */
+#ifndef IP_BIND_ADDRESS_NO_PORT
+#define IP_BIND_ADDRESS_NO_PORT 24
+#endif
+
+int weir_original_dst(int fd, int family, struct sockaddr_storage *addr, socklen_t *len) {
+    *len = sizeof(*addr);
+    if (family == AF_INET6) return getsockopt(fd, SOL_IPV6, IP6T_SO_ORIGINAL_DST, addr, len);
+    return getsockopt(fd, SOL_IP, SO_ORIGINAL_DST, addr, len);
+}
+
+static int on(int fd, int level, int name) { int one = 1; return setsockopt(fd, level, name, &one, sizeof(one)); }
+int weir_set_reuseport(int fd) { return on(fd, SOL_SOCKET, SO_REUSEPORT); }
+int weir_set_transparent(int fd, int family) {
+    return family == AF_INET6 ? on(fd, SOL_IPV6, IPV6_TRANSPARENT) : on(fd, SOL_IP, IP_TRANSPARENT);
+}
+int weir_set_freebind(int fd, int family) {
+    return family == AF_INET6 ? on(fd, SOL_IPV6, IPV6_FREEBIND) : on(fd, SOL_IP, IP_FREEBIND);
+}
+/* IP_BIND_ADDRESS_NO_PORT is an IPPROTO_IP option that also applies to IPv6 sockets. */
+int weir_set_bind_address_no_port(int fd) { return on(fd, SOL_IP, IP_BIND_ADDRESS_NO_PORT); }
+int weir_set_mark(int fd, uint32_t mark) { return setsockopt(fd, SOL_SOCKET, SO_MARK, &mark, sizeof(mark)); }
+int weir_set_v6only(int fd) { return on(fd, SOL_IPV6, IPV6_V6ONLY); }
+int weir_set_nodelay(int fd) { return on(fd, IPPROTO_TCP, TCP_NODELAY); }
+int weir_set_quickack(int fd, int on) { return setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &on, sizeof(on)); }
+int weir_set_linger_reset(int fd) {
+    struct linger l = {.l_onoff = 1, .l_linger = 0};
+    return setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof(l));
+}
+int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit) {
+    struct tcp_info info;
+    socklen_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &info, &len) != 0) return -1;
+    if (info.tcpi_state != TCP_LISTEN) {
+        errno = EINVAL;
+        return -1;
+    }
+    *length = info.tcpi_unacked;
+    *limit = info.tcpi_sacked;
+    return 0;
+}
+
+int64_t weir_socket_drops(int fd) {
+    uint32_t mem[SK_MEMINFO_VARS];
+    socklen_t len = sizeof(mem);
+    memset(mem, 0, sizeof(mem));
+    if (getsockopt(fd, SOL_SOCKET, SO_MEMINFO, mem, &len) != 0) return -1;
+    if (len < (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+        errno = EINVAL;
+        return -1;
+    }
+    return mem[SK_MEMINFO_DROPS];
+}
+
+int weir_socket_error(int fd) {
+    int err = 0;
+    socklen_t len = sizeof(err);
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) return errno;
+    return err;
+}
+
+int weir_dataplane_lock(const char *name, int *holder) {
+    *holder = 0;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    struct sockaddr_un a;
+    memset(&a, 0, sizeof a);
+    a.sun_family = AF_UNIX;
+    size_t n = strlen(name);
+    if (n > sizeof a.sun_path - 2) n = sizeof a.sun_path - 2;
+    memcpy(a.sun_path + 1, name, n);
+    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+    if (bind(fd, (struct sockaddr *)&a, len) == 0 && listen(fd, 1) == 0) return fd;
+    int e = errno;
+    close(fd);
+    if (e == EADDRINUSE) {
+        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (c >= 0) {
+            if (connect(c, (struct sockaddr *)&a, len) == 0) {
+                struct ucred cred;
+                socklen_t cl = sizeof cred;
+                if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) *holder = cred.pid;
+            }
+            close(c);
+        }
+    }
+    errno = e;
+    return -1;
+}
