@@ -46,5 +46,3 @@ extension ProcessEnvironment {
     }
 }
 
-/// The C library's text for errno `code` (`Permission denied`).
-public func errorText(_ code: Int32) -> String { String(cString: strerror(code)) }

@@ -7,6 +7,9 @@ public func errnoName(_ code: Int32) -> String {
     return "errno \(code) (\(String(cString: strerror(code))))"
 }
 
+/// errno as the C library words it (`Connection refused`), for messages people read next to the name.
+public func errnoMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
+
 private let errnoNames: [Int32: String] = [
     EPERM: "EPERM", ENOENT: "ENOENT", EINTR: "EINTR", E2BIG: "E2BIG", EAGAIN: "EAGAIN", ENOMEM: "ENOMEM",
     EACCES: "EACCES", EBUSY: "EBUSY", EEXIST: "EEXIST", ENODEV: "ENODEV", EINVAL: "EINVAL", ENFILE: "ENFILE",

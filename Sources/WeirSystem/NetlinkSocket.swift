@@ -1,3 +1,5 @@
+// SOCK_RAW, SOCK_CLOEXEC and SOCK_NONBLOCK as plain integers come from the headers CWeirLinux.h includes.
+import CWeirLinux
 import Glibc
 
 /// A netlink socket that sends whole requests and collects their replies. Owns its descriptor.

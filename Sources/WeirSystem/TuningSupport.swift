@@ -3,9 +3,6 @@ import Glibc
 // The file-system calls tuning needs (sysctl files, the state file and its directory, profiles), and that reading
 // small input files and checking stderr share. Every failure is a `SystemError` naming the call and carrying errno.
 
-/// errno as the C library's sentence (`No such file or directory`), for messages that quote it.
-public func errnoMessage(_ code: Int32) -> String { String(cString: strerror(code)) }
-
 /// A call on a path or a blocking descriptor, which returns -1 with errno on failure: EINTR is retried, and anything
 /// else, EAGAIN included (it cannot mean "try later" here), throws `SystemError` naming the call.
 @inline(__always)

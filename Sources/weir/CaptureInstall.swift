@@ -8,10 +8,10 @@ func installCapture(_ config: CaptureConfig, _ table: Table, claim: Bool, force:
     do {
         let installer = try CaptureInstaller()
         let changes = try installer.apply(config, table, claim: claim, force: force)
-        if !changes.contains(where: { $0.object == "table" }) {
+        if !changes.contains(where: { $0.kind == .table }) {
             log.info("table \(table.family.rawValue) \(table.name): unchanged")
         }
-        if config.mode == .tproxy && !changes.contains(where: { $0.object == "rule" || $0.object == "route" }) {
+        if config.mode == .tproxy && !changes.contains(where: { $0.kind == .rule || $0.kind == .route }) {
             log.info("tproxy routing: unchanged")
         }
         changes.forEach { log.info($0.description) }

@@ -168,7 +168,7 @@ extension ReadFailure {
         case .directory: self = .directory
         case .notRegular: self = .other("not a regular file")
         case .unreadable(let e) where e == Errno.EACCES: self = .permission
-        case .unreadable(let e): self = .other(errorText(e))
+        case .unreadable(let e): self = .other(errnoMessage(e))
         case .tooLarge: self = .tooLarge(limit: limit)
         }
     }
