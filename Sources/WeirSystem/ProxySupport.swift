@@ -89,11 +89,18 @@ public struct ListenQueue: Equatable {
     }
 }
 
-/// net.core.somaxconn of this network namespace: the largest backlog listen() grants (4096 when unreadable).
+/// net.core.somaxconn of this network namespace: the largest backlog listen() grants (4096 when unreadable). Read
+/// into a few bytes on the stack: `readSmallFile`'s 64 KiB buffer would stay resident in the heap of a proxy that
+/// reads nothing else that large.
 public func maximumListenBacklog() -> Int32 {
-    guard case .success(let bytes) = readSmallFile("/proc/sys/net/core/somaxconn", limit: 64),
-          let value = Int32(String(decoding: bytes.prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self)), value > 0
-    else { return 4096 }
+    let fd = open("/proc/sys/net/core/somaxconn", O_RDONLY | O_CLOEXEC)
+    guard fd >= 0 else { return 4096 }
+    defer { closeDescriptor(fd) }
+    var digits: (UInt64, UInt64) = (0, 0)
+    let n = withUnsafeMutableBytes(of: &digits) { read(fd, $0.baseAddress, $0.count) }
+    guard n > 0 else { return 4096 }
+    let text = withUnsafeBytes(of: digits) { String(decoding: $0.prefix(n).prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self) }
+    guard let value = Int32(text), value > 0 else { return 4096 }
     return value
 }
 

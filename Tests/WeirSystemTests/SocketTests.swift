@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import Testing
 import WeirSystem
@@ -144,5 +145,12 @@ extension String {
         let n = readlink(path, &buffer, 255)
         guard n > 0 else { throw SystemError("readlink \(path)", errno: errno) }
         self = String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+}
+
+@Suite struct ListenBacklogTests {
+    @Test func isThisNamespacesSomaxconn() throws {
+        let text = try String(contentsOfFile: "/proc/sys/net/core/somaxconn")
+        #expect(maximumListenBacklog() == Int32(text.trimmingCharacters(in: .whitespacesAndNewlines)))
     }
 }
