@@ -45,9 +45,9 @@ let package = Package(
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"],
                 swiftSettings: coldPath),
         .target(name: "WeirTuning", dependencies: ["WeirCore", "WeirSystem"], swiftSettings: coldPath),
-        .target(name: "WeirProxy", dependencies: ["WeirCore", "WeirSystem", "CWeirLinux"]),
+        .target(name: "WeirProxy", dependencies: ["WeirCore", "WeirSystem"]),
         // `weir run`: capture + tuning + proxy as one node service, admin HTTP, sd_notify.
-        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem", "CWeirLinux"],
+        .target(name: "WeirAgent", dependencies: ["WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirSystem"],
                 swiftSettings: coldPath),
         .executableTarget(
             name: "weir",

@@ -9,6 +9,8 @@ packages=(
   nftables iproute2 conntrack iptables procps kmod
   haproxy iperf3 wrk nginx-light systemd
   python3 gcc util-linux linux-perf
+  # make bench counts syscalls per proxied connection with strace (scripts/bench/syscalls.sh)
+  strace
   # the manifest tests read deploy/kubernetes/*.yaml with Debian's python3 (KubernetesManifestTests)
   python3-yaml
   # packaging: make install, make deb (dpkg-shlibdeps, lintian), make image (buildah; podman with runc, since crun

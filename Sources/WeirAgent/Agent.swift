@@ -24,9 +24,10 @@ public final class Agent {
     private let reloadSettings: () throws -> AgentSettings
     private let onReady: () -> Void
     private let state: Mutex<AgentState>
-    /// How the admin thread wakes the main loop (`poke`). Made with the agent, so the admin thread never sees it
-    /// change; a failure to make it stops `run` before anything else.
-    private let wake: Result<WakeEvent, Error>
+    /// What the main loop waits on (signals, netlink events), and its wake handle, with which the admin thread asks
+    /// for a reconcile (`poke`). Made with the agent, so the admin thread never sees it change; a failure to make it
+    /// stops `run` before anything else.
+    private let poller: Result<Poller, Error>
     /// Data planes a reload replaced (or started and then gave up), finishing their open connections.
     private var retired: [ProxyServer] = []
     /// Netlink events that say something may have changed behind weir's back; nil when they cannot be had.
@@ -79,7 +80,7 @@ public final class Agent {
         self.reloadSettings = reload
         self.onReady = onReady
         state = Mutex(AgentState(settings: settings))
-        wake = Result { try WakeEvent() }
+        poller = Result { try Poller(capacity: 8) }
     }
 
     /// Runs until SIGTERM or SIGINT; returns after the drain. Throws `AgentError` when it cannot start (nothing on
@@ -95,7 +96,7 @@ public final class Agent {
     /// What the agent holds from start to stop.
     private struct Running {
         let signals: SignalQueue
-        let wake: WakeEvent
+        let poller: Poller
         let endpoints: Endpoints
         /// Never read: held so that no other data plane starts in this namespace until `run` returns.
         let lock: DataPlaneLock
@@ -125,10 +126,10 @@ public final class Agent {
     private func start() throws -> Running {
         // Signals are read from a signalfd by this thread; the threads it starts inherit the mask.
         Signals.block()
-        let signals: SignalQueue, wake: WakeEvent
+        let signals: SignalQueue, poller: Poller
         do {
             signals = try SignalQueue()
-            wake = try self.wake.get()
+            poller = try self.poller.get()
         } catch {
             throw AgentError("\(error)")
         }
@@ -144,7 +145,7 @@ public final class Agent {
         try serve(server, endpoints)
         try changeNode(installer, server, endpoints)
         let watchdog = announceReady(server)
-        return Running(signals: signals, wake: wake, endpoints: endpoints, lock: lock, installer: installer,
+        return Running(signals: signals, poller: poller, endpoints: endpoints, lock: lock, installer: installer,
                        server: server, watchdog: watchdog)
     }
 
@@ -300,15 +301,20 @@ public final class Agent {
         var now = Clock.nowMs()
         var schedule = AgentSchedule(now: now, reconcileIntervalMs: settings.reconcileIntervalMs,
                                      watchdogIntervalMs: running.watchdog?.intervalMs)
-        // Index 0 the signals, 1 the admin thread's wake-up, then the netlink subscriptions.
-        var poll = PollSet([running.signals.descriptor.rawValue, running.wake.descriptor.rawValue]
-                           + (watcher?.descriptors ?? []))
+        // Signals and the netlink subscriptions are read whenever the loop wakes; only the wake handle's event (the
+        // admin thread's request) needs telling apart.
+        let poller = running.poller
+        for fd in [running.signals.descriptor.rawValue] + (watcher?.descriptors ?? []) {
+            let e = poller.add(fd, .readable, token: 0)
+            if e != 0 { throw SystemError("epoll_ctl", errno: e) }
+        }
         while true {
-            poll.wait(timeoutMs: schedule.deadline(now: now) - Clock.nowMs())
+            let ready = try poller.wait(timeoutMs: Poller.timeout(until: schedule.deadline(now: now),
+                                                                  now: Clock.nowMs(), maxMs: Int64(Int32.max)))
             now = Clock.nowMs()
             if let stop = takeSignals(&running) { return stop }
-            if poll.isReady(1) {
-                running.wake.drain()
+            if (0..<ready).contains(where: { poller[$0].token == Poller.wakeToken }) {
+                poller.acknowledgeWake()
                 schedule.reconcileRequested(now: now)
             }
             if checkSoon {
@@ -649,7 +655,7 @@ public final class Agent {
 
     /// Asks the main loop to reconcile now (the admin thread saw something missing).
     private func poke() {
-        if case .success(let wake) = wake { wake.signal() }
+        if case .success(let poller) = poller { poller.wake() }
     }
 
     private func metrics(_ server: ProxyServer) -> String {

@@ -72,7 +72,7 @@ public enum CaptureValidation {
     private static func connect(from ip: String, to target: String, port: UInt16, uid: UInt32, gid: UInt32) -> Socket? {
         let local = SocketAddress(ip: ip, port: 0)!
         let remote = SocketAddress(ip: target, port: port)!
-        let ownUID = ProcessEnvironment.effectiveUID, ownGID = ProcessEnvironment.groupID
+        let ownUID = ProcessEnvironment.effectiveUID, ownGID = ProcessEnvironment.effectiveGID
         _ = setThreadFileSystemIDs(uid: uid, gid: gid)
         let socket = try? Socket(family: local.family)
         _ = setThreadFileSystemIDs(uid: ownUID, gid: ownGID)

@@ -21,7 +21,7 @@ public final class ProxyServer {
     /// The backlog every listener gets: net.core.somaxconn of this network namespace.
     public var backlog: Int { Int(WeirProxy.listenBacklog()) }
     private var workers: [Worker] = []
-    private var threads: [ThreadHandle] = []
+    private var threads: [ThreadID] = []
     private var shared: SharedState?
     private var stopped = false
     private let probes = ListenerProbes()
@@ -169,12 +169,12 @@ public final class ProxyServer {
         try start()
         Memory.releaseStartupPages()
         var signal: Int32 = 0
-        while signal != Signals.terminate && signal != Signals.interrupt {
+        while signal != Signals.SIGTERM && signal != Signals.SIGINT {
             if let failure { stop(); throw ProxyStartError(description: failure) }
             signal = Signals.wait(timeoutMs: 1000)
-            if signal == Signals.hangUp { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
+            if signal == Signals.SIGHUP { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
         }
-        log("signal", ["signal": signal == Signals.terminate ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
+        log("signal", ["signal": signal == Signals.SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
         stop()
         withExtendedLifetime(lock) {}
     }

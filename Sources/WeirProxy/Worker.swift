@@ -132,7 +132,7 @@ final class Worker {
         guard refused == 0 else { throw SystemError("epoll_ctl", errno: refused) }
         reserveFd = openReserveDescriptor()
         do {
-            conntrack = try ConntrackSocket()
+            conntrack = try ConntrackSocket.open()
         } catch let e as SystemError {
             log("warning", ["worker": index, "reason": "no ctnetlink socket: conntrack entries of failed upstream "
                                 + "flows stay, and a new connection on the same 4-tuple may go around the capture",

@@ -38,12 +38,13 @@ extension Worker {
                                                      "reason": "no ctnetlink socket"])
             return
         }
-        let e = conntrack.delete(source: local, destination: target)
-        if e == 0 {
+        switch conntrack.delete(source: local, destination: target) {
+        case .deleted:
             counters.add(.conntrackDeleted)
-        } else if e != Errno.ENOENT {
-            // ENOENT: the kernel had no entry (it expired, or the flow never created one). Anything else is worth
-            // a line: without CAP_NET_ADMIN (EPERM) no entry is ever deleted.
+        case .noEntry:
+            break  // the kernel had no entry (it expired, or the flow never created one)
+        case .failed(let e):
+            // Worth a line: without CAP_NET_ADMIN (EPERM) no entry is ever deleted.
             counters.add(.conntrackDeleteFailures)
             eventLog.log("conntrack_delete_failed", ["worker": index, "local": local, "destination": target,
                                                      "errno": errnoName(e)])

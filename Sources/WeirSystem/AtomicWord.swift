@@ -21,3 +21,15 @@ public final class AtomicWord: @unchecked Sendable {
     public var bool: Bool { load() != 0 }
     public func store(_ value: Bool) { store(value ? 1 : 0) }
 }
+
+/// Atomics on plain 64-bit words in memory the caller allocated (the proxy's per-worker counter blocks and
+/// heartbeats): weir's one style, as `AtomicWord` (relaxed adds, acquire loads, release stores).
+public enum AtomicWords {
+    /// Adds and returns the new value.
+    @inlinable @inline(__always) @discardableResult
+    public static func add(_ word: UnsafeMutablePointer<Int64>, _ value: Int64) -> Int64 { weir_atomic_add(word, value) }
+    @inlinable @inline(__always)
+    public static func load(_ word: UnsafeMutablePointer<Int64>) -> Int64 { weir_atomic_load(word) }
+    @inlinable @inline(__always)
+    public static func store(_ word: UnsafeMutablePointer<Int64>, _ value: Int64) { weir_atomic_store(word, value) }
+}

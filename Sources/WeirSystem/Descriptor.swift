@@ -60,3 +60,10 @@ public final class Descriptor: @unchecked Sendable, CustomStringConvertible {
 public func closeDescriptor(_ fd: Int32) {
     if fd >= 0 { _ = Glibc.close(fd) }
 }
+
+extension Descriptor {
+    /// A second descriptor of the same open file (F_DUPFD_CLOEXEC): it keeps the file open until it is closed too.
+    public func duplicate() throws -> Descriptor {
+        try Descriptor.opened("fcntl(F_DUPFD_CLOEXEC)") { fcntl(rawValue, F_DUPFD_CLOEXEC, 0) }
+    }
+}

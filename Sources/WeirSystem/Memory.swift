@@ -1,3 +1,4 @@
+import Glibc
 import CWeirLinux
 
 /// Resident memory, which every node pays for.
@@ -15,3 +16,11 @@ public enum Memory {
         return released < 0 ? nil : released
     }
 }
+
+/// malloc: nil when memory ran out, where `UnsafeMutableRawPointer.allocate` would stop the process (the proxy's copy
+/// buffers: a connection that cannot get one is reset, the others go on). Free with `freeAllocation`.
+@inlinable @inline(__always)
+public func tryAllocate(byteCount: Int) -> UnsafeMutableRawPointer? { malloc(byteCount) }
+
+@inlinable @inline(__always)
+public func freeAllocation(_ pointer: UnsafeMutableRawPointer) { free(pointer) }

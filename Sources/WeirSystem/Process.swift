@@ -35,3 +35,86 @@ public enum ProcessEnvironment {
         Glibc.exit(code)
     }
 }
+
+// The whole environment (istio's flags have variables), the user and group databases (`-u`,
+// `--outbound-owner-groups` take names), raw writes to standard output, standard error and `--log_target` files, and
+// the process's limits.
+extension ProcessEnvironment {
+    /// Every variable of the process environment.
+    public static var all: [String: String] {
+        var out: [String: String] = [:]
+        var entry = environ
+        while let pointer = entry.pointee {
+            let text = String(cString: pointer)
+            if let eq = text.utf8.firstIndex(of: UInt8(ascii: "=")) {
+                // The first setting of a name wins, as getenv finds it.
+                let name = String(text[..<eq])
+                if out[name] == nil { out[name] = String(text[text.utf8.index(after: eq)...]) }
+            }
+            entry += 1
+        }
+        return out
+    }
+
+    /// The UID of user `name`, or nil when the user database does not know it.
+    public static func userID(named name: String) -> UInt32? { getpwnam(name).map { $0.pointee.pw_uid } }
+
+    /// The GID of group `name`, or nil when the group database does not know it.
+    public static func groupID(named name: String) -> UInt32? { getgrnam(name).map { $0.pointee.gr_gid } }
+
+    /// Writes `text` to standard output and flushes it, so lines interleave with other writers in order.
+    public static func writeStandardOutput(_ text: String) {
+        fputs(text, stdout)
+        fflush(stdout)
+    }
+
+    /// Writes `bytes` to standard error as they are: a NUL does not cut them short, as it would `fputs`.
+    public static func writeStandardError(bytes: [UInt8]) {
+        _ = bytes.withUnsafeBufferPointer { fwrite($0.baseAddress, 1, $0.count, stderr) }
+    }
+
+    /// Appends `text` to the file at `path`, creating it; false when the file cannot be opened.
+    public static func append(_ text: String, toFile path: String) -> Bool {
+        guard let file = fopen(path, "a") else { return false }
+        fputs(text, file)
+        fclose(file)
+        return true
+    }
+
+    public static var effectiveGID: UInt32 { getegid() }
+
+    /// CPUs this process may run on (its affinity mask), at least 1.
+    public static var usableCPUs: Int { Int(weir_affinity_cpus()) }
+
+    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.
+    public static func raiseDescriptorLimit() -> Int {
+        var limit = rlimit()
+        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return Int(clamping: limit.rlim_cur)
+    }
+}
+
+/// Facts about the machine and this process's limits, for metrics and worker counts.
+public enum SystemInfo {
+    /// Clock ticks per second (`/proc/PID/stat` counts CPU time in them).
+    public static var clockTicksPerSecond: Int { sysconf(Int32(_SC_CLK_TCK)) }
+    public static var pageSize: Int { sysconf(Int32(_SC_PAGESIZE)) }
+    /// CPUs online now (not the process's budget: see `CPUBudget`).
+    public static var onlineCPUs: Int { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
+    /// The soft RLIMIT_NOFILE: how many descriptors this process may hold open; nil if it cannot be read.
+    public static var openFilesLimit: Int? {
+        var limit = rlimit()
+        return getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : nil
+    }
+}
+
+/// The version and git commit compiled into the binary (the C target takes them from the build's defines).
+public enum BuildStamp {
+    public static let version = String(cString: weir_build_version())
+    public static let commit = String(cString: weir_build_commit())
+}

@@ -47,3 +47,10 @@ public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Vo
 public struct ThreadStartError: Error, CustomStringConvertible {
     public let description: String
 }
+
+/// Sleeps the calling thread.
+public func sleepMilliseconds(_ ms: Int) { _ = usleep(useconds_t(ms * 1000)) }
+
+/// Sockets the calling thread creates from now on are owned by `uid`/`gid` (setfsuid/setfsgid for this thread only:
+/// what nftables' skuid and skgid match). False when the kernel refused (not root, not that user).
+public func setThreadFileSystemIDs(uid: UInt32, gid: UInt32) -> Bool { weir_set_thread_fs_ids(uid, gid) == 0 }

@@ -112,20 +112,6 @@ struct RollbackAccountingTests {
 
 /// The kernel doors the loop uses, on descriptors of this process only: no root, no signal to anyone else.
 struct AgentDoorTests {
-    @Test func aWakeEventMakesItsDescriptorReadableUntilDrained() throws {
-        let wake = try WakeEvent()
-        var poll = PollSet([wake.descriptor.rawValue])
-        poll.wait(timeoutMs: 0)
-        #expect(!poll.isReady(0))
-        wake.signal()
-        wake.signal()
-        poll.wait(timeoutMs: 1000)
-        #expect(poll.isReady(0))
-        wake.drain()
-        poll.wait(timeoutMs: 0)
-        #expect(!poll.isReady(0))
-    }
-
     @Test func aSignalQueueReadsASignalSentToItsThread() throws {
         // On a thread of its own that blocks the signals and then ends: the signal is sent to that thread only and
         // taken there, and no test thread is left with a blocked mask (children spawned from it would inherit it).
@@ -139,9 +125,9 @@ struct AgentDoorTests {
                 let queue = try SignalQueue()
                 seen.before = queue.next()
                 _ = pthread_kill(pthread_self(), Signals.SIGHUP)
-                var poll = PollSet([queue.descriptor.rawValue])
-                poll.wait(timeoutMs: 1000)
-                seen.ready = poll.isReady(0)
+                let poller = try Poller(capacity: 2)
+                poller.add(queue.descriptor.rawValue, .readable, token: 7)
+                seen.ready = try poller.wait(timeoutMs: 1000) == 1 && poller[0].token == 7
                 seen.next = queue.next()
                 seen.after = queue.next()
             } catch {

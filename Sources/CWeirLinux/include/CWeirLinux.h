@@ -72,16 +72,6 @@ int64_t weir_socket_drops(int fd);
    -1 with errno; on EADDRINUSE *holder is the pid of the process holding it (SO_PEERCRED), or 0 if unknown. */
 int weir_dataplane_lock(const char *name, int *holder);
 
-/* ---- conntrack.c: conntrack entries over ctnetlink ---- */
-
-/* Without libnetfilter_conntrack: one request type, built by hand. weir_ct_socket opens a non-blocking socket (-1
-   with errno); the kernel checks CAP_NET_ADMIN against the credentials of the thread that opened it. weir_ct_delete
-   deletes the TCP entry whose original direction is src -> dst (both AF_INET or both AF_INET6, default zone) and
-   waits for the kernel's answer, which ctnetlink gives before sendmsg returns: 0 deleted, else -1 with errno
-   (ENOENT: no such entry, EPERM: no CAP_NET_ADMIN). */
-int weir_ct_socket(void);
-int weir_ct_delete(int fd, const struct sockaddr_storage *src, const struct sockaddr_storage *dst);
-
 /* ---- namespaces.c: network namespaces ---- */
 
 /* The network namespace at `path`, opened (close-on-exec): a descriptor, or -1 with errno (EINVAL when path is
