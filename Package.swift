@@ -39,7 +39,7 @@ let package = Package(
             .define("WEIR_COMMIT", to: cString(commit)),
         ]),
         // The one place Swift meets Glibc for errno names, socket addresses and threads.
-        .target(name: "WeirSystem", dependencies: ["CWeirLinux"]),
+        .target(name: "WeirSystem", dependencies: ["CWeirLinux"], swiftSettings: coldPath),
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore", swiftSettings: coldPath),
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"],
