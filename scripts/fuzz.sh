@@ -42,6 +42,9 @@ mkdir -p "$scratch/bin" "$scratch/logs"
 module_objects() {  # a module's objects, from its current source list (a deleted file's object may still be there)
   while read -r src; do echo "$lib/$1.build/$(basename "$src").o"; done < "$lib/$1.build/sources"
 }
+c_objects() {  # a C target's objects, from its current sources (likewise)
+  for src in Sources/"$1"/*.c; do echo "$lib/$1.build/$(basename "$src").o"; done
+}
 # Every object must carry both instrumentations, or libFuzzer runs blind (or ASan checks nothing).
 for m in "${modules[@]}"; do
   for o in $(module_objects "$m"); do
@@ -58,7 +61,7 @@ objects() {  # the objects and libraries a target links
   case $1 in
     netlink-reply)
       echo $(module_objects WeirNetfilter) $(module_objects WeirCore) $(module_objects WeirSystem) \
-        "$lib"/CWeirLinux.build/shim.c.o $(pkg-config --libs libnftnl libmnl) ;;
+        $(c_objects CWeirLinux) $(pkg-config --libs libnftnl libmnl) ;;
     *) echo $(module_objects WeirCore) ;;
   esac
 }

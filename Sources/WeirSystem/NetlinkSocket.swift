@@ -1,4 +1,4 @@
-// SOCK_RAW, SOCK_CLOEXEC and SOCK_NONBLOCK as plain integers come from the headers CWeirLinux.h includes.
+// The socket type constants (enum __socket_type) come from the headers CWeirLinux.h includes.
 import CWeirLinux
 import Glibc
 
@@ -31,10 +31,10 @@ public final class NetlinkSocket {
     /// Opens a socket on `bus`, bound to a port the kernel picks, subscribed to the multicast `groups` (numbers as in
     /// the uapi headers, 1 to 32). Event sockets (`groups` not empty) are non-blocking.
     public init(_ bus: Bus, groups: [UInt32] = []) throws {
-        let type = SOCK_RAW.rawValue | SOCK_CLOEXEC.rawValue | (groups.isEmpty ? 0 : SOCK_NONBLOCK.rawValue)
+        let flags = SOCK_CLOEXEC.rawValue | (groups.isEmpty ? 0 : SOCK_NONBLOCK.rawValue)
         let events = !groups.isEmpty
         let fd = try Descriptor.opened(events ? "open netlink event socket" : "open netlink socket") {
-            socket(AF_NETLINK, Int32(type), bus.rawValue)
+            socket(AF_NETLINK, Int32(SOCK_RAW.rawValue | flags), bus.rawValue)  // netlink: no CAP_NET_RAW needed
         }
         // struct sockaddr_nl: family, pad, port (0: the kernel picks), groups.
         var address = (UInt16(AF_NETLINK), UInt16(0), UInt32(0), groups.reduce(UInt32(0)) { $0 | 1 << ($1 - 1) })
