@@ -55,9 +55,12 @@ build: deps
 release: $(RELEASE_BIN)
 
 # FORCE: SwiftPM decides what is out of date; the strip is cheap.
+# Full LTO: with every module of weir in one optimisation unit, code nothing calls (across modules too) goes, and the
+# stripped binary is about 430 KB smaller than without it (issue 18: the size is no worse than before the WeirSystem
+# refactor, which added code). The proxy's per-event calls are inlined across modules as before.
 $(RELEASE_BIN): FORCE
 	@bash scripts/install-deps.sh
-	$(SWIFT_ENV) $(LOCK) $(SWIFT) build -c release --static-swift-stdlib $(BUILD_FLAGS)
+	$(SWIFT_ENV) $(LOCK) $(SWIFT) build -c release --static-swift-stdlib --experimental-lto-mode=full $(BUILD_FLAGS)
 	@mkdir -p $(@D)
 	strip -o $@.tmp .build/release/weir && mv $@.tmp $@
 
