@@ -440,7 +440,18 @@ measure_idle() { # target command...
     mem_record "$i" "$t" load "$p"
     stop_pid "$p"
     ip netns del "$IDLE_NS"
+    idle_ns_gone
   done
+}
+idle_ns_gone() { # the kernel tears a deleted namespace down in the background: wait until its veth has left the
+  # peer, or the next start finds the old route to 198.18.1.1 still there (EEXIST)
+  local _
+  for _ in $(seq 200); do
+    ip netns exec "$IDLE_PEER" ip link show "pod$idle_n" >/dev/null 2>&1 || return 0
+    sleep 0.05
+  done
+  echo "bench: the namespace of start $idle_n still has its veth in the peer after 10 s" >&2
+  exit 1
 }
 
 echo "bench: $THREADS threads, $ROUNDS rounds of ${SECS}s per measure, streams: $STREAMS," \
