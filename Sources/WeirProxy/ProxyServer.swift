@@ -35,7 +35,7 @@ public final class ProxyServer {
     /// a slot for each of this server's workers).
     public init(config: ProxyConfig, counters existing: ProxyCounters? = nil) {
         self.config = config
-        workerCount = config.workers > 0 ? config.workers : usableCPUs()
+        workerCount = config.workers > 0 ? config.workers : SystemInfo.usableCPUs
         if let existing, existing.workerSlots >= workerCount {
             counters = existing
         } else {
@@ -54,7 +54,7 @@ public final class ProxyServer {
 
     /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
     public func bind() throws {
-        let descriptors = ProcessEnvironment.raiseDescriptorLimit()
+        let descriptors = SystemInfo.raiseDescriptorLimit()
         // Each proxied connection needs two sockets and, while bytes are in flight, a pipe.
         if config.maxConnections * 2 + 64 > descriptors {
             log("warning", ["reason": "--max-connections needs more descriptors than the limit; past it new "

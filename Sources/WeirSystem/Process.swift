@@ -83,20 +83,6 @@ extension ProcessEnvironment {
 
     public static var effectiveGID: UInt32 { getegid() }
 
-    /// CPUs this process may run on (its affinity mask), at least 1.
-    public static var usableCPUs: Int { Int(weir_affinity_cpus()) }
-
-    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force.
-    public static func raiseDescriptorLimit() -> Int {
-        var limit = rlimit()
-        guard getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 else { return 1024 }
-        if limit.rlim_cur < limit.rlim_max {
-            limit.rlim_cur = limit.rlim_max
-            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-            _ = getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
-        }
-        return Int(clamping: limit.rlim_cur)
-    }
 }
 
 /// Facts about the machine and this process's limits, for metrics and worker counts.
@@ -106,10 +92,28 @@ public enum SystemInfo {
     public static var pageSize: Int { sysconf(Int32(_SC_PAGESIZE)) }
     /// CPUs online now (not the process's budget: see `CPUBudget`).
     public static var onlineCPUs: Int { sysconf(Int32(_SC_NPROCESSORS_ONLN)) }
+    /// CPUs this process may run on, from its affinity mask (sched_getaffinity), at least 1. `--workers 0` caps this
+    /// with WeirCore's `CPUBudget` (cgroup CPU quota and cpuset) where the command computes the worker count, so a
+    /// container limited to 1.5 CPUs on a 64-core host runs 2 workers, not 64.
+    public static var usableCPUs: Int { Int(weir_affinity_cpus()) }
+
     /// The soft RLIMIT_NOFILE: how many descriptors this process may hold open; nil if it cannot be read.
-    public static var openFilesLimit: Int? {
+    public static var openFilesLimit: Int? { descriptorLimits().map { Int(clamping: $0.rlim_cur) } }
+
+    /// Raises the soft RLIMIT_NOFILE to the hard limit, as HAProxy does; returns the limit in force (1024 when the
+    /// limits cannot be read).
+    public static func raiseDescriptorLimit() -> Int {
+        guard var limit = descriptorLimits() else { return 1024 }
+        if limit.rlim_cur < limit.rlim_max {
+            limit.rlim_cur = limit.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
+        }
+        return descriptorLimits().map { Int(clamping: $0.rlim_cur) } ?? 1024
+    }
+
+    private static func descriptorLimits() -> rlimit? {
         var limit = rlimit()
-        return getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? Int(clamping: limit.rlim_cur) : nil
+        return getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit) == 0 ? limit : nil
     }
 }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import WeirCore
 import WeirProxy
+import WeirSystem
 import WeirTuning
 
 /// The proxy's own limits and workers, shared by `weir proxy` and `weir run`. Each option collects every occurrence,
@@ -56,7 +57,7 @@ struct ProxyLimitOptions: ParsableArguments {
         var config = try ProxyConfig.parse(flags, base: base)
         config.splice = !noSplice
         if config.workers == 0 {
-            config.workers = max(1, min(usableCPUs(), CPUBudget.current().usable))
+            config.workers = max(1, min(SystemInfo.usableCPUs, CPUBudget.current().usable))
         }
         return config
     }
