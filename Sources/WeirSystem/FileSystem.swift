@@ -3,13 +3,6 @@ import Glibc
 // The file-system calls tuning needs (sysctl files, the state file and its directory, profiles), and that reading
 // small input files and checking stderr share. Every failure is a `SystemError` naming the call and carrying errno.
 
-/// A call on a path or a blocking descriptor, which returns -1 with errno on failure: EINTR is retried, and anything
-/// else, EAGAIN included (it cannot mean "try later" here), throws `SystemError` naming the call.
-@inline(__always)
-func blockingCall(_ name: String, _ body: () -> Int32) throws {
-    guard case .done = try syscall(name, body) else { throw SystemError(name, errno: EAGAIN) }
-}
-
 /// What stat(2) says about a file, in the terms weir checks.
 public struct FileStatus: Equatable {
     public enum Kind: Equatable { case regular, directory, symbolicLink, other }

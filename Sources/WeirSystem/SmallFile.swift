@@ -47,8 +47,7 @@ private func readToEnd(_ file: Descriptor, limit: Int) throws -> Result<[UInt8],
     var buffer = [UInt8](repeating: 0, count: 65536)
     while true {
         // A regular file never says EAGAIN: should one, it is a failure like any other.
-        let r = try syscall("read") { buffer.withUnsafeMutableBytes { read(file.rawValue, $0.baseAddress, $0.count) } }
-        guard case .done(let n) = r else { throw SystemError("read", errno: EAGAIN) }
+        let n = try blockingCall("read") { buffer.withUnsafeMutableBytes { read(file.rawValue, $0.baseAddress, $0.count) } }
         if n == 0 { return .success(bytes) }
         bytes.append(contentsOf: buffer[0..<n])
         if bytes.count > limit { return .failure(.tooLarge(bytes: bytes.count, limit: limit)) }

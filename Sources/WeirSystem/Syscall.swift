@@ -33,13 +33,21 @@ public func syscall<T: FixedWidthInteger>(_ name: @autoclosure () -> String, _ b
     }
 }
 
+/// A call on a path or a blocking descriptor, which returns -1 with errno on failure: EINTR is retried, and anything
+/// else, EAGAIN included (it cannot mean "try later" here), throws `SystemError` naming the call. Returns the result.
+@inline(__always) @discardableResult
+func blockingCall<T: FixedWidthInteger>(_ name: String, _ body: () -> T) throws -> T {
+    guard case .done(let r) = try syscall(name, body) else { throw SystemError(name, errno: EAGAIN) }
+    return r
+}
+
 /// Writes every byte to a blocking descriptor (EINTR and short writes handled).
 public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     var written = 0
     while written < bytes.count {
-        let r = try syscall("write") { bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) } }
-        guard case .done(let n) = r else { throw SystemError("write", errno: EAGAIN) }
-        written += n
+        written += try blockingCall("write") {
+            bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        }
     }
 }
 
@@ -48,8 +56,7 @@ public func readAll(_ fd: Int32) throws -> [UInt8] {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
     while true {
-        let r = try syscall("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
-        guard case .done(let n) = r else { throw SystemError("read", errno: EAGAIN) }
+        let n = try blockingCall("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
         if n == 0 { return bytes }
         bytes.append(contentsOf: buffer[0..<n])
     }
