@@ -5,7 +5,10 @@
 #include <pthread.h>
 #include <sched.h>
 #include <unistd.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <linux/nsfs.h>
 
 int weir_netns_open(const char *path) {
@@ -58,4 +61,20 @@ int weir_netns_probe(const char *path) {
     if (rc == 0) return 0;
     errno = rc;
     return -1;
+}
+
+int weir_netns_fd_check(int fd) {
+    int type = ioctl(fd, NS_GET_NSTYPE);
+    if (type == CLONE_NEWNET) return 0;
+    if (type >= 0 || errno == ENOTTY) errno = EINVAL;
+    return -1;
+}
+
+int weir_socket_in_netns(int netns_fd, int home_fd, int family) {
+    if (setns(netns_fd, CLONE_NEWNET) != 0) return -1;
+    int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int e = errno;
+    if (setns(home_fd, CLONE_NEWNET) != 0) abort();
+    errno = e;
+    return fd;
 }

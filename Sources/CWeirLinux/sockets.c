@@ -101,3 +101,58 @@ int weir_dataplane_lock(const char *name, int *holder) {
     errno = e;
     return -1;
 }
+
+ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg = { 0 };
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char buf[CMSG_SPACE(253 * sizeof(int))]; struct cmsghdr align; } control;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    ssize_t n;
+    do { n = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    return n;
+}
+
+ssize_t weir_recv_fds(int fd, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated) {
+    struct iovec iov = { buf, len };
+    struct msghdr msg = { 0 };
+    union { char buf[CMSG_SPACE(253 * sizeof(int))]; struct cmsghdr align; } control;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.buf;
+    msg.msg_controllen = sizeof control.buf;
+    *nfds = 0;
+    *truncated = 0;
+    ssize_t n;
+    do { n = recvmsg(fd, &msg, MSG_CMSG_CLOEXEC); } while (n < 0 && errno == EINTR);
+    if (n < 0) return -1;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&msg); c; c = CMSG_NXTHDR(&msg, c)) {
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+        int count = (int)((c->cmsg_len - CMSG_LEN(0)) / sizeof(int));
+        int *got = (int *)CMSG_DATA(c);
+        for (int i = 0; i < count; i++) {
+            if (*nfds < maxfds) fds[(*nfds)++] = got[i];
+            else { close(got[i]); *truncated = 1; }
+        }
+    }
+    if (msg.msg_flags & (MSG_TRUNC | MSG_CTRUNC)) *truncated = 1;
+    return n;
+}
+
+long weir_peer_uid(int fd) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    return (long)cred.uid;
+}

@@ -34,6 +34,9 @@ public final class Agent {
     private var watcher: ChangeWatcher?
     /// Set when another process committed nftables while weir's own apply had the events muted: reconcile soon.
     private var checkSoon = false
+    /// Pod mode: the pods the agent serves (nil in host mode).
+    private var podManager: PodManager?
+    static let podSocketToken: UInt64 = 2
 
     /// What the admin thread reads and the main thread writes.
     struct AgentState {
@@ -53,6 +56,8 @@ public final class Agent {
         var rollbackFailures: [RollbackStep: Int64] = [:]
         /// The data plane serving the capture ports now (a reload that changes the proxy settings replaces it).
         var server: ProxyServer?
+        /// Pod mode's pods (set once at start).
+        var pods: PodManager?
 
         /// A capture install changed the kernel at `wall` (Unix seconds).
         mutating func recordApply(at wall: Int64) {
@@ -98,9 +103,11 @@ public final class Agent {
         let signals: SignalQueue
         let poller: Poller
         let endpoints: Endpoints
-        /// Never read: held so that no other data plane starts in this namespace until `run` returns.
-        let lock: DataPlaneLock
-        let installer: CaptureInstaller
+        /// Never read: held so that no other data plane starts in this namespace until `run` returns (nil: pod mode
+        /// without the node's own capture).
+        let lock: DataPlaneLock?
+        /// The node's own capture (nil: pod mode without `--capture-node`).
+        let installer: CaptureInstaller?
         /// The data plane serving now (a reload may replace it).
         var server: ProxyServer
         let watchdog: Watchdog?
@@ -135,8 +142,13 @@ public final class Agent {
         }
         let endpoints = try openEndpoints()
         try enterNetworkNamespace()
+        if let pods = settings.pods {
+            let manager = try PodManager(settings: pods)
+            podManager = manager
+            state.withLock { $0.pods = manager }
+        }
         let (lock, server) = try acquireDataPlane()
-        let installer = try CaptureInstaller()
+        let installer = settings.capturesNode ? try CaptureInstaller() : nil
         do {
             watcher = try ChangeWatcher()
         } catch {
@@ -144,6 +156,7 @@ public final class Agent {
         }
         try serve(server, endpoints)
         try changeNode(installer, server, endpoints)
+        podManager?.restore(server, settings.capture, settings.table)
         let watchdog = announceReady(server)
         return Running(signals: signals, poller: poller, endpoints: endpoints, lock: lock, installer: installer,
                        server: server, watchdog: watchdog)
@@ -176,12 +189,13 @@ public final class Agent {
         }
     }
 
-    /// The namespace's data-plane lock, then the proxy's listeners, bound.
-    private func acquireDataPlane() throws -> (DataPlaneLock, ProxyServer) {
-        let server = ProxyServer(config: settings.proxy)
-        let lock: DataPlaneLock
+    /// The namespace's data-plane lock, then the proxy's listeners, bound. Pod mode without the node's capture
+    /// takes no lock and opens no listener here: each pod's are taken in its own namespace.
+    private func acquireDataPlane() throws -> (DataPlaneLock?, ProxyServer) {
+        let server = ProxyServer(config: settings.proxy, nodeListeners: settings.capturesNode)
+        var lock: DataPlaneLock?
         do {
-            lock = try DataPlaneLock.acquire()
+            if settings.capturesNode { lock = try DataPlaneLock.acquire() }
         } catch let e as ProxyStartError {
             throw AgentError(e.description)
         }
@@ -212,7 +226,7 @@ public final class Agent {
 
     /// 3. Change the node: the profile, then the capture. When either fails, the data plane and the endpoints stop,
     /// what this start changed is undone, and the error is thrown.
-    private func changeNode(_ installer: CaptureInstaller, _ server: ProxyServer, _ endpoints: Endpoints) throws {
+    private func changeNode(_ installer: CaptureInstaller?, _ server: ProxyServer, _ endpoints: Endpoints) throws {
         var tuned = false
         if let (tuner, plan) = settings.tuning {
             do {
@@ -226,6 +240,7 @@ public final class Agent {
                 throw AgentError("applying profile \(plan.profile): \(error)")
             }
         }
+        guard let installer else { return }
         do {
             try installCapture(installer)
         } catch {
@@ -308,11 +323,18 @@ public final class Agent {
             let e = poller.add(fd, .readable, token: 0)
             if e != 0 { throw SystemError("epoll_ctl", errno: e) }
         }
+        if let podManager {
+            let e = poller.add(podManager.socket.rawValue, .readable, token: Self.podSocketToken)
+            if e != 0 { throw SystemError("epoll_ctl", errno: e) }
+        }
         while true {
             let ready = try poller.wait(timeoutMs: Poller.timeout(until: schedule.deadline(now: now),
                                                                   now: Clock.nowMs(), maxMs: Int64(Int32.max)))
             now = Clock.nowMs()
             if let stop = takeSignals(&running) { return stop }
+            if let podManager, (0..<ready).contains(where: { poller[$0].token == Self.podSocketToken }) {
+                podManager.serveRequests(running.server, settings.capture, settings.table)
+            }
             if (0..<ready).contains(where: { poller[$0].token == Poller.wakeToken }) {
                 poller.acknowledgeWake()
                 schedule.reconcileRequested(now: now)
@@ -324,7 +346,8 @@ public final class Agent {
             if watcher?.drain() == true { schedule.changeSuspected(now: now) }
             let due = schedule.due(now: now)
             if due.contains(.reconcile) {
-                reconcile(running.installer)
+                if let installer = running.installer { reconcile(installer) }
+                podManager?.reconcile(running.server, settings.capture, settings.table)
                 watcher?.drain()  // what our own repair caused
                 schedule.reconciled(at: Clock.nowMs(), intervalMs: settings.reconcileIntervalMs)
             }
@@ -343,10 +366,13 @@ public final class Agent {
             guard signal == Signals.SIGHUP else { return signal }
             // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
             SystemdNotify.reloading()
+            let rulesBefore = settings.capture
             if let replaced = reload(running.installer, server: running.server) {
                 retired.append(running.server)
                 running.server = replaced
                 state.withLock { $0.server = replaced }
+            } else if settings.capture != rulesBefore {
+                podManager?.reapply(settings.capture, settings.table)
             }
             SystemdNotify.send("READY=1\nSTATUS=\(status(running.server))")
         }
@@ -407,8 +433,13 @@ public final class Agent {
             agentLog("stopped", ["table": "kept (persist)"])
             return
         }
+        if let podManager { agentLog("pods_cleaned", ["pods": podManager.removeAllCaptures()]) }
+        guard let installer = running.installer else {
+            agentLog("stopped", ["table": "none in the node's namespace (pod mode)"])
+            return
+        }
         do {
-            let removed = try running.installer.removeAll()
+            let removed = try installer.removeAll()
             agentLog("stopped", ["table": "removed (--cleanup-on-exit)", "removed": removed.count])
         } catch {
             agentLog("cleanup_failed", ["error": "\(error)"])
@@ -474,7 +505,7 @@ public final class Agent {
     /// Re-reads the configuration and applies what changed. Changed proxy settings (ports, mode, UID/GID, mark,
     /// limits) get a new data plane: it binds and starts first, then the rules move to it in one batch, then the old
     /// one retires (its listeners close, its open connections go on until they end). Returns the new server then.
-    private func reload(_ installer: CaptureInstaller, server: ProxyServer) -> ProxyServer? {
+    private func reload(_ installer: CaptureInstaller?, server: ProxyServer) -> ProxyServer? {
         let next: AgentSettings
         do {
             next = try reloadSettings()
@@ -487,7 +518,8 @@ public final class Agent {
         }
         var fresh: ProxyServer?
         if next.proxy != settings.proxy {
-            let candidate = ProxyServer(config: next.proxy, counters: server.counters)
+            let candidate = ProxyServer(config: next.proxy, counters: server.counters,
+                                        nodeListeners: settings.capturesNode)
             do {
                 try candidate.bind()
                 try candidate.start()
@@ -496,10 +528,13 @@ public final class Agent {
                 return refuseReload("new proxy listeners: \(error)")
             }
             fresh = candidate
+            // Pods' listeners open on the new data plane (and their capture follows the new settings) before the
+            // old one closes its own.
+            podManager?.move(to: candidate, from: nil, next.capture, next.table)
         }
         let rulesChanged = next.capture != settings.capture
         var changes: [CaptureChange] = []
-        if rulesChanged {
+        if rulesChanged, let installer {
             do {
                 changes = try applyCapture(installer, next.capture, next.table)
             } catch {
@@ -507,6 +542,7 @@ public final class Agent {
                 // configuration back before the new data plane goes, so no rule points at ports nobody serves.
                 rollback(.captureRestore) { _ = try applyCapture(installer, settings.capture, settings.table) }
                 if let fresh {
+                    podManager?.move(to: server, from: fresh, settings.capture, settings.table)
                     fresh.retire()  // it may already hold connections: let them finish, never block this loop
                     retired.append(fresh)
                 }
@@ -607,6 +643,11 @@ public final class Agent {
             let now = Clock.nowMs()
             let workers = state.withLock { $0.server }?.heartbeats() ?? []
             return Self.health(Self.staleLoops(workers: workers, admin: now, now: now))
+        case "/pods":
+            guard let pods = state.withLock({ $0.pods }) else {
+                return .init(status: 404, body: "not found: /pods needs weir run --pod-mode\n")
+            }
+            return .init(status: 200, contentType: "application/json", body: PodStatus.renderList(pods.statuses()))
         case "/readyz":
             if let reason = notReady(check) { return .init(status: 503, body: "not ready\(reason)\n") }
             return .init(status: 200, body: "ready\n")
@@ -635,22 +676,40 @@ public final class Agent {
             return .init(status: 200, contentType: "application/json",
                          body: AgentConfigJSON.render(capture: s.capture, proxy: s.proxy, agent: s.agentJSON))
         default:
-            return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics, /config, /status\n")
+            return .init(status: 404, body: "not found: try /healthz, /readyz, /metrics, /config, /status, /pods\n")
         }
     }
 
     /// Why the agent is not ready (": reason", or "" while starting or draining), nil when it is: what `/readyz`
     /// and `/status` say.
     private func notReady(_ check: CaptureCheck?) -> String? {
-        let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table) }
+        let s = state.withLock { ($0.ready, $0.problem, $0.settings.capture, $0.settings.table, $0.pods,
+                                  $0.settings.capturesNode) }
         guard s.0 else { return "" }
         if let problem = s.1 { return ": \(problem)" }
-        let missing = check?.missing(s.2, s.3) ?? []
+        if let pods = s.4, let reason = pods.notServed() { return ": \(reason)" }
+        let missing = s.5 ? check?.missing(s.2, s.3) ?? [] : []
         if !missing.isEmpty {
             poke()
             return ": capture incomplete: \(missing.joined(separator: "; "))"
         }
         return nil
+    }
+
+    /// Each attached pod's TcpExtListenOverflows, read from its namespace's /proc/net/netstat by this thread.
+    static func podOverflows(_ views: [PodManager.PodView]) -> [String: UInt64] {
+        var out: [String: UInt64] = [:]
+        for v in views {
+            guard let context = v.context,
+                  let text = try? context.namespace.perform({ () -> String? in
+                      guard case .success(let bytes) = readSmallFile("/proc/thread-self/net/netstat", limit: 1 << 16)
+                      else { return nil }
+                      return String(decoding: bytes, as: UTF8.self)
+                  }),
+                  let value = NetstatCounters.parse(text)["TcpExt"]?["ListenOverflows"] else { continue }
+            out[v.record.label] = value
+        }
+        return out
     }
 
     /// Asks the main loop to reconcile now (the admin thread saw something missing).
@@ -662,6 +721,10 @@ public final class Agent {
         let s = current
         var samples = proxyMetricSamples(server.counters.snapshot(), config: s.settings.proxy)
         samples += agentMetricSamples(s)
+        if let pods = s.pods {
+            let views = pods.views
+            samples += podMetricSamples(views, overflows: Self.podOverflows(views))
+        }
         samples += NodeStatus.collect(netlink: nodeStatusReaders, proxyBacklog: server.backlog).metricSamples
         samples += listenerMetricSamples(server.listenerStats())
         samples += drainMetricSamples(startedWall: server.drainStartedWall, deadlineWall: server.drainDeadlineWall)

@@ -70,6 +70,38 @@ func agentMetricSamples(_ s: Agent.AgentState) -> [MetricSample] {
     return samples
 }
 
+/// Pod mode: `weir_pods{state}`, and per pod (label `pod="namespace/name"`, one series set per attached pod)
+/// connections accepted, active and failed by direction, bytes by direction, connections refused at the pod's
+/// ceiling, reconcile repairs, and the pod namespace's listen-queue overflows.
+func podMetricSamples(_ views: [PodManager.PodView], overflows: [String: UInt64]) -> [MetricSample] {
+    var byState: [String: Int] = [:]
+    for v in views { byState[v.state.name, default: 0] += 1 }
+    var samples = PodState.names.map {
+        MetricSample(name: "weir_pods", labels: ["state": $0], value: Double(byState[$0] ?? 0))
+    }
+    for v in views.sorted(by: { $0.record.label < $1.record.label }) {
+        let pod = v.record.label
+        let c = v.context?.snapshot
+        func sample(_ name: String, _ extra: [String: String] = [:], _ value: Int64?) {
+            var labels = extra
+            labels["pod"] = pod
+            samples.append(MetricSample(name: name, labels: labels, value: Double(value ?? 0)))
+        }
+        sample("weir_pod_connections_accepted_total", ["direction": "outbound"], c?.acceptedOutbound)
+        sample("weir_pod_connections_accepted_total", ["direction": "inbound"], c?.acceptedInbound)
+        sample("weir_pod_connections_active", ["direction": "outbound"], c?.activeOutbound)
+        sample("weir_pod_connections_active", ["direction": "inbound"], c?.activeInbound)
+        sample("weir_pod_connections_failed_total", ["direction": "outbound"], c?.failedOutbound)
+        sample("weir_pod_connections_failed_total", ["direction": "inbound"], c?.failedInbound)
+        sample("weir_pod_bytes_total", ["direction": "client_to_upstream"], c?.bytesToUpstream)
+        sample("weir_pod_bytes_total", ["direction": "upstream_to_client"], c?.bytesToClient)
+        sample("weir_pod_connections_refused_total", [:], c?.refusedCeiling)
+        sample("weir_pod_repairs_total", [:], v.repairs)
+        if let o = overflows[pod] { sample("weir_pod_listen_overflows_total", [:], Int64(clamping: o)) }
+    }
+    return samples
+}
+
 /// The accept queue and drops of each listening socket, labelled by listener (outbound -p, inbound -z), address
 /// family and worker.
 public func listenerMetricSamples(_ stats: [ListenerStats]) -> [MetricSample] {
@@ -106,6 +138,16 @@ public let metricHelp: [String: String] = [
     "weir_reconcile_last_timestamp_seconds": "Unix time of the last reconcile pass.",
     "weir_config_reloads_total": "SIGHUP reloads applied.",
     "weir_config_reload_failures_total": "SIGHUP reloads refused (bad file, or a change that needs a restart).",
+    "weir_pods": "Pods the agent knows (pod mode), by state: up (served), pending, failed.",
+    "weir_pod_connections_accepted_total": "Connections accepted on a pod's capture listeners, by direction.",
+    "weir_pod_connections_active": "Open proxied connections of a pod, by direction.",
+    "weir_pod_connections_failed_total": "A pod's accepted connections that could not be forwarded (upstream "
+        + "connect failed or timed out, no socket), by direction.",
+    "weir_pod_bytes_total": "Bytes forwarded for a pod: client_to_upstream and upstream_to_client.",
+    "weir_pod_connections_refused_total": "A pod's connections reset at --max-connections-per-pod.",
+    "weir_pod_repairs_total": "Drift in a pod's capture (table, routing) that reconcile repaired.",
+    "weir_pod_listen_overflows_total": "TCP accept-queue overflows in the pod's network namespace "
+        + "(TcpExtListenOverflows: weir's listeners there and the application's).",
     "weir_rollback_failures_total": "Undo steps that failed after another failure, by step: capture_remove and "
         + "tuning_revert (a failed start), capture_restore (a failed reload); see the rollback_failed lines.",
     // The proxy's connections.

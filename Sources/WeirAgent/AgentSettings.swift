@@ -21,6 +21,12 @@ public struct AgentSettings {
     public var networkNamespace: String?
     /// `--metrics-address` (and the bearer token of `--metrics-token-file`): /metrics on a port of its own.
     public var metrics: (host: String, port: UInt16, token: String?)?
+    /// `--pod-mode`: serve every pod the CNI plugin attaches (nil: host mode only).
+    public var pods: PodSettings?
+
+    /// Whether the agent captures and serves its own namespace: always in host mode, with `--capture-node` in pod
+    /// mode.
+    public var capturesNode: Bool { pods?.captureNode ?? true }
 
     public init(capture: CaptureConfig, proxy: ProxyConfig, adminHost: String, adminPort: UInt16,
                 profile: String? = nil, tuning: (tuner: Tuner, plan: TunePlan)? = nil,
@@ -53,6 +59,7 @@ public struct AgentSettings {
             out.append("WEIR_METRICS_ADDRESS")
         }
         if metrics?.token != other.metrics?.token { out.append("WEIR_METRICS_TOKEN_FILE") }
+        if pods != other.pods { out.append("WEIR_POD_MODE") }
         return out
     }
 
@@ -68,6 +75,10 @@ public struct AgentSettings {
                 ("metrics_address", metrics.map { .string($0.host.contains(":") ? "[\($0.host)]:\($0.port)"
                                                                                  : "\($0.host):\($0.port)") } ?? .null),
                 ("metrics_token", .bool(metrics?.token != nil)),
+                ("pod_mode", .bool(pods != nil)),
+                ("run_dir", pods.map { .string($0.runDirectory) } ?? .null),
+                ("capture_node", .bool(capturesNode)),
+                ("max_connections_per_pod", .int(Int64(pods?.maxConnectionsPerPod ?? 0))),
                 ("table", .string("\(table.family.rawValue) \(table.name)"))]
     }
 }

@@ -41,6 +41,8 @@ final class Connection {
     var urgent = false
     /// Accepted on the inbound capture port (-z), else the outbound one (-p): the metrics' direction.
     var inbound = false
+    /// The pod it belongs to (pod mode): its upstream socket was made in the pod's namespace, and it counts there.
+    var pod: PodContext?
     /// CLOCK_MONOTONIC when connect() was called (µs), and when the connection was accepted (ms).
     var dialedUs: Int64 = 0
     let createdMs: Int64

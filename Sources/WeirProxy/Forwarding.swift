@@ -43,6 +43,7 @@ extension Worker {
                     f.pending -= n
                     f.offset += n
                     counters.addBytes(worker: index, toward: dest, n)
+                    if let pod = c.pod { pod.add(dest == .upstream ? .bytesToUpstream : .bytesToClient, Int64(n)) }
                     continue
                 case .wouldBlock:
                     setWritable(c, dest, false)
@@ -123,7 +124,11 @@ extension Worker {
         }
         var written = 0
         if dest == .client ? c.clientWritable : c.upstreamWritable {
-            switch sendScratch(n, to: c.fd(dest), toward: dest, more: c.state.flow(from: source) == .ending) {
+            let r = sendScratch(n, to: c.fd(dest), toward: dest, more: c.state.flow(from: source) == .ending)
+            if let pod = c.pod, case .done(let w) = r {
+                pod.add(dest == .upstream ? .bytesToUpstream : .bytesToClient, Int64(w))
+            }
+            switch r {
             case .done(let w): written = w
             case .wouldBlock: break
             case .failed: return .failed(dest)

@@ -15,6 +15,8 @@ struct Listener {
     let socket: Socket
     let kind: ListenerKind
     let port: UInt16
+    /// The pod whose namespace the listener lives in (pod mode); nil: the agent's own namespace.
+    let pod: PodContext?
 
     var fd: Int32 { socket.fd }
     var family: Int32 { socket.family }
@@ -25,14 +27,14 @@ struct Listener {
 /// Accepted sockets inherit TCP_NODELAY from it: the proxy adds no Nagle delay of its own, and pays no setsockopt
 /// per connection for it.
 func openListener(
-    kind: ListenerKind, family: Int32, port: UInt16, transparent: Bool, backlog: Int32
+    kind: ListenerKind, family: Int32, port: UInt16, transparent: Bool, backlog: Int32, pod: PodContext? = nil
 ) throws -> Listener {
     let address = SocketAddress(ip: family == AddressFamily.ipv6 ? "::" : "0.0.0.0", port: port)!
     var options: [SocketOption] = [.reusePort, .noDelay]
     if family == AddressFamily.ipv6 { options.append(.v6Only) }
     if transparent { options.append(.transparent) }
     let socket = try Socket.listener(on: address, options: options, backlog: backlog)
-    return Listener(socket: socket, kind: kind, port: port)
+    return Listener(socket: socket, kind: kind, port: port, pod: pod)
 }
 
 /// The listen backlog: net.core.somaxconn of this network namespace.

@@ -31,10 +31,15 @@ public final class ProxyServer {
     public var drainStartedWall: Int64 { drainWall.withLock { $0.started } }
     public var drainDeadlineWall: Int64 { drainWall.withLock { $0.deadline } }
 
+    /// Whether the server listens in its own namespace (host mode). Pod mode without the node's own capture has
+    /// only pods' listeners (`attach`).
+    public let nodeListeners: Bool
+
     /// `counters`: a retiring server's, to keep counting in the same series across a reload (used only when it has
     /// a slot for each of this server's workers).
-    public init(config: ProxyConfig, counters existing: ProxyCounters? = nil) {
+    public init(config: ProxyConfig, counters existing: ProxyCounters? = nil, nodeListeners: Bool = true) {
         self.config = config
+        self.nodeListeners = nodeListeners
         workerCount = config.workers > 0 ? config.workers : SystemInfo.usableCPUs
         if let existing, existing.workerSlots >= workerCount {
             counters = existing
@@ -65,16 +70,12 @@ public final class ProxyServer {
         let copyOnly = !config.splice
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly, workers: workerCount)
         self.shared = shared
-        let ipv6 = Socket.ipv6Available()
+        let ipv6 = nodeListeners && Socket.ipv6Available()
         for i in 0..<workerCount {
             var listeners: [Listener] = []
             do {
-                for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
-                    let transparent = kind == .inbound && config.mode == .tproxy
-                    for family in ipv6 ? [AddressFamily.ipv4, AddressFamily.ipv6] : [AddressFamily.ipv4] {
-                        listeners.append(try openListener(kind: kind, family: family, port: port,
-                                                          transparent: transparent, backlog: backlog))
-                    }
+                if nodeListeners {
+                    listeners = try openCaptureListeners(ipv6: ipv6, backlog: backlog, pod: nil)
                 }
                 workers.append(try Worker(index: i, shared: shared, listeners: listeners))
                 for l in listeners { probes.add(l, worker: i) }
@@ -86,7 +87,7 @@ public final class ProxyServer {
                 throw ProxyStartError(description: "\(error)")
             }
         }
-        log("listening", ["workers": workerCount, "outbound_port": config.proxyPort,
+        log("listening", ["workers": workerCount, "node_listeners": nodeListeners, "outbound_port": config.proxyPort,
                           "inbound_port": config.inboundCapturePort, "mode": config.mode.rawValue,
                           "backlog": backlog, "ipv6": ipv6, "proxy_uid": config.proxyUID,
                           "proxy_gid": config.proxyGID, "connect_timeout_ms": config.connectTimeoutMs,
@@ -94,6 +95,51 @@ public final class ProxyServer {
                           "buffer_limit": config.bufferLimit, "descriptor_limit": descriptors,
                           "copy_only": copyOnly, "drain_timeout_ms": config.drainTimeoutMs])
     }
+
+    /// The outbound and inbound listeners of one worker, both families (IPv6 when the namespace has it).
+    private func openCaptureListeners(ipv6: Bool, backlog: Int32, pod: PodContext?) throws -> [Listener] {
+        var listeners: [Listener] = []
+        for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
+            let transparent = kind == .inbound && config.mode == .tproxy
+            for family in ipv6 ? [AddressFamily.ipv4, AddressFamily.ipv6] : [AddressFamily.ipv4] {
+                listeners.append(try openListener(kind: kind, family: family, port: port, transparent: transparent,
+                                                  backlog: backlog, pod: pod))
+            }
+        }
+        return listeners
+    }
+
+    /// Pod mode: opens the capture listeners inside `pod`'s namespace (one SO_REUSEPORT socket per worker, family
+    /// and port, each with the pod's own somaxconn as backlog) and hands them to the workers. Once this returns the
+    /// pod is served: connections wait in the listeners' queues until a worker takes them. Throws naming the port
+    /// (in use inside the pod, no capability); nothing of the pod is kept then.
+    public func attach(_ pod: PodContext) throws {
+        guard let shared, !stopped, shared.drainMode == .serving else {
+            throw ProxyStartError(description: "the data plane is stopping")
+        }
+        var perWorker: [[Listener]] = []
+        do {
+            try pod.namespace.perform {
+                let ipv6 = Socket.ipv6Available()
+                let backlog = listenBacklog()
+                for _ in workers { perWorker.append(try openCaptureListeners(ipv6: ipv6, backlog: backlog, pod: pod)) }
+            }
+        } catch {
+            throw ProxyStartError(description: "\(error)")
+        }
+        // No metrics duplicates of pods' listeners: a pod's queue overflows are its namespace's
+        // TcpExtListenOverflows, and a duplicate per listener would double the pod's descriptors.
+        for (w, listeners) in zip(workers, perWorker) { w.post(.add(listeners)) }
+    }
+
+    /// Pod mode: the pod's listeners close (each worker lets go of them at its next wake); its open connections go
+    /// on until they end.
+    public func detach(_ pod: PodContext) {
+        for w in workers { w.post(.removePod(pod)) }
+    }
+
+    /// Descriptors one attached pod holds in the data plane: a listener per worker, family and capture port.
+    public var descriptorsPerPod: Int { workerCount * 4 }
 
     /// Runs the workers. Call `bind()` first.
     public func start() throws {

@@ -80,6 +80,16 @@ final class SharedState: @unchecked Sendable {
 private let tagListenerBase: UInt64 = 16
 private let tagListenerLimit: UInt64 = 4096
 let maxPooledPipes = 16
+/// Connections taken from one listener per readiness event. Listeners are watched level-triggered, so one with more
+/// waiting is reported again at the next wait, after the others that are ready: a connection storm on one pod's
+/// listener cannot starve another pod's (ztunnel#24).
+let acceptsPerTurn = 32
+
+/// A change of a worker's listeners (pod mode).
+enum ListenerChange {
+    case add([Listener])
+    case removePod(PodContext)
+}
 
 final class Worker {
     let index: Int
@@ -91,7 +101,13 @@ final class Worker {
     /// Closed when the worker is freed: after the server joined its thread, so a `notify()` racing with the end of
     /// the loop never writes into a descriptor number reused by a live socket.
     let poller: Poller
-    var listeners: [Listener]
+    /// Listener slots: a slot's index is its poller token (see `listenerTokens`), so a pod's listeners can come and
+    /// go while the others keep theirs. Nil: a free slot.
+    var listeners: [Listener?]
+    /// Listener changes the server asks for (a pod attached or detached), taken when the wake handle fires.
+    let inbox = Mutex<[ListenerChange]>([])
+    /// The namespace the worker's thread lives in, to come back to after making a pod's upstream socket.
+    let home: NetworkNamespace.Handle?
     var accepting = AcceptGate()
     var pipePool: [(Int32, Int32)] = []
     var connecting = ConnectionList()
@@ -121,6 +137,7 @@ final class Worker {
         self.config = shared.config
         self.counters = shared.counters
         self.listeners = listeners
+        home = try? NetworkNamespace.Handle.current()
         poller = try Poller(capacity: 256)
         pipeSize = Int32(shared.config.bufferLimit)
         scratch = UnsafeMutableRawPointer.allocate(byteCount: scratchSize, alignment: 16)
@@ -162,7 +179,50 @@ final class Worker {
 
     /// The listeners with their poller tokens.
     var listenerTokens: [(fd: Int32, token: UInt64)] {
-        listeners.enumerated().map { ($1.fd, tagListenerBase + UInt64($0)) }
+        listeners.enumerated().compactMap { i, l in l.map { ($0.fd, tagListenerBase + UInt64(i)) } }
+    }
+
+    /// Hands the worker a change of its listeners and wakes it (any thread).
+    func post(_ change: ListenerChange) {
+        inbox.withLock { $0.append(change) }
+        poller.wake()
+    }
+
+    /// Applies the changes posted since the last wake: new listeners take free slots and are watched at once (when
+    /// accepting is paused, they are watched when the pause ends); a detached pod's listeners stop being watched and
+    /// close. A draining worker closes new listeners at once.
+    private func takeInbox() {
+        let changes = inbox.withLock { list -> [ListenerChange] in
+            let taken = list
+            list.removeAll()
+            return taken
+        }
+        for change in changes {
+            switch change {
+            case .add(let added):
+                guard !draining else { continue }  // the listeners close as `added` goes
+                for l in added {
+                    let slot = listeners.firstIndex { $0 == nil } ?? listeners.count
+                    guard slot < Int(tagListenerLimit - tagListenerBase) else {
+                        log("warning", ["worker": index, "reason": "listener slots full", "pod": l.pod?.label ?? ""])
+                        continue
+                    }
+                    if slot == listeners.count { listeners.append(l) } else { listeners[slot] = l }
+                    if accepting.isOpen {
+                        let e = poller.add(l.fd, .readable, token: tagListenerBase + UInt64(slot))
+                        if e != 0 { log("warning", ["worker": index, "reason": "cannot watch a pod listener",
+                                                   "errno": errnoName(e), "pod": l.pod?.label ?? ""]) }
+                    }
+                }
+            case .removePod(let pod):
+                for (i, l) in listeners.enumerated() where l?.pod === pod {
+                    // A duplicate (the metrics probe) may keep the socket open past this close: unwatch it first.
+                    poller.remove(l!.fd)
+                    listeners[i] = nil
+                }
+                while let last = listeners.last, last == nil { listeners.removeLast() }
+            }
+        }
     }
 
     // MARK: loop
@@ -205,6 +265,7 @@ final class Worker {
     @inline(__always) private func dispatch(_ e: PollEvent) {
         if e.token == Poller.wakeToken {
             poller.acknowledgeWake()
+            takeInbox()
             let mode = shared.drainMode
             if mode != .serving && !draining {
                 startDrain(retiring: mode == .retiring)
@@ -215,7 +276,7 @@ final class Worker {
         } else if e.token < tagListenerLimit {
             // A drain or retire earlier in this batch closed the listeners: their later events are stale.
             let i = Int(e.token - tagListenerBase)
-            if i < listeners.count { acceptAll(listeners[i]) }
+            if i < listeners.count, let l = listeners[i] { acceptAll(l, limit: acceptsPerTurn) }
         } else {
             let side: ProxySide = e.token & 1 == 0 ? .client : .upstream
             let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.token & ~1))!)
@@ -259,6 +320,7 @@ final class Worker {
     func expireDeadlines() {
         while let c = connecting.head, c.listTime + config.connectTimeoutMs <= now {
             counters.upstreamFailed(worker: index, .connectTimeout)
+            c.pod?.add(c.inbound ? .failedInbound : .failedOutbound)
             eventLog.log("connect_timeout", ["worker": index, "after_ms": config.connectTimeoutMs])
             apply(c, c.state.handle(.connectTimeout))
         }
@@ -292,7 +354,7 @@ final class Worker {
         drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
         // The listen queues hold connections whose handshake the kernel completed: their clients count them as
         // established, and closing a listener resets them. Take them first; they are served like the others.
-        if accepting.isOpen { for l in listeners { acceptAll(l) } }
+        if accepting.isOpen { for case let l? in listeners { acceptAll(l, limit: Int.max) } }
         listeners.removeAll()  // closes them
         accepting.close()
         let open = connecting.count + active.count

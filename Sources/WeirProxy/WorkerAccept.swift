@@ -7,12 +7,23 @@ import WeirSystem
 extension Worker {
     // MARK: accept
 
-    func acceptAll(_ l: Listener) {
+    /// Accepts up to `limit` waiting connections from `l` (see `acceptsPerTurn`).
+    func acceptAll(_ l: Listener, limit: Int) {
         var peer = SocketAddress()
-        while accepting.isOpen {
+        var taken = 0
+        while accepting.isOpen && taken < limit {
+            taken += 1
             switch acceptConnection(l.fd, peer: &peer) {
             case .accepted(let fd):
                 counters.add(.accepted)
+                if let pod = l.pod {
+                    pod.add(l.kind == .inbound ? .acceptedInbound : .acceptedOutbound)
+                    if pod.full {
+                        pod.add(.refusedCeiling)
+                        reset(fd)
+                        continue
+                    }
+                }
                 if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
                     counters.add(.active, -1)
                     counters.add(.refusedMaxConnections)
@@ -95,13 +106,22 @@ extension Worker {
                 return
             }
         }
-        guard let up = dial(target, client: fd, peer: peer, inbound: l.kind == .inbound, tproxy: tproxy, early: early)
-        else { return }
+        guard let up = dial(target, client: fd, peer: peer, inbound: l.kind == .inbound, tproxy: tproxy, early: early,
+                            pod: l.pod)
+        else {
+            l.pod?.add(l.kind == .inbound ? .failedInbound : .failedOutbound)
+            return
+        }
         let c = Connection(client: fd, now: now)
         c.upstream = up.fd
         c.inbound = l.kind == .inbound
         c.dialedUs = up.dialedUs
         counters.opened(worker: index, inbound: c.inbound)
+        if let pod = l.pod {
+            c.pod = pod
+            pod.add(c.inbound ? .activeInbound : .activeOutbound)
+            if up.sent > 0 { pod.add(.bytesToUpstream, Int64(up.sent)) }
+        }
         // Held until the upstream is connected: drain before pump writes it first.
         if early > up.sent && !holdScratch(&c.toUpstream, from: up.sent, count: early - up.sent) {
             closeDescriptor(up.fd)
@@ -127,9 +147,11 @@ extension Worker {
     /// a socket in it puts the socket in quick-ACK mode: tcp_rcv_synsent_state_process), and the early bytes carry
     /// the pending ACK, so a TCP_QUICKACK 1 afterwards would change nothing but cost a setsockopt per connection.
     private func dial(_ target: SocketAddress, client fd: Int32, peer: SocketAddress, inbound: Bool, tproxy: Bool,
-                      early: Int) -> (fd: Int32, dialedUs: Int64, sent: Int)?
+                      early: Int, pod: PodContext?) -> (fd: Int32, dialedUs: Int64, sent: Int)?
     {
-        let opened = openStreamSocket(family: target.family)
+        // A pod's upstream socket is made in the pod's namespace: its address, routes and capture rules apply.
+        let opened = if let pod, let home { pod.namespace.openStreamSocket(family: target.family, home: home) }
+                     else { openStreamSocket(family: target.family) }
         guard case .done(let socket) = opened else {
             if case .failed(let e) = opened, e == Errno.EMFILE || e == Errno.ENFILE {
                 counters.add(.fdExhausted)

@@ -42,6 +42,7 @@ extension Worker {
             counters.add(.active, -1)
             counters.add(.closed)
             counters.closedForwarded(worker: index, inbound: c.inbound, lifetimeMs: now - c.createdMs)
+            c.pod?.add(c.inbound ? .activeInbound : .activeOutbound, -1)
         }
     }
 }

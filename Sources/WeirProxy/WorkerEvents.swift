@@ -38,6 +38,7 @@ extension Worker {
                     apply(c, c.state.handle(.connectFailed))
                 } else {
                     counters.upstreamFailed(worker: index, .of(errno: err))
+                    c.pod?.add(c.inbound ? .failedInbound : .failedOutbound)
                     eventLog.log("connect_failed", ["worker": index, "errno": errnoName(err)])
                     apply(c, c.state.handle(.connectFailed))
                 }

@@ -106,3 +106,20 @@ extension Descriptor {
         try blockingCall("fsync") { fsync(rawValue) }
     }
 }
+
+extension FileSystem {
+    /// Takes an exclusive advisory lock on `path` (created 0600 if missing) for as long as the returned descriptor
+    /// lives; nil when another process holds it. The kernel drops the lock with the process, so a `kill -9` leaves
+    /// nothing stale.
+    public static func lockExclusively(_ path: String) throws -> Descriptor? {
+        let file = try Descriptor.opened("open \(path)") {
+            Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
+        }
+        while flock(file.rawValue, LOCK_EX | LOCK_NB) != 0 {
+            if errno == EINTR { continue }
+            if errno == EWOULDBLOCK { return nil }
+            throw SystemError("flock \(path)", errno: errno)
+        }
+        return file
+    }
+}

@@ -77,6 +77,20 @@ struct RunCommand: ParsableCommand {
                                valueName: "ports"))
     var registryPorts: [String] = []
 
+    @Flag(help: """
+        Pod mode: serve every pod the CNI plugin ('type: weir' in the node's conflist) attaches, from this one         process. Each pod gets the same capture as host mode (an owned, persistent table in its network namespace)         and listeners inside its namespace, served by the shared workers; upstream connections are made from the         pod's namespace. Pods are remembered in --run-dir and re-attached after a restart. GET /pods lists them.
+        """)
+    var podMode = false
+    @Option(help: ArgumentHelp("Pod mode's directory: cni.sock (0600, the plugin's socket), pods.json (the pod "
+        + "registry), agent.lock (one agent per directory). Default /run/weir.", valueName: "path"))
+    var runDir: [String] = []
+    @Flag(help: "Pod mode: also capture and serve the agent's own network namespace (host mode), besides the pods.")
+    var captureNode = false
+    @Option(help: ArgumentHelp("Pod mode: at most this many open connections per pod; more are reset and counted "
+        + "(weir_pod_connections_refused_total). 0 (default): only --max-connections, for all pods together.",
+        valueName: "count"))
+    var maxConnectionsPerPod: [String] = []
+
     @Option(help: ArgumentHelp("Fail open: a start that finds this many starts within --fail-open-window that "
         + "never reached ready removes the capture (as 'weir clean' does) and exits 1 instead of starting. Counted "
         + "in --state-dir (flag or default, never the --config file: a bad file must count too); reaching ready "
@@ -165,10 +179,48 @@ struct RunCommand: ParsableCommand {
                 + "namespace with 'ip netns exec NAME weir tune')", source: .flag("--profile"))
         }
         let plan = tuning ? try tuningPlan(settings, profile: profileSetting) : nil
-        return AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: listeners.admin.host,
-                             adminPort: listeners.admin.port, profile: profileSetting?.text, tuning: plan,
-                             reconcileIntervalMs: interval, cleanupOnExit: cleanup, configPath: configPath,
-                             networkNamespace: namespace, metrics: listeners.metrics)
+        var agent = AgentSettings(capture: captureConfig, proxy: proxyConfig, adminHost: listeners.admin.host,
+                                  adminPort: listeners.admin.port, profile: profileSetting?.text, tuning: plan,
+                                  reconcileIntervalMs: interval, cleanupOnExit: cleanup, configPath: configPath,
+                                  networkNamespace: namespace, metrics: listeners.metrics)
+        agent.pods = try podSettings(settings, file: file)
+        if agent.pods != nil, namespace != nil {
+            throw ConfigError("--pod-mode with --network-namespace is not supported: expected one of them (pod mode "
+                + "serves the namespaces the CNI plugin hands it)", source: .flag("--pod-mode"))
+        }
+        return agent
+    }
+
+    /// `--pod-mode` and its settings; nil in host mode. The pod settings without --pod-mode are refused: they would
+    /// do nothing.
+    func podSettings(_ settings: SettingReader, file: ConfigFile?) throws -> PodSettings? {
+        let enabled = try podMode || (file?.bool(ConfigFile.key(forFlag: "--pod-mode")) ?? false)
+        let node = try captureNode || (file?.bool(ConfigFile.key(forFlag: "--capture-node")) ?? false)
+        let dir = try settings.value(runDir, "--run-dir")
+        let perPod = try settings.value(maxConnectionsPerPod, "--max-connections-per-pod")
+        guard enabled else {
+            if let (text, source) = dir ?? perPod {
+                throw ConfigError(source, text, "has no effect without --pod-mode: expected --pod-mode too")
+            }
+            if node { throw ConfigError("--capture-node has no effect without --pod-mode: expected --pod-mode too") }
+            return nil
+        }
+        var directory = "/run/weir"
+        if let (text, source) = dir {
+            guard text.hasPrefix("/"), text.utf8.count < 90, !text.utf8.contains(0x0a) else {
+                throw ConfigError(source, text, "is not a usable directory: expected an absolute path shorter than "
+                    + "90 bytes (the socket's path must fit sun_path), e.g. /run/weir")
+            }
+            directory = text.count > 1 && text.hasSuffix("/") ? String(text.dropLast()) : text
+        }
+        var ceiling = 0
+        if let (text, source) = perPod {
+            guard let n = ValueParser.decimal(text, max: 10_000_000) else {
+                throw ConfigError(source, text, "is not a count: expected 0 (no ceiling) to 10000000, e.g. 1000")
+            }
+            ceiling = Int(n)
+        }
+        return PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling)
     }
 
     static func readConfigFile(_ path: String) throws -> ConfigFile {

@@ -59,6 +59,7 @@ struct StatusCommand: ParsableCommand {
         try namespace.check()
         // The agent first, from where weir status runs: its admin endpoint stays where it was started.
         let agent = Self.askAgent(address)
+        let pods = (try? agent.get()).flatMap { _ in Self.askPods(address) }
         // Everything is checked before weir moves into another namespace, whose somaxconn then counts.
         try namespace.enter()
         let backlog = requested ?? Int(listenBacklog())
@@ -67,7 +68,8 @@ struct StatusCommand: ParsableCommand {
             let agentJSON: JSONValue
             switch agent {
             case .success(let status):
-                agentJSON = .object([("address", .string(adminText)), ("answering", .bool(true))] + status.members)
+                agentJSON = .object([("address", .string(adminText)), ("answering", .bool(true))] + status.members
+                                    + (pods.map { [("pods", JSONValue.array($0.map(\.json)))] } ?? []))
             case .failure(let reason):
                 agentJSON = .object([("address", .string(adminText)), ("answering", .bool(false)),
                                      ("error", .string(reason.description))])
@@ -82,6 +84,10 @@ struct StatusCommand: ParsableCommand {
             switch agent {
             case .success(let status):
                 print(status.report(address: adminText, now: Clock.wallSeconds()), terminator: "")
+                if let pods {
+                    print("pods: \(pods.count) (\(pods.filter { $0.state == .up }.count) up)")
+                    if !pods.isEmpty { print(PodStatus.table(pods), terminator: "") }
+                }
             case .failure(let reason):
                 print(AgentStatus.notAnswering(address: adminText, reason: reason.description), terminator: "")
             }
@@ -94,6 +100,12 @@ struct StatusCommand: ParsableCommand {
 
     struct AgentUnreachable: Error, CustomStringConvertible {
         let description: String
+    }
+
+    /// The agent's pods (`GET /pods`), nil when it is not in pod mode or does not say.
+    static func askPods(_ address: SocketAddress) -> [PodStatus]? {
+        guard let (code, body) = try? HTTPGet.get(address, path: "/pods"), code == 200 else { return nil }
+        return try? PodStatus.parseList(body)
     }
 
     /// The agent's `/status`, or why there is none.

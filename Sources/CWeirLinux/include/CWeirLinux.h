@@ -88,6 +88,20 @@ int weir_enter_netns(const char *path);
    of its own, whose namespace goes with it. 0, or -1 with errno (EPERM: no CAP_SYS_ADMIN, or a seccomp filter such
    as systemd's RestrictNamespaces= refuses setns). */
 int weir_netns_probe(const char *path);
+/* 0 when fd is a network namespace, else -1 with errno EINVAL (or ioctl's errno). */
+int weir_netns_fd_check(int fd);
+/* A non-blocking, close-on-exec TCP socket of `family` made inside the network namespace `netns_fd`, by the calling
+   thread, which then returns to `home_fd` (pod mode: an upstream socket per connection). The socket stays in the
+   pod's namespace whichever thread uses it. A thread that cannot return aborts the process: it would go on serving
+   in the wrong namespace. Returns the socket, or -1 with errno. */
+int weir_socket_in_netns(int netns_fd, int home_fd, int family);
+/* sendmsg of `len` bytes with `nfds` descriptors attached (SCM_RIGHTS, nfds <= 253); the byte count or -1. */
+ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds);
+/* recvmsg of one message into buf (MSG_CMSG_CLOEXEC); up to `maxfds` received descriptors into fds, their count into
+   *nfds; *truncated is 1 when bytes or descriptors did not fit (the descriptors that came are still returned). */
+ssize_t weir_recv_fds(int fd, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
+/* SO_PEERCRED's uid of a connected unix socket, or -1. */
+long weir_peer_uid(int fd);
 
 /* ---- memory.c ---- */
 

@@ -14,6 +14,8 @@ public struct ConfigFile: Equatable, Sendable {
         ("WEIR_EXCLUDE_CONTROL_PATH", "--exclude-control-path"), ("WEIR_API_SERVERS", "--api-servers"),
         ("WEIR_REGISTRY_CIDRS", "--registry-cidrs"), ("WEIR_REGISTRY_PORTS", "--registry-ports"),
         ("WEIR_METRICS_ADDRESS", "--metrics-address"), ("WEIR_METRICS_TOKEN_FILE", "--metrics-token-file"),
+        ("WEIR_POD_MODE", "--pod-mode"), ("WEIR_RUN_DIR", "--run-dir"), ("WEIR_CAPTURE_NODE", "--capture-node"),
+        ("WEIR_MAX_CONNECTIONS_PER_POD", "--max-connections-per-pod"),
     ]
 
     /// The key that stands for weir's `flag` (`--idle-timeout`: `WEIR_IDLE_TIMEOUT`).

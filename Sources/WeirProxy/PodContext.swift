@@ -1,0 +1,61 @@
+import WeirCore
+import WeirSystem
+
+/// One pod the data plane serves (pod mode): its network namespace, where its listeners live and its upstream
+/// sockets are made, its connection ceiling and its counters. A pod is a label on listeners and connections, never a
+/// thread: the same workers serve every pod.
+///
+/// The counters are relaxed atomics in one block per pod; several workers write them (a pod's connections are spread
+/// over the workers by SO_REUSEPORT). Per-pod series are bounded by the number of attached pods.
+public final class PodContext: @unchecked Sendable {
+    /// `namespace/name`: the metrics' `pod` label.
+    public let label: String
+    public let namespace: NetworkNamespace.Handle
+    /// --max-connections-per-pod (0: no ceiling of its own; --max-connections still holds).
+    public let maxConnections: Int
+    private let words: UnsafeMutablePointer<Int64>
+
+    enum Slot: Int, CaseIterable {
+        case acceptedOutbound, acceptedInbound, activeOutbound, activeInbound, failedOutbound, failedInbound
+        case bytesToUpstream, bytesToClient, refusedCeiling
+    }
+
+    public init(label: String, namespace: NetworkNamespace.Handle, maxConnections: Int) {
+        self.label = label
+        self.namespace = namespace
+        self.maxConnections = maxConnections
+        // A cache line of its own, so two pods' counters never share one.
+        words = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
+            .bindMemory(to: Int64.self, capacity: 16)
+        words.initialize(repeating: 0, count: 16)
+    }
+
+    deinit { words.deallocate() }
+
+    @inline(__always) func add(_ s: Slot, _ v: Int64 = 1) { AtomicWords.add(words + s.rawValue, v) }
+    @inline(__always) func load(_ s: Slot) -> Int64 { AtomicWords.load(words + s.rawValue) }
+
+    /// Open connections of this pod, both directions.
+    @inline(__always) var active: Int64 { load(.activeOutbound) + load(.activeInbound) }
+
+    /// At its ceiling: a new connection is refused (counted as `refusedCeiling`).
+    @inline(__always) var full: Bool { maxConnections > 0 && active >= Int64(maxConnections) }
+
+    public var snapshot: PodCounters {
+        PodCounters(acceptedOutbound: load(.acceptedOutbound), acceptedInbound: load(.acceptedInbound),
+                    activeOutbound: load(.activeOutbound), activeInbound: load(.activeInbound),
+                    failedOutbound: load(.failedOutbound), failedInbound: load(.failedInbound),
+                    bytesToUpstream: load(.bytesToUpstream), bytesToClient: load(.bytesToClient),
+                    refusedCeiling: load(.refusedCeiling))
+    }
+}
+
+/// A pod's counters at one moment.
+public struct PodCounters: Equatable, Sendable {
+    public var acceptedOutbound: Int64, acceptedInbound: Int64
+    public var activeOutbound: Int64, activeInbound: Int64
+    public var failedOutbound: Int64, failedInbound: Int64
+    public var bytesToUpstream: Int64, bytesToClient: Int64
+    public var refusedCeiling: Int64
+    public var active: Int64 { activeOutbound + activeInbound }
+}
