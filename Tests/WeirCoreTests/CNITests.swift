@@ -269,7 +269,7 @@ struct CNITests {
     @Test func delSucceedsWhenThePodOrTheAgentIsGone() throws {
         let r = try request("DEL", ["CNI_NETNS": nil])
         #expect(r.output(for: .reply(ok: true, state: "", message: "")) == .success())
-        #expect(r.output(for: .reply(ok: false, state: "unknown", message: "no such pod")) == .success())
+        #expect(r.output(for: .reply(ok: false, state: "absent", message: "no such pod")) == .success())
         let gone = r.output(for: .unreachable("connect: ENOENT"))
         #expect(gone.exitStatus == 0 && gone.stdout.isEmpty)
         #expect(gone.log == ["weir-cni: event=agent_unreachable pod=shop/cart-7d9 socket=/run/weir/cni.sock "
@@ -284,7 +284,7 @@ struct CNITests {
         #expect(r.output(for: .reply(ok: true, state: "up", message: "")) == .success())
         for answer in [CNIAgentAnswer.reply(ok: true, state: "pending", message: ""),
                        .reply(ok: false, state: "failed", message: "listener gone"),
-                       .reply(ok: false, state: "unknown", message: ""), .unreachable("ENOENT"), .failed("timeout")] {
+                       .reply(ok: false, state: "absent", message: ""), .unreachable("ENOENT"), .failed("timeout")] {
             let out = r.output(for: answer)
             #expect(out.exitStatus == 1)
             #expect(try json(out)[member: "code"] == .int(11))

@@ -1,8 +1,8 @@
 /// What the agent said to one request, or why it could not be asked. The plugin maps the agent client's reply and
 /// errors onto this, so that what it prints for each is decided (and tested) here.
 public enum CNIAgentAnswer: Equatable, Sendable {
-    /// The agent answered: whether it did what was asked, the pod's state (`up`, `pending`, `failed`, `unknown`
-    /// for a pod it does not know) and its message.
+    /// The agent answered: whether it did what was asked, the pod's state (`up`, `pending`, `failed`, `absent`
+    /// for a pod it does not hold) and its message.
     case reply(ok: Bool, state: String, message: String)
     /// The socket is missing or refuses connections: no agent runs.
     case unreachable(String)
@@ -68,7 +68,7 @@ extension CNIRequest {
     /// - ADD prints `prevResult`, unchanged but for its `cniVersion` (the request's), once the agent says the pod is
     ///   served. A refusal is error 11 (try again later: the runtime recreates the sandbox). An unreachable agent
     ///   fails ADD the same way (fail closed: the pod never runs uncaptured) unless the config says `failOpen`.
-    /// - DEL succeeds when the agent removed the pod or does not know it, and when no agent runs at all.
+    /// - DEL succeeds when the agent removed the pod or does not hold it (`absent`), and when no agent runs at all.
     /// - CHECK succeeds only when the agent says the pod is `up`.
     /// - STATUS succeeds when the agent answers ok, else error 50.
     public func output(for answer: CNIAgentAnswer) -> CNIOutput {
@@ -97,7 +97,7 @@ extension CNIRequest {
             }
         case .del:
             switch answer {
-            case .reply(true, _, _), .reply(_, "unknown", _):
+            case .reply(true, _, _), .reply(_, "absent", _):
                 return .success()
             case .reply(false, let state, let message):
                 return failure(.tryAgainLater, "the weir agent did not detach \(podLabel) (state \(state))", message)
