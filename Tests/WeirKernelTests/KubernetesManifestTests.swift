@@ -44,8 +44,9 @@ private struct Manifests {
 
 /// Install and uninstall as the manifests say, against the real binary in a namespace standing in for a node: the
 /// DaemonSet's init container tunes, its container runs with the ConfigMap's file and answers the probes where the
-/// manifest points them; deleting it leaves the capture (fail closed); the clean-up DaemonSet's containers revert
-/// the tuning and remove everything, and its last container waits until SIGTERM.
+/// manifest points them, its cni-install container puts the CNI plugin into the node's conflist; deleting it leaves
+/// the capture and the plugin (fail closed); the clean-up DaemonSet's containers take the plugin out, revert the
+/// tuning and remove everything, and its last container waits until SIGTERM.
 @Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
 struct KubernetesManifestTests {
     @Test func installThenUninstallLeavesTheNodeClean() throws {
@@ -53,12 +54,13 @@ struct KubernetesManifestTests {
         let weir = try #require(m.daemonSets["weir"])
         let cleanup = try #require(m.daemonSets["weir-cleanup"])
         let conf = try #require(m.configMaps["weir-config"]?["weir.conf"])
-        #expect(weir.initContainers.map(\.name) == ["tune"] && weir.containers.map(\.name) == ["weir"])
-        #expect(cleanup.initContainers.map(\.name) == ["revert-tuning", "clean"])
+        #expect(weir.initContainers.map(\.name) == ["tune"] && weir.containers.map(\.name) == ["weir", "cni-install"])
+        #expect(cleanup.initContainers.map(\.name) == ["cni-uninstall", "revert-tuning", "clean"])
         #expect(cleanup.containers.map(\.name) == ["clean-and-wait"])
-        // Only tuning is privileged; the long-running container is not.
-        #expect(weir.initContainers[0].privileged && !weir.containers[0].privileged)
-        #expect(weir.containers[0].caps.sorted() == ["NET_ADMIN", "SETGID", "SETUID"])
+        // Only tuning is privileged; the long-running containers are not, and the installer has no capability.
+        #expect(weir.initContainers[0].privileged && !weir.containers[0].privileged && !weir.containers[1].privileged)
+        #expect(weir.containers[0].caps.sorted() == ["NET_ADMIN", "SETGID", "SETUID", "SYS_ADMIN"])
+        #expect(weir.containers[1].caps.isEmpty && cleanup.initContainers[0].caps.isEmpty)
 
         /// A container's command line: weir with only the capabilities the manifest gives it (root keeps no other
         /// capability across exec once the bounding set is cut), or all of them when it is privileged.
@@ -79,8 +81,22 @@ struct KubernetesManifestTests {
                 text.replacingOccurrences(of: "/var/lib/weir", with: root + "/state")
                     .replacingOccurrences(of: "/etc/weir/profiles", with: profiles)
                     .replacingOccurrences(of: "/etc/weir/weir.conf", with: root + "/weir.conf")
+                    .replacingOccurrences(of: "/run/weir", with: root + "/run")
+                    .replacingOccurrences(of: "/host/opt/cni/bin", with: root + "/cni-bin")
+                    .replacingOccurrences(of: "/host/etc/cni/net.d", with: root + "/cni-conf")
             }
             try local(conf).write(toFile: root + "/weir.conf", atomically: true, encoding: .utf8)
+            // The node's network plugin's config, and the directories the DaemonSet's hostPath volumes create.
+            for dir in ["run", "cni-bin", "cni-conf"] {
+                try FileManager.default.createDirectory(atPath: root + "/" + dir, withIntermediateDirectories: true)
+            }
+            let primary = #"{"cniVersion": "1.0.0", "name": "k8s", "plugins": [{"type": "ptp"}, {"type": "portmap"}]}"#
+            try primary.write(toFile: root + "/cni-conf/10-k8s.conflist", atomically: true, encoding: .utf8)
+            func pluginTypes() throws -> [String] {
+                let text = try String(contentsOfFile: root + "/cni-conf/10-k8s.conflist", encoding: .utf8)
+                let list = try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]
+                return (list?["plugins"] as? [[String: Any]] ?? []).map { $0["type"] as? String ?? "?" }
+            }
             let backlog = try node.exec(["sysctl", "-n", "net.ipv4.tcp_max_syn_backlog"])
 
             // Install: the init container tunes (the namespace's own keys), the agent starts and is probed.
@@ -89,7 +105,15 @@ struct KubernetesManifestTests {
             #expect(try node.exec(["sysctl", "-n", "net.ipv4.tcp_max_syn_backlog"]) != backlog)
             let agent = try BackgroundProcess(node, command(weir.containers[0], local))
             defer { agent.stop() }
+            let installer = try BackgroundProcess(node, command(weir.containers[1], local))
+            defer { installer.stop() }
             try agent.waitFor("event=ready", timeout: 20)
+            try installer.waitFor("event=watching")
+            #expect(try pluginTypes() == ["ptp", "portmap", "weir"])
+            // The plugin the installer put in place reaches the agent over the socket in the shared run directory.
+            let status = try node.run([root + "/cni-bin/weir"], input: #"{"cniVersion": "1.0.0", "name": "k8s", "#
+                + #""type": "weir", "agentSocket": "\#(root)/run/cni.sock"}"#, environment: ["CNI_COMMAND": "STATUS"])
+            #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
             #expect(try adminGet(node, "/readyz").0 == 200)
             #expect(try adminGet(node, "/healthz").0 == 200)
             // The admin port is loopback only; metrics are on the node's address.
@@ -98,10 +122,15 @@ struct KubernetesManifestTests {
                                     "import urllib.request; print(urllib.request.urlopen('http://198.18.1.1:15090/metrics').status)"])
                 .stdout == "200\n")
 
-            // kubectl delete daemonset weir: SIGTERM, drain, exit 0; the capture stays (fail closed).
+            // kubectl delete daemonset weir: SIGTERM, drain, exit 0; the capture stays (fail closed), and so does the
+            // plugin (new pods stay blocked rather than start uncaptured).
             agent.signal(SIGTERM)
+            installer.signal(SIGTERM)
             #expect(agent.wait(timeout: 30) == 0)
+            #expect(installer.wait(timeout: 10) == 0)
             #expect(try node.exec(["nft", "list", "tables"]).contains("table inet weir"))
+            #expect(try pluginTypes() == ["ptp", "portmap", "weir"])
+            #expect(FileManager.default.fileExists(atPath: root + "/cni-bin/weir"))
 
             // The clean-up DaemonSet: revert the tuning, clean, then clean again and wait.
             for c in cleanup.initContainers {
@@ -109,6 +138,8 @@ struct KubernetesManifestTests {
                 #expect(r.status == 0, "\(c.name): \(r.stdout)\(r.stderr)")
             }
             #expect(try node.exec(["sysctl", "-n", "net.ipv4.tcp_max_syn_backlog"]) == backlog)
+            #expect(try pluginTypes() == ["ptp", "portmap"])
+            #expect(!FileManager.default.fileExists(atPath: root + "/cni-bin/weir"))
             #expect(!(try node.exec(["nft", "list", "tables"]).contains("weir")))
             #expect(!(try node.exec(["ip", "rule", "list"]).contains("proto 0x")))
             let waiting = try BackgroundProcess(node, command(cleanup.containers[0], local))
