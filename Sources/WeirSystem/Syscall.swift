@@ -51,13 +51,15 @@ public func writeAll(_ fd: Int32, _ bytes: [UInt8]) throws {
     }
 }
 
-/// Reads a blocking descriptor to its end.
-public func readAll(_ fd: Int32) throws -> [UInt8] {
+/// Reads a blocking descriptor to its end, or until it has read more than `limit` bytes (the caller sees the count
+/// and refuses the input: a pipe that never ends cannot fill memory).
+public func readAll(_ fd: Int32, limit: Int = .max) throws -> [UInt8] {
     var bytes: [UInt8] = []
     var buffer = [UInt8](repeating: 0, count: 4096)
-    while true {
+    while bytes.count <= limit {
         let n = try blockingCall("read") { buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
         if n == 0 { return bytes }
         bytes.append(contentsOf: buffer[0..<n])
     }
+    return bytes
 }

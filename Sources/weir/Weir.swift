@@ -57,6 +57,10 @@ func oneValue(_ values: [String], _ flag: String) throws -> String? {
 @main
 enum Main {
     static func main() {
+        // A container runtime runs the CNI plugin with no arguments and CNI_COMMAND set (conflist "type": "weir").
+        if CommandLine.arguments.count == 1, ProcessEnvironment.get("CNI_COMMAND") != nil {
+            CNIPlugin.run()
+        }
         let arguments = attachingNegativeValues(Array(CommandLine.arguments.dropFirst()))
         do {
             var command = try Weir.parseAsRoot(try IstioArguments.normalize(arguments))

@@ -26,6 +26,18 @@ struct JSONParserTests {
         #expect(try parse("-9223372036854775808") == .int(Int64.min))
     }
 
+    /// Numbers other than Int64 integers read as their text and render as they were read: a CNI result or network
+    /// config passes through weir unchanged.
+    @Test(arguments: ["1.5", "-0.25", "1e3", "1E-7", "2.5e+10", "-0", "0.0", "9223372036854775808",
+                      "-9223372036854775809", "99999999999999999999999"])
+    func otherNumbersPassThrough(_ text: String) throws {
+        let value = try parse(#"{"n": [\#(text)]}"#)
+        #expect(value[member: "n"]?.arrayValue == [.number(text)])
+        #expect(value[member: "n"]?.arrayValue?.first?.intValue == nil)
+        #expect(value.rendered == "{\n  \"n\": [\n    \(text)\n  ]\n}\n")
+        #expect(try JSONValue.parse(Array(value.rendered.utf8)) == value)
+    }
+
     @Test func stringEscapes() throws {
         #expect(try parse(#""\" \\ \/ \b \f \n \r \t \u0041 \u00e9 \ud83d\ude00""#)
             == .string("\" \\ / \u{8} \u{c} \n \r \t A é 😀"))
@@ -48,12 +60,16 @@ struct JSONParserTests {
         ("{\"a\":1,}", "expected a member name at byte 7"),
         ("1 2", "text after the value at byte 2"),
         ("01", "leading zero at byte 0"),
-        ("1.5", "only integers are expected at byte 1"),
-        ("1e3", "only integers are expected at byte 1"),
         ("-", "expected a digit at byte 1"),
-        ("9223372036854775808", "integer out of range at byte 0"),
-        ("-9223372036854775809", "integer out of range at byte 0"),
-        ("99999999999999999999999", "integer out of range at byte 0"),
+        ("-a", "expected a digit at byte 1"),
+        ("1.", "expected a digit after '.' at byte 2"),
+        ("1.e3", "expected a digit after '.' at byte 2"),
+        (".5", "expected a value at byte 0"),
+        ("1e", "expected a digit in the exponent at byte 2"),
+        ("1e+", "expected a digit in the exponent at byte 3"),
+        ("-01", "leading zero at byte 1"),
+        ("+1", "expected a value at byte 0"),
+        ("1.5.2", "text after the value at byte 3"),
         ("\"abc", "unterminated string at byte 4"),
         ("\"a\nb\"", "control character in a string at byte 2"),
         ("\"\\x\"", "bad escape at byte 2"),

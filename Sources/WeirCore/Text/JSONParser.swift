@@ -1,6 +1,7 @@
 /// Reads JSON text (RFC 8259) into a `JSONValue`, without Foundation: objects keep their members in file order,
-/// numbers must be integers that fit an Int64 (weir writes no others), and nesting is bounded so that no input can
-/// exhaust the stack. Used for the files weir writes itself and reads back (`tune-state.json`).
+/// integers that fit an Int64 are `.int`, every other number is kept as its text (`.number`), and nesting is bounded
+/// so that no input can exhaust the stack. Used for the files weir writes itself and reads back (`tune-state.json`)
+/// and for the JSON of others it edits or passes along (CNI network configs and results).
 public struct JSONParseError: Error, Equatable, CustomStringConvertible {
     /// Byte offset of the problem.
     public let offset: Int
@@ -97,41 +98,41 @@ private struct JSONReader {
         case UInt8(ascii: "f"): return try expect("false", .bool(false))
         case UInt8(ascii: "n"): return try expect("null", .null)
         case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
-            return .int(try integer())
+            return try number()
         default:
             throw error("expected a value")
         }
     }
 
-    mutating func integer() throws(JSONParseError) -> Int64 {
+    /// A number (RFC 8259's grammar: `-`, digits without a leading zero, then an optional fraction and exponent):
+    /// `.int` when it is an integer that fits an Int64, else `.number` with its text.
+    mutating func number() throws(JSONParseError) -> JSONValue {
         let start = at
-        let negative = bytes[at] == UInt8(ascii: "-")
-        if negative { at += 1 }
-        guard at < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at]) else {
-            throw error("expected a digit")
-        }
-        if bytes[at] == UInt8(ascii: "0"), at + 1 < bytes.count,
-           (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at + 1]) {
-            throw error("leading zero")
-        }
-        var magnitude: UInt64 = 0
-        while at < bytes.count, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[at]) {
-            let (m, o1) = magnitude.multipliedReportingOverflow(by: 10)
-            let (s, o2) = m.addingReportingOverflow(UInt64(bytes[at] - UInt8(ascii: "0")))
-            if o1 || o2 { at = start; throw error("integer out of range") }
-            magnitude = s
+        if bytes[at] == UInt8(ascii: "-") { at += 1 }
+        guard isDigit(at) else { throw error("expected a digit") }
+        if bytes[at] == UInt8(ascii: "0"), isDigit(at + 1) { throw error("leading zero") }
+        while isDigit(at) { at += 1 }
+        var integral = true
+        if at < bytes.count, bytes[at] == UInt8(ascii: ".") {
+            integral = false
             at += 1
+            guard isDigit(at) else { throw error("expected a digit after '.'") }
+            while isDigit(at) { at += 1 }
         }
-        if at < bytes.count, bytes[at] == UInt8(ascii: ".") || bytes[at] | 0x20 == UInt8(ascii: "e") {
-            throw error("only integers are expected")
+        if at < bytes.count, bytes[at] | 0x20 == UInt8(ascii: "e") {
+            integral = false
+            at += 1
+            if at < bytes.count, bytes[at] == UInt8(ascii: "+") || bytes[at] == UInt8(ascii: "-") { at += 1 }
+            guard isDigit(at) else { throw error("expected a digit in the exponent") }
+            while isDigit(at) { at += 1 }
         }
-        if negative {
-            guard magnitude <= UInt64(Int64.max) + 1 else { at = start; throw error("integer out of range") }
-            return magnitude == UInt64(Int64.max) + 1 ? Int64.min : -Int64(magnitude)
-        }
-        guard magnitude <= UInt64(Int64.max) else { at = start; throw error("integer out of range") }
-        return Int64(magnitude)
+        // The bytes are ASCII digits, signs, '.' and 'e'.
+        let text = String(decoding: bytes[start..<at], as: UTF8.self)
+        if integral, text != "-0", let n = Int64(text) { return .int(n) }
+        return .number(text)
     }
+
+    func isDigit(_ i: Int) -> Bool { i < bytes.count && (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) }
 
     mutating func hex4() throws(JSONParseError) -> UInt32 {
         guard at + 4 <= bytes.count else { throw error("short \\u escape") }

@@ -3,6 +3,9 @@ public indirect enum JSONValue: Equatable, Sendable {
     case null
     case bool(Bool)
     case int(Int64)
+    /// Any other number (a fraction, an exponent, an integer beyond Int64), kept as the text it was read from so
+    /// that a document weir only passes along (a CNI `prevResult`, a network config) keeps it unchanged.
+    case number(String)
     case string(String)
     case array([JSONValue])
     case object([(String, JSONValue)])
@@ -18,6 +21,7 @@ public indirect enum JSONValue: Equatable, Sendable {
         case .null: return "null"
         case .bool(let b): return b ? "true" : "false"
         case .int(let n): return String(n)
+        case .number(let text): return text
         case .string(let s): return Self.quote(s)
         case .array(let items):
             if items.isEmpty { return "[]" }
