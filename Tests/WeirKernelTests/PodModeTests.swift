@@ -272,3 +272,56 @@ struct PodModeTests {
         #expect(metrics.contains("weir_pod_connections_refused_total{pod=\"test/p1\"} 0\n"))
     }
 }
+
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct PodModeLifecycleTests {
+    @Test func recreatedSandboxReplacesDriftIsRepairedPerPodAndReloadKeepsPodsServed() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
+                                                    "80"])
+        defer { server.stop() }
+        try server.waitFor("ready")
+        let config = n.directory + "/weir.conf"
+        try "WEIR_IDLE_TIMEOUT=1h\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let agent = try n.startAgent(["--config", config])
+        defer { agent.stop() }
+        let first = try n.newPod()
+        let result = try n.add(first, containerID: "c1", name: "a")
+        // Attached twice (the weir plugin called again, as a runtime retrying ADD would): nothing changes.
+        let again = try n.plugin(n.plugins()[1], command: "ADD", pod: first, containerID: "c1", args: n.args("a"),
+                                 prevResult: result)
+        #expect(again.status == 0, "\(again.stdout)")
+        #expect(agent.output.components(separatedBy: "event=pod_attached").count == 2)
+
+        // The sandbox is recreated: same pod (same UID), a new namespace. The old one is let go.
+        let second = try n.newPod()
+        try n.add(second, containerID: "c2", name: "a")
+        try agent.waitFor("event=pod_replaced pod=test/a")
+        let pods = try adminGet(n.node, "/pods").1
+        #expect(pods.contains("/run/netns/\(second.name)") && !pods.contains("/run/netns/\(first.name)"), "\(pods)")
+        #expect(!(try first.exec(["ss", "-ltn"])).contains(":15001"))
+        #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
+        // A DEL of the old sandbox (its container id) leaves the new one alone.
+        _ = try n.del(first, containerID: "c1", name: "a", prevResult: nil)
+        #expect(try adminGet(n.node, "/pods").1.contains("\"state\": \"up\""))
+
+        // Drift inside the pod (the ::6 hand-off address removed) is repaired by the next reconcile and counted
+        // with the pod's label.
+        try second.exec(["ip", "addr", "del", "::6/128", "dev", "lo"])
+        var repaired = false
+        for _ in 0..<40 where !repaired {
+            usleep(100_000)
+            repaired = try adminGet(n.node, "/metrics").1.contains("weir_pod_repairs_total{pod=\"test/a\"} 1\n")
+        }
+        #expect(repaired)
+        #expect(try second.exec(["ip", "addr", "show", "dev", "lo"]).contains("::6/128"))
+
+        // A reload that replaces the data plane (new proxy settings) moves the pods' listeners to it.
+        try "WEIR_IDLE_TIMEOUT=30m\n".write(toFile: config, atomically: true, encoding: .utf8)
+        agent.signal(SIGHUP)
+        try agent.waitFor("proxy=replaced")
+        #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
+        #expect(try adminGet(n.node, "/readyz") == (200, "ready\n"))
+    }
+}
