@@ -110,7 +110,7 @@ install: $(WEIR_BIN)
 	  chmod 0644 $$conf.dist; echo "kept $$conf; the shipped one is $$conf.dist"; \
 	else install -m 0644 $$conf.dist $$conf && rm -f $$conf.dist; fi
 	install -m 0644 $(PROFILES) $(DESTDIR)$(SYSCONFDIR)/weir/profiles/
-	install -m 0644 README.md $(DESTDIR)$(DOCDIR)/
+	install -m 0644 README.md systemd/pod-mode.conf $(DESTDIR)$(DOCDIR)/
 	install -m 0644 $(wildcard docs/*.md) $(DESTDIR)$(DOCDIR)/docs/
 	if [ "$(INSTALL_LICENSE)" = yes ]; then install -m 0644 LICENSE $(DESTDIR)$(DOCDIR)/; fi
 	@# The man page and completions of exactly the binary installed.
@@ -125,7 +125,7 @@ uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/weir $(DESTDIR)$(UNITDIR)/weir.service $(DESTDIR)$(UNITDIR)/weir-clean.service
 	rm -f $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf $(DESTDIR)$(SYSCONFDIR)/weir/weir.conf.dist
 	rm -f $(addprefix $(DESTDIR)$(SYSCONFDIR)/weir/profiles/,$(notdir $(PROFILES)))
-	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(wildcard docs/*.md)))
+	rm -f $(DESTDIR)$(DOCDIR)/README.md $(DESTDIR)$(DOCDIR)/pod-mode.conf $(DESTDIR)$(DOCDIR)/LICENSE $(addprefix $(DESTDIR)$(DOCDIR)/docs/,$(notdir $(wildcard docs/*.md)))
 	rm -f $(DESTDIR)$(MANDIR)/man1/weir.1.gz $(DESTDIR)$(BASHCOMPDIR)/weir $(DESTDIR)$(ZSHCOMPDIR)/_weir \
 	  $(DESTDIR)$(FISHCOMPDIR)/weir.fish
 	-rmdir $(DESTDIR)$(SYSCONFDIR)/weir/profiles $(DESTDIR)$(SYSCONFDIR)/weir $(DESTDIR)$(DOCDIR)/docs $(DESTDIR)$(DOCDIR) 2>/dev/null

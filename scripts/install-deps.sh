@@ -19,6 +19,8 @@ packages=(
   binutils dpkg-dev lintian buildah podman runc systemd-container prometheus
   # the man page, generated from weir --help at make install
   help2man
+  # pod mode's tests: the reference CNI plugins (bridge, host-local, loopback) and a busybox for the containers
+  containernetworking-plugins busybox-static
 )
 missing=()
 for p in "${packages[@]}"; do

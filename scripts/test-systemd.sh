@@ -312,6 +312,42 @@ $(in_c journalctl -u weir --no-pager -o cat -n 5 2>&1)"; fi
   in_c sh -c 'rm -rf /run/systemd/system/weir.service.d && systemctl daemon-reload'
 else bad "NETWORK_NAMESPACE: the agent did not start first" "$(in_c journalctl -u weir --no-pager -o cat -n 5 2>&1)"; fi
 
+# --- issue 19: pod mode under the unit, with the shipped drop-in ------------------------------------------------------
+# The drop-in adds CAP_SYS_ADMIN (setns), allows network namespaces and keeps /run/weir across restarts. A pod (a
+# namespace) is attached by the CNI plugin exactly as a runtime calls it, served, re-attached after a restart, and
+# left clean by DEL.
+in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1
+dropin=$(in_c sh -c 'ls /usr/share/doc/weir/pod-mode.conf /usr/local/share/doc/weir/pod-mode.conf 2>/dev/null | head -1')
+in_c sh -c "mkdir -p /etc/systemd/system/weir.service.d && cp $dropin /etc/systemd/system/weir.service.d/ &&
+  echo WEIR_POD_MODE=true >> /etc/weir/weir.conf && systemctl daemon-reload && ip netns add weirpod" >/dev/null 2>&1
+cni() { # COMMAND: the plugin as a runtime runs it, for the namespace weirpod
+  in_c sh -c "echo '{\"cniVersion\":\"1.0.0\",\"name\":\"t\",\"type\":\"weir\",\"prevResult\":{\"cniVersion\":\"1.0.0\",\"ips\":[]}}' |
+    CNI_COMMAND=$1 CNI_CONTAINERID=c1 CNI_NETNS=/var/run/netns/weirpod CNI_IFNAME=eth0 CNI_PATH=/usr/lib/cni \
+    CNI_ARGS='K8S_POD_NAMESPACE=t;K8S_POD_NAME=p;K8S_POD_UID=u1' weir"
+}
+pod_table() { local t; t=$(in_c ip netns exec weirpod nft list tables 2>/dev/null); grep -qx 'table inet weir' <<<"$t"; }
+if [ -n "$dropin" ] && in_c timeout 40 systemctl start weir >/dev/null 2>&1; then
+  add=$(cni ADD 2>&1); arc=$?
+  st_out=$(in_c weir status 2>&1)
+  if [ $arc = 0 ] && pod_table && grep -q 'pods: 1 (1 up)' <<<"$st_out"; then
+    ok "pod mode (shipped drop-in): CNI ADD attaches a pod, its table is in, weir status shows it up"
+  else bad "pod mode: ADD attaches and serves a pod" "ADD exit $arc: $add
+$st_out
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+  in_c timeout 40 systemctl restart weir >/dev/null 2>&1
+  restored() { journal_has weir 'event=pods_restored attached=1 dropped=0'; }
+  if wait_for 20 restored && [ "$(cni CHECK >/dev/null 2>&1; echo $?)" = 0 ]; then
+    ok "pod mode: systemctl restart keeps /run/weir; the new agent re-attaches the pod (CHECK passes)"
+  else bad "pod mode: restart re-attaches the pod" "$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+  del=$(cni DEL 2>&1); drc=$?
+  if [ $drc = 0 ] && ! pod_table; then ok "pod mode: CNI DEL takes weir's table out of the pod"
+  else bad "pod mode: DEL removes the pod's table" "DEL exit $drc: $del"; fi
+else bad "pod mode: the agent starts with the shipped drop-in" "drop-in '$dropin'
+$(in_c journalctl -u weir --no-pager -o cat -n 10 2>&1)"; fi
+in_c systemctl stop weir >/dev/null 2>&1
+in_c sh -c 'rm -rf /etc/systemd/system/weir.service.d && sed -i "/^WEIR_POD_MODE=/d" /etc/weir/weir.conf &&
+  systemctl daemon-reload && ip netns delete weirpod' >/dev/null 2>&1
+
 # --- purge ------------------------------------------------------------------------------------------------------
 if [ -z "${WEIR_STAGE:-}" ]; then
   in_c systemctl reset-failed weir weir-clean >/dev/null 2>&1

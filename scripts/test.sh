@@ -20,7 +20,7 @@ require=${WEIR_REQUIRE_KERNEL:-}
 
 # Tools the kernel tests, the systemd test and the packaging checks need (scripts/install-deps.sh installs them).
 tools=(ip nft conntrack iptables systemd-nspawn systemd-analyze buildah podman runc lintian dpkg-deb dpkg-shlibdeps
-  nsenter setpriv flock /usr/bin/python3)
+  nsenter setpriv flock /usr/bin/python3 /usr/lib/cni/bridge /bin/busybox)
 
 # Reasons known before any build why kernel, systemd or packaging checks would be skipped, one per line.
 known_skips() {
@@ -94,11 +94,12 @@ import_check "the import check catches every import form and exempts WeirSystem,
   "scripts/check-imports.sh --self-test" --self-test
 add imports "$imports_ok" "$imports_failed" 0
 
-# --- packaging, systemd -----------------------------------------------------------------------------------------------
-# WEIR_BIN (make test passes the production binary, .build/dist/weir) is what the .deb, the image and the systemd
-# test ship. Each prints its own "NAME: N passed, N failed, N skipped" line.
-for part in packaging systemd; do
+# --- packaging, systemd, pod mode under podman ---------------------------------------------------------------------
+# WEIR_BIN (make test passes the production binary, .build/dist/weir) is what the .deb, the image, the systemd test
+# and the podman test ship. Each prints its own "NAME: N passed, N failed, N skipped" line.
+for part in packaging systemd pods; do
   script=scripts/check-packaging.sh; [ $part = systemd ] && script=scripts/test-systemd.sh
+  [ $part = pods ] && script=scripts/test-pods-podman.sh
   bash "$script" 2>&1 | tee "$log/$part"; rc=${PIPESTATUS[0]}
   c=$(counts "$part" "$log/$part")
   if [ -z "$c" ]; then add "$part" 0 1 0; echo "FAIL $script ended without its summary line (exit $rc)"

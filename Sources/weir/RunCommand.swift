@@ -21,7 +21,8 @@ struct RunCommand: ParsableCommand {
             settings atomically, proxy settings by a new data plane that takes over while the old one finishes its \
             connections; a new admin address or profile needs a restart. SIGTERM says \
             STOPPING=1, turns /readyz to 503, drains for at most --drain-timeout and exits 0; the capture table \
-            persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config. \
+            persists (owner released) unless --cleanup-on-exit. Endpoints: GET /healthz, /readyz, /metrics, /config \
+            (and /pods with --pod-mode: docs/pod-mode.md). \
             Config file keys: istio-iptables' environment variables and \
             \(ConfigFile.weirKeys.map(\.key).joined(separator: ", ")). /config answers loopback \
             clients only. The control path (the API server, the registry, the node's DNS servers) is kept \

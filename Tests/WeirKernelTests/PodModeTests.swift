@@ -1,0 +1,327 @@
+import Foundation
+import Testing
+
+/// A throwaway node for pod mode: a network namespace where the CNI bridge lives, the agent runs and a server
+/// answers on the bridge's gateway address. Plugins are run exactly as a container runtime runs them: the CNI
+/// environment, the network config on stdin, each plugin's result as the next one's `prevResult` (Debian's reference
+/// `bridge` with `host-local`, then `weir`), in the node's namespace.
+final class CNINode {
+    let node: TestNamespace
+    let directory: String
+    var pods: [TestNamespace] = []
+    static let pluginDirectory = "/usr/lib/cni"
+    static let gateway = "198.18.64.1"
+    let networkName = "weirtest"
+
+    init() throws {
+        node = try TestNamespace(prefix: "wtpn")
+        directory = NSTemporaryDirectory() + "wpn-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    var runDirectory: String { directory + "/run" }
+
+    func delete() {
+        for pod in pods { pod.delete() }
+        node.delete()
+        try? FileManager.default.removeItem(atPath: directory)
+    }
+
+    /// The chained network: bridge (host-local IPAM, leases in the test's directory), then weir.
+    func plugins(weir extra: [String: Any] = [:]) -> [[String: Any]] {
+        [["type": "bridge", "bridge": "wpbr0", "isGateway": true, "ipMasq": false,
+          "ipam": ["type": "host-local", "dataDir": directory + "/leases",
+                   "ranges": [[["subnet": "198.18.64.0/24", "gateway": CNINode.gateway]]]]],
+         ["type": "weir", "agentSocket": runDirectory + "/cni.sock"].merging(extra) { _, b in b }]
+    }
+
+    /// Runs one plugin as the runtime does; returns its status and stdout.
+    func plugin(_ config: [String: Any], command: String, pod: TestNamespace?, containerID: String,
+                args: String, prevResult: Any?) throws -> CommandResult {
+        var conf = config
+        conf["cniVersion"] = "1.0.0"
+        conf["name"] = networkName
+        if let prevResult { conf["prevResult"] = prevResult }
+        let input = String(decoding: try JSONSerialization.data(withJSONObject: conf), as: UTF8.self)
+        let type = config["type"] as! String
+        let program = type == "weir" ? weirBinary : CNINode.pluginDirectory + "/" + type
+        let environment = ["CNI_COMMAND": command, "CNI_CONTAINERID": containerID,
+                           "CNI_NETNS": pod.map { "/run/netns/\($0.name)" } ?? "", "CNI_IFNAME": "eth0",
+                           "CNI_ARGS": args, "CNI_PATH": CNINode.pluginDirectory]
+        return try node.run([program], input: input, environment: environment)
+    }
+
+    /// ADD through the whole chain; throws with the failing plugin's output. Returns the final result.
+    @discardableResult
+    func add(_ pod: TestNamespace, containerID: String, name: String, weir extra: [String: Any] = [:]) throws
+        -> [String: Any]
+    {
+        var previous: Any?
+        for config in plugins(weir: extra) {
+            let r = try plugin(config, command: "ADD", pod: pod, containerID: containerID, args: args(name),
+                               prevResult: previous)
+            guard r.status == 0 else { throw HarnessError("ADD \(config["type"]!) exited \(r.status): \(r.stdout)") }
+            previous = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8))
+        }
+        return previous as! [String: Any]
+    }
+
+    /// DEL through the chain in reverse; returns each plugin's result.
+    func del(_ pod: TestNamespace?, containerID: String, name: String, prevResult: Any?) throws -> [CommandResult] {
+        try plugins().reversed().map {
+            try plugin($0, command: "DEL", pod: pod, containerID: containerID, args: args(name), prevResult: prevResult)
+        }
+    }
+
+    func args(_ name: String) -> String {
+        "IgnoreUnknown=1;K8S_POD_NAMESPACE=test;K8S_POD_NAME=\(name);K8S_POD_INFRA_CONTAINER_ID=x;K8S_POD_UID=uid-\(name)"
+    }
+
+    func newPod() throws -> TestNamespace {
+        let pod = try TestNamespace(prefix: "wtpp")
+        pods.append(pod)
+        return pod
+    }
+
+    func startAgent(_ extra: [String] = []) throws -> BackgroundProcess {
+        let agent = try BackgroundProcess(node, [weirBinary, "run", "--pod-mode", "--run-dir", runDirectory,
+                                                 "-i", "*", "-b", "*", "--drain-timeout", "1s",
+                                                 "--reconcile-interval", "1s"] + extra)
+        try agent.waitFor("event=ready", timeout: 15)
+        return agent
+    }
+
+    /// The address host-local gave the pod's eth0.
+    func address(of pod: TestNamespace) throws -> String {
+        let out = try pod.exec(["ip", "-4", "-o", "addr", "show", "dev", "eth0"])
+        guard let field = out.split(separator: " ").first(where: { $0.hasPrefix("198.18.64.") }) else {
+            throw HarnessError("no address on eth0: \(out)")
+        }
+        return String(field.split(separator: "/")[0])
+    }
+
+    /// An application (UID 1000) in `pod` connects to `host:port`: the line the server sent, or "ERR:...".
+    func connect(from pod: TestNamespace, _ host: String, _ port: Int) throws -> String {
+        try pod.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/bin/python3",
+                     CaptureTopology.probeScript, "connect", host, "\(port)"]).stdout
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+}
+
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct PodModeTests {
+    @Test func cniChainAttachesPodsServesBothDirectionsAndSurvivesKill9() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
+                                                    "80"])
+        defer { server.stop() }
+        try server.waitFor("ready")
+        var agent = try n.startAgent()
+        defer { agent.stop() }
+        // The socket is root's alone.
+        let mode = try FileManager.default.attributesOfItem(atPath: n.runDirectory + "/cni.sock")[.posixPermissions]
+        #expect(mode as? Int == 0o600)
+
+        let a = try n.newPod(), b = try n.newPod()
+        let resultA = try n.add(a, containerID: "ca", name: "a")
+        try n.add(b, containerID: "cb", name: "b")
+        // weir passes the bridge's result through unchanged.
+        #expect((resultA["ips"] as? [[String: Any]])?.first?["address"] as? String != nil, "\(resultA)")
+        let addressA = try n.address(of: a)
+
+        // Outbound: captured in the pod, forwarded from the pod's own namespace (the server sees the pod's address).
+        let out = try n.connect(from: a, CNINode.gateway, 80)
+        #expect(out.hasPrefix("node:80 ") && out.hasSuffix("peer=\(addressA)"), "\(out)")
+        #expect(try n.connect(from: b, CNINode.gateway, 80).hasPrefix("node:80 "))
+        // Inbound: the application in the pod sees the hand-off address 127.0.0.6.
+        let app = try BackgroundProcess(a, ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                                            "/usr/bin/python3", CaptureTopology.probeScript, "serve", "app", "8080"])
+        defer { app.stop() }
+        try app.waitFor("ready")
+        let inbound = try n.node.run(["/usr/bin/python3", CaptureTopology.probeScript, "connect", addressA, "8080"])
+            .stdout.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(inbound.hasPrefix("app:8080 ") && inbound.hasSuffix("peer=127.0.0.6"), "\(inbound)")
+
+        let (status, pods) = try adminGet(n.node, "/pods")
+        #expect(status == 200)
+        #expect(pods.contains("\"name\": \"a\"") && pods.contains("\"name\": \"b\""), "\(pods)")
+        #expect(!pods.contains("\"pending\"") && !pods.contains("\"failed\""), "\(pods)")
+        #expect(try adminGet(n.node, "/readyz") == (200, "ready\n"))
+        let metrics = try adminGet(n.node, "/metrics").1
+        #expect(metrics.contains("weir_pod_connections_accepted_total{direction=\"outbound\",pod=\"test/a\"} 1\n"),
+                "\(metrics)")
+        #expect(metrics.contains("weir_pod_connections_accepted_total{direction=\"inbound\",pod=\"test/a\"} 1\n"))
+        #expect(metrics.contains("weir_pods{state=\"up\"} 2\n"))
+        let status2 = try n.node.weir(["status"]).stdout
+        #expect(status2.contains("test/a") && status2.contains("pods: 2 (2 up)"), "\(status2)")
+
+        // kill -9: the pods' tables persist, so an application's connection is refused, never sent around the
+        // proxy; a new agent re-attaches both pods from the registry.
+        agent.signal(SIGKILL)
+        _ = agent.wait()
+        #expect(try n.connect(from: a, CNINode.gateway, 80).hasPrefix("ERR"))
+        agent = try n.startAgent()
+        try agent.waitFor("event=pods_restored attached=2 dropped=0")
+        #expect(try n.connect(from: a, CNINode.gateway, 80).hasPrefix("node:80 "))
+        #expect(try n.connect(from: b, CNINode.gateway, 80).hasPrefix("node:80 "))
+
+        // DEL takes everything of weir out of the pod, and is idempotent.
+        for _ in 0..<2 {
+            let results = try n.del(a, containerID: "ca", name: "a", prevResult: resultA)
+            #expect(results.allSatisfy { $0.status == 0 }, "\(results)")
+        }
+        #expect(!(try a.exec(["nft", "list", "tables"])).contains("weir"))
+        #expect(!(try a.exec(["ss", "-ltn"])).contains(":15001"))
+        #expect(!(try adminGet(n.node, "/pods").1).contains("\"name\": \"a\""))
+        // DEL of a pod whose namespace is already gone succeeds too.
+        b.delete()
+        let gone = try n.del(nil, containerID: "cb", name: "b", prevResult: nil)
+        #expect(gone.first?.status == 0, "\(gone)")
+        #expect(try adminGet(n.node, "/pods").1 == "[]\n")
+
+        agent.signal(SIGTERM)
+        #expect(agent.wait() == 0)
+    }
+
+    @Test func pluginFailsClosedWithoutAnAgentAndAnswersVersionAndStatus() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let pod = try n.newPod()
+        // No agent: ADD fails with a CNI error object on stdout, and the pod is not started uncaptured.
+        var previous: Any?
+        let bridge = try n.plugin(n.plugins()[0], command: "ADD", pod: pod, containerID: "c1", args: n.args("p"),
+                                  prevResult: nil)
+        #expect(bridge.status == 0, "\(bridge.stderr)")
+        previous = try JSONSerialization.jsonObject(with: Data(bridge.stdout.utf8))
+        let add = try n.plugin(n.plugins()[1], command: "ADD", pod: pod, containerID: "c1", args: n.args("p"),
+                               prevResult: previous)
+        #expect(add.status != 0)
+        let error = try JSONSerialization.jsonObject(with: Data(add.stdout.utf8)) as? [String: Any]
+        #expect(error?["code"] as? Int != nil && (error?["msg"] as? String)?.contains("not reachable") == true,
+                "\(add.stdout)")
+        // With failOpen the pod starts, uncaptured, and the plugin says so on stderr.
+        let open = try n.plugin(n.plugins(weir: ["failOpen": true])[1], command: "ADD", pod: pod, containerID: "c1",
+                                args: n.args("p"), prevResult: previous)
+        #expect(open.status == 0, "\(open.stdout)")
+        // VERSION and STATUS answer.
+        let version = try n.plugin(n.plugins()[1], command: "VERSION", pod: nil, containerID: "", args: "",
+                                   prevResult: nil)
+        #expect(version.status == 0 && version.stdout.contains("1.0.0") && version.stdout.contains("0.4.0"))
+        let down = try n.plugin(n.plugins()[1], command: "STATUS", pod: nil, containerID: "", args: "",
+                                prevResult: nil)
+        #expect(down.status != 0 && down.stdout.contains("50"), "\(down.stdout)")
+        let agent = try n.startAgent()
+        defer { agent.stop() }
+        let up = try n.plugin(n.plugins()[1], command: "STATUS", pod: nil, containerID: "", args: "",
+                              prevResult: nil)
+        #expect(up.status == 0, "\(up.stdout)")
+    }
+
+    @Test func perPodCeilingAndBudgetRefuseWithClearErrors() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
+                                                    "80"])
+        defer { server.stop() }
+        try server.waitFor("ready")
+        // 64 descriptors: the agent's own and a few pods' worth (2 workers x 4 listeners + 4 per pod).
+        let agent = try BackgroundProcess(n.node, [weirBinary, "run", "--pod-mode", "--run-dir", n.runDirectory,
+                                                   "-i", "*", "-b", "*", "--workers", "2", "--max-connections", "8",
+                                                   "--max-connections-per-pod", "1"],
+                                          shellPrefix: "ulimit -n 100;")
+        defer { agent.stop() }
+        try agent.waitFor("event=ready", timeout: 15)
+        var refused: String?
+        for i in 0..<8 {
+            let pod = try n.newPod()
+            do {
+                try n.add(pod, containerID: "c\(i)", name: "p\(i)")
+            } catch {
+                refused = "\(error)"
+                break
+            }
+        }
+        #expect(refused?.contains("descriptor budget spent") == true, "\(refused ?? "nothing refused")")
+        #expect(agent.process.isRunning)
+        #expect(agent.output.contains("event=pod_refused"))
+        // At the ceiling of 1, a second open connection of the same pod is reset and counted; another pod is not
+        // affected.
+        let holdServer = try BackgroundProcess(n.node, ["/usr/bin/python3", "-c", """
+            import socket, time
+            s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", 8080)); s.listen(16); print("ready", flush=True)
+            held = []
+            while True:
+                c, _ = s.accept(); held.append(c)
+            """])
+        defer { holdServer.stop() }
+        try holdServer.waitFor("ready")
+        let hold = try BackgroundProcess(n.pods[0], ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                                                     "/usr/bin/python3", "-c", """
+            import socket, time
+            s = socket.create_connection(("\(CNINode.gateway)", 8080)); print("held", flush=True); time.sleep(30)
+            """])
+        defer { hold.stop() }
+        try hold.waitFor("held")
+        usleep(200_000)
+        #expect(try n.connect(from: n.pods[0], CNINode.gateway, 80).hasPrefix("ERR"))
+        #expect(try n.connect(from: n.pods[1], CNINode.gateway, 80).hasPrefix("node:80 "))
+        let metrics = try adminGet(n.node, "/metrics").1
+        #expect(metrics.contains("weir_pod_connections_refused_total{pod=\"test/p0\"} 1\n"), "\(metrics)")
+        #expect(metrics.contains("weir_pod_connections_refused_total{pod=\"test/p1\"} 0\n"))
+    }
+}
+
+@Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)
+struct PodModeLifecycleTests {
+    @Test func recreatedSandboxReplacesDriftIsRepairedPerPodAndReloadKeepsPodsServed() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
+                                                    "80"])
+        defer { server.stop() }
+        try server.waitFor("ready")
+        let config = n.directory + "/weir.conf"
+        try "WEIR_IDLE_TIMEOUT=1h\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let agent = try n.startAgent(["--config", config])
+        defer { agent.stop() }
+        let first = try n.newPod()
+        let result = try n.add(first, containerID: "c1", name: "a")
+        // Attached twice (the weir plugin called again, as a runtime retrying ADD would): nothing changes.
+        let again = try n.plugin(n.plugins()[1], command: "ADD", pod: first, containerID: "c1", args: n.args("a"),
+                                 prevResult: result)
+        #expect(again.status == 0, "\(again.stdout)")
+        #expect(agent.output.components(separatedBy: "event=pod_attached").count == 2)
+
+        // The sandbox is recreated: same pod (same UID), a new namespace. The old one is let go.
+        let second = try n.newPod()
+        try n.add(second, containerID: "c2", name: "a")
+        try agent.waitFor("event=pod_replaced pod=test/a")
+        let pods = try adminGet(n.node, "/pods").1
+        #expect(pods.contains("/run/netns/\(second.name)") && !pods.contains("/run/netns/\(first.name)"), "\(pods)")
+        #expect(!(try first.exec(["ss", "-ltn"])).contains(":15001"))
+        #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
+        // A DEL of the old sandbox (its container id) leaves the new one alone.
+        _ = try n.del(first, containerID: "c1", name: "a", prevResult: nil)
+        #expect(try adminGet(n.node, "/pods").1.contains("\"state\": \"up\""))
+
+        // Drift inside the pod (the ::6 hand-off address removed) is repaired by the next reconcile and counted
+        // with the pod's label.
+        try second.exec(["ip", "addr", "del", "::6/128", "dev", "lo"])
+        var repaired = false
+        for _ in 0..<40 where !repaired {
+            usleep(100_000)
+            repaired = try adminGet(n.node, "/metrics").1.contains("weir_pod_repairs_total{pod=\"test/a\"} 1\n")
+        }
+        #expect(repaired)
+        #expect(try second.exec(["ip", "addr", "show", "dev", "lo"]).contains("::6/128"))
+
+        // A reload that replaces the data plane (new proxy settings) moves the pods' listeners to it.
+        try "WEIR_IDLE_TIMEOUT=30m\n".write(toFile: config, atomically: true, encoding: .utf8)
+        agent.signal(SIGHUP)
+        try agent.waitFor("proxy=replaced")
+        #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
+        #expect(try adminGet(n.node, "/readyz") == (200, "ready\n"))
+    }
+}
