@@ -21,7 +21,7 @@ cd "$(dirname "$0")/.."
 # running after the crashed process had gone.
 export SWIFT_BACKTRACE=enable=no
 seconds=${FUZZ_SECONDS:-60}
-all=(capture-flags profile config-file cidr-port-interface netlink-reply admin-request)
+all=(capture-flags profile config-file cidr-port-interface netlink-reply admin-request cni-config)
 targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=("${all[@]}")
 for t in "${targets[@]}"; do

@@ -126,6 +126,19 @@ struct ConflistTests {
         #expect(file(name, text) == nil)
     }
 
+    /// weir reads back every file it writes: a conf nested so deep that its wrapped conflist would pass the JSON
+    /// reader's bound is not one weir edits.
+    @Test func aConfTooDeepToReadBackOnceWrappedIsSkipped() throws {
+        func conf(_ depth: Int) -> String {
+            #"{"cniVersion":"1.0.0","type":"x","a":"# + String(repeating: "[", count: depth - 1)
+                + String(repeating: "]", count: depth - 1) + "}"
+        }
+        let deepest = try #require(file("10-x.conf", conf(JSONValue.maxDepth - 2)))
+        let e = try #require(edit(Conflist.install(CNIEntry(), files: [deepest])))
+        #expect(file(e.write, e.text)?.hasWeir == true)
+        #expect(file("10-x.conf", conf(JSONValue.maxDepth - 1)) == nil)
+    }
+
     @Test func aVersionWeirDoesNotSpeakIsNotInstalled() throws {
         let old = Self.flannelConflist.replacing("1.0.0", with: "0.3.1")
         #expect(Conflist.install(CNIEntry(), files: [file("10-flannel.conflist", old)!])

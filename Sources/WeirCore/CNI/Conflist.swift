@@ -30,6 +30,9 @@ public struct CNIConfFile: Equatable, Sendable {
 
     public init?(name: String, bytes: [UInt8]) {
         guard let kind = Self.kind(of: name), let value = try? JSONValue.parse(bytes) else { return nil }
+        // A conf two levels below the parser's bound: wrapped into a conflist it gains two, and weir must read back
+        // what it writes (a runtime's parser has no such bound, but no real config comes near it).
+        if kind == .conf && Self.depth(value) > JSONValue.maxDepth - 2 { return nil }
         switch kind {
         case .conf:
             guard let type = value[member: "type"]?.stringValue, !type.isEmpty else { return nil }
@@ -49,6 +52,15 @@ public struct CNIConfFile: Equatable, Sendable {
         if name.hasSuffix(".conflist") && name.count > ".conflist".count { return .conflist }
         if name.hasSuffix(".conf") && name.count > ".conf".count { return .conf }
         return nil
+    }
+
+    /// How deep arrays and objects nest in `value` (a scalar is 0).
+    static func depth(_ value: JSONValue) -> Int {
+        switch value {
+        case .array(let items): return 1 + (items.map(depth).max() ?? 0)
+        case .object(let members): return 1 + (members.map { depth($0.1) }.max() ?? 0)
+        default: return 0
+        }
     }
 
     /// The list's (or the single plugin's) `cniVersion`; "" when it has none.
@@ -114,7 +126,7 @@ public enum Conflist {
             let wrapped = JSONValue.object([
                 ("cniVersion", .string(primary.cniVersion)),
                 ("name", .string(primary.value[member: "name"]?.stringValue ?? "k8s-pod-network")),
-                ("plugins", .array([primary.value, entry.json])),
+                ("plugins", .array(primary.plugins.filter { !isWeir($0) } + [entry.json])),
             ])
             return .edit(ConflistEdit(source: primary.name, write: primary.name + "list", text: wrapped.rendered,
                                       remove: primary.name))
