@@ -241,6 +241,54 @@ if [ -n "$pid" ]; then
   fi
 else bad "watchdog: no MainPID to stop"; fi
 
+# --- issue 20: restart, package upgrade and kill -9 under load --------------------------------------------------------
+# An echo server in a namespace next door (198.18.7.2), and an application (UID 1000) holding 50 connections that
+# echo a line each every 20 ms while it opens and closes two new ones per round, through weir's capture. A restart
+# and a package upgrade (dpkg -i again: its postinst restarts a running agent) hand the connections over through the
+# unit's file-descriptor store: nothing reset, refused or corrupted. After kill -9 the established connections are
+# lost (the process held them), but the listeners wait in the store: no new connection is refused.
+in_c sh -c 'ip netns add weirpeer && ip link add veth-w type veth peer name eth0 netns weirpeer &&
+  ip addr add 198.18.7.1/24 dev veth-w && ip link set veth-w up && ip -n weirpeer addr add 198.18.7.2/24 dev eth0 &&
+  ip -n weirpeer link set eth0 up && ip -n weirpeer link set lo up' >/dev/null 2>&1
+cp Tests/WeirKernelTests/Support/load.py "$stage/load.py"
+in_c systemd-run --quiet --unit=weir-test-echo ip netns exec weirpeer /usr/bin/python3 /stage/load.py echo 7000
+load_run() { # NAME SECONDS: the load as a transient unit, its summary in /run/NAME.out
+  in_c systemd-run --quiet --unit="$1" -p User=1000 -p Group=1000 sh -c \
+    "/usr/bin/python3 /stage/load.py client 198.18.7.2 7000 50 $2 > /run/$1.out 2>&1"
+}
+load_result() { in_c cat "/run/$1.out" 2>/dev/null | tail -1; }
+load_done() { in_c sh -c "grep -q '^streams=' /run/$1.out" 2>/dev/null; }
+field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
+wait_for 10 in_c sh -c 'ip netns exec weirpeer ss -ltn | grep -q ":7000 "'
+pid=$(main_pid)
+load_run weir-load-restart 6; sleep 1.5
+in_c timeout 40 systemctl restart weir >/dev/null 2>&1
+wait_for 20 load_done weir-load-restart
+r=$(load_result weir-load-restart)
+if [ "$(field stream_errors "$r")" = 0 ] && [ "$(field new_errors "$r")" = 0 ] && [ "$(field rounds "$r")" -gt 20 ] \
+   && journal_has weir 'event=handover_done to=systemd' && journal_has weir 'event=adopted from=systemd connections=50'; then
+  ok "systemctl restart under load: 50 live connections handed over, 0 reset, 0 refused, 0 corrupt ($r)"
+else bad "systemctl restart under load: nothing lost" "load: $r
+$(in_c journalctl -u weir --no-pager -o cat -n 15 2>&1 | grep -E 'handover|adopted|inherited|ready')"; fi
+if [ -z "${WEIR_STAGE:-}" ]; then
+  load_run weir-load-upgrade 6; sleep 1.5
+  in_c dpkg -i /stage/weir.deb >/dev/null 2>&1
+  wait_for 20 load_done weir-load-upgrade
+  r=$(load_result weir-load-upgrade)
+  if [ "$(field stream_errors "$r")" = 0 ] && [ "$(field new_errors "$r")" = 0 ] && [ "$(main_pid)" != "$pid" ]; then
+    ok "package upgrade (dpkg -i) under load: the agent restarted into the package's binary, nothing lost ($r)"
+  else bad "package upgrade under load: nothing lost" "load: $r; MainPID $pid -> $(main_pid)"; fi
+fi
+load_run weir-load-kill 8; sleep 1.5
+kpid=$(main_pid); [ -z "$kpid" ] || in_c kill -9 "$kpid"
+wait_for 25 load_done weir-load-kill
+r=$(load_result weir-load-kill)
+if [ "$(field new_errors "$r")" = 0 ] && [ "$(field new "$r")" -gt 20 ] && [ -n "$(main_pid)" ]; then
+  ok "kill -9 under load: no new connection refused while systemd restarts the agent ($r; the killed process's $(field stream_errors "$r") stream errors are its established connections, lost)"
+else bad "kill -9 under load: no new connection refused" "load: $r"; fi
+in_c systemctl stop weir-test-echo >/dev/null 2>&1
+in_c ip netns delete weirpeer >/dev/null 2>&1
+
 # --- exposure score (before stop, while the unit is loaded) -----------------------------------------------------
 score=$(in_c systemd-analyze security weir 2>/dev/null | sed -n 's/.*Overall exposure level for weir.service: //p')
 echo "     systemd-analyze security weir: ${score:-unknown}"

@@ -7,6 +7,9 @@
 #include <unistd.h>
 #include <netinet/tcp.h>
 #include <sys/un.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <fcntl.h>
 #include <linux/sock_diag.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
@@ -73,35 +76,6 @@ int weir_socket_error(int fd) {
     return err;
 }
 
-int weir_dataplane_lock(const char *name, int *holder) {
-    *holder = 0;
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_un a;
-    memset(&a, 0, sizeof a);
-    a.sun_family = AF_UNIX;
-    size_t n = strlen(name);
-    if (n > sizeof a.sun_path - 2) n = sizeof a.sun_path - 2;
-    memcpy(a.sun_path + 1, name, n);
-    socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
-    if (bind(fd, (struct sockaddr *)&a, len) == 0 && listen(fd, 1) == 0) return fd;
-    int e = errno;
-    close(fd);
-    if (e == EADDRINUSE) {
-        int c = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (c >= 0) {
-            if (connect(c, (struct sockaddr *)&a, len) == 0) {
-                struct ucred cred;
-                socklen_t cl = sizeof cred;
-                if (getsockopt(c, SOL_SOCKET, SO_PEERCRED, &cred, &cl) == 0) *holder = cred.pid;
-            }
-            close(c);
-        }
-    }
-    errno = e;
-    return -1;
-}
-
 ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds) {
     if (nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
     struct iovec iov = { (void *)buf, len };
@@ -155,4 +129,62 @@ long weir_peer_uid(int fd) {
     socklen_t len = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
     return (long)cred.uid;
+}
+
+ssize_t weir_send_fds_to(const char *path, size_t path_len, const void *buf, size_t len, const int *fds, int nfds) {
+    struct sockaddr_un addr;
+    if (path_len == 0 || path_len >= sizeof addr.sun_path || nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    memcpy(addr.sun_path, path, path_len);
+    int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) return -1;
+    struct iovec iov = { (void *)buf, len };
+    struct msghdr msg = { 0 };
+    msg.msg_name = &addr;
+    msg.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    union { char buf[CMSG_SPACE(253 * sizeof(int))]; struct cmsghdr align; } control;
+    if (nfds > 0) {
+        memset(&control, 0, sizeof control);
+        msg.msg_control = control.buf;
+        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
+        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
+        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
+    }
+    ssize_t n;
+    do { n = sendmsg(s, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    int e = errno;
+    close(s);
+    errno = e;
+    return n;
+}
+
+int weir_memfd(const char *name) { return memfd_create(name, MFD_CLOEXEC); }
+
+int weir_descriptor_key(int fd, uint64_t *inode, int *mode) {
+    struct stat st;
+    if (fstat(fd, &st) != 0) return -1;
+    int flags = fcntl(fd, F_GETFL);
+    if (flags < 0) return -1;
+    *inode = (uint64_t)st.st_ino;
+    *mode = flags & O_ACCMODE;
+    return 0;
+}
+
+int weir_set_cloexec(int fd, int on) {
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0) return -1;
+    return fcntl(fd, F_SETFD, on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC));
+}
+
+long weir_peer_pid(int fd) {
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
+    return (long)cred.pid;
 }

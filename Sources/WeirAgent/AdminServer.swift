@@ -71,14 +71,17 @@ public final class AdminServer: @unchecked Sendable {
     /// Binds `host:port` (IPv4 or IPv6 literal) and listens; port 0 picks a free port (see `port`). Throws
     /// `AgentError` naming the address and errno: call it before changing anything on the node. Everything it opened
     /// closes itself when the server is let go, started or not.
-    public init(host: String, port: UInt16, maxConnections: Int = 256, handler: @escaping Handler) throws {
+    /// `inherited`: the listening socket of the process this one replaces (bound to the same address), used
+    /// instead of binding, so no probe or scrape is refused while weir is replaced.
+    public init(host: String, port: UInt16, maxConnections: Int = 256, inherited: Socket? = nil,
+                handler: @escaping Handler) throws {
         self.handler = handler
         self.maxConnections = maxConnections
         guard let address = SocketAddress(ip: host, port: port) else {
             throw AgentError("admin address '\(host)' is not an IP address")
         }
         do {
-            listener = try Socket.listener(on: address, backlog: 1024)
+            listener = try inherited ?? Socket.listener(on: address, backlog: 1024)
         } catch let e as SystemError {
             throw AgentError(e.call == "socket" ? "admin socket: \(errnoName(e.errno))"
                                                 : "admin listener \(address): \(errnoName(e.errno))")
@@ -93,6 +96,9 @@ public final class AdminServer: @unchecked Sendable {
 
     /// The listener with its poller token (client tokens are their descriptor numbers).
     private var listenerToken: [(fd: Int32, token: UInt64)] { [(listener.fd, UInt64(UInt32(bitPattern: listener.fd)))] }
+
+    /// The listening socket's descriptor, to hand over or keep in systemd's store.
+    public var listenerDescriptor: Int32 { listener.fd }
 
     public func start() throws {
         do {

@@ -20,10 +20,10 @@ import WeirTuning
 ///
 /// `start` does 1 to 4, `loop` 5 (its deadlines are an `AgentSchedule`), `stop` 6.
 public final class Agent {
-    private var settings: AgentSettings
+    var settings: AgentSettings
     private let reloadSettings: () throws -> AgentSettings
     private let onReady: () -> Void
-    private let state: Mutex<AgentState>
+    let state: Mutex<AgentState>
     /// What the main loop waits on (signals, netlink events), and its wake handle, with which the admin thread asks
     /// for a reconcile (`poke`). Made with the agent, so the admin thread never sees it change; a failure to make it
     /// stops `run` before anything else.
@@ -35,8 +35,17 @@ public final class Agent {
     /// Set when another process committed nftables while weir's own apply had the events muted: reconcile soon.
     private var checkSoon = false
     /// Pod mode: the pods the agent serves (nil in host mode).
-    private var podManager: PodManager?
+    var podManager: PodManager?
     static let podSocketToken: UInt64 = 2
+    static let handoverSocketToken: UInt64 = 3
+    /// What `loop` returns when a successor took everything over (no signal: exit without a drain).
+    static let handedOver: Int32 = -1
+    /// Data planes made so far (names their sockets in systemd's store).
+    var serverGeneration = 0
+    /// Sockets opened during start, kept in systemd's store once the predecessor's names are let go (then new ones
+    /// go there as they open): duplicates, so a socket closed meanwhile is never mistaken for another.
+    var pendingStore: [(String, Descriptor)] = []
+    var storeLive = false
 
     /// What the admin thread reads and the main thread writes.
     struct AgentState {
@@ -99,7 +108,7 @@ public final class Agent {
     }
 
     /// What the agent holds from start to stop.
-    private struct Running {
+    struct Running {
         let signals: SignalQueue
         let poller: Poller
         let endpoints: Endpoints
@@ -111,12 +120,14 @@ public final class Agent {
         /// The data plane serving now (a reload may replace it).
         var server: ProxyServer
         let watchdog: Watchdog?
+        /// The run directory: its lock, the successor's socket.
+        let run: RunDirectory
         /// A stale loop holds back the watchdog's pings (logged once when it starts and once when it ends).
         var watchdogWithheld = false
     }
 
     /// The admin endpoint, and the `/metrics`-only one of `--metrics-address`.
-    private struct Endpoints {
+    struct Endpoints {
         let admin: AdminServer
         let metrics: AdminServer?
 
@@ -140,14 +151,23 @@ public final class Agent {
         } catch {
             throw AgentError("\(error)")
         }
-        let endpoints = try openEndpoints()
+        // 0. What the process this one replaces hands over: systemd's store after a restart, or the running agent
+        // itself with --takeover (its listeners now, its connections once this process serves).
+        let handed = try inheritance()
+        let session = handed?.session
+        let endpoints = try openEndpoints(handed)
         try enterNetworkNamespace()
+        let run = try RunDirectory(settings.runDirectory, inheritedHandover: handed?.takeDescriptor(.handover),
+                                   deferLock: session != nil)
         if let pods = settings.pods {
-            let manager = try PodManager(settings: pods)
+            let manager = try PodManager(settings: pods, inherited: handed?.takeDescriptor(.cni))
+            manager.deferClaims = session != nil
+            manager.inheritedNamespaces = handed?.namespaces ?? [:]
+            manager.onDetach = { [unowned self] pod in FDStore.forget(self.storeName(pod: pod.key)) }
             podManager = manager
             state.withLock { $0.pods = manager }
         }
-        let (lock, server) = try acquireDataPlane()
+        let (lock, server) = try acquireDataPlane(handed, deferLock: session != nil)
         let installer = settings.capturesNode ? try CaptureInstaller() : nil
         do {
             watcher = try ChangeWatcher()
@@ -155,25 +175,31 @@ public final class Agent {
             agentLog("warning", ["reason": "no netlink events, reconciling on the interval only", "error": "\(error)"])
         }
         try serve(server, endpoints)
-        try changeNode(installer, server, endpoints)
         podManager?.restore(server, settings.capture, settings.table)
+        var dataPlaneLock = lock
+        if let handed { dataPlaneLock = try adoptConnections(handed, server, run) ?? lock }
+        try changeNode(installer, server, endpoints)
+        if session != nil { podManager?.claimAll(server, settings.capture, settings.table) }
+        keepInStore(endpoints, run, handed: handed)
         let watchdog = announceReady(server)
-        return Running(signals: signals, poller: poller, endpoints: endpoints, lock: lock, installer: installer,
-                       server: server, watchdog: watchdog)
+        return Running(signals: signals, poller: poller, endpoints: endpoints, lock: dataPlaneLock,
+                       installer: installer, server: server, watchdog: watchdog, run: run)
     }
 
     /// 1. Acquire, first the admin socket, bound where weir was started (the node, where probes and scrapes come
     /// from); with --network-namespace everything after it (the lock, listeners, netlink, the threads) lives in the
     /// target namespace.
-    private func openEndpoints() throws -> Endpoints {
+    private func openEndpoints(_ handed: HandedOver?) throws -> Endpoints {
         // CaptureCheck opens its sockets on first use, on the admin thread, which starts in the target namespace.
         let check = CaptureCheck()
-        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort) { [unowned self] request in
+        let admin = try AdminServer(host: settings.adminHost, port: settings.adminPort,
+                                    inherited: handed?.take(.admin)) { [unowned self] request in
             self.respond(request, check: check)
         }
         // /metrics on a port of its own (Prometheus reaches the node's address; probes stay on loopback).
+        let inheritedMetrics = handed?.take(.metrics)
         let metrics = try settings.metrics.map { m in
-            try AdminServer(host: m.host, port: m.port) { [unowned self] request in
+            try AdminServer(host: m.host, port: m.port, inherited: inheritedMetrics) { [unowned self] request in
                 self.respondMetrics(request, token: m.token)
             }
         }
@@ -191,11 +217,17 @@ public final class Agent {
 
     /// The namespace's data-plane lock, then the proxy's listeners, bound. Pod mode without the node's capture
     /// takes no lock and opens no listener here: each pod's are taken in its own namespace.
-    private func acquireDataPlane() throws -> (DataPlaneLock?, ProxyServer) {
-        let server = ProxyServer(config: settings.proxy, nodeListeners: settings.capturesNode)
+    private func acquireDataPlane(_ handed: HandedOver?, deferLock: Bool) throws -> (DataPlaneLock?, ProxyServer) {
+        let server = makeServer(settings.proxy)
+        if let handed {
+            server.inherit(handed.listeners)
+            handed.listeners.removeAll()
+        }
         var lock: DataPlaneLock?
         do {
-            if settings.capturesNode { lock = try DataPlaneLock.acquire() }
+            if settings.capturesNode && !deferLock {
+                lock = try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+            }
         } catch let e as ProxyStartError {
             throw AgentError(e.description)
         }
@@ -303,7 +335,7 @@ public final class Agent {
         SystemdNotify.send("READY=1\nSTATUS=\(status(server))")
         Memory.releaseStartupPages()
         onReady()
-        agentLog("ready", ["table": "\(settings.table.family.rawValue) \(settings.table.name)",
+        agentLog("ready", ["pid": ProcessEnvironment.pid, "table": "\(settings.table.family.rawValue) \(settings.table.name)",
                            "workers": server.workerCount, "watchdog_ms": watchdog?.intervalMs ?? 0,
                            "reconcile_interval_ms": settings.reconcileIntervalMs])
         return watchdog
@@ -327,6 +359,8 @@ public final class Agent {
             let e = poller.add(podManager.socket.rawValue, .readable, token: Self.podSocketToken)
             if e != 0 { throw SystemError("epoll_ctl", errno: e) }
         }
+        let e = poller.add(running.run.handoverSocket.rawValue, .readable, token: Self.handoverSocketToken)
+        if e != 0 { throw SystemError("epoll_ctl", errno: e) }
         while true {
             let ready = try poller.wait(timeoutMs: Poller.timeout(until: schedule.deadline(now: now),
                                                                   now: Clock.nowMs(), maxMs: Int64(Int32.max)))
@@ -334,6 +368,13 @@ public final class Agent {
             if let stop = takeSignals(&running) { return stop }
             if let podManager, (0..<ready).contains(where: { poller[$0].token == Self.podSocketToken }) {
                 podManager.serveRequests(running.server, settings.capture, settings.table)
+            }
+            if (0..<ready).contains(where: { poller[$0].token == Self.handoverSocketToken }) {
+                switch serveSuccessor(running) {
+                case .handedOver: return Self.handedOver
+                case .drainThenExit: return Signals.SIGTERM
+                case .stayed: break
+                }
             }
             if (0..<ready).contains(where: { poller[$0].token == Poller.wakeToken }) {
                 poller.acknowledgeWake()
@@ -420,9 +461,25 @@ public final class Agent {
     /// stays (persist) unless --cleanup-on-exit.
     private func stop(_ running: Running, after signal: Int32) throws {
         state.withLock { $0.ready = false }
-        SystemdNotify.send("STOPPING=1\nSTATUS=draining")
-        agentLog("signal", ["signal": signal == Signals.SIGTERM ? "SIGTERM" : "SIGINT",
-                            "active": running.server.counters.snapshot().active])
+        var handedOver = signal == Self.handedOver
+        if !handedOver {
+            SystemdNotify.send("STOPPING=1\nSTATUS=draining")
+            agentLog("signal", ["signal": signal == Signals.SIGTERM ? "SIGTERM" : "SIGINT",
+                                "active": running.server.counters.snapshot().active])
+            // Under systemd, with a restart queued: the connections wait in the store for the next process.
+            if signal == Signals.SIGTERM && FDStore.enabled { handedOver = Succession.handOverToSystemd(running.server) }
+        }
+        if handedOver {
+            SystemdNotify.send("STOPPING=1\nSTATUS=handed over")
+            // Nothing is left on the serving data plane; retired ones (a reload's) drain as usual.
+            running.server.beginStop()
+            retired.forEach { $0.beginStop() }
+            running.server.stop()
+            retired.forEach { $0.stop() }
+            running.endpoints.stop()
+            agentLog("stopped", ["table": "kept (persist)", "connections": "handed over"])
+            return
+        }
         // One --drain-timeout for all: every data plane starts draining before any is waited for.
         running.server.beginStop()
         retired.forEach { $0.beginStop() }
@@ -518,8 +575,7 @@ public final class Agent {
         }
         var fresh: ProxyServer?
         if next.proxy != settings.proxy {
-            let candidate = ProxyServer(config: next.proxy, counters: server.counters,
-                                        nodeListeners: settings.capturesNode)
+            let candidate = makeServer(next.proxy, counters: server.counters)
             do {
                 try candidate.bind()
                 try candidate.start()

@@ -23,6 +23,10 @@ public struct AgentSettings {
     public var metrics: (host: String, port: UInt16, token: String?)?
     /// `--pod-mode`: serve every pod the CNI plugin attaches (nil: host mode only).
     public var pods: PodSettings?
+    /// `--run-dir`: locks, the successor's socket, pod mode's socket and registry.
+    public var runDirectory = "/run/weir"
+    /// `--takeover`: replace the agent running with the same run directory, without a gap.
+    public var takeover = false
 
     /// Whether the agent captures and serves its own namespace: always in host mode, with `--capture-node` in pod
     /// mode.
@@ -60,6 +64,7 @@ public struct AgentSettings {
         }
         if metrics?.token != other.metrics?.token { out.append("WEIR_METRICS_TOKEN_FILE") }
         if pods != other.pods { out.append("WEIR_POD_MODE") }
+        if runDirectory != other.runDirectory { out.append("WEIR_RUN_DIR") }
         return out
     }
 
@@ -76,7 +81,7 @@ public struct AgentSettings {
                                                                                  : "\($0.host):\($0.port)") } ?? .null),
                 ("metrics_token", .bool(metrics?.token != nil)),
                 ("pod_mode", .bool(pods != nil)),
-                ("run_dir", pods.map { .string($0.runDirectory) } ?? .null),
+                ("run_dir", .string(runDirectory)),
                 ("capture_node", .bool(capturesNode)),
                 ("max_connections_per_pod", .int(Int64(pods?.maxConnectionsPerPod ?? 0))),
                 ("table", .string("\(table.family.rawValue) \(table.name)"))]

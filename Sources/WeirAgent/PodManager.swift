@@ -40,9 +40,14 @@ final class PodManager {
     let settings: PodSettings
     /// The CNI plugin's socket; its requests are served by the main loop, one at a time.
     let socket: Descriptor
-    /// Held for the agent's life: one agent per run directory.
-    private let lock: Descriptor
     private var pods: [String: Pod] = [:]
+    /// While a predecessor still runs (a live takeover), pods are attached without their locks and their capture is
+    /// not claimed: `claimAll` does both once it has exited.
+    var deferClaims = false
+    /// Pods' namespaces handed over by the predecessor, by pod key (live takeover).
+    var inheritedNamespaces: [String: Descriptor] = [:]
+    /// Told whenever a pod's listeners go away (the file-descriptor store lets go of them).
+    var onDetach: ((PodContext) -> Void)?
     /// What the admin thread reads (`/pods`, `/readyz`, `/metrics`).
     private let published = Mutex<[PodView]>([])
     /// Pods' repairs by pod label, counted by reconcile (`weir_pod_repairs_total`).
@@ -71,21 +76,18 @@ final class PodManager {
         let repairs: Int64
     }
 
-    /// Takes the run directory (creating it 0700), its lock and the CNI socket. Throws `AgentError` naming the
-    /// path when another agent holds the directory or the socket cannot be made: before anything on the node changed.
-    init(settings: PodSettings) throws {
+    /// The CNI socket: `inherited` (the predecessor's), else made in the run directory (the caller holds the run
+    /// directory's lock). Throws `AgentError` naming the path: before anything on the node changed.
+    init(settings: PodSettings, inherited: Descriptor?) throws {
         self.settings = settings
-        let dir = settings.runDirectory
+        if let inherited {
+            socket = inherited
+            return
+        }
         do {
-            if !FileSystem.exists(dir) { try FileSystem.makeDirectory(dir, permissions: 0o700) }
-            guard let lock = try FileSystem.lockExclusively(settings.lockPath) else {
-                throw AgentError("--run-dir \(quotedValue(dir)): another weir agent holds \(settings.lockPath); "
-                                 + "one agent per run directory")
-            }
-            self.lock = lock
             socket = try UnixSeqpacket.listen(at: settings.socketPath, permissions: 0o600)
         } catch let e as SystemError {
-            throw AgentError("--run-dir \(quotedValue(dir)): \(e)")
+            throw AgentError("--run-dir \(quotedValue(settings.runDirectory)): \(e)")
         }
     }
 
@@ -126,8 +128,15 @@ final class PodManager {
         publish()
     }
 
-    /// Opens the pod's namespace by its path, if that path still names the namespace attached before.
+    /// Opens the pod's namespace: the predecessor's descriptor of it when it handed one over, else by its path, if
+    /// that path still names the namespace attached before.
     private func reopen(_ pod: Pod) -> Bool {
+        if let d = inheritedNamespaces.removeValue(forKey: pod.record.key),
+           let handle = try? NetworkNamespace.Handle(adopting: d, path: pod.record.netns),
+           handle.identity.map({ "\($0)" }) == pod.record.netnsIdentity {
+            pod.namespace = handle
+            return true
+        }
         guard let handle = try? NetworkNamespace.Handle(path: pod.record.netns),
               handle.identity.map({ "\($0)" }) == pod.record.netnsIdentity else { return false }
         pod.namespace = handle
@@ -258,7 +267,9 @@ final class PodManager {
         guard let namespace = pod.namespace else { pod.state = .failed(reason: "namespace not open"); return }
         do {
             try namespace.perform {
-                if pod.lock == nil { pod.lock = try DataPlaneLock.acquire() }
+                if pod.lock == nil && !deferClaims {
+                    pod.lock = try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+                }
                 if pod.installer == nil { pod.installer = try CaptureInstaller() }
             }
         } catch {
@@ -266,7 +277,7 @@ final class PodManager {
             return
         }
         if pod.context == nil {
-            let context = PodContext(label: pod.record.label, namespace: namespace,
+            let context = PodContext(key: pod.record.key, label: pod.record.label, namespace: namespace,
                                      maxConnections: settings.maxConnectionsPerPod)
             do {
                 try server.attach(context)
@@ -275,6 +286,10 @@ final class PodManager {
                 return
             }
             pod.context = context
+        }
+        if deferClaims {
+            pod.state = .pending  // served; its table is claimed once the predecessor has gone
+            return
         }
         do {
             _ = try pod.installer!.apply(capture, table, claim: true)
@@ -289,7 +304,10 @@ final class PodManager {
     /// sockets, the namespace's lock and descriptor. `removeCapture` takes weir's table and routing out of the
     /// namespace first (DEL; a failed ADD).
     private func release(_ pod: Pod, _ server: ProxyServer, removeCapture: Bool) {
-        if let context = pod.context { server.detach(context) }
+        if let context = pod.context {
+            server.detach(context)
+            onDetach?(context)
+        }
         if removeCapture, let installer = pod.installer {
             do { _ = try installer.removeAll() } catch {
                 agentLog("warning", ["pod": pod.record.label, "reason": "capture not removed", "error": "\(error)"])
@@ -390,6 +408,27 @@ final class PodManager {
             attach(pod, fresh, capture, table)
         }
         publish()
+    }
+
+    /// The predecessor has gone (a live takeover): every pod takes its namespace's lock and claims its table.
+    func claimAll(_ server: ProxyServer, _ capture: CaptureConfig, _ table: Table) {
+        deferClaims = false
+        inheritedNamespaces.removeAll()
+        for pod in pods.values { attach(pod, server, capture, table) }
+        save()
+        publish()
+    }
+
+    /// Pod contexts by key, for handed-over connections.
+    var contexts: [String: PodContext] {
+        var out: [String: PodContext] = [:]
+        for p in pods.values { if let c = p.context { out[p.record.key] = c } }
+        return out
+    }
+
+    /// Every pod's namespace descriptor by key, for a successor.
+    var namespaceDescriptors: [(String, Int32)] {
+        pods.values.compactMap { p in p.namespace.map { (p.record.key, $0.rawDescriptor) } }
     }
 
     /// Re-applies the capture of every pod (a reload changed the rules but not the data plane).

@@ -140,6 +140,26 @@ public final class ProxyCounters: @unchecked Sendable {
         )
     }
 
+    /// Slots that are gauges (what is open now): never carried over, the connections that are moved count again.
+    private static func isGauge(_ slot: Int) -> Bool {
+        [Slot.inboundActive, Slot.outboundActive, Slot.connecting, Slot.idle, Slot.draining].contains(slot)
+    }
+
+    /// Every total (not the gauges) in a fixed order, for the process that replaces this one (handover): its metric
+    /// series go on from these instead of from zero.
+    public func totals() -> [Int64] {
+        Index.allCases.map { $0 == .active ? 0 : load($0) } + (0..<Slot.count).map { Self.isGauge($0) ? 0 : sum($0) }
+    }
+
+    /// Adds a predecessor's `totals()`; ignored (false) when they come from a build with another layout.
+    @discardableResult
+    public func carryOver(_ totals: [Int64]) -> Bool {
+        guard totals.count == Index.allCases.count + Slot.count else { return false }
+        for (i, index) in Index.allCases.enumerated() where index != .active { add(index, totals[i]) }
+        for s in 0..<Slot.count where !Self.isGauge(s) { addWorker(0, s, totals[Index.allCases.count + s]) }
+        return true
+    }
+
     /// The upstream connect and connection lifetime histograms, summed over workers.
     public func histograms() -> (connect: HistogramSnapshot, duration: HistogramSnapshot) {
         let c = (0...HistogramBounds.connect.count).map { sum(Slot.connectBuckets + $0) }

@@ -10,6 +10,8 @@ import WeirSystem
 public final class PodContext: @unchecked Sendable {
     /// `namespace/name`: the metrics' `pod` label.
     public let label: String
+    /// The registry's key (the pod's UID, or its container id): how a handed-over connection finds its pod.
+    public let key: String
     public let namespace: NetworkNamespace.Handle
     /// --max-connections-per-pod (0: no ceiling of its own; --max-connections still holds).
     public let maxConnections: Int
@@ -20,7 +22,8 @@ public final class PodContext: @unchecked Sendable {
         case bytesToUpstream, bytesToClient, refusedCeiling
     }
 
-    public init(label: String, namespace: NetworkNamespace.Handle, maxConnections: Int) {
+    public init(key: String, label: String, namespace: NetworkNamespace.Handle, maxConnections: Int) {
+        self.key = key
         self.label = label
         self.namespace = namespace
         self.maxConnections = maxConnections

@@ -20,7 +20,7 @@ public final class ProxyServer {
     public let workerCount: Int
     /// The backlog every listener gets: net.core.somaxconn of this network namespace.
     public var backlog: Int { Int(WeirProxy.listenBacklog()) }
-    private var workers: [Worker] = []
+    var workers: [Worker] = []
     private var threads: [ThreadID] = []
     private var shared: SharedState?
     private var stopped = false
@@ -57,6 +57,36 @@ public final class ProxyServer {
     /// When each worker's loop last ran (CLOCK_MONOTONIC ms); a worker wakes at least once a second.
     public func heartbeats() -> [Int64] { shared?.heartbeatValues() ?? [] }
 
+    /// Listening sockets handed over by the process this one replaces (systemd's store, or a live handover), used by
+    /// `bind()` and `attach` before any new socket is opened.
+    private var inherited: [InheritedListener] = []
+
+    /// Called (on the thread that binds or attaches) for every capture listener this server starts with, opened or
+    /// inherited: the agent keeps each in systemd's file-descriptor store, so that a restart, even after `kill -9`,
+    /// finds it there and no connection is refused meanwhile.
+    public var onListenerOpened: ((HandoverListener, Int32) -> Void)?
+    /// Names this server's sockets in systemd's store (set by the agent).
+    public var storeGeneration = ""
+
+    static func record(of l: Listener) -> HandoverListener {
+        let key = Inheritance.key(of: l.fd) ?? (0, 0)
+        return HandoverListener(kind: l.kind == .inbound ? .inbound : .outbound, port: l.port, family: UInt8(l.family),
+                                pod: l.pod?.key ?? "", key: DescriptorKey(inode: key.inode, accessMode: key.accessMode))
+    }
+
+    /// Sockets of the process this one replaces: `bind()` and `attach` take those that match a capture port and
+    /// family (the pod's, for a pod) before they open new ones. Call before `bind()`.
+    public func inherit(_ listeners: [InheritedListener]) { inherited += listeners }
+
+    /// Closes the inherited sockets nobody took (a pod that is gone, a port no longer configured): left open, they
+    /// would stay in their port's SO_REUSEPORT group and get connections nobody accepts. Returns how many.
+    @discardableResult
+    public func closeUnclaimedInherited() -> Int {
+        let n = inherited.count
+        inherited.removeAll()
+        return n
+    }
+
     /// Opens every listener and prepares the workers; throws `ProxyStartError` (port in use, no capability).
     public func bind() throws {
         let descriptors = SystemInfo.raiseDescriptorLimit()
@@ -71,12 +101,17 @@ public final class ProxyServer {
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly, workers: workerCount)
         self.shared = shared
         let ipv6 = nodeListeners && Socket.ipv6Available()
+        var perWorker: [[Listener]] = Array(repeating: [], count: workerCount)
+        do {
+            if nodeListeners {
+                perWorker = try captureListeners(ipv6: ipv6, backlog: backlog, pod: nil)
+            }
+        } catch {
+            throw ProxyStartError(description: "\(error)")
+        }
         for i in 0..<workerCount {
-            var listeners: [Listener] = []
+            var listeners = perWorker[i]
             do {
-                if nodeListeners {
-                    listeners = try openCaptureListeners(ipv6: ipv6, backlog: backlog, pod: nil)
-                }
                 workers.append(try Worker(index: i, shared: shared, listeners: listeners))
                 for l in listeners { probes.add(l, worker: i) }
             } catch {
@@ -96,17 +131,39 @@ public final class ProxyServer {
                           "copy_only": copyOnly, "drain_timeout_ms": config.drainTimeoutMs])
     }
 
-    /// The outbound and inbound listeners of one worker, both families (IPv6 when the namespace has it).
-    private func openCaptureListeners(ipv6: Bool, backlog: Int32, pod: PodContext?) throws -> [Listener] {
-        var listeners: [Listener] = []
+    /// Every worker's listeners: first the inherited sockets of `pod` ("" for the node) that match a capture port
+    /// and family, spread over the workers (a worker may get two when the old process had more workers: every socket
+    /// of the SO_REUSEPORT group must have someone accepting), then new sockets for the workers still lacking one.
+    /// Runs inside the pod's namespace for a pod.
+    private func captureListeners(ipv6: Bool, backlog: Int32, pod: PodContext?) throws -> [[Listener]] {
+        var out: [[Listener]] = Array(repeating: [], count: workerCount)
+        let podKey = pod?.key ?? ""
+        let storedKey = HandoverListener.storeSafe(podKey)
         for (kind, port) in [(ListenerKind.outbound, config.proxyPort), (.inbound, config.inboundCapturePort)] {
             let transparent = kind == .inbound && config.mode == .tproxy
             for family in ipv6 ? [AddressFamily.ipv4, AddressFamily.ipv6] : [AddressFamily.ipv4] {
-                listeners.append(try openListener(kind: kind, family: family, port: port, transparent: transparent,
-                                                  backlog: backlog, pod: pod))
+                let wanted: HandoverListener.Kind = kind == .inbound ? .inbound : .outbound
+                var taken: [Listener] = []
+                inherited.removeAll { l in
+                    guard l.record.kind == wanted, l.record.port == port, Int32(l.record.family) == family,
+                          l.record.pod == podKey || l.record.pod == storedKey else { return false }
+                    taken.append(Listener(socket: Socket(owning: l.descriptor.take(), family: family), kind: kind,
+                                          port: port, pod: pod))
+                    return true
+                }
+                for (i, l) in taken.enumerated() {
+                    out[i % workerCount].append(l)
+                    onListenerOpened?(Self.record(of: l), l.fd)
+                }
+                for w in taken.count..<max(taken.count, workerCount) {
+                    let l = try openListener(kind: kind, family: family, port: port, transparent: transparent,
+                                             backlog: backlog, pod: pod)
+                    out[w].append(l)
+                    onListenerOpened?(Self.record(of: l), l.fd)
+                }
             }
         }
-        return listeners
+        return out
     }
 
     /// Pod mode: opens the capture listeners inside `pod`'s namespace (one SO_REUSEPORT socket per worker, family
@@ -120,9 +177,7 @@ public final class ProxyServer {
         var perWorker: [[Listener]] = []
         do {
             try pod.namespace.perform {
-                let ipv6 = Socket.ipv6Available()
-                let backlog = listenBacklog()
-                for _ in workers { perWorker.append(try openCaptureListeners(ipv6: ipv6, backlog: backlog, pod: pod)) }
+                perWorker = try captureListeners(ipv6: Socket.ipv6Available(), backlog: listenBacklog(), pod: pod)
             }
         } catch {
             throw ProxyStartError(description: "\(error)")
@@ -136,6 +191,58 @@ public final class ProxyServer {
     /// on until they end.
     public func detach(_ pod: PodContext) {
         for w in workers { w.post(.removePod(pod)) }
+    }
+
+    // MARK: handover
+
+    /// Every worker stops accepting and lets go of its connections (`Worker.export`); waits at most `timeoutMs`.
+    /// Nil when a worker did not answer in time: then every worker that did answer is resumed, and nothing moved.
+    public func exportAll(timeoutMs: Int64) -> [ExportedConnections]? {
+        let requests = workers.map { _ in ExportRequest() }
+        for (w, r) in zip(workers, requests) { w.post(.export(r)) }
+        let deadline = Clock.nowMs() + timeoutMs
+        while Clock.nowMs() < deadline {
+            let results = requests.compactMap { $0.result.withLock { $0 } }
+            if results.count == requests.count { return results }
+            Clock.sleepMs(1)
+        }
+        // A worker that never answered: give back what the others exported; a late answer is given back too.
+        for (w, r) in zip(workers, requests) {
+            if let e = r.result.withLock({ $0 }) { w.post(.resume(e)) }
+        }
+        log("warning", ["reason": "handover export timed out: every connection stays here"])
+        return nil
+    }
+
+    /// A failed handover: every worker serves again what it exported.
+    public func resume(_ exported: [ExportedConnections]) {
+        for e in exported where e.worker < workers.count { workers[e.worker].post(.resume(e)) }
+    }
+
+    /// Takes in connections handed over by another process. `descriptors` are the handed-over descriptors by key;
+    /// those a connection uses are taken (the rest close with the map). `pods` finds a pod connection's pod by its
+    /// key. Connections are spread over the workers. Returns how many were adopted and how many could not be (a
+    /// descriptor missing: their descriptors close, which ends them).
+    public func adopt(_ records: [HandoverConnection], descriptors: [DescriptorKey: Descriptor],
+                      pods: [String: PodContext]) -> (adopted: Int, failed: Int) {
+        let raw = descriptors.mapValues { $0.rawValue }
+        let now = Clock.nowMs()
+        var perWorker: [[Connection]] = Array(repeating: [], count: max(1, workers.count))
+        var adopted = 0, failed = 0
+        for (i, r) in records.enumerated() {
+            let pod = r.pod.isEmpty ? nil : pods[r.pod]
+            guard (r.pod.isEmpty || pod != nil),
+                  let c = Connection.adopted(r, descriptors: raw, now: now, pod: pod, bufferLimit: config.bufferLimit)
+            else {
+                failed += 1
+                continue
+            }
+            for key in r.keys { _ = descriptors[key]?.take() }  // the connection owns them now
+            perWorker[i % perWorker.count].append(c)
+            adopted += 1
+        }
+        for (w, list) in zip(workers, perWorker) where !list.isEmpty { w.post(.adopt(list)) }
+        return (adopted, failed)
     }
 
     /// Descriptors one attached pod holds in the data plane: a listener per worker, family and capture port.
@@ -223,5 +330,16 @@ public final class ProxyServer {
         log("signal", ["signal": signal == Signals.SIGTERM ? "SIGTERM" : "SIGINT", "active": counters.load(.active)])
         stop()
         withExtendedLifetime(lock) {}
+    }
+}
+
+/// A listening socket handed over by the process this one replaces.
+public struct InheritedListener {
+    public let record: HandoverListener
+    public let descriptor: Descriptor
+
+    public init(record: HandoverListener, descriptor: Descriptor) {
+        self.record = record
+        self.descriptor = descriptor
     }
 }

@@ -85,10 +85,21 @@ let maxPooledPipes = 16
 /// listener cannot starve another pod's (ztunnel#24).
 let acceptsPerTurn = 32
 
-/// A change of a worker's listeners (pod mode).
+/// A change the server asks of a worker: its listeners (pod mode), or a handover.
 enum ListenerChange {
     case add([Listener])
     case removePod(PodContext)
+    /// Stop accepting and take every connection off this worker; the result goes into the request.
+    case export(ExportRequest)
+    /// Serve these connections (handed in, or given back after a failed handover).
+    case adopt([Connection])
+    /// A failed handover: the listeners and connections taken off by `export` are this worker's again.
+    case resume(ExportedConnections)
+}
+
+/// One worker's answer to `.export`, waited for by the thread that asked.
+final class ExportRequest: @unchecked Sendable {
+    let result = Mutex<ExportedConnections?>(nil)
 }
 
 final class Worker {
@@ -120,6 +131,8 @@ final class Worker {
     /// kernel checks); nil if it could not be opened (counted as failures, never fatal).
     var conntrack: ConntrackSocket?
     var draining = false
+    /// The listeners went to another process (a handover): accepting never resumes.
+    var surrendered = false
     var drainDeadline: Int64 = 0
     /// When the connecting/idle/draining gauges are published next, and the values last published.
     var nextGauges: Int64 = 0
@@ -214,6 +227,19 @@ final class Worker {
                                                    "errno": errnoName(e), "pod": l.pod?.label ?? ""]) }
                     }
                 }
+            case .export(let request):
+                let exported = export()
+                request.result.withLock { $0 = exported }
+            case .adopt(let connections):
+                adopt(connections)
+            case .resume(let exported):
+                surrendered = false
+                listeners = exported.listeners.map { Optional($0) }
+                exported.listeners = []
+                if !draining { accepting.open(poller, listenerTokens) }
+                adopt(exported.connections)
+                exported.connections = []
+                log("handover_resumed", ["worker": index, "connections": exported.records.count])
             case .removePod(let pod):
                 for (i, l) in listeners.enumerated() where l?.pod === pod {
                     // A duplicate (the metrics probe) may keep the socket open past this close: unwatch it first.
@@ -330,7 +356,7 @@ final class Worker {
                 apply(c, c.state.handle(.idleTimeout))
             }
         }
-        if !draining && accepting.pauseEnded(now: now) {
+        if !draining && !surrendered && accepting.pauseEnded(now: now) {
             if reserveFd < 0 { reserveFd = openReserveDescriptor() }
             accepting.open(poller, listenerTokens)
         }

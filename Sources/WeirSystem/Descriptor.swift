@@ -67,3 +67,10 @@ extension Descriptor {
         try Descriptor.opened("fcntl(F_DUPFD_CLOEXEC)") { fcntl(rawValue, F_DUPFD_CLOEXEC, 0) }
     }
 }
+
+extension Descriptor {
+    /// A close-on-exec duplicate of a raw descriptor this code does not own.
+    public static func duplicating(_ fd: Int32) throws -> Descriptor {
+        try Descriptor.opened("fcntl(F_DUPFD_CLOEXEC)") { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
+}

@@ -110,16 +110,38 @@ extension Descriptor {
 extension FileSystem {
     /// Takes an exclusive advisory lock on `path` (created 0600 if missing) for as long as the returned descriptor
     /// lives; nil when another process holds it. The kernel drops the lock with the process, so a `kill -9` leaves
-    /// nothing stale.
+    /// nothing stale. The lock is on the file `path` names when it is taken (checked after the flock), so a holder
+    /// may remove the file before it lets go (`unlockRemoving`) without two processes ever holding it.
     public static func lockExclusively(_ path: String) throws -> Descriptor? {
-        let file = try Descriptor.opened("open \(path)") {
-            Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
+        while true {
+            let file = try Descriptor.opened("open \(path)") {
+                Glibc.open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode_t(0o600))
+            }
+            while flock(file.rawValue, LOCK_EX | LOCK_NB) != 0 {
+                if errno == EINTR { continue }
+                if errno == EWOULDBLOCK { return nil }
+                throw SystemError("flock \(path)", errno: errno)
+            }
+            // Locked; but if the holder removed the file meanwhile, this lock is on a file nobody will look at.
+            guard let held = try? FileStatus(descriptor: file.rawValue),
+                  let named = try? FileStatus(path: path, followLinks: false),
+                  held.device == named.device, held.inode == named.inode else { continue }
+            return file
         }
-        while flock(file.rawValue, LOCK_EX | LOCK_NB) != 0 {
-            if errno == EINTR { continue }
-            if errno == EWOULDBLOCK { return nil }
-            throw SystemError("flock \(path)", errno: errno)
-        }
-        return file
+    }
+
+    /// Removes the lock file, then lets go of the lock (see `lockExclusively`).
+    public static func unlockRemoving(_ path: String, _ lock: Descriptor) {
+        _ = unlink(path)
+        lock.close()
+    }
+}
+
+extension FileSystem {
+    /// Truncates the open file and writes `bytes` from its start.
+    public static func replaceContents(of file: Descriptor, with bytes: [UInt8]) throws {
+        guard ftruncate(file.rawValue, 0) == 0 else { throw SystemError("ftruncate", errno: errno) }
+        guard lseek(file.rawValue, 0, SEEK_SET) == 0 else { throw SystemError("lseek", errno: errno) }
+        try writeAll(file.rawValue, bytes)
     }
 }

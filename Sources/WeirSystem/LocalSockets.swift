@@ -1,8 +1,7 @@
 import CWeirLinux
 import Glibc
 
-// Sockets that are not a connection: what a listener's queue holds, the largest backlog, the abstract-name lock
-// and sd_notify's datagram.
+// Sockets that are not a connection: what a listener's queue holds, the largest backlog and sd_notify's datagram.
 
 /// The accept queue of a listening socket, read from the socket itself.
 public struct ListenQueue: Equatable {
@@ -36,25 +35,6 @@ public func maximumListenBacklog() -> Int32 {
     let text = withUnsafeBytes(of: digits) { String(decoding: $0.prefix(n).prefix { $0 >= 48 && $0 <= 57 }, as: UTF8.self) }
     guard let value = Int32(text), value > 0 else { return 4096 }
     return value
-}
-
-/// An abstract unix socket name held while this process lives: the name belongs to the network namespace and the
-/// kernel drops it with the process (a `kill -9` leaves nothing stale). WeirProxy's `DataPlaneLock` is one.
-public enum AbstractLock {
-    public enum Outcome {
-        case held(Descriptor)
-        /// EADDRINUSE: another process holds it; its pid when the kernel says (SO_PEERCRED), else 0.
-        case busy(holder: Int32)
-    }
-
-    public static func acquire(_ name: String) throws -> Outcome {
-        var holder: Int32 = 0
-        let fd = weir_dataplane_lock(name, &holder)
-        if fd >= 0 { return .held(Descriptor(owning: fd)) }
-        let e = errno
-        guard e == EADDRINUSE else { throw SystemError("lock @\(name)", errno: e) }
-        return .busy(holder: holder)
-    }
 }
 
 /// A datagram socket of the AF_UNIX family, for one message to a path (sd_notify(3)'s `$NOTIFY_SOCKET`).

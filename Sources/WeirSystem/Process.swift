@@ -10,6 +10,8 @@ public enum Clock {
     @inline(__always) public static func nowUs() -> Int64 { weir_now_us() }
     /// CLOCK_REALTIME in seconds since the epoch: timestamps people read (metrics, status).
     @inline(__always) public static func wallSeconds() -> Int64 { weir_wall_seconds() }
+    /// Sleeps the calling thread for `ms` milliseconds.
+    public static func sleepMs(_ ms: Int) { usleep(useconds_t(max(0, ms)) * 1000) }
 }
 
 public enum ProcessEnvironment {
@@ -121,4 +123,22 @@ public enum SystemInfo {
 public enum BuildStamp {
     public static let version = String(cString: weir_build_version())
     public static let commit = String(cString: weir_build_commit())
+}
+
+/// Running another program to completion (what systemd is doing with this unit; what handover version the installed
+/// binary speaks).
+public enum Subprocess {
+    /// Runs `arguments[0]` (a path) with `arguments`; its standard output (at most 64 KiB), or nil when it could not
+    /// run, timed out (then it is killed, by its pid) or did not exit 0.
+    public static func output(_ arguments: [String], timeoutMs: Int = 5000) -> String? {
+        var cArgs = arguments.map { strdup($0) }
+        cArgs.append(nil)
+        defer { for a in cArgs { free(a) } }
+        var buffer = [CChar](repeating: 0, count: 1 << 16)
+        let status = cArgs.withUnsafeMutableBufferPointer { argv in
+            weir_run_program(argv.baseAddress, &buffer, buffer.count, Int32(timeoutMs))
+        }
+        guard status == 0 else { return nil }
+        return String(cString: buffer)
+    }
 }

@@ -107,6 +107,12 @@ public enum UnixSeqpacket {
         return uid >= 0 ? UInt32(uid) : nil
     }
 
+    /// The peer's process id (SO_PEERCRED), nil if the kernel cannot say.
+    public static func peerPID(_ socket: Descriptor) -> Int32? {
+        let pid = weir_peer_pid(socket.rawValue)
+        return pid > 0 ? Int32(pid) : nil
+    }
+
     private static func setTimeouts(_ fd: Int32, timeoutMs: Int) throws {
         for option in [SocketOption.sendTimeoutMs(timeoutMs), .receiveTimeoutMs(timeoutMs)] {
             let e = option.apply(to: fd, family: AF_UNIX)

@@ -82,9 +82,18 @@ struct RunCommand: ParsableCommand {
         Pod mode: serve every pod the CNI plugin ('type: weir' in the node's conflist) attaches, from this one         process. Each pod gets the same capture as host mode (an owned, persistent table in its network namespace)         and listeners inside its namespace, served by the shared workers; upstream connections are made from the         pod's namespace. Pods are remembered in --run-dir and re-attached after a restart. GET /pods lists them.
         """)
     var podMode = false
-    @Option(help: ArgumentHelp("Pod mode's directory: cni.sock (0600, the plugin's socket), pods.json (the pod "
-        + "registry), agent.lock (one agent per directory). Default /run/weir.", valueName: "path"))
+    @Option(help: ArgumentHelp("Root's directory (0700) for agent.lock (one agent per directory), the data-plane "
+        + "locks, handover.sock (where --takeover finds the running agent) and, in pod mode, cni.sock and pods.json. "
+        + "Default /run/weir.", valueName: "path"))
     var runDir: [String] = []
+    @Flag(help: """
+        Replace the agent running with the same --run-dir without a gap: it hands over its listening sockets and \
+        every live connection (sockets, bytes in flight, state), then exits; nothing is refused, reset or drained. \
+        A running agent whose handover version differs hands over its listeners and drains its connections \
+        instead. Starts normally when no agent runs. Under systemd no flag is needed (the unit's \
+        file-descriptor store carries them across a restart).
+        """)
+    var takeover = false
     @Flag(help: "Pod mode: also capture and serve the agent's own network namespace (host mode), besides the pods.")
     var captureNode = false
     @Option(help: ArgumentHelp("Pod mode: at most this many open connections per pod; more are reset and counted "
@@ -184,7 +193,10 @@ struct RunCommand: ParsableCommand {
                                   adminPort: listeners.admin.port, profile: profileSetting?.text, tuning: plan,
                                   reconcileIntervalMs: interval, cleanupOnExit: cleanup, configPath: configPath,
                                   networkNamespace: namespace, metrics: listeners.metrics)
-        agent.pods = try podSettings(settings, file: file)
+        let (runDirectory, pods) = try podSettings(settings, file: file)
+        agent.runDirectory = runDirectory
+        agent.pods = pods
+        agent.takeover = takeover
         if agent.pods != nil, namespace != nil {
             throw ConfigError("--pod-mode with --network-namespace is not supported: expected one of them (pod mode "
                 + "serves the namespaces the CNI plugin hands it)", source: .flag("--pod-mode"))
@@ -192,20 +204,13 @@ struct RunCommand: ParsableCommand {
         return agent
     }
 
-    /// `--pod-mode` and its settings; nil in host mode. The pod settings without --pod-mode are refused: they would
-    /// do nothing.
-    func podSettings(_ settings: SettingReader, file: ConfigFile?) throws -> PodSettings? {
+    /// `--run-dir`, and `--pod-mode` with its settings (nil in host mode). The pod settings without --pod-mode are
+    /// refused: they would do nothing.
+    func podSettings(_ settings: SettingReader, file: ConfigFile?) throws -> (String, PodSettings?) {
         let enabled = try podMode || (file?.bool(ConfigFile.key(forFlag: "--pod-mode")) ?? false)
         let node = try captureNode || (file?.bool(ConfigFile.key(forFlag: "--capture-node")) ?? false)
         let dir = try settings.value(runDir, "--run-dir")
         let perPod = try settings.value(maxConnectionsPerPod, "--max-connections-per-pod")
-        guard enabled else {
-            if let (text, source) = dir ?? perPod {
-                throw ConfigError(source, text, "has no effect without --pod-mode: expected --pod-mode too")
-            }
-            if node { throw ConfigError("--capture-node has no effect without --pod-mode: expected --pod-mode too") }
-            return nil
-        }
         var directory = "/run/weir"
         if let (text, source) = dir {
             guard text.hasPrefix("/"), text.utf8.count < 90, !text.utf8.contains(0x0a) else {
@@ -214,6 +219,13 @@ struct RunCommand: ParsableCommand {
             }
             directory = text.count > 1 && text.hasSuffix("/") ? String(text.dropLast()) : text
         }
+        guard enabled else {
+            if let (text, source) = perPod {
+                throw ConfigError(source, text, "has no effect without --pod-mode: expected --pod-mode too")
+            }
+            if node { throw ConfigError("--capture-node has no effect without --pod-mode: expected --pod-mode too") }
+            return (directory, nil)
+        }
         var ceiling = 0
         if let (text, source) = perPod {
             guard let n = ValueParser.decimal(text, max: 10_000_000) else {
@@ -221,7 +233,7 @@ struct RunCommand: ParsableCommand {
             }
             ceiling = Int(n)
         }
-        return PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling)
+        return (directory, PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling))
     }
 
     static func readConfigFile(_ path: String) throws -> ConfigFile {

@@ -10,7 +10,7 @@ struct Weir: ParsableCommand {
         abstract: "Node-level traffic capture, kernel tuning and transparent proxy.",
         version: BuildInfo.line,
         subcommands: [RulesCommand.self, CleanCommand.self, ProxyCommand.self, TuneCommand.self, StatusCommand.self,
-                      RunCommand.self, CNIInstallCommand.self]
+                      RunCommand.self, CNIInstallCommand.self, HandoverVersionCommand.self]
     )
 }
 

@@ -67,10 +67,6 @@ int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit);
 /* Connections this listener dropped: tcp_listendrop() increments the listener's sk_drops (a full accept queue, a
    SYN that could not be answered), read with SO_MEMINFO at SK_MEMINFO_DROPS. -1 with errno on failure. */
 int64_t weir_socket_drops(int fd);
-/* One data plane per network namespace: binds and listens on the abstract unix socket `name` (abstract names are
-   per network namespace and vanish with the process, so a kill -9 never leaves a stale lock). Returns the socket, or
-   -1 with errno; on EADDRINUSE *holder is the pid of the process holding it (SO_PEERCRED), or 0 if unknown. */
-int weir_dataplane_lock(const char *name, int *holder);
 
 /* ---- namespaces.c: network namespaces ---- */
 
@@ -102,6 +98,21 @@ ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int n
 ssize_t weir_recv_fds(int fd, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated);
 /* SO_PEERCRED's uid of a connected unix socket, or -1. */
 long weir_peer_uid(int fd);
+/* SO_PEERCRED's pid of a connected unix socket, or -1. */
+long weir_peer_pid(int fd);
+/* sendmsg of one datagram to the unix socket at `path` (len bytes; a leading 0 byte: abstract), with `nfds`
+   descriptors attached (<= 253): sd_notify's FDSTORE=1. The byte count or -1. */
+ssize_t weir_send_fds_to(const char *path, size_t path_len, const void *buf, size_t len, const int *fds, int nfds);
+/* A memfd (close-on-exec) named `name`, or -1. */
+int weir_memfd(const char *name);
+/* The inode of fd (fstat) and its access mode (fcntl F_GETFL & O_ACCMODE); 0 or -1. */
+int weir_descriptor_key(int fd, uint64_t *inode, int *mode);
+/* Sets or clears FD_CLOEXEC. */
+int weir_set_cloexec(int fd, int on);
+/* Runs argv[0] (a path) with argv, stdin and stderr on /dev/null, its stdout into out (at most cap-1 bytes, NUL
+   ended); waits at most timeout_ms, then kills that child (by its pid) and reaps it. Returns the exit status
+   (waitpid's), or -1 with errno. */
+int weir_run_program(char *const argv[], char *out, size_t cap, int timeout_ms);
 
 /* ---- memory.c ---- */
 

@@ -100,6 +100,15 @@ public struct ProxyConnectionState: Equatable, Sendable {
 
     public init() {}
 
+    /// A state from its fields (a handed-over connection: `init?(packed:)`).
+    public init(connected: Bool, isClosed: Bool, draining: Bool, clientFlow: ProxyFlow, upstreamFlow: ProxyFlow) {
+        self.connected = connected
+        self.isClosed = isClosed
+        self.draining = draining
+        self.clientFlow = clientFlow
+        self.upstreamFlow = upstreamFlow
+    }
+
     public var phase: ProxyPhase {
         if isClosed { return .closed }
         if draining { return .draining }

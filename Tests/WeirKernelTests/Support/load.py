@@ -1,0 +1,97 @@
+#!/usr/bin/env python3
+"""Load for weir's zero-loss tests (handover, restarts). Runs inside test network namespaces only.
+
+echo PORT                       echo server on every address; prints "ready".
+client HOST PORT N SECONDS      N connections that echo a line each every 20 ms, while two new connections per round
+                                are opened, echoed once and closed; prints "connected", then at the end
+                                "streams=N rounds=R stream_errors=E new=C new_errors=F" (a stream that failed stays
+                                failed and is not counted again).
+"""
+import os
+import selectors
+import socket
+import sys
+import time
+
+
+def echo(port):
+    sel = selectors.DefaultSelector()
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("0.0.0.0", port))
+    s.listen(4096)
+    s.setblocking(False)
+    sel.register(s, selectors.EVENT_READ)
+    print("ready", flush=True)
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is s:
+                try:
+                    c, _ = s.accept()
+                except OSError:
+                    continue
+                c.setblocking(False)
+                sel.register(c, selectors.EVENT_READ)
+                continue
+            c = key.fileobj
+            try:
+                d = c.recv(65536)
+            except OSError:
+                d = b""
+            if not d:
+                sel.unregister(c)
+                c.close()
+                continue
+            c.setblocking(True)
+            try:
+                c.sendall(d)
+            except OSError:
+                pass
+            c.setblocking(False)
+
+
+def client(host, port, n, seconds):
+    conns = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
+    alive = [True] * n
+    print("connected", flush=True)
+    errors = rounds = new = new_errors = 0
+    end = time.time() + seconds
+    while time.time() < end:
+        for i, c in enumerate(conns):
+            if not alive[i]:
+                continue
+            msg = ("%d-%d-" % (i, rounds)).encode() + os.urandom(16).hex().encode() + b"\n"
+            try:
+                c.sendall(msg)
+                got = b""
+                while len(got) < len(msg):
+                    d = c.recv(len(msg) - len(got))
+                    if not d:
+                        raise OSError("end of stream")
+                    got += d
+                if got != msg:
+                    raise OSError("corrupt")
+            except OSError:
+                errors += 1
+                alive[i] = False
+        rounds += 1
+        for _ in range(2):
+            try:
+                s = socket.create_connection((host, port), timeout=10)
+                s.sendall(b"x\n")
+                if s.recv(2) != b"x\n":
+                    new_errors += 1
+                s.close()
+            except OSError:
+                new_errors += 1
+            new += 1
+        time.sleep(0.02)
+    print("streams=%d rounds=%d stream_errors=%d new=%d new_errors=%d" % (n, rounds, errors, new, new_errors),
+          flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "echo":
+        echo(int(sys.argv[2]))
+    else:
+        client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
