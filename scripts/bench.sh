@@ -509,6 +509,10 @@ fi
   cpu_shares "$cpu_start" "$(cpu_snapshot)"
 } >> "$OUT/meta.tsv"
 
+# Pod mode (scripts/bench/pods.sh): timed on its own (pods.tsv holds its start and end), after the run above.
+rm -f "$OUT/pods.tsv"   # no samples of an earlier run in this report
+if [ "${BENCH_PODS:-1}" != 0 ]; then WEIR="$WEIR" bash scripts/bench/pods.sh "$OUT"; fi
+
 if [ "${BENCH_REPORT:-1}" != 0 ]; then
   [ -x "$PY" ] || { echo "bench: $PY missing (matplotlib): run 'make bench-deps'" >&2; exit 1; }
   "$PY" scripts/bench/report.py --data "$OUT" --out "${BENCH_REPORT_DIR:-.}"

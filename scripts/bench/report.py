@@ -3,8 +3,9 @@
 
     report.py --data DIR [--out DIR] [--no-plots]
 
-DIR holds what scripts/bench.sh and scripts/bench-capture.sh record: meta.tsv (key, value), proxy.tsv (round,
-target, metric, value) and capture.tsv (family, measure, variant, size, round, value). The samples are copied to
+DIR holds what scripts/bench.sh, scripts/bench-capture.sh and scripts/bench/pods.sh record: meta.tsv (key, value),
+proxy.tsv (round, target, metric, value), capture.tsv (family, measure, variant, size, round, value) and pods.tsv
+(pods, target, metric, value; repeated rows are samples). The samples are copied to
 OUT/docs/bench/data/, so the committed report can be made again from the committed samples (`make bench-report`),
 for instance once `make stress` has written docs/stress-results.md, which is included as the Stress section.
 The prose around the tables is scripts/bench/BENCHMARKS.md.in. Medians over rounds everywhere; ratios are ratios of
@@ -21,7 +22,8 @@ from collections import defaultdict
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
-PLOTS = ("throughput.png", "cpu_per_gb.png", "latency.png", "rss.png", "rule_apply.png", "rule_cost.png")
+PLOTS = ("throughput.png", "cpu_per_gb.png", "latency.png", "rss.png", "rule_apply.png", "rule_cost.png",
+         "pod_add.png", "pod_memory.png")
 TARGETS = ("direct", "weir", "haproxy")
 LABEL = {"direct": "direct", "weir": "weir", "haproxy": "HAProxy"}
 COLOR = {"direct": "#7f7f7f", "weir": "#1f77b4", "haproxy": "#d62728"}
@@ -521,9 +523,334 @@ def stress():
             "measure or change it._\n\n" + text)
 
 
+# --- pod mode (scripts/bench/pods.sh, issue 19) --------------------------------------------------------------------
+
+POD_ADD_P99_GOAL_MS = 50          # ADD to served, p99 at 100 pods
+POD_ANON_GOAL_KIB = 32            # agent RssAnon per attached pod
+POD_AGENT_GOAL_KIB = 24 * 1024    # whole agent at 250 pods, "24 MB" read as MiB like the 9 MB goal above
+POD_SIDECAR_GOAL = 20.0           # sidecar model / pod mode, total memory at 100 pods
+POD_RESTART_GOAL_MS = 1000
+POD_FAIR_GOAL = 2.0               # pod B's p99 during A's storm, against idle
+POD_GOAL_AT = 100                 # the issue's goals are at 100 pods, the whole-agent one at 250
+POD_BIG_AT = 250
+# ztunnel's own published figure, beside ours; see pods_ztunnel().
+ZTUNNEL_PERF_URL = "https://istio.io/latest/docs/ops/deployment/performance-and-scalability/"
+ZTUNNEL_BENCH_URL = "https://github.com/istio/ztunnel/blob/master/benches/README.md"
+
+
+class Pods:
+    """pods.tsv: rows of (pods, target, metric, value); repeated rows are samples in the order measured."""
+
+    def __init__(self, data):
+        self.samples = defaultdict(list)
+        self.meta = {}
+        for row in read_tsv(os.path.join(data, "pods.tsv")):
+            if len(row) != 4:
+                continue
+            n, target, metric, value = row
+            if target == "meta":
+                self.meta[metric] = value
+                continue
+            try:
+                self.samples[(int(n), target, metric)].append(float(value))
+            except ValueError:
+                pass
+
+    def __bool__(self):
+        return bool(self.samples)
+
+    @property
+    def steps(self):
+        return sorted({n for n, t, m in self.samples if t == "pod" and m == "add_ms"})
+
+    def values(self, n, target, metric):
+        return self.samples.get((n, target, metric), [])
+
+    def med(self, n, target, metric):
+        v = self.values(n, target, metric)
+        return statistics.median(v) if v else None
+
+    def pct(self, n, target, metric, p):
+        """Nearest-rank percentile of the samples."""
+        v = sorted(self.values(n, target, metric))
+        return v[max(0, math.ceil(p / 100 * len(v)) - 1)] if v else None
+
+    def per_pod(self, n, kind):
+        """(agent after the ADDs - agent before any pod) / n, KiB, for kind rss or rss_anon."""
+        a, b = self.med(n, "pod", "attached_" + kind), self.med(n, "pod", "base_" + kind)
+        return (a - b) / n if a is not None and b is not None and n else None
+
+    def sidecar_ratio(self, n, sidecar, kind):
+        """Total memory of the n sidecars after the load phase, over the agent's after the same load phase."""
+        return ratio(self.med(n, sidecar, "load_" + kind), self.med(n, "pod", "load_" + kind))
+
+    def nearest(self, n):
+        """The step measured closest to n (the goals name 100 and 250; a shorter run still gets a row)."""
+        return min(self.steps, key=lambda s: (abs(s - n), -s)) if self.steps else None
+
+    def minutes(self):
+        try:
+            return minutes(int(self.meta["finished_epoch"]) - int(self.meta["started_epoch"]))
+        except (KeyError, ValueError):
+            return None
+
+
+def kib(v, digits=0):
+    return "n/a" if v is None else "%s KiB" % fmt(v, digits)
+
+
+def mib(v):
+    return "n/a" if v is None else "%s MiB" % fmt(v / 1024, 1)
+
+
+def pod_status(met, measured=True):
+    if not measured or met is None:
+        return NOT_MEASURED
+    return "met" if met else "**NOT MET**"
+
+
+def pods_goals(p):
+    rows = []
+    at, big = p.nearest(POD_GOAL_AT), p.nearest(POD_BIG_AT)
+
+    def row(goal, target, measured, r, met, of_goal=True, note=""):
+        shown = fmt_ratio(r) + (" the goal" if of_goal and r is not None else "")
+        rows.append([goal, target, measured, shown, pod_status(met, r is not None) + (" " + note if note else "")])
+
+    p99 = p.pct(at, "pod", "add_ms", 99)
+    row("ADD to served, p99 (plugin exec), at %s pods" % at, "≤ %d ms" % POD_ADD_P99_GOAL_MS,
+        "%s ms (p50 %s ms; the agent's own: p99 %s ms)" % (fmt(p99, 1), fmt(p.pct(at, "pod", "add_ms", 50), 1),
+                                                         fmt(p.pct(at, "pod", "add_agent_ms", 99), 1)),
+        ratio(p99, POD_ADD_P99_GOAL_MS), p99 is not None and p99 <= POD_ADD_P99_GOAL_MS)
+    anon = p.per_pod(big, "rss_anon")
+    row("agent RssAnon per attached pod, at %s pods" % big, "≤ %d KiB" % POD_ANON_GOAL_KIB,
+        "%s (VmRSS: %s)" % (kib(anon, 1), kib(p.per_pod(big, "rss"), 1)), ratio(anon, POD_ANON_GOAL_KIB),
+        anon is not None and anon <= POD_ANON_GOAL_KIB)
+    whole = p.med(big, "pod", "load_rss")
+    row("whole agent after the load phase (VmRSS), at %s pods" % big, "≤ 24 MiB (24,576 KiB)",
+        "%s (Pss %s)" % (kib(whole), kib(p.med(big, "pod", "load_pss"))), ratio(whole, POD_AGENT_GOAL_KIB),
+        whole is not None and whole <= POD_AGENT_GOAL_KIB)
+    for sidecar, name in (("sidecar-weir", "`weir proxy`"), ("sidecar-haproxy", "HAProxy")):
+        r = p.sidecar_ratio(at, sidecar, "pss")
+        row("sidecar model (one %s per pod) against pod mode, total Pss after load, at %s pods" % (name, at),
+            "≥ %.0f× smaller" % POD_SIDECAR_GOAL,
+            "%s against %s (Σ VmRSS against VmRSS: %s; Σ Pss against the agent's whole VmRSS: %s)" % (
+                kib(p.med(at, sidecar, "load_pss")), kib(p.med(at, "pod", "load_pss")),
+                fmt_ratio(p.sidecar_ratio(at, sidecar, "rss")),
+                fmt_ratio(ratio(p.med(at, sidecar, "load_pss"), p.med(at, "pod", "load_rss")))),
+            r, r is not None and r >= POD_SIDECAR_GOAL, of_goal=False)
+    for n in sorted({n for n, t, m in p.samples if t == "restart" and m == "up_ms"}):
+        up, un = p.med(n, "restart", "up_ms"), p.med(n, "restart", "app_uncaptured")
+        row("re-attach after `kill -9`, at %s pods" % n, "every pod up ≤ 1 s; 0 uncaptured",
+            "%s ms; %s connections uncaptured (of %s the application saw)" % (
+                fmt(up, 0), fmt(un, 0), fmt((p.med(n, "restart", "app_captured") or 0) + (un or 0), 0)),
+            ratio(up, POD_RESTART_GOAL_MS), up is not None and un is not None and up <= POD_RESTART_GOAL_MS and un == 0)
+    fair = [n for n in p.steps if p.values(n, "fair-idle", "first_p99_us")]
+    if fair:
+        n = fair[0]
+        idle, storm = p.med(n, "fair-idle", "first_p99_us"), p.med(n, "fair-storm", "first_p99_us")
+        control = p.med(n, "fair-control", "first_p99_us")
+        r = ratio(storm, idle)
+        row("fairness: pod B's connect-to-first-byte p99 while pod A storms at its ceiling, at %s pods" % n,
+            "≤ %.0f× idle" % POD_FAIR_GOAL, "%s µs against %s µs idle (%s µs during the uncaptured control storm: "
+            "%s of the storm's)" % (fmt(storm, 0), fmt(idle, 0), fmt(control, 0), fmt_ratio(ratio(storm, control))),
+            r, r is not None and r <= POD_FAIR_GOAL, of_goal=False)
+    cost = [n for n in p.steps if p.values(n, "pod", "cpuconn_us")]
+    if cost:
+        n = cost[0]
+        for metric, name, unit, digits in (("cpuconn_us", "agent CPU per new connection", "µs", 1),
+                                           ("cpugb_s", "agent CPU per GB", "CPU s/GB", 3)):
+            pv, hv = p.values(n, "pod", metric), p.values(n, "host", metric)
+            if not pv or not hv:
+                continue
+            # Same within noise: the rounds' ranges overlap (or pod mode costs less).
+            same = min(pv) <= max(hv)
+            row("%s, pod mode against host mode" % name, "the same within noise",
+                "%s against %s %s (rounds: %s; %s)" % (fmt(statistics.median(pv), digits), fmt(statistics.median(hv), digits),
+                                                       unit, " ".join(fmt(v, digits) for v in pv),
+                                                       " ".join(fmt(v, digits) for v in hv)),
+                ratio(statistics.median(pv), statistics.median(hv)), same, of_goal=False)
+    return table(["goal", "target", "measured", "ratio", "status"], rows)
+
+
+def pods_scale(p):
+    rows = []
+    for n in p.steps:
+        rows.append(["{:,}".format(n),
+                     "%s / %s ms" % (fmt(p.pct(n, "pod", "add_ms", 50), 1), fmt(p.pct(n, "pod", "add_ms", 99), 1)),
+                     "%s / %s ms" % (fmt(p.pct(n, "pod", "add_agent_ms", 50), 1),
+                                     fmt(p.pct(n, "pod", "add_agent_ms", 99), 1)),
+                     kib(p.med(n, "pod", "base_rss")), kib(p.med(n, "pod", "attached_rss")),
+                     kib(p.per_pod(n, "rss_anon"), 1), kib(p.per_pod(n, "rss"), 1),
+                     kib(p.med(n, "pod", "load_rss")), kib(p.med(n, "pod", "load_rss_anon")),
+                     kib(p.med(n, "pod", "load_pss"))])
+    return table(["pods", "ADD p50 / p99 (plugin exec)", "ADD p50 / p99 (agent's `took_us`)", "agent VmRSS, no pod",
+                  "after the ADDs", "RssAnon per pod", "VmRSS per pod", "VmRSS after load", "RssAnon after load",
+                  "Pss after load"], rows)
+
+
+def pods_sidecars(p):
+    rows = []
+    for n in p.steps:
+        cells = ["{:,}".format(n), "%s / %s" % (mib(p.med(n, "pod", "load_rss")), mib(p.med(n, "pod", "load_pss")))]
+        for sidecar in ("sidecar-weir", "sidecar-haproxy"):
+            cells += ["%s / %s" % (mib(p.med(n, sidecar, "load_rss")), mib(p.med(n, sidecar, "load_pss"))),
+                      "%s / %s" % (fmt_ratio(p.sidecar_ratio(n, sidecar, "rss")),
+                                   fmt_ratio(p.sidecar_ratio(n, sidecar, "pss")))]
+        rows.append(cells)
+    return table(["pods", "pod mode: agent VmRSS / Pss", "`weir proxy` sidecars: Σ VmRSS / Σ Pss", "sidecars / pod mode",
+                  "HAProxy sidecars: Σ VmRSS / Σ Pss", "sidecars / pod mode"], rows)
+
+
+def pods_restart(p):
+    rows = []
+    for n in sorted({n for n, t, m in p.samples if t == "restart" and m == "up_ms"}):
+        def g(metric):
+            return fmt(p.med(n, "restart", metric), 0)
+        rows.append(["{:,}".format(n), "%s ms" % fmt(p.med(n, "restart", "up_ms"), 1),
+                     "%s / %s" % (g("restored"), g("dropped")), g("probe_attempts"), g("probe_ok"),
+                     "%s / %s / %s / %s" % (g("probe_refused"), g("probe_reset"), g("probe_timeout"), g("probe_other")),
+                     g("app_captured"), g("app_uncaptured"), kib(p.med(n, "restart", "restored_rss"))])
+    if not rows:
+        return "_Re-attach after `kill -9`: %s._" % NOT_MEASURED
+    return table(["pods", "new process to every pod up", "restored / dropped", "client connections",
+                  "answered", "refused / reset / timed out / other", "app saw from 127.0.0.6",
+                  "app saw from elsewhere (uncaptured)", "agent VmRSS after the re-attach"], rows)
+
+
+def pods_fairness(p):
+    fair = [n for n in p.steps if p.values(n, "fair-idle", "first_p99_us")]
+    if not fair:
+        return "_Fairness: %s._" % NOT_MEASURED
+    n, rows = fair[0], []
+    for v, label in (("idle", "idle (no storm)"), ("storm", "pod A storms through the agent, at its ceiling"),
+                     ("control", "control: pod C storms uncaptured (CPU contention alone)")):
+        def m(metric):
+            return fmt(p.med(n, "fair-" + v, metric), 0)
+        rows.append([label, m("n"), m("connect_p50_us"), m("connect_p99_us"), m("first_p50_us"), m("first_p90_us"),
+                     m("first_p99_us"), " ".join(fmt(x, 0) for x in p.values(n, "fair-" + v, "first_p99_us")),
+                     "-" if v == "idle" else "%s / %s" % (m("storm_requests"), m("storm_errors")),
+                     "-" if v == "idle" else m("refused")])
+    return "At %s pods, medians of %s rounds of %s s:\n\n" % (n, p.meta.get("rounds", "?"), p.meta.get("seconds", "?")) + \
+        table(["pod B's connections, while", "connections", "connect p50 (µs)", "connect p99", "first byte p50",
+               "first byte p90", "first byte p99", "p99 of each round", "storm: requests / socket errors",
+               "refused at A's ceiling"], rows)
+
+
+def pods_cost(p):
+    cost = [n for n in p.steps if p.values(n, "pod", "cpuconn_us")]
+    if not cost:
+        return "_Per-connection cost: %s._" % NOT_MEASURED
+    n, rows = cost[0], []
+    for metric, label, digits in (("cpuconn_us", "agent CPU per new connection (µs)", 1),
+                                  ("cpugb_s", "agent CPU per GB (CPU s/GB)", 3),
+                                  ("cost_conns", "connections wrk completed", 0),
+                                  ("cost_gbytes", "GB iperf3 moved", 2)):
+        pv, hv = p.values(n, "pod", metric), p.values(n, "host", metric)
+        rows.append([label, fmt(statistics.median(pv) if pv else None, digits),
+                     fmt(statistics.median(hv) if hv else None, digits),
+                     fmt_ratio(ratio(statistics.median(pv) if pv else None, statistics.median(hv) if hv else None)),
+                     " ".join(fmt(v, digits) for v in pv) or "-", " ".join(fmt(v, digits) for v in hv) or "-"])
+    return ("Through one pod of %s, medians of the interleaved rounds:\n\n" % n) + \
+        table(["", "pod mode", "host mode", "pod / host", "pod mode, rounds", "host mode, rounds"], rows)
+
+
+def pods_ztunnel(p, run):
+    at, big = p.nearest(POD_GOAL_AT), p.nearest(POD_BIG_AT)
+    per_conn = run.med("weir", "perconn")
+    rows = [
+        ["node proxy memory under load", "about 12 MB for a single ztunnel at 1,000 HTTP requests/s of 1 KB "
+         "(Istio 1.24)", "%s VmRSS (%s Pss) for the agent after the load phase through %s pods; %s at %s" % (
+             kib(p.med(big, "pod", "load_rss")), kib(p.med(big, "pod", "load_pss")), big,
+             kib(p.med(at, "pod", "load_rss")), at),
+         "[Istio: Performance and Scalability](%s), \"Sidecar and ztunnel resource usage\"" % ZTUNNEL_PERF_URL],
+        ["memory per connection", "3.8 KiB: **not found** in any Istio or ztunnel publication we could find. "
+         "ztunnel's benchmark notes say its copy buffers start at 1 KB per direction and grow to 16 KB, then 256 KB, "
+         "under traffic, so an idle TCP-to-TCP connection holds at least 2 KB of buffers in user space",
+         "%s VmRSS per idle proxied connection (`weir proxy`, the memory section above, this run)" % kib(per_conn, 2),
+         "[ztunnel benches/README.md](%s)" % ZTUNNEL_BENCH_URL],
+        ["kernel socket and pipe buffers", "not said; a Kubernetes (cgroup) figure may include socket buffers",
+         "not included: VmRSS and Pss are the process's user-space pages only", "the notes above"],
+    ]
+    return table(["", "ztunnel (published)", "weir (this run)", "source"], rows)
+
+
+def pods_section(run, p):
+    if not p:
+        return "_The pod mode benchmark did not run (BENCH_PODS=0)._"
+    out = []
+    took = p.minutes()
+    out.append("Measured %s, %s pod namespaces in turn, each with fresh namespaces and a fresh agent; pods attached "
+               "by the CNI plugin (`%s`, `%s`). Ceiling per pod (`--max-connections-per-pod`): %s. Load phase: %s outbound "
+               "and %s inbound connections per pod. Load average before / after: %s / %s." % (
+                   "after the measures above, in %s" % took if took else "after the measures above",
+                   ", ".join("{:,}".format(n) for n in p.steps), p.meta.get("weir_binary", "?"),
+                   p.meta.get("weir_version", "?"),
+                   p.meta.get("ceiling", "?"), p.meta.get("load_conns", "?"), p.meta.get("load_conns", "?"),
+                   p.meta.get("load_before", "?"), p.meta.get("load_after", "?")))
+    out += ["", "**Goals** (issue 19):", "", pods_goals(p), "",
+            "**ADD and the agent's memory**, by the number of pods (KiB; per pod: (after the ADDs − before any pod) "
+            "/ pods):", "", pods_scale(p), "",
+            "**Against the sidecar model** (after the same load phase; Σ: over the N processes):", "",
+            pods_sidecars(p), "", "**Re-attach after `kill -9`:**", "", pods_restart(p), "",
+            "**Fairness:**", "", pods_fairness(p), "", "**Per-connection cost against host mode:**", "", pods_cost(p),
+            "", "**ztunnel's published figures beside ours:**", "", pods_ztunnel(p, run)]
+    return "\n".join(out)
+
+
+def pod_plots(p, plt, save):
+    """ADD latency and memory against the number of pods (pod_add.png, pod_memory.png)."""
+    from matplotlib.ticker import FixedLocator, ScalarFormatter
+    steps = p.steps
+    if not steps:
+        return
+
+    def pods_x(ax):
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator(steps))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_locator(FixedLocator([]))
+        ax.set_xlabel("pods attached")
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for metric, label, color in (("add_ms", "plugin exec (ADD to served)", COLOR["weir"]),
+                                 ("add_agent_ms", "agent's own (`took_us`)", "#2ca02c")):
+        for q, style in ((50, "-"), (99, "--")):
+            ax.plot(steps, [p.pct(n, "pod", metric, q) for n in steps], style, marker="o", color=color,
+                    label="%s, p%d" % (label, q))
+    ax.axhline(POD_ADD_P99_GOAL_MS, color=COLOR["haproxy"], linestyle=":", label="goal: p99 ≤ %d ms at 100 pods" %
+               POD_ADD_P99_GOAL_MS)
+    pods_x(ax)
+    ax.set_ylabel("ms")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, handlelength=3.5)
+    save(fig, "pod_add.png", "ADD latency against the number of pods")
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    top = 0
+    for target, label, color, sum_of in (("pod", "pod mode: one agent", COLOR["weir"], ""),
+                                         ("sidecar-weir", "sidecars: one `weir proxy` per pod", "#ff7f0e", "Σ "),
+                                         ("sidecar-haproxy", "sidecars: one HAProxy per pod", COLOR["haproxy"], "Σ ")):
+        for kind, style in (("rss", "-"), ("pss", "--")):
+            ys = [p.med(n, target, "load_" + kind) for n in steps]
+            if all(y is not None for y in ys):
+                ax.plot(steps, [y / 1024 for y in ys], style, marker="o", color=color,
+                        label="%s, %s%s" % (label, sum_of, "VmRSS" if kind == "rss" else "Pss"))
+                top = max([top] + [y / 1024 for y in ys])
+    pods_x(ax)
+    ax.set_yscale("log")
+    if top:
+        ax.set_ylim(top=top * 30)   # room for the legend above the lines
+    ax.set_ylabel("MiB after the load phase (log)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, handlelength=3.5)
+    save(fig, "pod_memory.png", "Memory against pods: pod mode against the sidecar model")
+
+
 # --- plots ---------------------------------------------------------------------------------------------------------
 
-def plots(run, fig_dir):
+def plots(run, fig_dir, pods):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -653,6 +980,7 @@ def plots(run, fig_dir):
         ax.grid(alpha=0.3, which="both")
         ax.legend()
         save(fig, "rule_cost.png", "Per-connection cost of the rules against set size")
+    pod_plots(pods, plt, save)
     # No plot of an earlier run stays beside this run's report.
     for name in PLOTS:
         if name not in made and os.path.exists(os.path.join(fig_dir, name)):
@@ -668,7 +996,7 @@ def figure(made, name, alt, caption):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", required=True, help="directory with meta.tsv, proxy.tsv, capture.tsv")
+    ap.add_argument("--data", required=True, help="directory with meta.tsv, proxy.tsv, capture.tsv, pods.tsv")
     ap.add_argument("--out", default=".", help="where BENCHMARKS.md and docs/bench/ go (default: .)")
     ap.add_argument("--template", default=os.path.join(HERE, "BENCHMARKS.md.in"))
     ap.add_argument("--no-plots", action="store_true", help="tables only (no matplotlib needed)")
@@ -681,13 +1009,14 @@ def main():
     data_dir = os.path.join(bench_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     if os.path.realpath(args.data) != os.path.realpath(data_dir):
-        for name in ("meta.tsv", "proxy.tsv", "capture.tsv"):
+        for name in ("meta.tsv", "proxy.tsv", "capture.tsv", "pods.tsv"):
             src = os.path.join(args.data, name)
             if os.path.exists(src):
                 shutil.copyfile(src, os.path.join(data_dir, name))
             elif os.path.exists(os.path.join(data_dir, name)):
                 os.remove(os.path.join(data_dir, name))
-    made = {} if args.no_plots else plots(run, bench_dir)
+    pods = Pods(args.data)
+    made = {} if args.no_plots else plots(run, bench_dir, pods)
 
     parts = {
         "run": section_run(run),
@@ -723,6 +1052,16 @@ def main():
                                 "rules. Log scales. " + ipt_caption(run)),
         "capture": capture(run),
         "stress": stress(),
+        "pods": pods_section(run, pods),
+        "fig_pod_add": figure(made, "pod_add.png", "ADD latency against pods",
+                              "p50 and p99 of ADD to served against the number of pods: the wall time around each "
+                              "exec of the CNI plugin (what a runtime waits), and the agent's own time from the "
+                              "request to the reply (`took_us` in its log)."),
+        "fig_pod_memory": figure(made, "pod_memory.png", "memory against pods",
+                                 "Memory after the load phase through every pod: the one pod-mode agent against the "
+                                 "sum over one sidecar per pod (`weir proxy`, HAProxy). Σ VmRSS counts pages the "
+                                 "sidecars share (the binary, libc) once per process; Σ Pss divides them among "
+                                 "their users, so it is the sidecars' real total. Log scale."),
     }
     with open(args.template) as f:
         text = f.read()
@@ -741,6 +1080,8 @@ def main():
     print(parts["syscalls"])
     print()
     print(parts["capture"])
+    print()
+    print(parts["pods"])
     print("\nreport: wrote %s and %d plots in %s" % (os.path.join(args.out, "BENCHMARKS.md"), len(made), bench_dir))
 
 
