@@ -19,7 +19,7 @@ public final class PodContext: @unchecked Sendable {
 
     enum Slot: Int, CaseIterable {
         case acceptedOutbound, acceptedInbound, activeOutbound, activeInbound, failedOutbound, failedInbound
-        case bytesToUpstream, bytesToClient, refusedCeiling
+        case bytesToUpstream, bytesToClient, ceilingPauses
     }
 
     public init(key: String, label: String, namespace: NetworkNamespace.Handle, maxConnections: Int) {
@@ -41,7 +41,9 @@ public final class PodContext: @unchecked Sendable {
     /// Open connections of this pod, both directions.
     @inline(__always) var active: Int64 { load(.activeOutbound) + load(.activeInbound) }
 
-    /// At its ceiling: a new connection is refused (counted as `refusedCeiling`).
+    /// At its ceiling: the workers stop accepting on the pod's listeners until it is below again (counted as
+    /// `ceilingPauses`); new connections wait in the pod's own accept queues meanwhile, as HAProxy's maxconn makes
+    /// them wait, and cost the shared workers nothing.
     @inline(__always) var full: Bool { maxConnections > 0 && active >= Int64(maxConnections) }
 
     public var snapshot: PodCounters {
@@ -49,7 +51,7 @@ public final class PodContext: @unchecked Sendable {
                     activeOutbound: load(.activeOutbound), activeInbound: load(.activeInbound),
                     failedOutbound: load(.failedOutbound), failedInbound: load(.failedInbound),
                     bytesToUpstream: load(.bytesToUpstream), bytesToClient: load(.bytesToClient),
-                    refusedCeiling: load(.refusedCeiling))
+                    ceilingPauses: load(.ceilingPauses))
     }
 }
 
@@ -59,6 +61,7 @@ public struct PodCounters: Equatable, Sendable {
     public var activeOutbound: Int64, activeInbound: Int64
     public var failedOutbound: Int64, failedInbound: Int64
     public var bytesToUpstream: Int64, bytesToClient: Int64
-    public var refusedCeiling: Int64
+    /// Times a worker stopped accepting for the pod because it reached --max-connections-per-pod.
+    public var ceilingPauses: Int64
     public var active: Int64 { activeOutbound + activeInbound }
 }

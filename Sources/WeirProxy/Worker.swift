@@ -77,8 +77,8 @@ final class SharedState: @unchecked Sendable {
 
 // Poller tokens: `Poller.wakeToken` is the wake handle, 16 + i is listener i; anything else is a Connection's
 // address (aligned, so far above these) with bit 0 telling the side: 0 client, 1 upstream.
-private let tagListenerBase: UInt64 = 16
-private let tagListenerLimit: UInt64 = 4096
+let tagListenerBase: UInt64 = 16
+let tagListenerLimit: UInt64 = 4096
 let maxPooledPipes = 16
 /// Connections taken from one listener per readiness event. Listeners are watched level-triggered, so one with more
 /// waiting is reported again at the next wait, after the others that are ready: a connection storm on one pod's
@@ -133,6 +133,8 @@ final class Worker {
     var draining = false
     /// The listeners went to another process (a handover): accepting never resumes.
     var surrendered = false
+    /// Pods at their ceiling whose listeners this worker does not watch for now.
+    var pausedPods: [PodContext] = []
     var drainDeadline: Int64 = 0
     /// When the connecting/idle/draining gauges are published next, and the values last published.
     var nextGauges: Int64 = 0
@@ -247,6 +249,7 @@ final class Worker {
                     listeners[i] = nil
                 }
                 while let last = listeners.last, last == nil { listeners.removeLast() }
+                pausedPods.removeAll { $0 === pod }
             }
         }
     }
@@ -276,6 +279,7 @@ final class Worker {
             }
             for i in 0..<n { dispatch(poller[i]) }
             expireDeadlines()
+            if !pausedPods.isEmpty { resumePods() }
             graveyard.removeAll(keepingCapacity: true)
             if draining && connecting.count == 0 && active.count == 0 { break }
             if now >= nextGauges {
@@ -339,6 +343,7 @@ final class Worker {
         if let c = connecting.head { deadline = min(deadline, c.listTime + config.connectTimeoutMs) }
         if config.idleTimeoutMs > 0, let c = active.head { deadline = min(deadline, c.listTime + config.idleTimeoutMs) }
         if accepting.isPaused && !draining { deadline = min(deadline, accepting.pausedUntil) }
+        if !pausedPods.isEmpty { deadline = min(deadline, now + 10) }
         if draining { deadline = min(deadline, drainDeadline) }
         return Poller.timeout(until: deadline, now: Clock.nowMs(), maxMs: 1000)
     }

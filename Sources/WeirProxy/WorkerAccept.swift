@@ -13,17 +13,14 @@ extension Worker {
         var taken = 0
         while accepting.isOpen && taken < limit {
             taken += 1
+            if let pod = l.pod, pod.full {
+                pauseAccepting(for: pod)
+                return
+            }
             switch acceptConnection(l.fd, peer: &peer) {
             case .accepted(let fd):
                 counters.add(.accepted)
-                if let pod = l.pod {
-                    pod.add(l.kind == .inbound ? .acceptedInbound : .acceptedOutbound)
-                    if pod.full {
-                        pod.add(.refusedCeiling)
-                        reset(fd)
-                        continue
-                    }
-                }
+                if let pod = l.pod { pod.add(l.kind == .inbound ? .acceptedInbound : .acceptedOutbound) }
                 if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
                     counters.add(.active, -1)
                     counters.add(.refusedMaxConnections)
@@ -54,6 +51,27 @@ extension Worker {
             reserveFd = openReserveDescriptor()
         }
         pauseAccepting(reason: errnoName(e))
+    }
+
+    /// A pod at its ceiling: this worker stops watching the pod's listeners; `resumePods` watches them again once
+    /// the pod is below its ceiling (checked every 10 ms while any pod is paused).
+    func pauseAccepting(for pod: PodContext) {
+        guard !pausedPods.contains(where: { $0 === pod }) else { return }
+        for case let l? in listeners where l.pod === pod { poller.remove(l.fd) }
+        pausedPods.append(pod)
+        pod.add(.ceilingPauses)
+    }
+
+    func resumePods() {
+        pausedPods.removeAll { pod in
+            guard !pod.full else { return false }
+            if accepting.isOpen {
+                for (i, l) in listeners.enumerated() where l?.pod === pod {
+                    _ = poller.add(l!.fd, .readable, token: tagListenerBase + UInt64(i))
+                }
+            }
+            return true
+        }
     }
 
     func pauseAccepting(reason: String) {

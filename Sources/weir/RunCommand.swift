@@ -96,8 +96,9 @@ struct RunCommand: ParsableCommand {
     var takeover = false
     @Flag(help: "Pod mode: also capture and serve the agent's own network namespace (host mode), besides the pods.")
     var captureNode = false
-    @Option(help: ArgumentHelp("Pod mode: at most this many open connections per pod; more are reset and counted "
-        + "(weir_pod_connections_refused_total). 0 (default): only --max-connections, for all pods together.",
+    @Option(help: ArgumentHelp("Pod mode: at most this many open connections per pod; past it the workers stop "
+        + "accepting for that pod (its new connections wait in its own accept queue, costing the others nothing; "
+        + "weir_pod_ceiling_pauses_total). 0 (default): only --max-connections, for all pods together.",
         valueName: "count"))
     var maxConnectionsPerPod: [String] = []
 

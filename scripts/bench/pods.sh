@@ -611,8 +611,8 @@ cost_rounds() { # pods
 }
 
 # --- fairness: pod B while pod A storms at its ceiling --------------------------------------------------------------
-refused_of() { # pod label: weir_pod_connections_refused_total
-  http_get /metrics | awk -v l="pod=\"$1\"" '/^weir_pod_connections_refused_total/ && index($0, l) {v = $NF}
+refused_of() { # pod label: weir_pod_ceiling_pauses_total
+  http_get /metrics | awk -v l="pod=\"$1\"" '/^weir_pod_ceiling_pauses_total/ && index($0, l) {v = $NF}
     END {print v + 0}'
 }
 # The agent still works through pod A's accept queue after wrk exits: wait until its counters stop moving.

@@ -734,7 +734,7 @@ def pods_fairness(p):
     return "At %s pods, medians of %s rounds of %s s:\n\n" % (n, p.meta.get("rounds", "?"), p.meta.get("seconds", "?")) + \
         table(["pod B's connections, while", "connections", "connect p50 (µs)", "connect p99", "first byte p50",
                "first byte p90", "first byte p99", "p99 of each round", "storm: requests / socket errors",
-               "refused at A's ceiling"], rows)
+               "ceiling pauses of A"], rows)
 
 
 def pods_cost(p):
