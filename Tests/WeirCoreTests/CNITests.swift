@@ -125,9 +125,9 @@ struct CNITests {
     }
 
     @Test(arguments: [
-        ("0.3.1", "cniVersion '0.3.1' is not supported: expected 0.4.0 or 1.0.0"),
-        ("1.1.0", "cniVersion '1.1.0' is not supported: expected 0.4.0 or 1.0.0"),
-        ("0.1.0", "cniVersion '0.1.0' is not supported: expected 0.4.0 or 1.0.0"),
+        ("0.2.0", "cniVersion '0.2.0' is not supported: expected 0.3.0 or 0.3.1 or 0.4.0 or 1.0.0"),
+        ("1.1.0", "cniVersion '1.1.0' is not supported: expected 0.3.0 or 0.3.1 or 0.4.0 or 1.0.0"),
+        ("0.1.0", "cniVersion '0.1.0' is not supported: expected 0.3.0 or 0.3.1 or 0.4.0 or 1.0.0"),
     ])
     func otherVersionsAreCode1(_ version: String, _ msg: String) throws {
         for command in ["ADD", "DEL", "CHECK", "STATUS"] {
@@ -141,9 +141,9 @@ struct CNITests {
         ("{\"cniVersion\":", 6, "the network config on standard input is not JSON"),
         ("[\"cniVersion\"]", 6, "the network config on standard input is not a JSON object"),
         ("{\"name\":\"pods\",\"type\":\"weir\"}", 7,
-         "the network config has no cniVersion: expected \"cniVersion\": \"0.4.0\" or \"1.0.0\""),
+         "the network config has no cniVersion: expected \"cniVersion\": \"0.3.0\" or \"0.3.1\" or \"0.4.0\" or \"1.0.0\""),
         ("{\"cniVersion\":1,\"name\":\"pods\",\"type\":\"weir\"}", 7,
-         "the network config has no cniVersion: expected \"cniVersion\": \"0.4.0\" or \"1.0.0\""),
+         "the network config has no cniVersion: expected \"cniVersion\": \"0.3.0\" or \"0.3.1\" or \"0.4.0\" or \"1.0.0\""),
         ("{\"cniVersion\":\"0.4.0\",\"type\":\"weir\"}", 7, "the network config has no name: expected the network's name"),
         ("{\"cniVersion\":\"0.4.0\",\"name\":\"\",\"type\":\"weir\"}", 7,
          "name '' is not valid: expected the network's name"),
@@ -193,7 +193,7 @@ struct CNITests {
         }
         #expect(out.exitStatus == 0 && out.log.isEmpty)
         #expect(try JSONValue.parse(Array(out.stdout.utf8)) == .object([
-            ("cniVersion", .string(version)), ("supportedVersions", .array([.string("0.4.0"), .string("1.0.0")])),
+            ("cniVersion", .string(version)), ("supportedVersions", .array([.string("0.3.0"), .string("0.3.1"), .string("0.4.0"), .string("1.0.0")])),
         ]))
     }
 

@@ -140,9 +140,9 @@ struct ConflistTests {
     }
 
     @Test func aVersionWeirDoesNotSpeakIsNotInstalled() throws {
-        let old = Self.flannelConflist.replacing("1.0.0", with: "0.3.1")
+        let old = Self.flannelConflist.replacing("1.0.0", with: "0.2.0")
         #expect(Conflist.install(CNIEntry(), files: [file("10-flannel.conflist", old)!])
-            == .unsupportedVersion(file: "10-flannel.conflist", cniVersion: "0.3.1"))
+            == .unsupportedVersion(file: "10-flannel.conflist", cniVersion: "0.2.0"))
         #expect(Conflist.install(CNIEntry(), files: [file("10-ptp.conf", #"{"type":"ptp"}"#)!])
             == .unsupportedVersion(file: "10-ptp.conf", cniVersion: ""))
     }

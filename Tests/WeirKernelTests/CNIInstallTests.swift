@@ -122,10 +122,10 @@ struct CNIInstallTests {
         try node.write("00-broken.conflist", "{\"name\": ")
         let none = try node.install()
         #expect(none.status == 1 && none.stderr.contains("no CNI network config in '\(node.conf)'"))
-        try node.write("10-calico.conflist", Self.flannel.replacing("1.0.0", with: "0.3.1"))
+        try node.write("10-calico.conflist", Self.flannel.replacing("1.0.0", with: "0.2.0"))
         let old = try node.install()
         #expect(old.status == 1)
-        #expect(old.stderr.contains("has cniVersion '0.3.1', which weir's plugin does not speak"))
+        #expect(old.stderr.contains("has cniVersion '0.2.0', which weir's plugin does not speak"))
         #expect(try node.types("10-calico.conflist") == ["flannel", "portmap"])
         #expect(try FileManager.default.contentsOfDirectory(atPath: node.bin).isEmpty)
     }

@@ -31,7 +31,7 @@ struct CNIPluginTests {
         let r = try plugin("VERSION", #"{"cniVersion":"0.4.0"}"#)
         #expect(r.status == 0 && r.stderr.isEmpty)
         #expect(try json(r.stdout) == .object([
-            ("cniVersion", .string("0.4.0")), ("supportedVersions", .array([.string("0.4.0"), .string("1.0.0")])),
+            ("cniVersion", .string("0.4.0")), ("supportedVersions", .array([.string("0.3.0"), .string("0.3.1"), .string("0.4.0"), .string("1.0.0")])),
         ]))
     }
 
@@ -71,7 +71,7 @@ struct CNIPluginTests {
         #expect(try json(plugin("ADD", Self.config(), ["CNI_CONTAINERID": ""]).stdout)[member: "code"] == .int(4))
         #expect(try json(plugin("ADD", "not json").stdout)[member: "code"] == .int(6))
         #expect(try json(plugin("ADD", Self.config(prevResult: false)).stdout)[member: "code"] == .int(7))
-        #expect(try json(plugin("ADD", Self.config().replacing("1.0.0", with: "0.3.1")).stdout)[member: "code"]
+        #expect(try json(plugin("ADD", Self.config().replacing("1.0.0", with: "0.2.0")).stdout)[member: "code"]
             == .int(1))
         #expect(try json(plugin("GC", Self.config()).stdout)[member: "code"] == .int(4))
     }

@@ -54,6 +54,6 @@ public struct CNIError: Error, Equatable, CustomStringConvertible {
 /// The CNI spec versions weir's plugin speaks. 0.4.0 for runtimes that still write it (containerd 1.x configs,
 /// Debian 12's podman), 1.0.0 for the rest; STATUS (a 1.1.0 verb) is answered too, for the runtimes that ask.
 public enum CNIVersion {
-    public static let supported = ["0.4.0", "1.0.0"]
+    public static let supported = ["0.3.0", "0.3.1", "0.4.0", "1.0.0"]
     public static let newest = "1.0.0"
 }

@@ -1,5 +1,6 @@
-/// The verbs weir's plugin answers. GC (CNI 1.1) is not among them: weir announces 0.4.0 and 1.0.0 only, so a
-/// runtime does not send it; the agent drops pods whose namespace is gone on its own.
+/// The verbs weir's plugin answers. GC (CNI 1.1) is not among them: weir announces 0.3.0 to 1.0.0 only (0.3.x
+/// because flannel's and calico's default conflists still say 0.3.1; its result is 0.4.0's, and CHECK does not exist
+/// there), so a runtime does not send it; the agent drops pods whose namespace is gone on its own.
 public enum CNICommand: String, Sendable, CaseIterable {
     case add = "ADD", del = "DEL", check = "CHECK", version = "VERSION", status = "STATUS"
 
