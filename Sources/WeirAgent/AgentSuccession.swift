@@ -69,12 +69,14 @@ extension Agent {
         // The predecessor exits after BYE (or once it drained, when it kept its connections): its locks and its
         // ownership of the tables go with it.
         let limit = session.full ? 10_000 : settings.proxy.drainTimeoutMs + 10_000
-        guard session.awaitPredecessorExit(timeoutMs: limit) else {
-            throw AgentError("--takeover: pid \(session.predecessor) did not exit within \(limit / 1000) s")
+        do {
+            try run.takeLock(waitMs: limit)
+        } catch {
+            throw AgentError("--takeover: pid \(session.predecessor) did not let go of \(run.lockPath) within "
+                             + "\(limit / 1000) s")
         }
         agentLog("takeover_done", ["from": "pid \(session.predecessor)", "connections": r.adopted, "lost": r.failed,
                                    "predecessor_exit_ms": Clock.nowMs() - started])
-        try run.takeLock()
         guard settings.capturesNode else { return nil }
         do {
             return try DataPlaneLock.acquire(runDirectory: settings.runDirectory)

@@ -28,9 +28,19 @@ final class RunDirectory {
         }
     }
 
-    /// The directory's lock, once the predecessor of a takeover has gone.
-    func takeLock() throws {
-        if lock == nil { lock = try Self.lock(lockPath, path) }
+    /// The directory's lock, once the predecessor of a takeover has gone: tried every 5 ms for at most `waitMs`
+    /// (the lock, not the predecessor's pid, says when it has gone: a successor in another container of a DaemonSet
+    /// rollout does not see its pid).
+    func takeLock(waitMs: Int64 = 0) throws {
+        let deadline = Clock.nowMs() + waitMs
+        while lock == nil {
+            do {
+                lock = try Self.lock(lockPath, path)
+            } catch {
+                if Clock.nowMs() >= deadline { throw error }
+                Clock.sleepMs(5)
+            }
+        }
     }
 
     /// Takes the lock at `lockPath`; throws naming the holder when another agent has it.

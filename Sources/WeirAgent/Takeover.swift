@@ -190,16 +190,6 @@ final class TakeoverSession {
         return (adopted, failed)
     }
 
-    /// Waits until the predecessor has exited (its locks and table ownership go with it). False after `timeoutMs`.
-    func awaitPredecessorExit(timeoutMs: Int64) -> Bool {
-        guard predecessor > 0 else { return true }
-        let deadline = Clock.nowMs() + timeoutMs
-        while Clock.nowMs() < deadline {
-            if !FileSystem.exists("/proc/\(predecessor)") { return true }
-            Clock.sleepMs(5)
-        }
-        return false
-    }
 }
 
 // MARK: the running process

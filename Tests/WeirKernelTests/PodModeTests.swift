@@ -336,5 +336,15 @@ struct PodModeLifecycleTests {
         try agent.waitFor("proxy=replaced")
         #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
         #expect(try adminGet(n.node, "/readyz") == (200, "ready\n"))
+
+        // Uninstall: the agent stops (the pod's table persists: fail closed), then weir clean --pods takes weir out
+        // of every pod of the registry, and the registry with it.
+        agent.signal(SIGTERM)
+        #expect(agent.wait(timeout: 10) == 0)
+        #expect(try second.exec(["nft", "list", "tables"]).contains("table inet weir"))
+        let clean = try n.node.weir(["clean", "--pods", "--run-dir", n.runDirectory])
+        #expect(clean.status == 0 && clean.stdout.contains("pod test/a: removed table inet weir"), "\(clean.stdout)")
+        #expect(!(try second.exec(["nft", "list", "tables"])).contains("weir"))
+        #expect(!FileManager.default.fileExists(atPath: n.runDirectory + "/pods.json"))
     }
 }
