@@ -99,12 +99,14 @@ public final class Agent {
 
     /// Runs until SIGTERM or SIGINT; returns after the drain. Throws `AgentError` when it cannot start (nothing on
     /// the node changed then) or when a worker fails.
-    public func run() throws {
+    /// Returns true when a successor took everything over (`--takeover`, or systemd's store on a restart).
+    @discardableResult
+    public func run() throws -> Bool {
         var running = try start()
         // The data-plane lock and the installer's sockets are held until the drain is over.
         defer { withExtendedLifetime(running) {} }
         let signal = try loop(&running)
-        try stop(running, after: signal)
+        return try stop(running, after: signal)
     }
 
     /// What the agent holds from start to stop.
@@ -459,7 +461,8 @@ public final class Agent {
 
     /// 6. Stop: `STOPPING=1`, every data plane drains within one --drain-timeout, the endpoints close, and the table
     /// stays (persist) unless --cleanup-on-exit.
-    private func stop(_ running: Running, after signal: Int32) throws {
+    @discardableResult
+    private func stop(_ running: Running, after signal: Int32) throws -> Bool {
         state.withLock { $0.ready = false }
         var handedOver = signal == Self.handedOver
         if !handedOver {
@@ -478,7 +481,7 @@ public final class Agent {
             retired.forEach { $0.stop() }
             running.endpoints.stop()
             agentLog("stopped", ["table": "kept (persist)", "connections": "handed over"])
-            return
+            return true
         }
         // One --drain-timeout for all: every data plane starts draining before any is waited for.
         running.server.beginStop()
@@ -488,12 +491,12 @@ public final class Agent {
         running.endpoints.stop()
         guard settings.cleanupOnExit else {
             agentLog("stopped", ["table": "kept (persist)"])
-            return
+            return false
         }
         if let podManager { agentLog("pods_cleaned", ["pods": podManager.removeAllCaptures()]) }
         guard let installer = running.installer else {
             agentLog("stopped", ["table": "none in the node's namespace (pod mode)"])
-            return
+            return false
         }
         do {
             let removed = try installer.removeAll()
@@ -502,6 +505,7 @@ public final class Agent {
             agentLog("cleanup_failed", ["error": "\(error)"])
             throw error
         }
+        return false
     }
 
     // MARK: keeping the node right

@@ -94,6 +94,11 @@ struct RunCommand: ParsableCommand {
         file-descriptor store carries them across a restart).
         """)
     var takeover = false
+    @Option(help: ArgumentHelp("What the process does once a successor took everything over: exit (default, exit 0) "
+        + "or wait (idle, holding nothing, until SIGTERM: a container whose restart policy would start it again, "
+        + "as in a DaemonSet rolled with maxSurge, must not come back and take over from its successor).",
+        valueName: "exit|wait"))
+    var afterHandover: [String] = []
     @Flag(help: "Pod mode: also capture and serve the agent's own network namespace (host mode), besides the pods.")
     var captureNode = false
     @Option(help: ArgumentHelp("Pod mode: at most this many open connections per pod; past it the workers stop "
@@ -111,6 +116,14 @@ struct RunCommand: ParsableCommand {
     var failOpenWindow: [String] = []
 
     func run() throws {
+        let waitAfterHandover: Bool
+        switch try oneValue(afterHandover, "--after-handover") ?? "exit" {
+        case "exit": waitAfterHandover = false
+        case "wait": waitAfterHandover = true
+        case let other:
+            throw ConfigError(.flag("--after-handover"), other, "is not exit or wait: expected --after-handover exit "
+                + "or --after-handover wait")
+        }
         if checkConfig {
             // Validates exactly as a start would, and records nothing: not a start (--fail-open-after counts none).
             let settings = try settings(tuning: true)
@@ -127,11 +140,17 @@ struct RunCommand: ParsableCommand {
             throw ConfigError("--fail-open-after with --network-namespace is not supported: expected one of them "
                 + "(fail open removes the capture of the namespace weir starts in)")
         }
+        let handedOver: Bool
         do {
-            try Agent(settings: settings, reload: { try self.settings(tuning: false) },
-                      onReady: { failOpen?.reset() }).run()
+            handedOver = try Agent(settings: settings, reload: { try self.settings(tuning: false) },
+                                   onReady: { failOpen?.reset() }).run()
         } catch let error as AgentError {
             throw RuntimeFailure(message: error.description)
+        }
+        // Everything of the agent is let go by now (locks, sockets): the successor holds them.
+        if handedOver && waitAfterHandover {
+            agentLog("handed_over_waiting", ["until": "SIGTERM"])
+            _ = Signals.waitForTermination()
         }
     }
 

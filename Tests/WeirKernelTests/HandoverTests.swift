@@ -114,7 +114,7 @@ struct HandoverTests {
         let s = try Setup()
         defer { s.delete() }
         // The run directory is root's and 0700: a user cannot create the lock before weir, nor hold it.
-        let first = try s.agent()
+        let first = try s.agent(["--after-handover", "wait"])
         let mode = try FileManager.default.attributesOfItem(atPath: s.runDirectory)[.posixPermissions] as? Int
         #expect(mode == 0o700)
         let squat = try s.pod.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/bin/python3",
@@ -139,6 +139,10 @@ struct HandoverTests {
             """])
         try squatter.waitFor("trying")
         let second = try s.agent(["--takeover"])
+        // --after-handover wait: the old agent holds nothing and idles until SIGTERM (a DaemonSet's old pod).
+        try first.waitFor("event=handed_over_waiting")
+        #expect(first.process.isRunning)
+        first.signal(SIGTERM)
         #expect(first.wait(timeout: 10) == 0)
         #expect(squatter.wait(timeout: 10) == 0)
         let c = counts(squatter.output)
