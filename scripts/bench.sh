@@ -512,6 +512,9 @@ fi
 # Pod mode (scripts/bench/pods.sh): timed on its own (pods.tsv holds its start and end), after the run above.
 rm -f "$OUT/pods.tsv"   # no samples of an earlier run in this report
 if [ "${BENCH_PODS:-1}" != 0 ]; then WEIR="$WEIR" bash scripts/bench/pods.sh "$OUT"; fi
+# The live handover (scripts/bench/handover.sh): 1,000 and 10,000 connections moved by weir run --takeover.
+rm -f "$OUT/handover.tsv"
+if [ "${BENCH_HANDOVER:-1}" != 0 ]; then WEIR="$WEIR" bash scripts/bench/handover.sh "$OUT"; fi
 
 if [ "${BENCH_REPORT:-1}" != 0 ]; then
   [ -x "$PY" ] || { echo "bench: $PY missing (matplotlib): run 'make bench-deps'" >&2; exit 1; }

@@ -197,12 +197,16 @@ if [ -n "${WEIR_BIN:-}" ]; then
     local s
     for s in postinst prerm postrm; do
       s=$(sed "/^[[:space:]]*#/d" "$tmp/deb/DEBIAN/$s") || return 1
-      if grep -qE 'systemctl +(start|enable|restart|try-restart)|deb-systemd-(helper +enable|invoke +start)|weir +(run|rules)' <<<"$s"; then
+      if grep -qE 'systemctl +(start|enable|restart)|deb-systemd-(helper +enable|invoke +start)|weir +(run|rules)' <<<"$s"; then
         echo "a maintainer script starts, enables or captures:"; echo "$s"; return 1; fi
     done
+    # The one restart: on an upgrade, of an agent that runs (handed over without loss), never on a first install.
+    s=$(sed "/^[[:space:]]*#/d" "$tmp/deb/DEBIAN/postinst")
+    if grep -q 'try-restart' <<<"$s" && ! grep -qE 'if \[ -n "\$2" \] && systemctl is-active --quiet weir.service; then' <<<"$s"; then
+      echo "postinst restarts the agent without checking it is an upgrade of a running agent:"; echo "$s"; return 1; fi
     grep -q '\[ -d /run/systemd/system \]' "$tmp/deb/DEBIAN/postinst" || return 1
   }
-  check "deb: maintainer scripts only daemon-reload, never enable, start or capture" maint_scripts
+  check "deb: maintainer scripts only daemon-reload (and restart a running agent on upgrade), never enable, start or capture" maint_scripts
   if command -v lintian >/dev/null; then
     # Tags that stay, each for a reason given in docs/install.md.
     allowed='initial-upload-closes-no-bugs|maintainer-script-calls-systemctl'

@@ -251,13 +251,16 @@ in_c sh -c 'ip netns add weirpeer && ip link add veth-w type veth peer name eth0
   ip addr add 198.18.7.1/24 dev veth-w && ip link set veth-w up && ip -n weirpeer addr add 198.18.7.2/24 dev eth0 &&
   ip -n weirpeer link set eth0 up && ip -n weirpeer link set lo up' >/dev/null 2>&1
 cp Tests/WeirKernelTests/Support/load.py "$stage/load.py"
-in_c systemd-run --quiet --unit=weir-test-echo ip netns exec weirpeer /usr/bin/python3 /stage/load.py echo 7000
-load_run() { # NAME SECONDS: the load as a transient unit, its summary in /run/NAME.out
-  in_c systemd-run --quiet --unit="$1" -p User=1000 -p Group=1000 sh -c \
-    "/usr/bin/python3 /stage/load.py client 198.18.7.2 7000 50 $2 > /run/$1.out 2>&1"
+# The stage is root's (0700): the load, run as UID 1000, reads its copy in the container's /tmp.
+in_c sh -c 'install -m 0644 /stage/load.py /tmp/load.py'
+in_c systemd-run --quiet --unit=weir-test-echo ip netns exec weirpeer /usr/bin/python3 /tmp/load.py echo 7000
+load_run() { # NAME SECONDS: the load as a transient unit, its summary in /tmp/NAME.out
+  # setpriv, not User=: the container's /etc has no user 1000, and systemd wants one for User=.
+  in_c systemd-run --quiet --unit="$1" sh -c "setpriv --reuid=1000 --regid=1000 --clear-groups \
+    /usr/bin/python3 /tmp/load.py client 198.18.7.2 7000 50 $2 > /tmp/$1.out 2>&1"
 }
-load_result() { in_c cat "/run/$1.out" 2>/dev/null | tail -1; }
-load_done() { in_c sh -c "grep -q '^streams=' /run/$1.out" 2>/dev/null; }
+load_result() { in_c cat "/tmp/$1.out" 2>/dev/null | tail -1; }
+load_done() { in_c sh -c "grep -q '^streams=' /tmp/$1.out" 2>/dev/null; }
 field() { sed -n "s/.*$1=\([0-9]*\).*/\1/p" <<<"$2"; }
 wait_for 10 in_c sh -c 'ip netns exec weirpeer ss -ltn | grep -q ":7000 "'
 pid=$(main_pid)
@@ -269,7 +272,8 @@ if [ "$(field stream_errors "$r")" = 0 ] && [ "$(field new_errors "$r")" = 0 ] &
    && journal_has weir 'event=handover_done to=systemd' && journal_has weir 'event=adopted from=systemd connections=50'; then
   ok "systemctl restart under load: 50 live connections handed over, 0 reset, 0 refused, 0 corrupt ($r)"
 else bad "systemctl restart under load: nothing lost" "load: $r
-$(in_c journalctl -u weir --no-pager -o cat -n 15 2>&1 | grep -E 'handover|adopted|inherited|ready')"; fi
+$(in_c journalctl -u weir --no-pager -o cat -n 15 2>&1 | grep -E 'handover|adopted|inherited|ready')
+$(in_c journalctl -u weir-load-restart -u weir-test-echo --no-pager -o cat -n 10 2>&1)"; fi
 if [ -z "${WEIR_STAGE:-}" ]; then
   load_run weir-load-upgrade 6; sleep 1.5
   in_c dpkg -i /stage/weir.deb >/dev/null 2>&1

@@ -173,6 +173,7 @@ struct PodModeTests {
         }
         #expect(!(try a.exec(["nft", "list", "tables"])).contains("weir"))
         #expect(!(try a.exec(["ss", "-ltn"])).contains(":15001"))
+        #expect(!(try a.exec(["ip", "addr", "show", "dev", "lo"])).contains("::6/128"))
         #expect(!(try adminGet(n.node, "/pods").1).contains("\"name\": \"a\""))
         // DEL of a pod whose namespace is already gone succeeds too.
         b.delete()

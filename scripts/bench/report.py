@@ -994,6 +994,30 @@ def figure(made, name, alt, caption):
     return "![%s](docs/bench/%s)\n\n%s" % (alt, name, caption)
 
 
+def handover_section(data):
+    """handover.tsv: rows of (connections, round, metric, value) from scripts/bench/handover.sh."""
+    path = os.path.join(data, "handover.tsv")
+    if not os.path.exists(path):
+        return "_Not measured in this run (BENCH_HANDOVER=0)._"
+    values = {}
+    for row in read_tsv(path):
+        if len(row) == 4:
+            values.setdefault((int(row[0]), row[2]), []).append(float(row[3]))
+    if not values:
+        return "_handover.tsv holds no samples._"
+    rows = []
+    for n in sorted({k[0] for k in values}):
+        def med(metric):
+            v = sorted(values.get((n, metric), []))
+            return "-" if not v else "{:,.0f}".format(v[len(v) // 2])
+        def each(metric):
+            return " ".join("{:,.0f}".format(x) for x in values.get((n, metric), []))
+        rows.append(["{:,}".format(n), med("start_to_old_exit_ms"), each("start_to_old_exit_ms"),
+                     med("start_to_ready_ms"), med("old_handover_ms"), med("moved"), med("answered_after")])
+    return table(["live connections", "new process start to old process exit (ms, median)", "each round",
+                  "start to ready (ms)", "old agent's handover (ms)", "moved", "answering after"], rows)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="directory with meta.tsv, proxy.tsv, capture.tsv, pods.tsv")
@@ -1009,7 +1033,7 @@ def main():
     data_dir = os.path.join(bench_dir, "data")
     os.makedirs(data_dir, exist_ok=True)
     if os.path.realpath(args.data) != os.path.realpath(data_dir):
-        for name in ("meta.tsv", "proxy.tsv", "capture.tsv", "pods.tsv"):
+        for name in ("meta.tsv", "proxy.tsv", "capture.tsv", "pods.tsv", "handover.tsv"):
             src = os.path.join(args.data, name)
             if os.path.exists(src):
                 shutil.copyfile(src, os.path.join(data_dir, name))
@@ -1053,6 +1077,7 @@ def main():
         "capture": capture(run),
         "stress": stress(),
         "pods": pods_section(run, pods),
+        "handover": handover_section(args.data),
         "fig_pod_add": figure(made, "pod_add.png", "ADD latency against pods",
                               "p50 and p99 of ADD to served against the number of pods: the wall time around each "
                               "exec of the CNI plugin (what a runtime waits), and the agent's own time from the "

@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# Handover benchmark (issue 20): how long `weir run --takeover` takes to move 1,000 and 10,000 live connections
+# from the running agent to the new one, from the new process's start to the old process's exit, and that every
+# connection still answers afterwards. Numbers for BENCHMARKS.md, never pass/fail; it fails (non-zero) only when it
+# measured nothing or a connection was lost (a handover bug, not a timing).
+#
+# Usage: WEIR=/path/to/weir bash scripts/bench/handover.sh OUTDIR     (writes OUTDIR/handover.tsv)
+# Everything runs in two network namespaces made here (198.18.9.0/24) and deleted on exit, even on failure; only
+# processes started here are signalled, by pid.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${1:?usage: handover.sh OUTDIR}
+WEIR=${WEIR:?set WEIR to the weir binary}
+SIZES=${HANDOVER_SIZES:-1000 10000}
+ROUNDS=${HANDOVER_ROUNDS:-3}
+mkdir -p "$OUT"
+TSV=$OUT/handover.tsv
+: > "$TSV"
+WORK=$(mktemp -d /tmp/weir-handover.XXXXXX)
+chmod 0755 "$WORK"   # the client runs as UID 1000 and reads hold.py here
+A=wtho-bench-a-$$; B=wtho-bench-b-$$
+pids=()
+stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
+cleanup() {
+  for p in "${pids[@]}"; do stop_pid "$p"; done
+  ip netns del "$A" 2>/dev/null || true
+  ip netns del "$B" 2>/dev/null || true
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+die() { echo "handover: $*" >&2; exit 1; }
+rec() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$TSV"; }   # connections round metric value
+
+# 10,000 connections are 20,000 of the agent's descriptors, and as many of the client's and the server's.
+ulimit -Hn 1048576 2>/dev/null || true
+ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+ip netns add "$A"; ip netns add "$B"
+ip link add eth0 netns "$A" type veth peer name eth0 netns "$B"
+ip -n "$A" addr add 198.18.9.1/24 dev eth0; ip -n "$A" link set eth0 up; ip -n "$A" link set lo up
+ip -n "$B" addr add 198.18.9.2/24 dev eth0; ip -n "$B" link set eth0 up; ip -n "$B" link set lo up
+for ns in "$A" "$B"; do
+  ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.core.somaxconn=16384
+done
+
+# The echo server (B), and a client (A, UID 1000) that holds N connections: "hold N" opens them and prints "held";
+# "check" (a line on stdin) makes every connection echo once and prints "ok=K failed=F".
+cat > "$WORK/hold.py" <<'EOF'
+import os, socket, sys
+n = int(sys.argv[2])
+conns = [socket.create_connection((sys.argv[1], 7000), timeout=30) for _ in range(n)]
+print("held", flush=True)
+for line in sys.stdin:
+    ok = failed = 0
+    for i, c in enumerate(conns):
+        msg = b"%d-%s\n" % (i, os.urandom(8).hex().encode())
+        try:
+            c.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                d = c.recv(len(msg) - len(got))
+                if not d:
+                    raise OSError("end of stream")
+                got += d
+            ok += got == msg
+            failed += got != msg
+        except OSError:
+            failed += 1
+    print("ok=%d failed=%d" % (ok, failed), flush=True)
+EOF
+ip netns exec "$B" python3 Tests/WeirKernelTests/Support/load.py echo 7000 > "$WORK/echo.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do grep -q ready "$WORK/echo.log" && break; sleep 0.05; done
+
+agent() { # log: a weir run in A, in the background; prints its pid
+  ip netns exec "$A" "$WEIR" run --run-dir "$WORK/run" -i '*' -b '*' --max-connections 30000 \
+    --admin-address 127.0.0.1:15020 "${@:2}" > "$1" 2>&1 &
+  echo $!
+}
+ready() { for _ in $(seq 300); do grep -q 'event=ready' "$1" && return 0; sleep 0.02; done; return 1; }
+
+for n in $SIZES; do
+  for r in $(seq "$ROUNDS"); do
+    echo "handover: $n connections, round $r" >&2
+    old=$(agent "$WORK/old.log"); pids+=("$old")
+    ready "$WORK/old.log" || die "the first agent did not get ready: $(tail -5 "$WORK/old.log")"
+    coproc HOLD { ip netns exec "$A" setpriv --reuid=1000 --regid=1000 --clear-groups /usr/bin/python3 \
+      "$WORK/hold.py" 198.18.9.2 "$n" 2>&1; }
+    hold_pid=$HOLD_PID; pids+=("$hold_pid")
+    read -r -t 120 line <&"${HOLD[0]}" || die "the client did not open $n connections"
+    [ "$line" = held ] || die "client: $line"
+    t0=$(date +%s%N)
+    new=$(agent "$WORK/new.log" --takeover); pids+=("$new")
+    # Started in a command substitution, the agent is not this shell's child: its exit is seen in /proc.
+    for _ in $(seq 60000); do [ -e "/proc/$old" ] || break; sleep 0.001; done
+    [ ! -e "/proc/$old" ] || die "the old agent did not exit"
+    t1=$(date +%s%N)
+    ready "$WORK/new.log" || die "the new agent did not get ready: $(tail -5 "$WORK/new.log")"
+    t2=$(date +%s%N)
+    echo check >&"${HOLD[1]}"
+    read -r -t 120 line <&"${HOLD[0]}" || die "the client did not answer the check"
+    moved=$(sed -n 's/.*event=handover_done .*connections=\([0-9]*\).*/\1/p' "$WORK/old.log" | tail -1)
+    took=$(sed -n 's/.*event=handover_done .*took_us=\([0-9]*\).*/\1/p' "$WORK/old.log" | tail -1)
+    [ "${moved:-0}" -ge "$n" ] || die "the old agent handed over ${moved:-nothing}, expected $n: $(tail -5 "$WORK/old.log")"
+    [[ $line == "ok=$n failed=0" ]] || die "after the handover: $line (expected ok=$n failed=0)"
+    rec "$n" "$r" start_to_old_exit_ms "$(( (t1 - t0) / 1000000 ))"
+    rec "$n" "$r" start_to_ready_ms "$(( (t2 - t0) / 1000000 ))"
+    rec "$n" "$r" old_handover_ms "$(( ${took:-0} / 1000 ))"
+    rec "$n" "$r" moved "$moved"
+    answered=${line#ok=}
+    rec "$n" "$r" answered_after "${answered%% *}"
+    exec {HOLD[1]}>&-
+    stop_pid "$hold_pid"
+    stop_pid "$new"
+  done
+done
+echo "handover: wrote $TSV" >&2
