@@ -145,3 +145,17 @@ extension FileSystem {
         try writeAll(file.rawValue, bytes)
     }
 }
+
+extension FileSystem {
+    /// rmdir(2): removes an empty directory.
+    public static func removeDirectory(_ path: String) throws {
+        try blockingCall("rmdir") { rmdir(path) }
+    }
+}
+
+extension FileSystem {
+    /// symlink(2): `path` names `target`.
+    public static func symbolicLink(_ path: String, to target: String) throws {
+        try blockingCall("symlink") { symlink(target, path) }
+    }
+}

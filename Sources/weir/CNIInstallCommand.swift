@@ -50,6 +50,12 @@ struct CNIInstallCommand: ParsableCommand {
     var keepOnExit = false
     @Flag(help: "Remove weir's entry from every conflist of --conf-dir and the binary from --bin-dir, then exit.")
     var uninstall = false
+    @Flag(help: ArgumentHelp("""
+        Install the plugin with the shared libraries and the loader this weir runs with (into --bin-dir/weir.d, \
+        'weir' being a small /bin/sh script that starts them): the node's own libraries may be older (glibc) or \
+        missing (libnftnl, libmnl), and a plugin that cannot start fails every pod's ADD. The DaemonSet sets it.
+        """))
+    var bundleLibraries = false
 
     func run() throws {
         // Checked here, not in validate(): see Main.
@@ -85,6 +91,7 @@ struct CNIInstallCommand: ParsableCommand {
 
         var installer = CNIInstaller(binDir: binDir, confDir: confDir,
                                      entry: CNIEntry(agentSocket: socket, failOpen: failOpen))
+        installer.bundle = bundleLibraries
         if uninstall {
             try installer.uninstall()
         } else if watch {
@@ -128,6 +135,9 @@ struct CNIInstaller {
     private var installedBinary: (device: UInt64, inode: UInt64)?
     /// The last plan that was logged in --watch, so an unchanged refusal is not logged on every look.
     private var lastPlan: Conflist.Plan?
+    /// --bundle-libraries: the binary, its libraries and its loader in weir.d, started by a script.
+    var bundle = false
+    var bundleDir: String { binDir + "/weir.d" }
 
     init(binDir: String, confDir: String, entry: CNIEntry) {
         self.binDir = binDir
@@ -179,6 +189,12 @@ struct CNIInstaller {
             try FileSystem.remove(binaryPath)
             log("binary_removed", ["path": binaryPath])
         } catch let e as SystemError where e.errno == Errno.ENOENT {}
+        // A bundle (--bundle-libraries) goes with it, whichever way it was installed.
+        if let names = directoryEntries(bundleDir) {
+            for name in names { try? FileSystem.remove(bundleDir + "/" + name) }
+            try? FileSystem.removeDirectory(bundleDir)
+            log("bundle_removed", ["path": bundleDir])
+        }
     }
 
     // MARK: --watch
@@ -278,6 +294,7 @@ struct CNIInstaller {
     /// Copies this binary to --bin-dir, unless the same bytes are there already with mode 0755 (a re-run changes
     /// nothing; an upgrade brings a new binary).
     private mutating func installBinary(reason: String) throws {
+        if bundle { return try installBundle(reason: reason) }
         if reason == "install", let status = try? FileStatus(path: binaryPath), status.kind == .regular,
            status.permissions == 0o755, FileSystem.sameContents(Self.selfExecutable, binaryPath) {
             installedBinary = (status.device, status.inode)
@@ -293,6 +310,86 @@ struct CNIInstaller {
         let status = try? FileStatus(path: binaryPath)
         installedBinary = status.map { ($0.device, $0.inode) }
         log("binary_installed", ["path": binaryPath, "bytes": bytes, "reason": reason])
+    }
+
+    /// The files this process runs from, besides its executable: the shared libraries and the loader, from
+    /// /proc/self/maps (exactly what the loader picked, wherever it found them).
+    static func mappedLibraries() -> [String] {
+        guard case .success(let bytes) = readSmallFile("/proc/self/maps", limit: 4 << 20) else { return [] }
+        let exe = FileSystem.readLink(selfExecutable) ?? ""
+        var out: [String] = []
+        for line in String(decoding: bytes, as: UTF8.self).split(separator: "\n") {
+            guard let slash = line.firstIndex(of: "/") else { continue }
+            let path = String(line[slash...])
+            let name = path.split(separator: "/").last.map(String.init) ?? ""
+            guard path != exe, name.contains(".so"), !out.contains(path) else { continue }
+            out.append(path)
+        }
+        return out
+    }
+
+    /// Shorter names a library may be asked for by: `libmnl.so.0.2.0` -> `libmnl.so.0.2`, `libmnl.so.0` (a soname is
+    /// the name up to the major version).
+    static func sonameAliases(_ name: String) -> [String] {
+        guard let so = name.firstRange(of: ".so.") else { return [] }
+        let versions = name[so.upperBound...].split(separator: ".")
+        return (1..<max(1, versions.count)).reversed().map {
+            String(name[..<so.upperBound]) + versions.prefix($0).joined(separator: ".")
+        }
+    }
+
+    /// The script `weir` becomes with --bundle-libraries: the bundled loader runs the bundled binary with the
+    /// bundled libraries, whatever the node has.
+    static func bundleScript(loader: String) -> String {
+        """
+        #!/bin/sh
+        # weir's CNI plugin, installed by weir cni-install --bundle-libraries: the weir binary of the image, with the
+        # shared libraries and the loader it runs with (weir.d), so the node's own (older, or missing) never matter.
+        d="${0%/*}/weir.d"
+        exec "$d/\(loader)" --library-path "$d" "$d/weir" "$@"
+
+        """
+    }
+
+    /// --bundle-libraries: weir.d/ gets the binary, its libraries and its loader; `weir` the script. Unchanged
+    /// files are not written again.
+    private mutating func installBundle(reason: String) throws {
+        let libraries = Self.mappedLibraries()
+        guard let loader = libraries.first(where: { ($0.split(separator: "/").last ?? "").hasPrefix("ld-") }) else {
+            throw RuntimeFailure(message: "--bundle-libraries: no loader (ld-*.so) among this process's mappings")
+        }
+        let loaderName = String(loader.split(separator: "/").last!)
+        let script = Array(Self.bundleScript(loader: loaderName).utf8)
+        var written = 0
+        do {
+            if !FileSystem.exists(bundleDir) { try FileSystem.makeDirectory(bundleDir, permissions: 0o755) }
+            for (source, name, mode) in libraries.map({ ($0, String($0.split(separator: "/").last!),
+                                                        $0 == loader ? UInt32(0o755) : 0o644) })
+                + [(Self.selfExecutable, "weir", 0o755)] {
+                let target = bundleDir + "/" + name
+                if !FileSystem.sameContents(source, target) {
+                    written += try FileSystem.replace(target, copying: source, permissions: mode)
+                }
+                // The maps name the real file (libmnl.so.0.2.0); the binary asks for its soname (libmnl.so.0).
+                for alias in Self.sonameAliases(name) where FileSystem.readLink(bundleDir + "/" + alias) != name {
+                    try? FileSystem.remove(bundleDir + "/" + alias)
+                    try FileSystem.symbolicLink(bundleDir + "/" + alias, to: name)
+                }
+            }
+            let current = try? FileSystem.open(binaryPath, .read)
+            let same = current.map { (try? readAll($0.rawValue, limit: 4096)) == script } ?? false
+            if !same { try FileSystem.replace(binaryPath, with: script, permissions: 0o755) }
+            if written == 0 && same {
+                log("binary_unchanged", ["path": binaryPath, "bundle": bundleDir])
+            } else {
+                log("binary_installed", ["path": binaryPath, "bundle": bundleDir, "libraries": libraries.count,
+                                         "bytes": written, "reason": reason])
+            }
+        } catch let e as SystemError {
+            throw RuntimeFailure(message: "installing \(binaryPath) with --bundle-libraries: \(e)")
+        }
+        let status = try? FileStatus(path: binaryPath)
+        installedBinary = status.map { ($0.device, $0.inode) }
     }
 
     /// Puts the binary back when it is gone or is no longer the file weir put there.

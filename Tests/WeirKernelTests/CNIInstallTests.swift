@@ -57,6 +57,25 @@ struct CNIInstallTests {
          "ipam": {"type": "host-local", "ranges": [[{"subnet": "198.18.0.0/24"}]], "dataDir": "/run/x"}}
         """#
 
+    @Test func bundledThePluginRunsWithTheImagesLibrariesOnlyAndUninstallRemovesThem() throws {
+        let node = try Node()
+        try node.write("10-bridge.conflist", Self.flannel)
+        let r = try node.install(["--bundle-libraries"])
+        #expect(r.status == 0, "\(r.stderr)")
+        // Every library (and the loader) the plugin starts with comes from the bundle, not from the node.
+        let run = try runCommand(["env", "-i", "LD_DEBUG=libs", "CNI_COMMAND=VERSION", node.bin + "/weir"],
+                                 input: #"{"cniVersion":"1.0.0"}"#)
+        #expect(run.status == 0 && run.stdout.contains("supportedVersions"), "\(run.stdout)")
+        let after = run.stderr.components(separatedBy: "initialize program: /bin/sh").last ?? ""
+        let loaded = after.split(separator: "\n").filter { $0.contains("calling init: ") }
+            .map { String($0.split(separator: " ").last ?? "") }
+        #expect(!loaded.isEmpty && loaded.allSatisfy { $0.hasPrefix(node.bin + "/weir.d/") }, "\(loaded)")
+        // A second install changes nothing; uninstall takes the bundle too.
+        #expect(try node.install(["--bundle-libraries"]).stderr.contains("event=binary_unchanged"))
+        #expect(try node.install(["--uninstall"]).status == 0)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: node.bin).isEmpty)
+    }
+
     @Test func aConfIsWrappedIntoAConflistWithWeirLastAndTheBinaryCopied() throws {
         let node = try Node()
         try node.write("10-bridge.conf", Self.bridge, mode: 0o640)
