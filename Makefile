@@ -40,7 +40,7 @@ PROFILES := $(wildcard profiles/*.profile) profiles/README.md
 SUBST = sed -e 's|/usr/local/bin/weir|$(BINDIR)/weir|g' -e 's|/etc/weir|$(SYSCONFDIR)/weir|g' \
 	-e 's|/usr/local/share/doc/weir|$(DOCDIR)|g'
 
-.PHONY: deps bench-deps build test test-preflight demo bench bench-report stress fuzz clean release install uninstall deb image FORCE
+.PHONY: deps bench-deps build test test-preflight demo bench bench-report stress fuzz clean release symbol-order install uninstall deb image FORCE
 
 deps:
 	@bash scripts/install-deps.sh
@@ -63,6 +63,12 @@ $(RELEASE_BIN): FORCE
 	$(SWIFT_ENV) $(LOCK) $(SWIFT) build -c release --static-swift-stdlib --experimental-lto-mode=full $(BUILD_FLAGS)
 	@mkdir -p $(@D)
 	strip -o $@.tmp .build/release/weir && mv $@.tmp $@
+
+# Sources/weir/symbol-order.txt, the layout of the release binary's code: the functions `weir proxy` and `weir run`
+# execute under `make bench`'s memory load, found with callgrind (scripts/symbol-order.sh; root, valgrind). Run it
+# again when the proxy's code changed much, then compare `make bench`'s memory rows.
+symbol-order: deps
+	bash scripts/symbol-order.sh
 
 # test-preflight comes first (make test is not meant for -j): with WEIR_REQUIRE_KERNEL=1 (CI), a reason known before
 # the build why kernel, systemd or packaging checks would be skipped (not root, a missing tool) fails at once.

@@ -18,6 +18,9 @@ func cString(_ s: String) -> String {
 // event (the connection state machine, the histogram slot), marked @_optimize(speed).
 let coldPath: [SwiftSetting] = [.unsafeFlags(["-Osize"], .when(configuration: .release))]
 
+// The order of the functions in the release binary's code (see the weir target).
+let symbolOrder = Context.packageDirectory + "/Sources/weir/symbol-order.txt"
+
 let package = Package(
     name: "weir",
     products: [
@@ -55,6 +58,8 @@ let package = Package(
                 "WeirCore", "WeirNetfilter", "WeirTuning", "WeirProxy", "WeirAgent", "WeirSystem",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            // The layout of the release link (below): symbol-order.txt, written by `make symbol-order`.
+            exclude: ["symbol-order.txt"],
             swiftSettings: coldPath,
             // lld (shipped with the Swift toolchain) packs the ~38,000 relative relocations of a PIE with the Swift
             // runtime linked in into 7 KiB of DT_RELR instead of 900 KiB of RELA that every start reads: faster start
@@ -62,9 +67,14 @@ let package = Package(
             // The release binary exports no symbols: SwiftPM links executables with --export-dynamic (so tests can
             // link against them), which put 3,300 public symbols of weir's own modules into a dynamic symbol table
             // nothing looks up (270 KB of the binary).
+            // The release link lays out first the functions `weir proxy` and `weir run` execute, in the order of
+            // symbol-order.txt (scripts/symbol-order.sh): the code they touch then fills few contiguous pages instead
+            // of 64 KiB fault-around windows all over the binary. Names lld does not find are skipped, so a stale
+            // list only loses effect.
             linkerSettings: [
                 .unsafeFlags(["-use-ld=lld", "-Xlinker", "-z", "-Xlinker", "pack-relative-relocs", "-Xlinker", "--icf=all"]),
-                .unsafeFlags(["-Xlinker", "--no-export-dynamic"], .when(configuration: .release)),
+                .unsafeFlags(["-Xlinker", "--no-export-dynamic", "-Xlinker", "--symbol-ordering-file=" + symbolOrder,
+                              "-Xlinker", "--no-warn-symbol-ordering"], .when(configuration: .release)),
             ]
         ),
         // Scenario table shared by the golden-text tests and the kernel tests.

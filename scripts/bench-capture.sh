@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Capture benchmark: how long excluded CIDRs take to apply, and what they cost each new connection, for weir (one
-# interval set, over netlink), `nft -f` of weir's own dry-run text, and iptables-restore with one rule per CIDR
-# (istio-iptables' layout). Runs in throwaway namespaces (198.18.0.0/15, 2001:db8::/32), which are always deleted.
+# set, over netlink: the IPv4 /32s are single addresses, a set without intervals; the IPv6 /64s an interval set),
+# `nft -f` of weir's own dry-run text, and iptables-restore with one rule per CIDR (istio-iptables' layout). Runs in throwaway namespaces (198.18.0.0/15, 2001:db8::/32), which are always deleted.
 #
 # Two parts:
 #  - IPv4, 10,000 excluded /32s: apply times (median of 5) and the cost per connection (3 interleaved rounds).

@@ -366,6 +366,7 @@ func setObject(_ table: Table, _ set: NamedSet, id: UInt32) -> OpaquePointer {
     nftnl_set_set_u32(s, attr(NFTNL_SET_KEY_TYPE), set.keyType.datatype)
     nftnl_set_set_u32(s, attr(NFTNL_SET_KEY_LEN), set.keyType.keyLength)
     nftnl_set_set_u32(s, attr(NFTNL_SET_FLAGS), set.isInterval ? num(NFT_SET_INTERVAL) : 0)
+    if let size = set.declaredSize { nftnl_set_set_u32(s, attr(NFTNL_SET_DESC_SIZE), UInt32(size)) }
     nftnl_set_set_u32(s, attr(NFTNL_SET_ID), id)
     // nft reads the key byte order from the set's user data (NFTNL_UDATA_SET_KEYBYTEORDER); without it, host-order
     // keys (interface names, GIDs) list wrongly. 1 = host endian, 2 = big endian.
@@ -394,6 +395,7 @@ func describeSet(_ s: OpaquePointer) -> String {
         + " flags \(nftnl_set_get_u32(s, attr(NFTNL_SET_FLAGS)))"
         + " type \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_TYPE)))"
         + " len \(nftnl_set_get_u32(s, attr(NFTNL_SET_KEY_LEN)))"
+        + (nftnl_set_is_set(s, attr(NFTNL_SET_DESC_SIZE)) ? " size \(nftnl_set_get_u32(s, attr(NFTNL_SET_DESC_SIZE)))" : "")
 }
 
 func describeElement(_ set: String, key: [UInt8], flags: UInt32) -> String {

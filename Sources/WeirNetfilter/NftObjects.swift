@@ -300,6 +300,7 @@ func elementKeys(_ element: SetElement) -> [(key: [UInt8], end: Bool, open: Bool
     case .port(let p): return [([UInt8(p >> 8), UInt8(p & 0xff)], false, false)]
     case .ifname(let n): return [(ifnameBytes(n), false, false)]
     case .gid(let g): return [(hostBytes(g), false, false)]
+    case .address(let a): return [(a.bytes, false, false)]
     case .range(let r):
         if let next = r.last.successor { return [(r.first.bytes, false, false), (next.bytes, true, false)] }
         return [(r.first.bytes, false, true)]

@@ -89,7 +89,31 @@ struct CaptureRulesetTests {
         for a in 0..<40 { for b in 0..<250 { cidrs.append("198.\(18 + a % 2).\(a / 2 * 10 + b / 25).\(b % 25 * 2)") } }
         let t = try table(["istio-service-exclude-cidr": [cidrs.joined(separator: ",")]])
         #expect(cidrs.count == 10_000)
+        // 10,000 single addresses that do not merge: one set without intervals, one rule.
         #expect(rules(t, "outbound").filter { $0.contains("outbound-exclude") }.count == 1)
-        #expect(t.set(named: "outbound-exclude-v4")?.elements.count == 10_000)
+        #expect(t.set(named: "outbound-exclude-v4") == nil)
+        #expect(t.set(named: "outbound-exclude-hosts-v4")?.elements.count == 10_000)
+    }
+
+    @Test func singleAddressesGoToASetWithoutIntervalsBesideThePrefixes() throws {
+        let t = try table(["istio-service-exclude-cidr": [
+            // A host inside a listed prefix, two adjacent hosts (they merge into a range), two lone hosts.
+            "198.18.0.0/24,198.18.0.7,198.18.2.0,198.18.2.1,198.18.3.9,198.18.1.5,2001:db8::5,2001:db8:1::/48"]])
+        let ranges = try #require(t.set(named: "outbound-exclude-v4"))
+        #expect(ranges.isInterval && ranges.declaredSize == nil)
+        #expect(ranges.elements.map(\.description) == ["198.18.0.0/24", "198.18.2.0/31"])
+        let hosts = try #require(t.set(named: "outbound-exclude-hosts-v4"))
+        #expect(!hosts.isInterval && hosts.declaredSize == 2)
+        #expect(hosts.elements.map(\.description) == ["198.18.1.5", "198.18.3.9"])
+        #expect(t.set(named: "outbound-exclude-v6")?.elements.map(\.description) == ["2001:db8:1::/48"])
+        #expect(t.set(named: "outbound-exclude-hosts-v6")?.elements.map(\.description) == ["2001:db8::5"])
+        // Both sets of a family return: in istio-iptables each CIDR is a RETURN rule of its own.
+        #expect(rules(t, "outbound").filter { $0.contains("outbound-exclude") } == [
+            "ip daddr @outbound-exclude-v4 counter return", "ip daddr @outbound-exclude-hosts-v4 counter return",
+            "ip6 daddr @outbound-exclude-v6 counter return", "ip6 daddr @outbound-exclude-hosts-v6 counter return",
+        ])
+        let text = NftText.render(t)
+        #expect(text.contains("set outbound-exclude-hosts-v4 {\n\t\ttype ipv4_addr\n\t\tsize 2\n\t\telements = {"))
+        #expect(text.contains("set outbound-exclude-v4 {\n\t\ttype ipv4_addr\n\t\tflags interval\n"))
     }
 }

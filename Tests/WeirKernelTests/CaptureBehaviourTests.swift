@@ -107,6 +107,11 @@ let behaviourCases: [BehaviourCase] = [
     BehaviourCase("outbound-lists", proxyToSelf.merging([
         "o1": out, "o3": out, "o4": out, "o8": out, "o9": out]) { $1 }),
     BehaviourCase("loopback-include", ["o13": inb]),
+    // An address of the include list (peer0, v4 and v6; the pod's second address from the virtual interface) is
+    // captured, its neighbour (peer1) is not; an excluded address (peer1) or prefix (around peer0's v6) goes direct.
+    BehaviourCase("outbound-include-hosts", proxyToSelf.merging([
+        "o1": out, "o4": out, "o7": out, "o8": out, "o9": out, "o14": out, "i6": out]) { $1 }),
+    BehaviourCase("outbound-exclude-hosts", proxyToSelf.merging(["o1": out, "o4": out, "o8": out, "o9": out]) { $1 }),
     BehaviourCase("ipv4-only", proxyToSelf.merging([
         "o1": out, "o3": out, "o4": out, "o8": out, "o9": out, "i1": inb, "i2": inb, "i4": inb, "i6": inb]) { $1 }),
 ]

@@ -123,6 +123,14 @@ public let captureScenarios: [CaptureScenario] = [
                                        "istio-outbound-ports": ["7000"], "drop-invalid": ["true"]]),
     CaptureScenario("loopback-include", ["istio-service-cidr": ["127.1.2.3/32"], "proxy-uid": ["3,4"],
                                          "proxy-gid": ["1,2"]]),
+    // Single addresses and prefixes in one list: the prefixes go to an interval set, the addresses to a set without
+    // intervals, each with its rule.
+    CaptureScenario("outbound-include-hosts", ["istio-service-cidr": ["198.18.0.2/32,198.18.1.1/32,2001:db8:1::/48,"
+                                                                      + "2001:db8::2/128"],
+                                               "kube-virt-interfaces": ["eth1"]]),
+    CaptureScenario("outbound-exclude-hosts", ["istio-service-cidr": ["*"],
+                                               "istio-service-exclude-cidr": ["198.18.1.2/32,198.18.5.0/24,"
+                                                                              + "2001:db8::/126,2001:db8:5::1/128"]]),
     CaptureScenario("ipv4-only", ["istio-inbound-ports": ["*"], "istio-service-cidr": ["*"]], ipv4Only: true),
     CaptureScenario("ipv4-only-tproxy", ["istio-inbound-ports": ["8080"], "istio-service-cidr": ["*"],
                                          "istio-inbound-interception-mode": ["TPROXY"]], ipv4Only: true),

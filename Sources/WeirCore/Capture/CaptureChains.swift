@@ -27,7 +27,7 @@ struct CaptureChains {
             case .all: prerouting.append(Rule([.iifnameInSet(s)], jump(R.redirect)))
             case .list:
                 for f in families {
-                    if let inc = sets.outboundInclude[f] {
+                    for inc in sets.outboundInclude[f] ?? [] {
                         prerouting.append(Rule([.iifnameInSet(s), .daddrInSet(f, set: inc)], jump(R.redirect)))
                     }
                 }
@@ -75,14 +75,16 @@ struct CaptureChains {
         if c.capturesDNS { rules.append(Rule([], jump(R.redirectDNS))) }
         for f in families { rules.append(Rule([.daddr(loopback(f), negated: false)], ret)) }
         for f in families {
-            if let s = sets.outboundExclude[f] { rules.append(Rule([.daddrInSet(f, set: s)], ret)) }
+            for s in sets.outboundExclude[f] ?? [] { rules.append(Rule([.daddrInSet(f, set: s)], ret)) }
         }
         if let s = sets.outboundPortsInclude { rules.append(Rule([.dportInSet(.tcp, set: s)], jump(R.redirect))) }
         switch c.outboundIncludeCIDRs {
         case .all: rules.append(Rule([], jump(R.redirect)))
         case .list:
             for f in families {
-                if let s = sets.outboundInclude[f] { rules.append(Rule([.daddrInSet(f, set: s)], jump(R.redirect))) }
+                for s in sets.outboundInclude[f] ?? [] {
+                    rules.append(Rule([.daddrInSet(f, set: s)], jump(R.redirect)))
+                }
             }
         case .none: break
         }

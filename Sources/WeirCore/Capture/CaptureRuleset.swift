@@ -2,8 +2,10 @@
 ///
 /// Layout: one table (`inet weir`, or `ip weir` with `--ipv4-only`). The nat chains do what istio's nat table does
 /// (REDIRECT of outbound to `-p`, of inbound to `-z`); the mangle-priority chains do what istio's mangle table does in
-/// TPROXY mode. Lists become named sets; CIDR lists become interval sets split by family. The order of rules that
-/// decides behaviour is istio's, rule for rule; only chains and sets that something uses are emitted.
+/// TPROXY mode. Lists become named sets; CIDR lists become sets split by family, and within a family into an interval
+/// set of the ranges and a plain set of the single addresses (`SetRegistry.addresses`), each with its own rule. The
+/// order of rules that decides behaviour is istio's, rule for rule (istio-iptables has one rule per CIDR, and rules
+/// with the same verdict side by side match their union); only chains and sets that something uses are emitted.
 ///
 /// One builder per chain group (`CaptureChains`: nat inbound, outbound, DNS, TPROXY) reads the configuration and
 /// the set names of `CaptureSets`, the one registry of the table's sets.
@@ -84,25 +86,34 @@ struct SetRegistry {
     private(set) var sets: [NamedSet] = []
 
     /// Registers a set and returns its name; an empty list makes no set (and its rules are left out): nil.
-    mutating func add(_ name: String, _ type: SetKeyType, _ elements: [SetElement]) -> String? {
+    mutating func add(_ name: String, _ type: SetKeyType, _ elements: [SetElement], interval: Bool = false) -> String? {
         guard !elements.isEmpty else { return nil }
-        sets.append(NamedSet(name: name, keyType: type, elements: elements))
+        sets.append(NamedSet(name: name, keyType: type, elements: elements, isInterval: interval))
         return name
     }
 
-    /// One family's prefixes as interval elements, merged.
-    static func cidrs(_ list: [CIDR], _ f: IPFamily) -> [SetElement] {
-        IPRange.merge(list.filter { $0.family == f }).map { .range($0) }
+    /// One family's prefixes as up to two sets that a rule matches either of: `NAME-FAMILY`, an interval set of the
+    /// ranges that hold more than one address, and `NAME-hosts-FAMILY`, a set of the single addresses. The prefixes
+    /// are merged first, so the two sets never share an address and an address covered by a wider prefix is not
+    /// listed again. Returns the names of the sets made, ranges first.
+    mutating func addresses(_ name: String, _ list: [CIDR], _ f: IPFamily) -> [String] {
+        var ranges: [SetElement] = [], hosts: [SetElement] = []
+        for r in IPRange.merge(list.filter { $0.family == f }) {
+            if r.first == r.last { hosts.append(.address(r.first)) } else { ranges.append(.range(r)) }
+        }
+        return [add("\(name)-\(f.setSuffix)", f.addressType, ranges, interval: true),
+                add("\(name)-hosts-\(f.setSuffix)", f.addressType, hosts)].compactMap { $0 }
     }
 }
 
-/// The names of the sets a configuration needs; nil where its list is empty.
+/// The names of the sets a configuration needs; nil (or no name) where its list is empty.
 struct CaptureSets {
     var excludeInterfaces, virtualInterfaces: String?
     var inboundPorts, inboundPortsExclude: String?
     var outboundPortsExclude, outboundPortsInclude: String?
-    var outboundInclude: [IPFamily: String] = [:]
-    var outboundExclude: [IPFamily: String] = [:]
+    /// Per family, the sets of `SetRegistry.addresses`: a rule for each, with the same verdict.
+    var outboundInclude: [IPFamily: [String]] = [:]
+    var outboundExclude: [IPFamily: [String]] = [:]
     var groupsInclude, groupsExclude: String?
     var dnsServers: [IPFamily: String] = [:]
 
@@ -122,20 +133,17 @@ struct CaptureSets {
                                             c.outboundPortsInclude.map { .port($0) })
         for f in c.families {
             if case .list(let list) = c.outboundIncludeCIDRs {
-                outboundInclude[f] = registry.add("outbound-include-\(f.setSuffix)", f.addressType,
-                                                  SetRegistry.cidrs(list, f))
+                outboundInclude[f] = registry.addresses("outbound-include", list, f)
             }
-            outboundExclude[f] = registry.add("outbound-exclude-\(f.setSuffix)", f.addressType,
-                                              SetRegistry.cidrs(c.outboundExcludeCIDRs, f))
+            outboundExclude[f] = registry.addresses("outbound-exclude", c.outboundExcludeCIDRs, f)
         }
         groupsInclude = registry.add("owner-groups-include", .gid, (c.ownerGroupsInclude ?? []).map { .gid($0) })
         groupsExclude = registry.add("owner-groups-exclude", .gid, c.ownerGroupsExclude.map { .gid($0) })
         if c.capturesDNS && !c.captureAllDNS {
             for f in c.families {
-                let hosts = c.dnsServers.filter { $0.family == f }.map {
-                    CIDR(address: $0, prefixLength: f.byteCount * 8)
-                }
-                dnsServers[f] = registry.add("dns-servers-\(f.setSuffix)", f.addressType, SetRegistry.cidrs(hosts, f))
+                // Single addresses only: one set without intervals.
+                let hosts = Set(c.dnsServers.filter { $0.family == f }).sorted().map { SetElement.address($0) }
+                dnsServers[f] = registry.add("dns-servers-\(f.setSuffix)", f.addressType, hosts)
             }
         }
     }

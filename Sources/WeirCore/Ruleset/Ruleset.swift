@@ -150,6 +150,9 @@ public enum SetElement: Hashable, Sendable, CustomStringConvertible {
     case port(UInt16)
     case ifname(String)
     case gid(UInt32)
+    /// One address, in a set without intervals.
+    case address(IPAddress)
+    /// A range of addresses, in an interval set.
     case range(IPRange)
 
     public var description: String {
@@ -157,6 +160,7 @@ public enum SetElement: Hashable, Sendable, CustomStringConvertible {
         case .port(let p): return String(p)
         case .ifname(let n): return "\"\(n)\""
         case .gid(let g): return String(g)
+        case .address(let a): return a.description
         case .range(let r): return r.description
         }
     }
@@ -166,14 +170,26 @@ public struct NamedSet: Hashable, Sendable {
     public var name: String
     public var keyType: SetKeyType
     public var elements: [SetElement]
+    /// An interval set (`flags interval`, `.range` elements): a prefix costs one tree lookup whatever the list
+    /// length, but the kernel stores each range as two elements (its start and the end after it) in a tree. Single
+    /// addresses go into a set without intervals instead: one element each, in a hash table.
+    public var isInterval: Bool
 
-    /// Address sets are interval sets so a CIDR costs one tree lookup, whatever the list length.
-    public var isInterval: Bool { keyType == .ipv4Addr || keyType == .ipv6Addr }
-
-    public init(name: String, keyType: SetKeyType, elements: [SetElement]) {
+    public init(name: String, keyType: SetKeyType, elements: [SetElement], isInterval: Bool = false) {
         self.name = name
         self.keyType = keyType
         self.elements = elements
+        self.isInterval = isInterval
+    }
+
+    /// The size declared for a set of single addresses: its element count. With a size the kernel keeps the set in a
+    /// hash table of fixed size, which it fills faster than the resizable one it picks for a set without (10,000
+    /// addresses: see `scripts/bench-capture.sh`). weir replaces its whole table on any change, so the set never
+    /// needs room for more. Port, interface and group sets declare none, as before: the kernel keeps a port set in
+    /// a bitmap either way.
+    public var declaredSize: Int? {
+        guard !isInterval, keyType == .ipv4Addr || keyType == .ipv6Addr else { return nil }
+        return elements.count
     }
 }
 

@@ -14,6 +14,7 @@ public enum NftText {
         for set in table.sets {
             out.append("\tset \(set.name) {")
             out.append("\t\ttype \(set.keyType.rawValue)")
+            if let size = set.declaredSize { out.append("\t\tsize \(size)") }
             if set.isInterval { out.append("\t\tflags interval") }
             if !set.elements.isEmpty {
                 out.append("\t\telements = { " + set.elements.map(\.description).joined(separator: ", ") + " }")
