@@ -76,10 +76,15 @@ int weir_socket_error(int fd) {
     return err;
 }
 
-ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds) {
+/* sendmsg of `len` bytes with `nfds` descriptors attached (SCM_RIGHTS), to `to` when given (an unconnected
+   datagram socket), EINTR retried. */
+static ssize_t send_with_fds(int s, const struct sockaddr_un *to, socklen_t tolen, const void *buf, size_t len,
+                             const int *fds, int nfds) {
     if (nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
     struct iovec iov = { (void *)buf, len };
     struct msghdr msg = { 0 };
+    msg.msg_name = (void *)to;
+    msg.msg_namelen = to ? tolen : 0;
     msg.msg_iov = &iov;
     msg.msg_iovlen = 1;
     union { char buf[CMSG_SPACE(253 * sizeof(int))]; struct cmsghdr align; } control;
@@ -94,8 +99,12 @@ ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int n
         memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
     }
     ssize_t n;
-    do { n = sendmsg(fd, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    do { n = sendmsg(s, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
     return n;
+}
+
+ssize_t weir_send_fds(int fd, const void *buf, size_t len, const int *fds, int nfds) {
+    return send_with_fds(fd, NULL, 0, buf, len, fds, nfds);
 }
 
 ssize_t weir_recv_fds(int fd, void *buf, size_t len, int *fds, int maxfds, int *nfds, int *truncated) {
@@ -133,31 +142,14 @@ long weir_peer_uid(int fd) {
 
 ssize_t weir_send_fds_to(const char *path, size_t path_len, const void *buf, size_t len, const int *fds, int nfds) {
     struct sockaddr_un addr;
-    if (path_len == 0 || path_len >= sizeof addr.sun_path || nfds < 0 || nfds > 253) { errno = EINVAL; return -1; }
+    if (path_len == 0 || path_len >= sizeof addr.sun_path) { errno = EINVAL; return -1; }
     memset(&addr, 0, sizeof addr);
     addr.sun_family = AF_UNIX;
     memcpy(addr.sun_path, path, path_len);
     int s = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s < 0) return -1;
-    struct iovec iov = { (void *)buf, len };
-    struct msghdr msg = { 0 };
-    msg.msg_name = &addr;
-    msg.msg_namelen = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len);
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    union { char buf[CMSG_SPACE(253 * sizeof(int))]; struct cmsghdr align; } control;
-    if (nfds > 0) {
-        memset(&control, 0, sizeof control);
-        msg.msg_control = control.buf;
-        msg.msg_controllen = CMSG_SPACE(nfds * sizeof(int));
-        struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(nfds * sizeof(int));
-        memcpy(CMSG_DATA(c), fds, nfds * sizeof(int));
-    }
-    ssize_t n;
-    do { n = sendmsg(s, &msg, MSG_NOSIGNAL); } while (n < 0 && errno == EINTR);
+    ssize_t n = send_with_fds(s, &addr, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + path_len), buf, len,
+                              fds, nfds);
     int e = errno;
     close(s);
     errno = e;

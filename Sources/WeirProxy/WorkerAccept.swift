@@ -238,7 +238,7 @@ extension Worker {
 
     /// Watches both sockets of a new connection, edge-triggered. EPOLLPRI tells of urgent data, which stops a read
     /// at its mark (see `move`).
-    private func register(_ c: Connection) {
+    func register(_ c: Connection) {
         let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
         let mask: PollEvents = PollEvents.readable.union(.writable).union(.readHangup).union(.urgent)
             .union(.edgeTriggered)

@@ -104,15 +104,7 @@ extension Worker {
         for c in incoming.sorted(by: { $0.listTime < $1.listTime }) {
             if c.inConnectingList { insertOrdered(c, into: &connecting) } else { insertOrdered(c, into: &active) }
             countDetached(c, by: 1)
-            let cookie = UInt64(UInt(bitPattern: Unmanaged.passUnretained(c).toOpaque()))
-            let mask: PollEvents = PollEvents.readable.union(.writable).union(.readHangup).union(.urgent)
-                .union(.edgeTriggered)
-            var failure = poller.add(c.client, mask, token: cookie)
-            if failure == 0 { failure = poller.add(c.upstream, mask, token: cookie | 1) }
-            if failure != 0 {
-                eventLog.log("epoll_add_failed", ["worker": index, "errno": errnoName(failure)])
-                apply(c, c.state.handle(.failed(.client)))
-            }
+            register(c)
         }
         nextGauges = 0
     }
