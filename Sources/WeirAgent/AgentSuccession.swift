@@ -69,11 +69,23 @@ extension Agent {
         // The predecessor exits after BYE (or once it drained, when it kept its connections): its locks and its
         // ownership of the tables go with it.
         let limit = session.full ? 10_000 : settings.proxy.drainTimeoutMs + 10_000
-        do {
-            try run.takeLock(waitMs: limit)
-        } catch {
-            throw AgentError("--takeover: pid \(session.predecessor) did not let go of \(run.lockPath) within "
-                             + "\(limit / 1000) s")
+        var waited: Int64 = 0
+        while true {
+            do {
+                try run.takeLock(waitMs: limit)
+                break
+            } catch {
+                waited += limit
+                // Every connection is served here now: giving up would end them all. The predecessor has nothing
+                // left to serve, so keep serving and keep waiting, loudly.
+                guard session.full else {
+                    throw AgentError("--takeover: pid \(session.predecessor) did not let go of \(run.lockPath) "
+                                     + "within \(limit / 1000) s")
+                }
+                agentLog("warning", ["reason": "the predecessor still holds the run directory's lock after handing "
+                                     + "everything over", "predecessor": "pid \(session.predecessor)",
+                                     "waited_ms": waited])
+            }
         }
         agentLog("takeover_done", ["from": "pid \(session.predecessor)", "connections": r.adopted, "lost": r.failed,
                                    "predecessor_exit_ms": Clock.nowMs() - started])

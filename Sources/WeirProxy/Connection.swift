@@ -41,6 +41,9 @@ final class Connection {
     var urgent = false
     /// Accepted on the inbound capture port (-z), else the outbound one (-p): the metrics' direction.
     var inbound = false
+    /// Taken off the worker for another process (`export`): events already fetched in the same epoll batch are
+    /// stale and must not touch it (its state was recorded; the other process serves it from that state).
+    var handedOff = false
     /// The pod it belongs to (pod mode): its upstream socket was made in the pod's namespace, and it counts there.
     var pod: PodContext?
     /// CLOCK_MONOTONIC when connect() was called (µs), and when the connection was accepted (ms).

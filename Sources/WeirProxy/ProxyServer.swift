@@ -14,7 +14,7 @@ public struct ProxyStartError: Error, CustomStringConvertible {
 /// `bind()` opens every listener (nothing is accepted yet that could be lost: connections wait in the backlog),
 /// `start()` runs the workers, `stop()` drains within --drain-timeout and joins them. `run()` is `weir proxy`.
 public final class ProxyServer {
-    public let config: ProxyConfig
+    public private(set) var config: ProxyConfig
     public let counters: ProxyCounters
     /// Worker threads: --workers, or one per CPU this process may really use.
     public let workerCount: Int
@@ -98,6 +98,7 @@ public final class ProxyServer {
         }
         let backlog = listenBacklog()
         let copyOnly = !config.splice
+        config.tproxySourcePorts = resolvedSourcePorts()
         let shared = SharedState(config: config, counters: counters, copyOnly: copyOnly, workers: workerCount)
         self.shared = shared
         let ipv6 = nodeListeners && Socket.ipv6Available()
@@ -128,7 +129,29 @@ public final class ProxyServer {
                           "proxy_gid": config.proxyGID, "connect_timeout_ms": config.connectTimeoutMs,
                           "idle_timeout_ms": config.idleTimeoutMs, "max_connections": config.maxConnections,
                           "buffer_limit": config.bufferLimit, "descriptor_limit": descriptors,
-                          "copy_only": copyOnly, "drain_timeout_ms": config.drainTimeoutMs])
+                          "copy_only": copyOnly, "drain_timeout_ms": config.drainTimeoutMs,
+                          "tproxy_source_ports": config.mode == .tproxy ? config.tproxySourcePorts.text : "-"])
+    }
+
+    /// `--tproxy-source-ports` as the workers use it: `auto` becomes the ports above this namespace's
+    /// ip_local_port_range, or the kernel's choice (said once) when too few are left there. Pods use the same range:
+    /// the clients whose ports it must avoid are outside the pod either way.
+    private func resolvedSourcePorts() -> SourcePorts {
+        guard config.mode == .tproxy, config.tproxySourcePorts == .auto else { return config.tproxySourcePorts }
+        let path = "/proc/sys/net/ipv4/ip_local_port_range"
+        guard case .success(let bytes) = readSmallFile(path, limit: 64),
+              case let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }),
+              fields.count == 2, let low = Int(fields[0]), let high = Int(fields[1]) else {
+            log("warning", ["reason": "cannot read \(path): TPROXY upstream source ports are the kernel's choice"])
+            return .kernel
+        }
+        guard let range = SourcePorts.above(localRange: low, high) else {
+            log("warning", ["reason": "fewer than \(SourcePorts.minimumSpan) ports above ip_local_port_range: TPROXY "
+                                + "upstream source ports are the kernel's choice, and may be a client's (set "
+                                + "--tproxy-source-ports)", "ip_local_port_range": "\(low)-\(high)"])
+            return .kernel
+        }
+        return .range(range)
     }
 
     /// Every worker's listeners: first the inherited sockets of `pod` ("" for the node) that match a capture port

@@ -145,6 +145,13 @@ final class Worker {
     let scratchSize = 16 * 1024
     let touchGranularity: Int64
     private var released = false
+    /// `--tproxy-source-ports` as a range (nil: the kernel chooses), and where this worker takes the next port: each
+    /// worker starts at its own share of the range, so workers rarely try the same port at once.
+    let sourcePorts: ClosedRange<UInt16>?
+    var sourcePortCursor = 0
+    /// Source ports tried for one upstream connection before it is refused (each a bind, or a connect that found
+    /// the 4-tuple taken).
+    static let sourcePortAttempts = 8
 
     init(index: Int, shared: SharedState, listeners: [Listener]) throws {
         self.index = index
@@ -160,6 +167,12 @@ final class Worker {
         // Without an idle timeout the list is still kept in order of activity, at one move per second at most: the
         // idle gauge reads it.
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : 1000
+        if case .range(let r) = shared.config.tproxySourcePorts {
+            sourcePorts = r
+            sourcePortCursor = (r.count / max(1, shared.workerCount)) * index
+        } else {
+            sourcePorts = nil
+        }
         let refused = accepting.open(poller, listenerTokens)
         guard refused == 0 else { throw SystemError("epoll_ctl", errno: refused) }
         reserveFd = openReserveDescriptor()
@@ -187,6 +200,13 @@ final class Worker {
         reserveFd = -1
         conntrack = nil
         scratch.deallocate()
+    }
+
+    /// The next port of `ports`, round the range.
+    func nextSourcePort(_ ports: ClosedRange<UInt16>) -> UInt16 {
+        if sourcePortCursor >= ports.count { sourcePortCursor = 0 }
+        defer { sourcePortCursor += 1 }
+        return ports.lowerBound + UInt16(sourcePortCursor)
     }
 
     /// Wakes the worker from another thread (drain).
@@ -311,6 +331,9 @@ final class Worker {
             let side: ProxySide = e.token & 1 == 0 ? .client : .upstream
             let c = Unmanaged<Connection>.fromOpaque(UnsafeRawPointer(bitPattern: UInt(e.token & ~1))!)
                 .takeUnretainedValue()
+            // An export earlier in this batch took it (still alive: the export holds it). Serving this event would
+            // move it between lists that no longer hold it, or move bytes its recorded state does not know of.
+            if c.handedOff { return }
             handleIO(c, side: side, events: e.events)
         }
     }

@@ -167,33 +167,43 @@ extension Worker {
     private func dial(_ target: SocketAddress, client fd: Int32, peer: SocketAddress, inbound: Bool, tproxy: Bool,
                       early: Int, pod: PodContext?) -> (fd: Int32, dialedUs: Int64, sent: Int)?
     {
-        // A pod's upstream socket is made in the pod's namespace: its address, routes and capture rules apply.
-        let opened = if let pod, let home { pod.namespace.openStreamSocket(family: target.family, home: home) }
-                     else { openStreamSocket(family: target.family) }
-        guard case .done(let socket) = opened else {
-            if case .failed(let e) = opened, e == Errno.EMFILE || e == Errno.ENFILE {
-                counters.add(.fdExhausted)
-                pauseAccepting(reason: errnoName(e))
-            }
-            refuse(fd)
-            return nil
-        }
-        let up = Int32(socket)
-        if inbound {
-            let (source, failure) = bindSource(up, family: target.family, peer: peer, tproxy: tproxy)
-            if failure != 0 {
-                eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(failure)])
-                closeDescriptor(up)
+        var up: Int32 = -1
+        var dialedUs: Int64 = 0
+        // An explicit TPROXY source port (`--tproxy-source-ports`) can be taken on the 4-tuple: connect says
+        // EADDRNOTAVAIL before any SYN leaves, and the next port is tried on a new socket.
+        for attempt in 0..<Self.sourcePortAttempts {
+            // A pod's upstream socket is made in the pod's namespace: its address, routes and capture rules apply.
+            let opened = if let pod, let home { pod.namespace.openStreamSocket(family: target.family, home: home) }
+                         else { openStreamSocket(family: target.family) }
+            guard case .done(let socket) = opened else {
+                if case .failed(let e) = opened, e == Errno.EMFILE || e == Errno.ENFILE {
+                    counters.add(.fdExhausted)
+                    pauseAccepting(reason: errnoName(e))
+                }
                 refuse(fd)
                 return nil
             }
-        }
-        // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit it).
-        // TCP_NODELAY and TCP_QUICKACK only tune segments: a failure changes timing, never where bytes go.
-        _ = SocketOption.noDelay.apply(to: up, family: target.family)
-        if early > 0 { _ = SocketOption.quickAck(false).apply(to: up, family: target.family) }
-        let dialedUs = Clock.nowUs()
-        if case .failed(let e) = connectSocket(up, to: target) {
+            up = Int32(socket)
+            if inbound {
+                let (source, failure) = bindSource(up, family: target.family, peer: peer, tproxy: tproxy)
+                if failure != 0 {
+                    eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(failure)])
+                    closeDescriptor(up)
+                    refuse(fd)
+                    return nil
+                }
+            }
+            // No Nagle delay added by the proxy: bytes leave when the client's did (the listeners' sockets inherit
+            // it). TCP_NODELAY and TCP_QUICKACK only tune segments: a failure changes timing, never where bytes go.
+            _ = SocketOption.noDelay.apply(to: up, family: target.family)
+            if early > 0 { _ = SocketOption.quickAck(false).apply(to: up, family: target.family) }
+            dialedUs = Clock.nowUs()
+            guard case .failed(let e) = connectSocket(up, to: target) else { break }
+            if e == Errno.EADDRNOTAVAIL && tproxy && inbound && sourcePorts != nil
+                && attempt + 1 < Self.sourcePortAttempts {
+                closeDescriptor(up)
+                continue
+            }
             upstreamFailed(up, client: fd, target: target, errno: e)
             return nil
         }
@@ -225,6 +235,21 @@ extension Worker {
             source.port = 0
             failure = SocketOption.transparent.apply(to: up, family: family)
             if failure == 0 { failure = SocketOption.mark(config.tproxyMark).apply(to: up, family: family) }
+            if failure == 0, let ports = sourcePorts {
+                // A port of `--tproxy-source-ports`, which the clients do not use. SO_REUSEADDR lets sockets to
+                // other destinations share it (connect refuses a taken 4-tuple); a port in use by a listener on the
+                // wildcard address is skipped.
+                failure = SocketOption.reuseAddress.apply(to: up, family: family)
+                var tries = 0
+                while failure == 0 {
+                    source.port = nextSourcePort(ports)
+                    failure = bindSocket(up, to: source)
+                    tries += 1
+                    if failure != Errno.EADDRINUSE || tries == Self.sourcePortAttempts { break }
+                    failure = 0
+                }
+                return (source, failure)
+            }
         } else {
             // Hand-off from 127.0.0.6 / ::6: FREEBIND works before ::6 exists on lo.
             source = SocketAddress(ip: family == AddressFamily.ipv6 ? "::6" : "127.0.0.6", port: 0)!

@@ -51,6 +51,7 @@ extension Worker {
                 guard let record = record(of: c) else { continue }  // a descriptor already gone: it stays here
                 poller.remove(c.client)
                 poller.remove(c.upstream)
+                c.handedOff = true
                 if c.inConnectingList { connecting.remove(c) } else { active.remove(c) }
                 countDetached(c, by: -1)
                 out.records.append(record)
@@ -102,6 +103,7 @@ extension Worker {
     /// worker's poller and in its deadline lists, in order of its deadline.
     func adopt(_ incoming: [Connection]) {
         for c in incoming.sorted(by: { $0.listTime < $1.listTime }) {
+            c.handedOff = false
             if c.inConnectingList { insertOrdered(c, into: &connecting) } else { insertOrdered(c, into: &active) }
             countDetached(c, by: 1)
             register(c)

@@ -30,11 +30,19 @@ struct ProxyLimitOptions: ParsableArguments {
     @Option(name: .customLong("workers"),
             help: "Worker threads; 0 = one per CPU weir may use (cgroup quota and cpuset, not the host count).")
     var workers: [String] = []
+    @Option(name: .customLong("tproxy-source-ports"), help: """
+        TPROXY: where an inbound upstream connection (it keeps the client's address) takes its source port: auto \
+        (default: the ports above this namespace's ip_local_port_range, where Linux clients never pick one; the \
+        kernel's choice when fewer than 64 are left there), kernel, or LOW-HIGH. A port a client also uses toward \
+        the same application would put two connections on one 4-tuple.
+        """)
+    var tproxySourcePorts: [String] = []
 
     /// Each limit: the values given and where the value goes (its flag and `--config` key follow from there).
     private var limits: [([String], WritableKeyPath<ProxyConfig.Flags, String?>)] {
         [(connectTimeout, \.connectTimeout), (idleTimeout, \.idleTimeout), (maxConnections, \.maxConnections),
-         (bufferLimit, \.bufferLimit), (drainTimeout, \.drainTimeout), (workers, \.workers)]
+         (bufferLimit, \.bufferLimit), (drainTimeout, \.drainTimeout), (workers, \.workers),
+         (tproxySourcePorts, \.tproxySourcePorts)]
     }
 
     /// Validates the proxy limits over `base` (the proxy's own -p -z -m -u -g -t in `flags`, or the capture's values

@@ -8,6 +8,22 @@ struct ProxyConfigTests {
         #expect(c.proxyUID == 1337 && c.proxyGID == 1337 && c.tproxyMark == 1337)
         #expect(c.connectTimeoutMs == 5_000 && c.idleTimeoutMs == 3_600_000 && c.drainTimeoutMs == 20_000)
         #expect(c.maxConnections == 10_000 && c.bufferLimit == 65_536 && c.workers == 0)
+        #expect(c.tproxySourcePorts == .auto)
+    }
+
+    @Test func sourcePorts() throws {
+        var f = ProxyConfig.Flags()
+        for (text, want) in [("auto", SourcePorts.auto), ("KERNEL", .kernel), ("61000-65535", .range(61000...65535)),
+                             ("1024-1087", .range(1024...1087))] {
+            f.tproxySourcePorts = text
+            #expect(try ProxyConfig.parse(f).tproxySourcePorts == want)
+        }
+        #expect(SourcePorts.range(61000...65535).text == "61000-65535")
+        // `auto`: the ports above ip_local_port_range, when at least 64 are left there.
+        #expect(SourcePorts.above(localRange: 32768, 60999) == 61000...65535)
+        #expect(SourcePorts.above(localRange: 1024, 65000) == 65001...65535)
+        #expect(SourcePorts.above(localRange: 1024, 65472) == nil)
+        #expect(SourcePorts.above(localRange: 1024, 65471) == 65472...65535)
     }
 
     @Test func parsesEveryFlag() throws {
@@ -33,6 +49,8 @@ struct ProxyConfigTests {
     }
 
     static let durations = "expected 0 or a number with ms, s, m or h, like 5s"
+    static let sourcePortsProblem =
+        "is not a source port choice: expected auto, kernel or LOW-HIGH (1024 to 65535, at least 64 ports)"
 
     static let badFlags: [(WritableKeyPath<ProxyConfig.Flags, String?>, String, String)] = [
         (\.proxyPort, "0", "--proxy-port '0' is not a port: expected 1 to 65535"),
@@ -57,6 +75,11 @@ struct ProxyConfigTests {
         (\.bufferLimit, "1KiB", "--buffer-limit '1KiB' is out of range: expected 4KiB to 64MiB"),
         (\.bufferLimit, "lots", "--buffer-limit 'lots' is not a size: expected bytes, or a number with KiB or MiB"),
         (\.workers, "-2", "--workers '-2' is not a worker count: expected 0 (one per usable CPU) to 1024"),
+        (\.tproxySourcePorts, "1000-2000", "--tproxy-source-ports '1000-2000' \(sourcePortsProblem)"),
+        (\.tproxySourcePorts, "60000-60062", "--tproxy-source-ports '60000-60062' \(sourcePortsProblem)"),
+        (\.tproxySourcePorts, "65535-61000", "--tproxy-source-ports '65535-61000' \(sourcePortsProblem)"),
+        (\.tproxySourcePorts, "61000-", "--tproxy-source-ports '61000-' \(sourcePortsProblem)"),
+        (\.tproxySourcePorts, "61000-70000", "--tproxy-source-ports '61000-70000' \(sourcePortsProblem)"),
     ]
 
     @Test func badFlagsNameTheValueAndWhatWasExpected() {

@@ -1006,7 +1006,7 @@ def handover_section(data):
     if not values:
         return "_handover.tsv holds no samples._"
     rows = []
-    for n in sorted({k[0] for k in values}):
+    for n in sorted({k[0] for k in values if k[1] != "limited_from"}):
         def med(metric):
             v = sorted(values.get((n, metric), []))
             return "-" if not v else "{:,.0f}".format(v[len(v) // 2])
@@ -1014,8 +1014,14 @@ def handover_section(data):
             return " ".join("{:,.0f}".format(x) for x in values.get((n, metric), []))
         rows.append(["{:,}".format(n), med("start_to_old_exit_ms"), each("start_to_old_exit_ms"),
                      med("start_to_ready_ms"), med("old_handover_ms"), med("moved"), med("answered_after")])
-    return table(["live connections", "new process start to old process exit (ms, median)", "each round",
-                  "start to ready (ms)", "old agent's handover (ms)", "moved", "answering after"], rows)
+    out = table(["live connections", "new process start to old process exit (ms, median)", "each round",
+                 "start to ready (ms)", "old agent's handover (ms)", "moved", "answering after"], rows)
+    for n in sorted(k[0] for k in values if k[1] == "limited_from"):
+        for asked in values[(n, "limited_from")]:
+            out += ("\n\n{:,.0f} connections were asked for; this machine's hard RLIMIT_NOFILE cannot be raised (no "
+                    "CAP_SYS_RESOURCE) and holds {:,} connections per agent (two sockets each), so the row is "
+                    "{:,}.".format(asked, n, n))
+    return out
 
 
 def main():

@@ -380,7 +380,6 @@ faults() {
   BG_CONNS=100
   RECONCILE=${STRESS_RECONCILE_INTERVAL:-10}
   topo_up faul
-  tproxy_port_ranges
   bg "$POD" "$FDIR/pod-server.log" "$LOAD" server 7000 198.18.1.1 2001:db8:1::1
   local pod_server=$BG_PID
   bg "$PEER" "$FDIR/peer-server.log" "$LOAD" server 7000 198.18.1.2 2001:db8:1::2

@@ -106,7 +106,9 @@ topo_down() { ns_del "$POD"; ns_del "$PEER"; }
 # agent_start LOG ARGS...: `weir run ARGS` in the pod namespace; waits for /readyz 200. Sets AGENT and AGENT_LOG.
 agent_start() {
   local log=$1; shift
-  bg "$POD" "$log" "$WEIR" run "$@"
+  # STRESS_AGENT_ARGS: extra flags for every agent (e.g. --tproxy-source-ports kernel, to see a check fail).
+  # shellcheck disable=SC2086
+  bg "$POD" "$log" "$WEIR" run "$@" ${STRESS_AGENT_ARGS:-}
   AGENT=$BG_PID
   AGENT_LOG=$log
   local i
@@ -211,12 +213,3 @@ summary_of() { grep -E "^$2 " "$1" | tail -1; }
 
 mib() { awk -v k="$1" 'BEGIN {printf "%.1f MiB", k / 1024}'; }
 
-# TPROXY keeps the client's address on the proxy's upstream connection to the application, so the client's
-# connection (C:y -> A:p) and the upstream (C:x -> A:p) differ only in the source port, which two kernels choose
-# independently: the client's and the pod's. When they pick the same one, the two connections collide (the
-# application's SYN lands on the proxy's accepted socket, or the client's on the application's) and one fails.
-# Disjoint ephemeral port ranges avoid it: the pod gets 10000-32767, the peer (clients) 32768-60999, Linux's default.
-tproxy_port_ranges() {
-  ip netns exec "$POD" sysctl -qw net.ipv4.ip_local_port_range="10000 32767"
-  ip netns exec "$PEER" sysctl -qw net.ipv4.ip_local_port_range="32768 60999"
-}

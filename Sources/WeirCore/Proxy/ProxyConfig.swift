@@ -23,6 +23,9 @@ public struct ProxyConfig: Equatable, Sendable {
     public var drainTimeoutMs: Int64 = 20_000
     /// Worker threads; 0 means one per usable CPU.
     public var workers: Int = 0
+    /// Where the upstream of an inbound TPROXY connection takes its source port (it keeps the client's address; see
+    /// `SourcePorts`).
+    public var tproxySourcePorts: SourcePorts = .auto
     /// False (`--no-splice`): move bytes with the bounded copy only, never splice, as HAProxy's `nosplice` does;
     /// for kernels or sockets where splice misbehaves.
     public var splice = true
@@ -54,6 +57,7 @@ public struct ProxyConfig: Equatable, Sendable {
         public var bufferLimit: String?
         public var drainTimeout: String?
         public var workers: String?
+        public var tproxySourcePorts: String?
         /// Where a value came from when not from its flag (`weir.conf:4 WEIR_IDLE_TIMEOUT`).
         public var sources: [WritableKeyPath<Flags, String?>: ValueSource] = [:]
         public init() {}
@@ -68,6 +72,7 @@ public struct ProxyConfig: Equatable, Sendable {
                 \.connectTimeout: "--connect-timeout", \.idleTimeout: "--idle-timeout",
                 \.maxConnections: "--max-connections", \.bufferLimit: "--buffer-limit",
                 \.drainTimeout: "--drain-timeout", \.workers: "--workers",
+                \.tproxySourcePorts: "--tproxy-source-ports",
             ]
             return capture.mapValues { "--" + $0.longNames(weirFirst: true)[0] }.merging(limits) { $1 }
         }()
@@ -129,10 +134,56 @@ public struct ProxyConfig: Equatable, Sendable {
             bufferLimit = v
         }
         if let v = try flags.read(\.workers, Self.workersKind) { workers = Int(v) }
+        if let v = try flags.read(\.tproxySourcePorts, SourcePorts.kind) { tproxySourcePorts = v }
     }
 
     /// `0`, or a number followed by ms, s, m or h (`500ms`, `5s`, `10m`, `1h`). Returns milliseconds.
     public static func duration(_ text: String, flag: String) throws -> Int64 {
         try ValueKinds.duration.parse(text, from: .flag(flag))
+    }
+}
+
+/// The source ports of inbound TPROXY upstream connections. Under TPROXY the upstream keeps the client's address; were
+/// it also to take a port the kernel picks from this namespace's `ip_local_port_range`, that port can be one the same
+/// client is using (or will use) toward the same application: two connections on one 4-tuple, one conntrack entry,
+/// and one of them fails. A range the clients do not pick from cannot collide.
+public enum SourcePorts: Equatable, Sendable {
+    /// The ports above this namespace's `ip_local_port_range` (61000-65535 on Linux's default range), where Linux
+    /// clients never pick an ephemeral port; the kernel's choice when fewer than `minimumSpan` are left there.
+    case auto
+    /// The kernel's choice from `ip_local_port_range` (the behaviour before weir chose).
+    case kernel
+    case range(ClosedRange<UInt16>)
+
+    /// Fewer ports than this are not a range: one client address would run out under a modest load.
+    public static let minimumSpan = 64
+
+    /// `auto`, `kernel`, or `LOW-HIGH` with 1024 <= LOW and at least `minimumSpan` ports.
+    public static let kind = ValueKind<SourcePorts>(
+        problem: "is not a source port choice: expected auto, kernel or LOW-HIGH (1024 to 65535, at least 64 ports)"
+    ) { bytes in
+        if ValueParser.asciiCaseInsensitive(bytes, equals: "AUTO") { return .auto }
+        if ValueParser.asciiCaseInsensitive(bytes, equals: "KERNEL") { return .kernel }
+        guard let dash = bytes.firstIndex(of: UInt8(ascii: "-")),
+              let low = ValueParser.decimal(bytes[bytes.startIndex..<dash], max: 65535),
+              let high = ValueParser.decimal(bytes[(dash + 1)..<bytes.endIndex], max: 65535),
+              low >= 1024, high >= low, Int(high - low) + 1 >= minimumSpan else { return nil }
+        return .range(UInt16(low)...UInt16(high))
+    }
+
+    /// What `auto` means in a namespace whose `ip_local_port_range` is `low`-`high`: the ports above it, or nil (the
+    /// kernel's choice) when fewer than `minimumSpan` are left there.
+    public static func above(localRange low: Int, _ high: Int) -> ClosedRange<UInt16>? {
+        guard high >= low, high + minimumSpan <= 65535 else { return nil }
+        return UInt16(high + 1)...65535
+    }
+
+    /// The setting as the event log and `--config` write it.
+    public var text: String {
+        switch self {
+        case .auto: "auto"
+        case .kernel: "kernel"
+        case .range(let r): "\(r.lowerBound)-\(r.upperBound)"
+        }
     }
 }
