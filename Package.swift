@@ -36,13 +36,20 @@ let package = Package(
             pkgConfig: "libnftnl",
             providers: [.apt(["libnftnl-dev", "libmnl-dev"])]
         ),
+        // libnetfilter_conntrack: the proxy's per-connection conntrack delete and the start-up clean-up of the
+        // predecessor's upstream entries, through nfct_query (WeirSystem's Conntrack).
+        .systemLibrary(
+            name: "CConntrack",
+            pkgConfig: "libnetfilter_conntrack",
+            providers: [.apt(["libnetfilter-conntrack-dev"])]
+        ),
         // Syscalls and constants Glibc does not expose to Swift (epoll, splice, SO_ORIGINAL_DST, ...).
         .target(name: "CWeirLinux", cSettings: [
             .define("_GNU_SOURCE"), .define("WEIR_VERSION", to: cString(version)),
             .define("WEIR_COMMIT", to: cString(commit)),
         ]),
         // The one place Swift meets Glibc for errno names, socket addresses and threads.
-        .target(name: "WeirSystem", dependencies: ["CWeirLinux"], swiftSettings: coldPath),
+        .target(name: "WeirSystem", dependencies: ["CWeirLinux", "CConntrack"], swiftSettings: coldPath),
         // Pure model: no Glibc, no C, no syscalls.
         .target(name: "WeirCore", swiftSettings: coldPath),
         .target(name: "WeirNetfilter", dependencies: ["WeirCore", "WeirSystem", "CNetfilter"],

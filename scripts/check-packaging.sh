@@ -175,7 +175,8 @@ if [ -n "${WEIR_BIN:-}" ]; then
   deb_contents() {
     local f; f=$(dpkg-deb -f "$deb" Package Version Architecture Depends)
     grep -qx "Package: weir" <<<"$f" && grep -qx "Architecture: $(dpkg --print-architecture)" <<<"$f" \
-      && grep -q "^Depends: .*libnftnl11" <<<"$f" && grep -q "libc6 (>=" <<<"$f" || { echo "$f"; return 1; }
+      && grep -q "^Depends: .*libnftnl11" <<<"$f" && grep -q "libnetfilter-conntrack3" <<<"$f" \
+      && grep -q "libc6 (>=" <<<"$f" || { echo "$f"; return 1; }
     # Unpacked whole first: with pipefail, a reader that stops early would fail dpkg-deb (SIGPIPE).
     rm -rf "$tmp/deb" && mkdir -p "$tmp/deb" && dpkg-deb -x "$deb" "$tmp/deb/root" && dpkg-deb -e "$deb" "$tmp/deb/DEBIAN" || return 1
     local c; c=$(cat "$tmp/deb/DEBIAN/conffiles")

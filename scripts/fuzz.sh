@@ -61,7 +61,7 @@ objects() {  # the objects and libraries a target links
   case $1 in
     netlink-reply)
       echo $(module_objects WeirNetfilter) $(module_objects WeirCore) $(module_objects WeirSystem) \
-        $(c_objects CWeirLinux) $(pkg-config --libs libnftnl libmnl) ;;
+        $(c_objects CWeirLinux) $(pkg-config --libs libnftnl libmnl libnetfilter_conntrack) ;;
     *) echo $(module_objects WeirCore) ;;
   esac
 }

@@ -61,6 +61,8 @@ public final class Agent {
         var lastReconcileWall: Int64 = 0
         var reloads: Int64 = 0
         var reloadFailures: Int64 = 0
+        /// Stale upstream conntrack entries deleted at start and at pod attaches (`StaleConntrack`).
+        var staleConntrackDeleted: Int64 = 0
         /// Undo steps that failed after another failure, by step (`weir_rollback_failures_total`).
         var rollbackFailures: [RollbackStep: Int64] = [:]
         /// The data plane serving the capture ports now (a reload that changes the proxy settings replaces it).
@@ -157,6 +159,9 @@ public final class Agent {
         // itself with --takeover (its listeners now, its connections once this process serves).
         let handed = try inheritance()
         let session = handed?.session
+        // Live connections come over (a takeover, or systemd's store after a clean stop): their upstreams' entries
+        // are not stale, and nothing is swept.
+        let sweeps = handed.map { $0.session == nil && $0.connections.isEmpty } ?? true
         let endpoints = try openEndpoints(handed)
         try enterNetworkNamespace()
         let run = try RunDirectory(settings.runDirectory, inheritedHandover: handed?.takeDescriptor(.handover),
@@ -164,12 +169,21 @@ public final class Agent {
         if let pods = settings.pods {
             let manager = try PodManager(settings: pods, inherited: handed?.takeDescriptor(.cni))
             manager.deferClaims = session != nil
+            manager.sweepsStaleConntrack = sweeps
+            manager.onStaleConntrackDeleted = { [unowned self] n in
+                self.state.withLock { $0.staleConntrackDeleted += Int64(n) }
+            }
             manager.inheritedNamespaces = handed?.namespaces ?? [:]
             manager.onDetach = { [unowned self] pod in FDStore.forget(self.storeName(pod: pod.key)) }
             podManager = manager
             state.withLock { $0.pods = manager }
         }
         let (lock, server) = try acquireDataPlane(handed, deferLock: session != nil)
+        // Before anything is served (this namespace's lock is held: no other data plane runs here).
+        if settings.capturesNode && sweeps {
+            let n = StaleConntrack.sweep()
+            state.withLock { $0.staleConntrackDeleted += Int64(n) }
+        }
         let installer = settings.capturesNode ? try CaptureInstaller() : nil
         do {
             watcher = try ChangeWatcher()

@@ -62,6 +62,7 @@ func agentMetricSamples(_ s: Agent.AgentState) -> [MetricSample] {
         MetricSample(name: "weir_reconcile_last_timestamp_seconds", value: Double(s.lastReconcileWall)),
         MetricSample(name: "weir_config_reloads_total", value: Double(s.reloads)),
         MetricSample(name: "weir_config_reload_failures_total", value: Double(s.reloadFailures)),
+        MetricSample(name: "weir_conntrack_stale_deleted_total", value: Double(s.staleConntrackDeleted)),
     ]
     for step in Agent.RollbackStep.allCases {
         samples.append(MetricSample(name: "weir_rollback_failures_total", labels: ["step": step.rawValue],
@@ -149,6 +150,8 @@ public let metricHelp: [String: String] = [
     "weir_pod_repairs_total": "Drift in a pod's capture (table, routing) that reconcile repaired.",
     "weir_pod_listen_overflows_total": "TCP accept-queue overflows in the pod's network namespace "
         + "(TcpExtListenOverflows: weir's listeners there and the application's).",
+    "weir_conntrack_stale_deleted_total": "Conntrack entries of a killed predecessor's upstream connects (weir's "
+        + "ct mark, SYN_SENT) deleted at start and at pod attaches; see the conntrack_stale_deleted lines.",
     "weir_rollback_failures_total": "Undo steps that failed after another failure, by step: capture_remove and "
         + "tuning_revert (a failed start), capture_restore (a failed reload); see the rollback_failed lines.",
     // The proxy's connections.

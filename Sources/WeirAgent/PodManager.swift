@@ -44,6 +44,10 @@ final class PodManager {
     /// While a predecessor still runs (a live takeover), pods are attached without their locks and their capture is
     /// not claimed: `claimAll` does both once it has exited.
     var deferClaims = false
+    /// Whether a pod's namespace is swept of stale upstream conntrack entries as the agent takes its lock
+    /// (`StaleConntrack`): not when live connections were handed over. `onStaleConntrackDeleted` gets each count.
+    var sweepsStaleConntrack = true
+    var onStaleConntrackDeleted: ((Int) -> Void)?
     /// Pods' namespaces handed over by the predecessor, by pod key (live takeover).
     var inheritedNamespaces: [String: Descriptor] = [:]
     /// Told whenever a pod's listeners go away (the file-descriptor store lets go of them).
@@ -269,6 +273,8 @@ final class PodManager {
             try namespace.perform {
                 if pod.lock == nil && !deferClaims {
                     pod.lock = try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+                    // The namespace is this agent's now, and nothing of it is served yet (StaleConntrack).
+                    if sweepsStaleConntrack { onStaleConntrackDeleted?(StaleConntrack.sweep(pod: pod.record.label)) }
                 }
                 if pod.installer == nil { pod.installer = try CaptureInstaller() }
             }

@@ -255,6 +255,12 @@ final class RuleBuilder {
                 nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_KEY), num(NFT_CT_MARK))
                 nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_SREG), register1)
             }
+        case .setCtMark(let m):
+            immediate(hostBytes(m))
+            expr("ct") {
+                nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_KEY), num(NFT_CT_MARK))
+                nftnl_expr_set_u32($0, attr(NFTNL_EXPR_CT_SREG), register1)
+            }
         case .setCtZone(let zone):
             // The zone is a host-order u16, as nft loads it.
             immediate(withUnsafeBytes(of: zone) { Array($0) })

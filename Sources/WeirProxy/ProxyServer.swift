@@ -337,10 +337,13 @@ public final class ProxyServer {
 
     /// `weir proxy`: takes the namespace's data-plane lock, binds, runs until SIGTERM or SIGINT, then drains and
     /// returns (the process should exit 0). Throws when it cannot start, or when a worker failed.
-    public func run() throws {
+    /// `whenLocked` runs once the namespace's data-plane lock is held, before anything is served (`weir proxy`: the
+    /// clean-up of a killed predecessor's upstream conntrack entries).
+    public func run(whenLocked: () -> Void = {}) throws {
         // Signals are taken synchronously by this thread; workers inherit the mask and never see them.
         Signals.block()
         let lock = try DataPlaneLock.acquire()
+        whenLocked()
         try bind()
         try start()
         Memory.releaseStartupPages()

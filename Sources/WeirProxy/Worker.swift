@@ -129,7 +129,7 @@ final class Worker {
     var reserveFd: Int32 = -1
     /// ctnetlink socket for `forget`, opened by the thread that made the worker (its capabilities are the ones the
     /// kernel checks); nil if it could not be opened (counted as failures, never fatal).
-    var conntrack: ConntrackSocket?
+    var conntrack: Conntrack?
     var draining = false
     /// The listeners went to another process (a handover): accepting never resumes.
     var surrendered = false
@@ -177,7 +177,7 @@ final class Worker {
         guard refused == 0 else { throw SystemError("epoll_ctl", errno: refused) }
         reserveFd = openReserveDescriptor()
         do {
-            conntrack = try ConntrackSocket.open()
+            conntrack = try Conntrack.open()
         } catch let e as SystemError {
             log("warning", ["worker": index, "reason": "no ctnetlink socket: conntrack entries of failed upstream "
                                 + "flows stay, and a new connection on the same 4-tuple may go around the capture",

@@ -1,4 +1,5 @@
 import ArgumentParser
+import WeirAgent
 import WeirCore
 import WeirProxy
 import WeirSystem
@@ -121,7 +122,9 @@ struct ProxyCommand: ParsableCommand {
         for (key, values) in given { flags[keyPath: key] = try oneValue(values, ProxyConfig.Flags.flagName(key)) }
         let config = try limits.config(ProxyConfig(), flags: flags)
         do {
-            try ProxyServer(config: config).run()
+            // The upstream conntrack entries a killed predecessor left connecting (weir's mark, SYN_SENT: see
+            // UpstreamConntrack) go before anything is served.
+            try ProxyServer(config: config).run { StaleConntrack.sweep() }
         } catch let error as ProxyStartError {
             throw RuntimeFailure(message: "proxy: \(error.description)")
         }

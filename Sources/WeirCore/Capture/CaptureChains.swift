@@ -152,6 +152,14 @@ struct CaptureChains {
         return (redirect, rawOutput, rawPrerouting)
     }
 
+    /// `upstream-mark`: weir's conntrack mark on every new TCP connection of the proxy's UID, set only where no other
+    /// mark is (see `UpstreamConntrack`); none without a UID.
+    func upstreamMark() -> [Rule] {
+        guard let uid = c.proxyUIDs.first else { return [] }
+        return [Rule([.l4proto(.tcp), .ctState(.new), .skuid(uid, negated: false), .ctMark(0)],
+                     [counter, .setCtMark(UpstreamConntrack.mark)])]
+    }
+
     /// Mangle-priority chains: TPROXY inbound capture and the invalid-state drop.
     func mangle() -> (prerouting: [Rule], tproxyInbound: [Rule], tproxy: [Rule], output: [Rule]) {
         var prerouting: [Rule] = []

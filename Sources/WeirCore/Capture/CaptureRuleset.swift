@@ -27,6 +27,7 @@ public enum CaptureRuleset {
     static let inbound = "inbound", inRedirect = "redirect-inbound", redirect = "redirect-outbound", outbound = "outbound"
     static let tproxyInbound = "tproxy-inbound", tproxyDivert = "tproxy-divert", tproxy = "tproxy-capture"
     static let dropInvalid = "drop-invalid"
+    static let upstreamMark = "upstream-mark"
     static let redirectDNS = "redirect-dns", rawPrerouting = "raw-prerouting", rawOutput = "raw-output"
     static let dnsPort: UInt16 = 53
 
@@ -60,6 +61,9 @@ public enum CaptureRuleset {
             Chain(name: rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300),
                   rules: dns.rawPrerouting),
             Chain(name: rawOutput, base: BaseChain(type: .filter, hook: .output, priority: -300), rules: dns.rawOutput),
+            // After conntrack (-200), so the new connection's entry exists to be marked (UpstreamConntrack).
+            Chain(name: upstreamMark, base: BaseChain(type: .filter, hook: .output, priority: -150),
+                  rules: builder.upstreamMark()),
         ]
         chains = pruned(chains)
         let usedSets = Set(chains.flatMap { $0.rules.flatMap { $0.matches.compactMap(\.setName) } })

@@ -87,6 +87,8 @@ public enum Statement: Hashable, Sendable {
     case setMark(UInt32)
     case setMarkFromCtMark
     case setCtMarkFromMark
+    /// `ct mark set VALUE` (written in hex, as nft lists it).
+    case setCtMark(UInt32)
     /// `ct zone set N`: the packet's connection is tracked in zone N (raw priority, before conntrack; the first zone
     /// set on a packet wins).
     case setCtZone(UInt16)

@@ -41,6 +41,12 @@ public enum NftText {
 
     static func not(_ negated: Bool) -> String { negated ? "!= " : "" }
 
+    /// A mark as nft lists it: `0x77656972`.
+    static func hexMark(_ m: UInt32) -> String {
+        let digits = String(m, radix: 16)
+        return "0x" + String(repeating: "0", count: 8 - digits.count) + digits
+    }
+
     static func render(_ match: Match) -> String {
         switch match {
         case .iifname(let n): return "iifname \"\(n)\""
@@ -79,6 +85,7 @@ public enum NftText {
         case .setMark(let m): return "meta mark set \(m)"
         case .setMarkFromCtMark: return "meta mark set ct mark"
         case .setCtMarkFromMark: return "ct mark set meta mark"
+        case .setCtMark(let m): return "ct mark set " + hexMark(m)
         case .setCtZone(let z): return "ct zone set \(z)"
         case .verdict(.accept): return "accept"
         case .verdict(.drop): return "drop"

@@ -1,8 +1,9 @@
 import Testing
 import WeirSystem
 
-/// ConntrackSocket (the proxy workers' conntrack delete) against the kernel, in a namespace of its own.
-struct NetlinkConntrackTests {
+/// Conntrack (libnetfilter_conntrack: the proxy workers' delete, the agent's start-up sweep) against the kernel, in a
+/// namespace of its own.
+struct ConntrackTests {
     @Test func deletesTheEntryOfAFlowAndReportsOneThatIsNotThere() throws {
         try withNamespace(prefix: "wtc") { ns in
             // An established TCP entry 198.18.0.1:40000 -> 198.18.0.2:80, inserted as the proxy's upstream would.
@@ -10,7 +11,7 @@ struct NetlinkConntrackTests {
                              "--dport", "80", "--state", "ESTABLISHED", "-u", "SEEN_REPLY", "-t", "120"])
             #expect(try ns.exec(["conntrack", "-L"]).contains("dport=80"))
             let results = try inNamespace(ns) { () -> [String] in
-                let socket = try ConntrackSocket.open()
+                let socket = try Conntrack.open()
                 let local = SocketAddress(ip: "198.18.0.1", port: 40000)!, target = SocketAddress(ip: "198.18.0.2", port: 80)!
                 let v6 = SocketAddress(ip: "2001:db8::1", port: 40000)!
                 return [socket.delete(source: local, destination: target), socket.delete(source: local, destination: target),
