@@ -130,6 +130,8 @@ final class Worker {
     /// ctnetlink socket for `forget`, opened by the thread that made the worker (its capabilities are the ones the
     /// kernel checks); nil if it could not be opened (counted as failures, never fatal).
     var conntrack: Conntrack?
+    /// The same inside each pod's namespace (`podConntrack`); nil values remember a handle that could not be opened.
+    var podConntracks: [ObjectIdentifier: Conntrack?] = [:]
     var draining = false
     /// The listeners went to another process (a handover): accepting never resumes.
     var surrendered = false
@@ -150,8 +152,9 @@ final class Worker {
     let sourcePorts: ClosedRange<UInt16>?
     var sourcePortCursor = 0
     /// Source ports tried for one upstream connection before it is refused (each a bind, or a connect that found
-    /// the 4-tuple taken).
-    static let sourcePortAttempts = 8
+    /// the 4-tuple taken: a few microseconds each, and only while ports near the cursor are in use). Long-lived
+    /// connections hold runs of neighbouring ports, so a handful of tries is not enough on a small range.
+    static let sourcePortAttempts = 64
 
     init(index: Int, shared: SharedState, listeners: [Listener]) throws {
         self.index = index
@@ -199,6 +202,7 @@ final class Worker {
         closeDescriptor(reserveFd)
         reserveFd = -1
         conntrack = nil
+        podConntracks.removeAll()
         scratch.deallocate()
     }
 
@@ -270,6 +274,7 @@ final class Worker {
                 }
                 while let last = listeners.last, last == nil { listeners.removeLast() }
                 pausedPods.removeAll { $0 === pod }
+                podConntracks[ObjectIdentifier(pod)] = nil
             }
         }
     }

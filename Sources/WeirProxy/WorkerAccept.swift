@@ -204,7 +204,7 @@ extension Worker {
                 closeDescriptor(up)
                 continue
             }
-            upstreamFailed(up, client: fd, target: target, errno: e)
+            upstreamFailed(up, client: fd, target: target, errno: e, pod: pod)
             return nil
         }
         var sent = 0
@@ -214,7 +214,7 @@ extension Worker {
             case .done(let n): sent = n
             case .wouldBlock: break
             case .failed(let e):
-                upstreamFailed(up, client: fd, target: target, errno: e)  // refused or unreachable, known at once
+                upstreamFailed(up, client: fd, target: target, errno: e, pod: pod)  // refused or unreachable, known at once
                 return nil
             }
         }
@@ -278,12 +278,12 @@ extension Worker {
     }
 
     /// The upstream connect failed with `e`: close it and reset the client.
-    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress, errno e: Int32) {
+    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress, errno e: Int32, pod: PodContext?) {
         counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
         let flow = upstreamFlow(up, target: target)
         closeDescriptor(up)
-        forget(flow)  // after the close: a socket still open could send its SYN again and make the entry anew
+        forget(flow, pod: pod)  // after the close: a socket still open could send its SYN again and make the entry anew
         refuse(fd)
     }
 

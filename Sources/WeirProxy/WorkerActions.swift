@@ -26,7 +26,7 @@ extension Worker {
         if actions.contains(.resetUpstream) { _ = SocketOption.lingerReset.apply(to: c.upstream, family: 0) }
         // Read while both sockets are open, deleted once the upstream is closed (see `upstreamFlow`).
         let flow = actions.contains(.forgetUpstream) ? upstreamFlow(c) : nil
-        defer { forget(flow) }
+        defer { forget(flow, pod: c.pod) }
         if actions.contains(.close) {
             // Pipes that still hold bytes are closed, never pooled.
             c.toUpstream.pending = 0

@@ -28,11 +28,26 @@ extension Worker {
         return local
     }
 
-    /// Deletes the conntrack entry of a flow (`upstreamFlow`), after its upstream socket is closed.
-    func forget(_ flow: (local: SocketAddress, target: SocketAddress)?) {
+    /// This worker's conntrack handle inside `pod`'s namespace: opened on first use by this thread (its
+    /// credentials are the ones the kernel checks), kept until the pod is detached. Nil when it cannot be opened.
+    func podConntrack(_ pod: PodContext) -> Conntrack? {
+        let key = ObjectIdentifier(pod)
+        if let known = podConntracks[key] { return known }
+        let opened = try? pod.namespace.perform { try Conntrack.open() }
+        if opened == nil {
+            log("warning", ["worker": index, "pod": pod.label, "reason": "no ctnetlink socket in the pod's namespace: "
+                                + "conntrack entries of its failed upstream flows stay"])
+        }
+        podConntracks[key] = opened
+        return opened
+    }
+
+    /// Deletes the conntrack entry of a flow (`upstreamFlow`), after its upstream socket is closed. A pod's flow is in
+    /// the pod's namespace, and so is its entry: it is deleted there, with this worker's handle for that pod.
+    func forget(_ flow: (local: SocketAddress, target: SocketAddress)?, pod: PodContext?) {
         guard let (local, target) = flow else { return }
         guard local.family == target.family else { return }
-        guard let conntrack else {
+        guard let conntrack = pod.map(podConntrack) ?? conntrack else {
             counters.add(.conntrackDeleteFailures)
             eventLog.log("conntrack_delete_failed", ["worker": index, "local": local, "destination": target,
                                                      "reason": "no ctnetlink socket"])
