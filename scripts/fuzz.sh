@@ -77,7 +77,7 @@ build() {
   # shellcheck disable=SC2046
   "${lock[@]}" swiftc -O -sanitize=fuzzer,address -parse-as-library -module-name Fuzz -use-ld=lld \
     -I "$lib/Modules" -Xcc -fmodule-map-file="$lib/CWeirLinux.build/module.modulemap" \
-    -Xcc -fmodule-map-file=Sources/CNetfilter/module.modulemap \
+    -Xcc -fmodule-map-file=Sources/CNetfilter/module.modulemap -Xcc -fmodule-map-file=Sources/CConntrack/module.modulemap \
     "Tests/Fuzz/$t.swift" Tests/Fuzz/Support.swift $(objects "$t") -o "$bin.tmp"
   mv "$bin.tmp" "$bin"
 }
