@@ -147,12 +147,18 @@ final class TakeoverSession {
             agentLog("takeover_listeners", ["from": "pid \(pid) (weir \(build))", "listeners": out.listeners.count,
                                             "pods": out.namespaces.count])
             return out
-        } catch let e as SystemError {
-            throw AgentError("--takeover: \(path): \(e)")
-        } catch let e as TakeoverError {
-            throw AgentError("--takeover: \(e)")
-        } catch let e as HandoverError {
-            throw AgentError("--takeover: \(e)")
+        } catch {
+            throw Self.failure(error, path: path)
+        }
+    }
+
+    /// A takeover's failure as `weir run` reports it: `--takeover: ...`, a socket error naming `path` when given.
+    /// Any other error passes unchanged.
+    private static func failure(_ error: Error, path: String? = nil) -> Error {
+        switch error {
+        case let e as SystemError: AgentError("--takeover: \(path.map { "\($0): " } ?? "")\(e)")
+        case is TakeoverError, is HandoverError: AgentError("--takeover: \(error)")
+        default: error
         }
     }
 
@@ -180,12 +186,8 @@ final class TakeoverSession {
                                               UInt8(n >> 24)], on: socket)
             }
             try TakeoverFrame.send(.bye, on: socket)
-        } catch let e as SystemError {
-            throw AgentError("--takeover: \(e)")
-        } catch let e as TakeoverError {
-            throw AgentError("--takeover: \(e)")
-        } catch let e as HandoverError {
-            throw AgentError("--takeover: \(e)")
+        } catch {
+            throw Self.failure(error)
         }
         return (adopted, failed)
     }

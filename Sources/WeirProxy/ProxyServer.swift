@@ -140,8 +140,8 @@ public final class ProxyServer {
         guard config.mode == .tproxy, config.tproxySourcePorts == .auto else { return config.tproxySourcePorts }
         let path = "/proc/sys/net/ipv4/ip_local_port_range"
         guard case .success(let bytes) = readSmallFile(path, limit: 64),
-              case let fields = String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }),
-              fields.count == 2, let low = Int(fields[0]), let high = Int(fields[1]) else {
+              let value = SysctlValue(parsing: String(decoding: bytes, as: UTF8.self)), value.components.count == 2,
+              case let (low, high) = (value.components[0], value.components[1]) else {
             log("warning", ["reason": "cannot read \(path): TPROXY upstream source ports are the kernel's choice"])
             return .kernel
         }

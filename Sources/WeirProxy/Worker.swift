@@ -151,9 +151,10 @@ final class Worker {
     /// worker starts at its own share of the range, so workers rarely try the same port at once.
     let sourcePorts: ClosedRange<UInt16>?
     var sourcePortCursor = 0
-    /// Source ports tried for one upstream connection before it is refused (each a bind, or a connect that found
-    /// the 4-tuple taken: a few microseconds each, and only while ports near the cursor are in use). Long-lived
-    /// connections hold runs of neighbouring ports, so a handful of tries is not enough on a small range.
+    /// Source ports tried for one upstream connection before it is refused, at bind and at connect together (a
+    /// connect that found the 4-tuple taken costs a new socket: a few microseconds each, and only while ports near
+    /// the cursor are in use). Long-lived connections hold runs of neighbouring ports, so a handful of tries is not
+    /// enough on a small range.
     static let sourcePortAttempts = 64
 
     init(index: Int, shared: SharedState, listeners: [Listener]) throws {

@@ -170,8 +170,10 @@ extension Worker {
         var up: Int32 = -1
         var dialedUs: Int64 = 0
         // An explicit TPROXY source port (`--tproxy-source-ports`) can be taken on the 4-tuple: connect says
-        // EADDRNOTAVAIL before any SYN leaves, and the next port is tried on a new socket.
-        for attempt in 0..<Self.sourcePortAttempts {
+        // EADDRNOTAVAIL before any SYN leaves, and the next port is tried on a new socket. `portTries` counts every
+        // port tried for this connection, at bind and at connect.
+        var portTries = 0
+        while true {
             // A pod's upstream socket is made in the pod's namespace: its address, routes and capture rules apply.
             let opened = if let pod, let home { pod.namespace.openStreamSocket(family: target.family, home: home) }
                          else { openStreamSocket(family: target.family) }
@@ -185,7 +187,8 @@ extension Worker {
             }
             up = Int32(socket)
             if inbound {
-                let (source, failure) = bindSource(up, family: target.family, peer: peer, tproxy: tproxy)
+                let (source, failure) = bindSource(up, family: target.family, peer: peer, tproxy: tproxy,
+                                                   portTries: &portTries)
                 if failure != 0 {
                     eventLog.log("bind_failed", ["worker": index, "source": source, "errno": errnoName(failure)])
                     closeDescriptor(up)
@@ -200,7 +203,7 @@ extension Worker {
             dialedUs = Clock.nowUs()
             guard case .failed(let e) = connectSocket(up, to: target) else { break }
             if e == Errno.EADDRNOTAVAIL && tproxy && inbound && sourcePorts != nil
-                && attempt + 1 < Self.sourcePortAttempts {
+                && portTries < Self.sourcePortAttempts {
                 closeDescriptor(up)
                 continue
             }
@@ -224,7 +227,7 @@ extension Worker {
     /// Inbound: the source the hand-off comes from. Each option decides where it comes from and where replies go:
     /// if one fails, the connection is refused rather than forwarded from the wrong source (or captured again as a
     /// loop). Returns the source and 0, or the errno of the call that failed.
-    private func bindSource(_ up: Int32, family: Int32, peer: SocketAddress, tproxy: Bool)
+    private func bindSource(_ up: Int32, family: Int32, peer: SocketAddress, tproxy: Bool, portTries: inout Int)
         -> (SocketAddress, Int32)
     {
         var source: SocketAddress
@@ -240,12 +243,11 @@ extension Worker {
                 // other destinations share it (connect refuses a taken 4-tuple); a port in use by a listener on the
                 // wildcard address is skipped.
                 failure = SocketOption.reuseAddress.apply(to: up, family: family)
-                var tries = 0
                 while failure == 0 {
                     source.port = nextSourcePort(ports)
                     failure = bindSocket(up, to: source)
-                    tries += 1
-                    if failure != Errno.EADDRINUSE || tries == Self.sourcePortAttempts { break }
+                    portTries += 1
+                    if failure != Errno.EADDRINUSE || portTries >= Self.sourcePortAttempts { break }
                     failure = 0
                 }
                 return (source, failure)

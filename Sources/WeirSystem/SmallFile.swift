@@ -44,7 +44,9 @@ public func readSmallFile(_ path: String, limit: Int) -> Result<[UInt8], FilePro
 /// The rest of a regular file, failing once it holds more than `limit` bytes (the file grew after fstat).
 private func readToEnd(_ file: Descriptor, limit: Int) throws -> Result<[UInt8], FileProblem> {
     var bytes: [UInt8] = []
-    var buffer = [UInt8](repeating: 0, count: 65536)
+    // No larger than the file may be (plus the byte that shows it grew): a 64 KiB buffer for a 20-byte sysctl would
+    // stay in the heap of a proxy that allocates nothing else that large.
+    var buffer = [UInt8](repeating: 0, count: min(65536, limit + 1))
     while true {
         // A regular file never says EAGAIN: should one, it is a failure like any other.
         let n = try blockingCall("read") { buffer.withUnsafeMutableBytes { read(file.rawValue, $0.baseAddress, $0.count) } }
