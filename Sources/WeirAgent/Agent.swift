@@ -242,7 +242,7 @@ public final class Agent {
         var lock: DataPlaneLock?
         do {
             if settings.capturesNode && !deferLock {
-                lock = try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+                lock = try DataPlaneLock.acquire()
             }
         } catch let e as ProxyStartError {
             throw AgentError(e.description)

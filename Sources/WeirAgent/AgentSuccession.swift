@@ -91,7 +91,7 @@ extension Agent {
                                    "predecessor_exit_ms": Clock.nowMs() - started])
         guard settings.capturesNode else { return nil }
         do {
-            return try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+            return try DataPlaneLock.acquire()
         } catch let e as ProxyStartError {
             throw AgentError(e.description)
         }

@@ -272,7 +272,7 @@ final class PodManager {
         do {
             try namespace.perform {
                 if pod.lock == nil && !deferClaims {
-                    pod.lock = try DataPlaneLock.acquire(runDirectory: settings.runDirectory)
+                    pod.lock = try DataPlaneLock.acquire()
                     // The namespace is this agent's now, and nothing of it is served yet (StaleConntrack).
                     if sweepsStaleConntrack { onStaleConntrackDeleted?(StaleConntrack.sweep(pod: pod.record.label)) }
                 }

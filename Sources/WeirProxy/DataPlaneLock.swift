@@ -3,8 +3,10 @@ import WeirSystem
 /// One weir data plane per network namespace. Two proxies on the same capture ports would share them through
 /// SO_REUSEPORT and split the connections between them, so the second one refuses to start instead.
 ///
-/// The lock is an exclusive `flock` on `<run-dir>/dataplane-<device>-<inode>.lock`, named after the namespace's nsfs
-/// identity (so each namespace has its own, whatever path it was entered by). The run directory is root's and 0700:
+/// The lock is an exclusive `flock` on `/run/weir/dataplane-<device>-<inode>.lock`, named after the namespace's nsfs
+/// identity (so each namespace has its own, whatever path it was entered by). It is always there, whatever
+/// `--run-dir` an agent was given: the lock belongs to the namespace, and two agents with different run directories
+/// in one namespace must still exclude each other. The run directory is root's and 0700:
 /// no other user can create, open or hold the file, so nobody can squat the lock to keep weir from starting (an
 /// abstract unix socket, which any local user may bind, could be). The kernel drops the lock with the process, so a
 /// `kill -9` leaves nothing stale; the file holds the holder's pid, for the message.
@@ -28,7 +30,8 @@ public final class DataPlaneLock {
     }
 
     /// Takes the lock of the calling thread's network namespace, or throws naming the process that holds it.
-    public static func acquire(runDirectory: String = defaultRunDirectory) throws -> DataPlaneLock {
+    public static func acquire() throws -> DataPlaneLock {
+        let runDirectory = defaultRunDirectory
         let identity: NetworkNamespace.Identity
         do {
             guard let id = try NetworkNamespace.Handle.current().identity else {

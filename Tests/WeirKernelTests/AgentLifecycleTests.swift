@@ -4,7 +4,7 @@ import Testing
 /// Starts `weir run` in the namespace (extra environment first, as `NAME=value`) and waits until it is ready.
 func startAgent(_ ns: TestNamespace, _ arguments: [String], environment: [String] = [],
                 waitFor: String = "event=ready") throws -> BackgroundProcess {
-    let p = try BackgroundProcess(ns, ["env"] + environment + [weirBinary, "run"] + arguments)
+    let p = try BackgroundProcess(ns, ["env"] + environment + [weirBinary] + ns.withOwnRunDirectory(["run"] + arguments))
     try p.waitFor(waitFor, timeout: 20)
     return p
 }

@@ -99,9 +99,21 @@ final class TestNamespace {
         try runCommand(["ip", "netns", "exec", name] + arguments, input: input, environment: environment)
     }
 
-    /// Runs the built `weir` binary inside the namespace.
+    /// Runs the built `weir` binary inside the namespace (`weir run` with this namespace's own run directory unless
+    /// the arguments name one).
     func weir(_ arguments: [String], environment: [String: String]? = nil) throws -> CommandResult {
-        try run([weirBinary] + arguments, environment: environment)
+        try run([weirBinary] + withOwnRunDirectory(arguments), environment: environment)
+    }
+
+    /// `weir run`'s run directory for this namespace: agents of tests that run at the same time in other namespaces
+    /// would otherwise meet at /run/weir's agent lock (one agent per run directory). The data-plane locks stay in
+    /// /run/weir, one per namespace.
+    var runDirectory: String { "/run/weir-\(name)" }
+
+    /// `arguments` of the weir binary, with `--run-dir` of this namespace added to a `run` that names none.
+    func withOwnRunDirectory(_ arguments: [String]) -> [String] {
+        guard arguments.first == "run", !arguments.contains("--run-dir") else { return arguments }
+        return ["run", "--run-dir", runDirectory] + arguments.dropFirst()
     }
 
     /// Connects this namespace to `peer` with a veth pair and assigns addresses (CIDR notation, with `nodad` for IPv6).
@@ -130,6 +142,7 @@ final class TestNamespace {
             for pid in pids.split(separator: "\n") { _ = try? runCommand(["kill", "-9", String(pid)]) }
         }
         _ = try? runCommand(["ip", "netns", "delete", name])
+        try? FileManager.default.removeItem(atPath: runDirectory)
     }
 
     deinit { delete() }
