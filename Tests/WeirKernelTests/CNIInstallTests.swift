@@ -183,7 +183,7 @@ struct CNIInstallTests {
     @Test func watchPutsWeirBackAndSigtermRemovesIt() throws {
         let node = try Node()
         try node.write("10-flannel.conflist", Self.flannel)
-        let watcher = try Watcher(node, [])
+        let watcher = try startWatcher(node, [])
         defer { watcher.stop() }
         try watcher.waitFor("event=watching")
         #expect(try node.types("10-flannel.conflist") == ["flannel", "portmap", "weir"])
@@ -226,7 +226,7 @@ struct CNIInstallTests {
 
     @Test func watchWaitsForThePrimaryConfig() throws {
         let node = try Node()
-        let watcher = try Watcher(node, [])
+        let watcher = try startWatcher(node, [])
         defer { watcher.stop() }
         try watcher.waitFor("event=watching")
         #expect(watcher.output.contains("event=waiting"))
@@ -242,7 +242,7 @@ struct CNIInstallTests {
     @Test func keepOnExitLeavesWeirInstalled() throws {
         let node = try Node()
         try node.write("10-flannel.conflist", Self.flannel)
-        let watcher = try Watcher(node, ["--keep-on-exit"])
+        let watcher = try startWatcher(node, ["--keep-on-exit"])
         defer { watcher.stop() }
         try watcher.waitFor("event=watching")
         watcher.signal(SIGTERM)
@@ -263,49 +263,9 @@ struct CNIInstallTests {
     }
 }
 
-/// `weir cni-install --watch` running in the background, its stderr collected in a file.
-final class Watcher {
-    let process = Process()
-    let logPath: String
-
-    init(_ node: CNIInstallTests.Node, _ extra: [String]) throws {
-        logPath = node.root + ".log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
-        let handle = FileHandle(forWritingAtPath: logPath)!
-        process.executableURL = URL(fileURLWithPath: weirBinary)
-        process.arguments = ["cni-install", "--watch", "--bin-dir", node.bin, "--conf-dir", node.conf] + extra
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
-    }
-
-    var output: String { (try? String(contentsOfFile: logPath, encoding: .utf8)) ?? "" }
-
-    func waitFor(_ text: String, timeout: Double = 10) throws {
-        let end = Date().addingTimeInterval(timeout)
-        while Date() < end {
-            if output.contains(text) { return }
-            if !process.isRunning { break }
-            usleep(20_000)
-        }
-        throw HarnessError("waiting for '\(text)' from weir cni-install --watch:\n\(output)")
-    }
-
-    func signal(_ sig: Int32) { kill(process.processIdentifier, sig) }
-
-    func wait(timeout: Double = 10) -> Int32? {
-        let end = Date().addingTimeInterval(timeout)
-        while process.isRunning && Date() < end { usleep(20_000) }
-        guard !process.isRunning else { return nil }
-        return process.terminationStatus
-    }
-
-    func stop() {
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
-        try? FileManager.default.removeItem(atPath: logPath)
-    }
+/// `weir cni-install --watch` on `node`'s directories, running in the background (in the test's own namespace: it
+/// only touches files).
+func startWatcher(_ node: CNIInstallTests.Node, _ extra: [String]) throws -> BackgroundProcess {
+    try BackgroundProcess(nil, [weirBinary, "cni-install", "--watch", "--bin-dir", node.bin, "--conf-dir", node.conf]
+                               + extra)
 }

@@ -100,6 +100,14 @@ final class CNINode {
         return String(field.split(separator: "/")[0])
     }
 
+    /// The server outside the pods, in the node namespace on port 80 (its answers start "node:80 "), ready.
+    func startServer() throws -> BackgroundProcess {
+        let server = try BackgroundProcess(node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
+                                                  "80"])
+        try server.waitFor("ready")
+        return server
+    }
+
     /// An application (UID 1000) in `pod` connects to `host:port`: the line the server sent, or "ERR:...".
     func connect(from pod: TestNamespace, _ host: String, _ port: Int) throws -> String {
         try pod.run(["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "/usr/bin/python3",
@@ -113,10 +121,8 @@ struct PodModeTests {
     @Test func cniChainAttachesPodsServesBothDirectionsAndSurvivesKill9() throws {
         let n = try CNINode()
         defer { n.delete() }
-        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
-                                                    "80"])
+        let server = try n.startServer()
         defer { server.stop() }
-        try server.waitFor("ready")
         var agent = try n.startAgent()
         defer { agent.stop() }
         // The socket is root's alone.
@@ -222,10 +228,8 @@ struct PodModeTests {
     @Test func perPodCeilingWaitsAndTheBudgetRefusesWithAClearError() throws {
         let n = try CNINode()
         defer { n.delete() }
-        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
-                                                    "80"])
+        let server = try n.startServer()
         defer { server.stop() }
-        try server.waitFor("ready")
         // 64 descriptors: the agent's own and a few pods' worth (2 workers x 4 listeners + 4 per pod).
         let agent = try BackgroundProcess(n.node, [weirBinary, "run", "--pod-mode", "--run-dir", n.runDirectory,
                                                    "-i", "*", "-b", "*", "--workers", "2", "--max-connections", "8",
@@ -292,10 +296,8 @@ struct PodModeLifecycleTests {
     @Test func recreatedSandboxReplacesDriftIsRepairedPerPodAndReloadKeepsPodsServed() throws {
         let n = try CNINode()
         defer { n.delete() }
-        let server = try BackgroundProcess(n.node, ["/usr/bin/python3", CaptureTopology.probeScript, "serve", "node",
-                                                    "80"])
+        let server = try n.startServer()
         defer { server.stop() }
-        try server.waitFor("ready")
         let config = n.directory + "/weir.conf"
         try "WEIR_IDLE_TIMEOUT=1h\n".write(toFile: config, atomically: true, encoding: .utf8)
         let agent = try n.startAgent(["--config", config])

@@ -17,7 +17,7 @@ mkdir -p "$OUT"
 TSV=$OUT/handover.tsv
 : > "$TSV"
 WORK=$(mktemp -d /tmp/weir-handover.XXXXXX)
-chmod 0755 "$WORK"   # the client runs as UID 1000 and reads hold.py here
+chmod 0755 "$WORK"   # the client runs as UID 1000 and reads load.py here
 A=wtho-bench-a-$$; B=wtho-bench-b-$$
 pids=()
 stop_pid() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; }
@@ -58,31 +58,10 @@ for ns in "$A" "$B"; do
   ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.core.somaxconn=16384
 done
 
-# The echo server (B), and a client (A, UID 1000) that holds N connections: "hold N" opens them and prints "held";
-# "check" (a line on stdin) makes every connection echo once and prints "ok=K failed=F".
-cat > "$WORK/hold.py" <<'EOF'
-import os, socket, sys
-n = int(sys.argv[2])
-conns = [socket.create_connection((sys.argv[1], 7000), timeout=30) for _ in range(n)]
-print("held", flush=True)
-for line in sys.stdin:
-    ok = failed = 0
-    for i, c in enumerate(conns):
-        msg = b"%d-%s\n" % (i, os.urandom(8).hex().encode())
-        try:
-            c.sendall(msg)
-            got = b""
-            while len(got) < len(msg):
-                d = c.recv(len(msg) - len(got))
-                if not d:
-                    raise OSError("end of stream")
-                got += d
-            ok += got == msg
-            failed += got != msg
-        except OSError:
-            failed += 1
-    print("ok=%d failed=%d" % (ok, failed), flush=True)
-EOF
+# The echo server (B), and a client (A, UID 1000) that holds N connections (load.py hold: "held" once they are open;
+# a line on stdin makes every connection echo once and prints "ok=K failed=F"). The client reads its copy here.
+cp Tests/WeirKernelTests/Support/load.py "$WORK/load.py"
+chmod 0644 "$WORK/load.py"
 ip netns exec "$B" python3 Tests/WeirKernelTests/Support/load.py echo 7000 > "$WORK/echo.log" 2>&1 &
 pids+=($!)
 for _ in $(seq 100); do grep -q ready "$WORK/echo.log" && break; sleep 0.05; done
@@ -101,7 +80,7 @@ for n in $SIZES; do
     old=$(agent "$WORK/old.log"); pids+=("$old")
     ready "$WORK/old.log" || die "the first agent did not get ready: $(tail -5 "$WORK/old.log")"
     coproc HOLD { ip netns exec "$A" setpriv --reuid=1000 --regid=1000 --clear-groups /usr/bin/python3 \
-      "$WORK/hold.py" 198.18.9.2 "$n" 2>&1; }
+      "$WORK/load.py" hold 198.18.9.2 7000 "$n" 2>&1; }
     hold_pid=$HOLD_PID; pids+=("$hold_pid")
     read -r -t 120 line <&"${HOLD[0]}" || die "the client did not open $n connections"
     [ "$line" = held ] || die "client: $line"

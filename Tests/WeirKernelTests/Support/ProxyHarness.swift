@@ -1,23 +1,25 @@
 import Foundation
 
-/// A long-running program inside a namespace (the proxy, a test server), its output collected in a file.
+/// A long-running program inside a namespace (the proxy, a test server), or in the test's own namespace (`ns` nil),
+/// its output collected in a file.
 final class BackgroundProcess {
     let process = Process()
     let outputPath: String
     /// Files and directories to remove with the output when the process is stopped.
     var cleanupPaths: [String] = []
 
-    init(_ ns: TestNamespace, _ arguments: [String], shellPrefix: String? = nil) throws {
+    init(_ ns: TestNamespace?, _ arguments: [String], shellPrefix: String? = nil) throws {
         outputPath = NSTemporaryDirectory() + "wtp-\(getpid())-\(UInt32.random(in: 0...UInt32.max)).log"
         _ = FileManager.default.createFile(atPath: outputPath, contents: nil)
         let handle = FileHandle(forWritingAtPath: outputPath)!
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        let inNamespace = ns.map { ["ip", "netns", "exec", $0.name] } ?? []
         if let shellPrefix {
             // e.g. `ulimit -n 64;` before exec'ing the program.
             let quoted = arguments.map { "'\($0)'" }.joined(separator: " ")
-            process.arguments = ["ip", "netns", "exec", ns.name, "sh", "-c", "\(shellPrefix) exec \(quoted)"]
+            process.arguments = inNamespace + ["sh", "-c", "\(shellPrefix) exec \(quoted)"]
         } else {
-            process.arguments = ["ip", "netns", "exec", ns.name] + arguments
+            process.arguments = inNamespace + arguments
         }
         process.standardOutput = handle
         process.standardError = handle

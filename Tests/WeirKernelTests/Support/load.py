@@ -6,6 +6,8 @@ client HOST PORT N SECONDS      N connections that echo a line each every 20 ms,
                                 are opened, echoed once and closed; prints "connected", then at the end
                                 "streams=N rounds=R stream_errors=E new=C new_errors=F" (a stream that failed stays
                                 failed and is not counted again).
+hold HOST PORT N                N idle connections; prints "held", then for each line on stdin echoes a line once
+                                through every connection and prints "ok=K failed=F".
 """
 import os
 import selectors
@@ -50,6 +52,19 @@ def echo(port):
             c.setblocking(False)
 
 
+def echo_once(c, msg):
+    """Sends msg on c and reads the same bytes back; OSError on end of stream or other bytes."""
+    c.sendall(msg)
+    got = b""
+    while len(got) < len(msg):
+        d = c.recv(len(msg) - len(got))
+        if not d:
+            raise OSError("end of stream")
+        got += d
+    if got != msg:
+        raise OSError("corrupt")
+
+
 def client(host, port, n, seconds):
     conns = [socket.create_connection((host, port), timeout=10) for _ in range(n)]
     alive = [True] * n
@@ -62,15 +77,7 @@ def client(host, port, n, seconds):
                 continue
             msg = ("%d-%d-" % (i, rounds)).encode() + os.urandom(16).hex().encode() + b"\n"
             try:
-                c.sendall(msg)
-                got = b""
-                while len(got) < len(msg):
-                    d = c.recv(len(msg) - len(got))
-                    if not d:
-                        raise OSError("end of stream")
-                    got += d
-                if got != msg:
-                    raise OSError("corrupt")
+                echo_once(c, msg)
             except OSError:
                 errors += 1
                 alive[i] = False
@@ -90,8 +97,24 @@ def client(host, port, n, seconds):
           flush=True)
 
 
+def hold(host, port, n):
+    conns = [socket.create_connection((host, port), timeout=30) for _ in range(n)]
+    print("held", flush=True)
+    for _ in sys.stdin:
+        ok = failed = 0
+        for i, c in enumerate(conns):
+            try:
+                echo_once(c, b"%d-%s\n" % (i, os.urandom(8).hex().encode()))
+                ok += 1
+            except OSError:
+                failed += 1
+        print("ok=%d failed=%d" % (ok, failed), flush=True)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "echo":
         echo(int(sys.argv[2]))
+    elif sys.argv[1] == "hold":
+        hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     else:
         client(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))
