@@ -14,18 +14,19 @@ struct CaptureRulesetTests {
     @Test func defaultsCaptureNothingInboundAndOnlyOwnerRulesOutbound() throws {
         let t = try table([:])
         #expect(t.family == .inet)
-        #expect(t.chains.map(\.name) == ["redirect-inbound", "outbound", "output", "upstream-mark"])
+        #expect(t.chains.map(\.name) == ["redirect-inbound", "outbound", "output"])
         #expect(t.sets.isEmpty)
         #expect(rules(t, "redirect-inbound") == ["meta l4proto tcp counter redirect to :15006"])
     }
 
     @Test func theProxyUIDsNewTCPConnectionsGetWeirsConntrackMarkOnlyWhereNoneIs() throws {
         let t = try table(["proxy-uid": ["1400,1500"], "istio-inbound-interception-mode": ["TPROXY"]])
-        let chain = t.chains.first { $0.name == "upstream-mark" }
-        #expect(chain?.base == BaseChain(type: .filter, hook: .output, priority: -150))
+        // The first rule of the nat output chain: it sees each connection's first packet only, after conntrack.
+        let chain = t.chains.first { $0.name == "output" }
+        #expect(chain?.base == BaseChain(type: .nat, hook: .output, priority: -100))
         // The first UID only (the owner of weir's upstream sockets), never clobbering another mark, never 1337.
-        #expect(rules(t, "upstream-mark")
-                == ["meta l4proto tcp ct state new meta skuid 1400 ct mark 0 counter ct mark set 0x77656972"])
+        #expect(rules(t, "output").first
+                == "meta l4proto tcp ct state new meta skuid 1400 ct mark 0 counter ct mark set 0x77656972")
         #expect(UpstreamConntrack.mark == 0x7765_6972 && UpstreamConntrack.mark != 1337)
         #expect(UpstreamConntrack.mark & 0xfff != 0x111 && UpstreamConntrack.mark & 0xfff != 0x222)
         #expect(NftText.render(Rule([], [.setCtMark(0x539)])) == "ct mark set 0x00000539")

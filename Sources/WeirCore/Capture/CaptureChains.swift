@@ -152,8 +152,9 @@ struct CaptureChains {
         return (redirect, rawOutput, rawPrerouting)
     }
 
-    /// `upstream-mark`: weir's conntrack mark on every new TCP connection of the proxy's UID, set only where no other
-    /// mark is (see `UpstreamConntrack`); none without a UID.
+    /// The first rule of the nat `output` chain: weir's conntrack mark on every new TCP connection of the proxy's UID,
+    /// set only where no other mark is (see `UpstreamConntrack`); none without a UID. No verdict: the connection
+    /// goes on through the chain exactly as Istio's rules would take it.
     func upstreamMark() -> [Rule] {
         guard let uid = c.proxyUIDs.first else { return [] }
         return [Rule([.l4proto(.tcp), .ctState(.new), .skuid(uid, negated: false), .ctMark(0)],

@@ -27,7 +27,6 @@ public enum CaptureRuleset {
     static let inbound = "inbound", inRedirect = "redirect-inbound", redirect = "redirect-outbound", outbound = "outbound"
     static let tproxyInbound = "tproxy-inbound", tproxyDivert = "tproxy-divert", tproxy = "tproxy-capture"
     static let dropInvalid = "drop-invalid"
-    static let upstreamMark = "upstream-mark"
     static let redirectDNS = "redirect-dns", rawPrerouting = "raw-prerouting", rawOutput = "raw-output"
     static let dnsPort: UInt16 = 53
 
@@ -52,7 +51,10 @@ public enum CaptureRuleset {
             Chain(name: tproxyInbound, rules: mangle.tproxyInbound),
             Chain(name: prerouting, base: BaseChain(type: .nat, hook: .prerouting, priority: -100),
                   rules: nat.prerouting),
-            Chain(name: output, base: BaseChain(type: .nat, hook: .output, priority: -100), rules: out.output),
+            // weir's conntrack mark first (UpstreamConntrack): a nat chain sees only a connection's first packet, so
+            // the mark costs one rule per new connection, and no hook of its own for every packet.
+            Chain(name: output, base: BaseChain(type: .nat, hook: .output, priority: -100),
+                  rules: builder.upstreamMark() + out.output),
             Chain(name: manglePrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -150),
                   rules: mangle.prerouting),
             Chain(name: mangleOutput, base: BaseChain(type: .route, hook: .output, priority: -150),
@@ -61,9 +63,6 @@ public enum CaptureRuleset {
             Chain(name: rawPrerouting, base: BaseChain(type: .filter, hook: .prerouting, priority: -300),
                   rules: dns.rawPrerouting),
             Chain(name: rawOutput, base: BaseChain(type: .filter, hook: .output, priority: -300), rules: dns.rawOutput),
-            // After conntrack (-200), so the new connection's entry exists to be marked (UpstreamConntrack).
-            Chain(name: upstreamMark, base: BaseChain(type: .filter, hook: .output, priority: -150),
-                  rules: builder.upstreamMark()),
         ]
         chains = pruned(chains)
         let usedSets = Set(chains.flatMap { $0.rules.flatMap { $0.matches.compactMap(\.setName) } })

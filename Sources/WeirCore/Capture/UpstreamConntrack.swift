@@ -4,8 +4,8 @@
 /// After a `kill -9` of the agent, its upstream connections that were still connecting leave their entries in
 /// SYN_SENT for 120 s, and an application's new connection on the same 4-tuple would reuse such an entry, with its
 /// decision not to NAT, and go around the capture. A starting agent therefore deletes them, but never by guessing:
-/// the capture table's `upstream-mark` chain (filter type, output hook, priority -150: after conntrack, -200) gives
-/// every new TCP connection of the proxy's UID (the first `-u`: the owner of weir's upstream sockets) the conntrack
+/// the first rule of the capture table's nat `output` chain (which sees a connection's first packet only, after
+/// conntrack made its entry) gives every new TCP connection of the proxy's UID (the first `-u`: the owner of weir's upstream sockets) the conntrack
 /// mark `mark`, and the agent deletes only entries that carry exactly that mark and are in SYN_SENT.
 ///
 /// The mark is set only on an entry whose mark is still 0, so weir never overwrites a mark another component set
