@@ -61,7 +61,7 @@ public final class Agent {
         var lastReconcileWall: Int64 = 0
         var reloads: Int64 = 0
         var reloadFailures: Int64 = 0
-        /// Stale upstream conntrack entries deleted at start and at pod attaches (`StaleConntrack`).
+        /// Stale upstream conntrack entries deleted at start and at pod re-attaches (`StaleConntrack`).
         var staleConntrackDeleted: Int64 = 0
         /// Undo steps that failed after another failure, by step (`weir_rollback_failures_total`).
         var rollbackFailures: [RollbackStep: Int64] = [:]

@@ -151,7 +151,7 @@ public let metricHelp: [String: String] = [
     "weir_pod_listen_overflows_total": "TCP accept-queue overflows in the pod's network namespace "
         + "(TcpExtListenOverflows: weir's listeners there and the application's).",
     "weir_conntrack_stale_deleted_total": "Conntrack entries of a killed predecessor's upstream connects (weir's "
-        + "ct mark, SYN_SENT) deleted at start and at pod attaches; see the conntrack_stale_deleted lines.",
+        + "ct mark, SYN_SENT) deleted at start and at pod re-attaches; see the conntrack_stale_deleted lines.",
     "weir_rollback_failures_total": "Undo steps that failed after another failure, by step: capture_remove and "
         + "tuning_revert (a failed start), capture_restore (a failed reload); see the rollback_failed lines.",
     // The proxy's connections.

@@ -65,6 +65,11 @@ final class PodManager {
         var lock: DataPlaneLock?
         var installer: CaptureInstaller?
         var context: PodContext?
+        /// Restored from the registry: a killed predecessor may have served this namespace, so its stale upstream
+        /// entries are swept as the agent claims it (`StaleConntrack`). A pod a CNI ADD brings has a namespace no
+        /// weir served, and a dump costs ~9 ms per family whatever the namespace holds (the kernel walks its whole
+        /// conntrack hash), so it is not swept.
+        var sweepOnClaim = false
 
         init(record: PodRecord, state: PodState) {
             self.record = record
@@ -116,6 +121,7 @@ final class PodManager {
         var kept = 0, dropped = 0
         for record in records {
             let pod = Pod(record: record, state: .pending)
+            pod.sweepOnClaim = true
             pods[record.key] = pod
             if reopen(pod) {
                 attach(pod, server, capture, table)
@@ -274,7 +280,10 @@ final class PodManager {
                 if pod.lock == nil && !deferClaims {
                     pod.lock = try DataPlaneLock.acquire()
                     // The namespace is this agent's now, and nothing of it is served yet (StaleConntrack).
-                    if sweepsStaleConntrack { onStaleConntrackDeleted?(StaleConntrack.sweep(pod: pod.record.label)) }
+                    if sweepsStaleConntrack && pod.sweepOnClaim {
+                        onStaleConntrackDeleted?(StaleConntrack.sweep(pod: pod.record.label))
+                    }
+                    pod.sweepOnClaim = false
                 }
                 if pod.installer == nil { pod.installer = try CaptureInstaller() }
             }

@@ -2,8 +2,8 @@ import WeirCore
 import WeirSystem
 
 /// The start-up clean-up of a predecessor's upstream conntrack entries (`UpstreamConntrack`): run by a starting agent
-/// in its namespace, and in each pod's namespace as it attaches, before anything there is served, and only when no
-/// live connection was handed over (a predecessor that handed over its connections is alive or stopped cleanly, and
+/// in its namespace, and in each pod namespace it re-attaches from the registry, before anything there is served,
+/// and only when no live connection was handed over (a predecessor that handed over its connections is alive or stopped cleanly, and
 /// the entries of its connecting upstreams belong to sockets this process now serves).
 public enum StaleConntrack {
     /// Deletes the entries weir's mark identifies as stale in the calling thread's network namespace and logs
