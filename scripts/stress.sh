@@ -10,11 +10,12 @@
 #
 #   STRESS_SOAK_SECONDS   length of each soak mode (default 300)
 #   STRESS_CONNS          concurrent connections of the soak (default 1000)
+#   STRESS_SOAK_MODES     the soak's capture modes (default "REDIRECT TPROXY")
 #   STRESS_IDLE_TIMEOUT   --idle-timeout of the agent, in seconds (default 5)
 #   STRESS_STORM_SECONDS  length of the connection storm (default 20)
 #   STRESS_SCALE_SIZES    excluded CIDR counts (default "10000 50000 100000")
 #   STRESS_IPTABLES_MAX   largest iptables ruleset tried (default 100000; above it the iptables side is skipped)
-#   STRESS_ONLY           a subset of "soak faults storm scale"
+#   STRESS_ONLY           a subset of "soak faults storm scale" (a run of all four, both soak modes, is "full")
 #   STRESS_LOGS           where logs are kept (default .build/stress/<date>)
 #   STRESS_RESULTS_KEEP   set: a run of all four parts leaves docs/stress-results.md as it is
 #   STRESS_ALLOW_DIRTY    set to 1: a run of all four parts writes docs/stress-results.md even from a tree with
@@ -38,13 +39,14 @@ STORM=${STRESS_STORM_SECONDS:-20}
 SCALE_SIZES=${STRESS_SCALE_SIZES:-10000 50000 100000}
 IPT_MAX=${STRESS_IPTABLES_MAX:-100000}
 ONLY=${STRESS_ONLY:-soak faults storm scale}
+SOAK_MODES=${STRESS_SOAK_MODES:-REDIRECT TPROXY}
 # The tree this run comes from, as scripts/bench.sh records it (`git describe --always --dirty`: "-dirty" when a
 # tracked file has uncommitted changes). Both are taken now: a commit made while the run goes on is not what it
 # measured.
 COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 DESCRIBE=$(git describe --always --dirty 2>/dev/null || echo unknown)
 WRITE_RESULTS=0
-if [ "$ONLY" = "soak faults storm scale" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
+if [ "$ONLY" = "soak faults storm scale" ] && [ "$SOAK_MODES" = "REDIRECT TPROXY" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
   WRITE_RESULTS=1
   if [[ $DESCRIBE == *-dirty || $DESCRIBE == unknown ]] && [ "${STRESS_ALLOW_DIRTY:-}" != 1 ]; then
     echo "stress: the tree is not a clean commit (git describe: $DESCRIBE): a full run would write" \
@@ -94,7 +96,7 @@ started=$(date +%s)
 
 for part in $ONLY; do
   case $part in
-    soak) soak REDIRECT; soak TPROXY ;;
+    soak) for m in $SOAK_MODES; do soak "$m"; done ;;
     faults) faults ;;
     storm) storm ;;
     scale) scale ;;

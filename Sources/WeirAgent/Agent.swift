@@ -594,17 +594,24 @@ public final class Agent {
         var fresh: ProxyServer?
         if next.proxy != settings.proxy {
             let candidate = makeServer(next.proxy, counters: server.counters)
+            // The same listening sockets go on serving, now on the new data plane: those of a port the reload keeps
+            // are never closed, so nothing queued on them is reset (see `lendListeners`).
+            candidate.inherit(server.lendListeners())
             do {
                 try candidate.bind()
                 try candidate.start()
             } catch {
-                candidate.stop()  // nothing was accepted: its listeners never had rules pointing at them
+                candidate.stop()  // its own new sockets never had rules pointing at them; the lent ones stay open here
+                candidate.closeUnclaimedInherited()
+                forgetStored(candidate)
                 return refuseReload("new proxy listeners: \(error)")
             }
             fresh = candidate
-            // Pods' listeners open on the new data plane (and their capture follows the new settings) before the
-            // old one closes its own.
+            // Pods' listeners go on the new data plane (and their capture follows the new settings) before the
+            // old one lets go of its own.
             podManager?.move(to: candidate, from: nil, next.capture, next.table)
+            let unclaimed = candidate.closeUnclaimedInherited()
+            agentLog("reload_listeners", ["kept": "\(candidate.inheritedTaken)", "closed": unclaimed])
         }
         let rulesChanged = next.capture != settings.capture
         var changes: [CaptureChange] = []
@@ -618,12 +625,16 @@ public final class Agent {
                 if let fresh {
                     podManager?.move(to: server, from: fresh, settings.capture, settings.table)
                     fresh.retire()  // it may already hold connections: let them finish, never block this loop
+                    forgetStored(fresh)
                     retired.append(fresh)
                 }
                 return refuseReload("\(error)", applyFailed: true)
             }
         }
-        fresh.map { _ in server.retire() }
+        if fresh != nil {
+            server.retire()
+            forgetStored(server)
+        }
         adopt(next, rulesChanged: rulesChanged)
         changes.forEach { agentLog("reload_applied", ["change": $0.description]) }
         agentLog("reloaded", ["rules": rulesChanged ? "changed" : "unchanged", "changes": changes.count,

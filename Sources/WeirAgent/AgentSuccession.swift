@@ -39,6 +39,18 @@ extension Agent {
         return server
     }
 
+    /// Takes a data plane's listeners out of systemd's store once it no longer serves (a reload replaced it). Left
+    /// there, a socket only the store still holds would stay in its port's SO_REUSEPORT group, and the kernel would
+    /// queue new connections on it that nobody accepts; a socket the new data plane took over is in the store under
+    /// the new data plane's name as well.
+    func forgetStored(_ server: ProxyServer) {
+        guard FDStore.enabled, !server.storeGeneration.isEmpty else { return }
+        FDStore.forget(Agent.storeName("", generation: server.storeGeneration))
+        for key in podManager?.keys ?? [] {
+            FDStore.forget(Agent.storeName(key, generation: server.storeGeneration))
+        }
+    }
+
     /// The store's name of a listener of the node ("") or of a pod, opened by the server of `generation`.
     static func storeName(_ pod: String, generation: String) -> String {
         pod.isEmpty ? "weir-listen.\(generation)" : "weir-pod.\(generation).\(HandoverListener.storeSafe(pod))"

@@ -434,6 +434,9 @@ final class PodManager {
         publish()
     }
 
+    /// Every known pod's key, served or not.
+    var keys: [String] { pods.values.map(\.record.key).sorted() }
+
     /// Pod contexts by key, for handed-over connections.
     var contexts: [String: PodContext] {
         var out: [String: PodContext] = [:]

@@ -78,6 +78,9 @@ public final class ProxyServer {
     /// family (the pod's, for a pod) before they open new ones. Call before `bind()`.
     public func inherit(_ listeners: [InheritedListener]) { inherited += listeners }
 
+    /// How many inherited sockets `bind()` and `attach` took so far.
+    public private(set) var inheritedTaken = 0
+
     /// Closes the inherited sockets nobody took (a pod that is gone, a port no longer configured): left open, they
     /// would stay in their port's SO_REUSEPORT group and get connections nobody accepts. Returns how many.
     @discardableResult
@@ -175,7 +178,17 @@ public final class ProxyServer {
                     return true
                 }
                 for (i, l) in taken.enumerated() {
+                    // The predecessor's mode may have been REDIRECT: a TPROXY listener must be transparent, or the
+                    // kernel's tproxy lookup passes it by. (A transparent one left under REDIRECT does no harm.)
+                    if transparent {
+                        let e = SocketOption.transparent.apply(to: l.fd, family: family)
+                        if e != 0 {
+                            throw ProxyStartError(description: "inherited port \(port) listener: IP_TRANSPARENT: "
+                                                      + errnoName(e))
+                        }
+                    }
                     out[i % workerCount].append(l)
+                    inheritedTaken += 1
                     onListenerOpened?(Self.record(of: l), l.fd)
                 }
                 for w in taken.count..<max(taken.count, workerCount) {
@@ -235,6 +248,25 @@ public final class ProxyServer {
         }
         log("warning", ["reason": "handover export timed out: every connection stays here"])
         return nil
+    }
+
+    /// Duplicates of every capture listener this server accepts on, the node's and the pods', each with its record.
+    /// A reload's new data plane `inherit`s them before `bind()` and `attach`, so the sockets are never closed: what
+    /// waits in their queues, and every SYN meanwhile, is accepted by one data plane or the other. Empty when a
+    /// worker did not answer within `timeoutMs`; the new data plane then opens sockets of its own in the same
+    /// SO_REUSEPORT groups, as before.
+    public func lendListeners(timeoutMs: Int64 = 1000) -> [InheritedListener] {
+        guard let shared, !stopped, shared.drainMode == .serving else { return [] }
+        let requests = workers.map { _ in LendRequest() }
+        for (w, r) in zip(workers, requests) { w.post(.lend(r)) }
+        let deadline = Clock.nowMs() + timeoutMs
+        while Clock.nowMs() < deadline {
+            let results = requests.compactMap { $0.result.withLock { $0 } }
+            if results.count == requests.count { return results.flatMap { $0 } }
+            Clock.sleepMs(1)
+        }
+        log("warning", ["reason": "a worker did not lend its listeners in time: the new data plane opens its own"])
+        return []
     }
 
     /// A failed handover: every worker serves again what it exported.

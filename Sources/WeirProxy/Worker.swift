@@ -95,6 +95,13 @@ enum ListenerChange {
     case adopt([Connection])
     /// A failed handover: the listeners and connections taken off by `export` are this worker's again.
     case resume(ExportedConnections)
+    /// Duplicates of every listener, with its record, for a reload's new data plane (`ProxyServer.lendListeners`).
+    case lend(LendRequest)
+}
+
+/// One worker's answer to `.lend`, waited for by the thread that asked. A late answer closes with the request.
+final class LendRequest: @unchecked Sendable {
+    let result = Mutex<[InheritedListener]?>(nil)
 }
 
 /// One worker's answer to `.export`, waited for by the thread that asked.
@@ -259,6 +266,15 @@ final class Worker {
                 request.result.withLock { $0 = exported }
             case .adopt(let connections):
                 adopt(connections)
+            case .lend(let request):
+                var lent: [InheritedListener] = []
+                if !draining && !surrendered {
+                    for case let l? in listeners {
+                        guard let copy = try? Descriptor.duplicating(l.fd) else { continue }  // that one opens anew
+                        lent.append(InheritedListener(record: ProxyServer.record(of: l), descriptor: copy))
+                    }
+                }
+                request.result.withLock { $0 = lent }
             case .resume(let exported):
                 surrendered = false
                 listeners = exported.listeners.map { Optional($0) }
@@ -415,6 +431,10 @@ final class Worker {
         // The listen queues hold connections whose handshake the kernel completed: their clients count them as
         // established, and closing a listener resets them. Take them first; they are served like the others.
         if accepting.isOpen { for case let l? in listeners { acceptAll(l, limit: Int.max) } }
+        // A reload's new data plane may hold the same sockets (`lendListeners`): this close then leaves them open,
+        // and a socket still open keeps its epoll registration. Unwatched first, or its connections for the new
+        // data plane would wake this worker on every turn (level-triggered) for ever.
+        for case let l? in listeners { poller.remove(l.fd) }
         listeners.removeAll()  // closes them
         accepting.close()
         let open = connecting.count + active.count

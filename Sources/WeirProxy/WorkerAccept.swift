@@ -207,7 +207,7 @@ extension Worker {
                 closeDescriptor(up)
                 continue
             }
-            upstreamFailed(up, client: fd, target: target, errno: e, pod: pod)
+            upstreamFailed(up, client: fd, target: target, errno: e, pod: pod, inbound: inbound)
             return nil
         }
         var sent = 0
@@ -217,7 +217,7 @@ extension Worker {
             case .done(let n): sent = n
             case .wouldBlock: break
             case .failed(let e):
-                upstreamFailed(up, client: fd, target: target, errno: e, pod: pod)  // refused or unreachable, known at once
+                upstreamFailed(up, client: fd, target: target, errno: e, pod: pod, inbound: inbound)  // refused or unreachable, known at once
                 return nil
             }
         }
@@ -280,10 +280,11 @@ extension Worker {
     }
 
     /// The upstream connect failed with `e`: close it and reset the client.
-    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress, errno e: Int32, pod: PodContext?) {
+    func upstreamFailed(_ up: Int32, client fd: Int32, target: SocketAddress, errno e: Int32, pod: PodContext?,
+                        inbound: Bool) {
         counters.upstreamFailed(worker: index, .of(errno: e))
         eventLog.log("connect_failed", ["worker": index, "destination": target, "errno": errnoName(e)])
-        let flow = upstreamFlow(up, target: target)
+        let flow = ownsUpstreamTuples(inbound: inbound) ? nil : upstreamFlow(up, target: target)
         closeDescriptor(up)
         forget(flow, pod: pod)  // after the close: a socket still open could send its SYN again and make the entry anew
         refuse(fd)

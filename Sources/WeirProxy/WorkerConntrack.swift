@@ -5,6 +5,22 @@ import WeirCore
 import WeirSystem
 
 extension Worker {
+    /// Whether only this proxy ever makes the 4-tuples of a connection's upstream flows, so that no forgotten entry
+    /// can be reused around the capture: the inbound upstreams under TPROXY with a source port of
+    /// `--tproxy-source-ports` (from the client's address, to the application, ports the clients do not use).
+    ///
+    /// Their entries are never deleted, because the delete could hit a live connection. A peer's RST takes the
+    /// upstream socket out of the kernel's connection table at once, before the worker reads that event and closes
+    /// it. The 4-tuple is free from that moment, and another worker's next upstream can take it (535 ports went
+    /// round in ~1.6 s in the stress soak). A delete after the close then removes the *new* connection's entry,
+    /// with the connection mark that routes the application's replies back to the proxy. The replies went out to
+    /// the real client, which reset them: 4 of 196,173 inbound connections failed that way in a 300 s soak.
+    /// Kept, the old entry does no harm: the next SYN on the 4-tuple is the proxy's own, on the same path with the
+    /// same marks, and the kernel restarts or re-syncs the entry from it.
+    @inline(__always) func ownsUpstreamTuples(inbound: Bool) -> Bool {
+        inbound && sourcePorts != nil && config.mode == .tproxy
+    }
+
     /// The upstream flow of `c`, read while both its sockets are open: the upstream's local address, and the far end
     /// asked again of the client socket (as when the connection was accepted, so a connection carries no copy of it).
     /// Delete it with `forget` once the upstream socket is closed: a connecting socket still open can retransmit its

@@ -307,12 +307,8 @@ fault_reload() {
     mv "$conf.tmp" "$conf"
   }
   write_conf 22 64KiB
-  # What the default profile sets (the installed agent runs with it): a retiring data plane's listeners hand the
-  # handshakes still in their queues to the new one's instead of resetting them. Set directly, because the profile's
-  # port range would undo the TPROXY port ranges of this topology.
-  local migrate0
-  migrate0=$(ip netns exec "$POD" sysctl -n net.ipv4.tcp_migrate_req 2>/dev/null || echo absent)
-  [ "$migrate0" = absent ] || ip netns exec "$POD" sysctl -qw net.ipv4.tcp_migrate_req=1
+  # net.ipv4.tcp_migrate_req stays at the namespace's 0: a reload hands the same listening sockets to the new data
+  # plane (nothing is closed, so there is nothing to migrate), and this fault shows it with the kernel's help off.
   agent_start "$FDIR/agent-reload.log" --config "$conf" --drain-timeout 5s || {
     pass_line "$sec" "agent starts with --config" "no" "ready" 0; return; }
   bg_start reload
@@ -356,15 +352,139 @@ fault_reload() {
   pass_line "$sec" "nothing established dropped: 40 long-lived and 10 bulk connections across every reload" \
     "held: $hs; bulk: $bs" "all ok" \
     $(( $(grep -c '^ev .*outcome=ok' "$FDIR/reload-held.log") == 40 && $(grep -c '^ev .*outcome=ok' "$FDIR/reload-bulk.log") == 10 ))
-  # A handshake that completes between a retiring listener's last accept and its close is reset unless the kernel
-  # migrates it (net.ipv4.tcp_migrate_req, set above as the default profile does).
+  # The listening sockets are never closed: each replacement took the old data plane's sockets (kept > 0, none
+  # closed), so no handshake in a queue can be reset, and no new connection is (checked below).
+  local replaced kept
+  replaced=$(grep -c 'proxy=replaced' "$FDIR/agent-reload.log" || true)
+  kept=$(grep 'event=reload_listeners' "$FDIR/agent-reload.log" | grep -vE ' kept=0( |$)' | grep -cE ' closed=0( |$)' || true)
+  pass_line "$sec" "every new data plane took over the same listening sockets (none closed)" \
+    "$kept of $replaced replacements: $(grep -o 'event=reload_listeners.*' "$FDIR/agent-reload.log" | sed 's/event=reload_listeners //' | sort | uniq -c | sed 's/^ *//' | tr '\n' ';')" \
+    "all, > 0 replacements" $(( replaced > 0 && kept == replaced ))
   local ba bb
   ba=$(summary_of "$FDIR/reload-bg-out.log" client); bb=$(summary_of "$FDIR/reload-bg-in.log" client)
-  [ "$migrate0" = absent ] || ip netns exec "$POD" sysctl -qw net.ipv4.tcp_migrate_req="$migrate0"
-  known_issue "$sec" "background connections (new ones all along) reset during $reloads reloads (tcp_migrate_req $( [ "$migrate0" = absent ] && echo 'not on this kernel' || echo 1))" \
-    "$bf of $bn; by kind, ok/started: outbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$ba" | tr '\n' ' ')inbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$bb" | tr '\n' ' ')"
+  pass_line "$sec" "background connections (new ones all along) reset or refused during $reloads reloads" \
+    "$bf of $bn; by kind, ok/started: outbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$ba" | tr '\n' ' ')inbound $(grep -o '[a-z]*=[0-9]*/[0-9]*' <<<"$bb" | tr '\n' ' ')" \
+    "0 of > 0" $(( bf == 0 && bn > 0 ))
   pass_line "$sec" "background connections: corrupted bytes" "$bc of $bn connections" "0, > 0 connections" \
     $(( bc == 0 && bn > 0 ))
+}
+
+fault_takeover() {
+  local sec="fault: takeover by a new binary with a changed config under load"
+  # Issue 20: `weir run --takeover` of another binary file with another --config replaces the running agent while
+  # 1,000 long-lived connections stream (500 each way, 150 requests and replies 200 ms apart), 10 bulk ones move 256 MB
+  # each way, and new connections come back to back both ways. Meanwhile an unprivileged user tries, in a loop, to
+  # bind both capture ports and to lock the locks the agents hold.
+  fault_agent_stop
+  local run=/run/weir-stress-$$ conf=$FDIR/takeover.conf
+  rm -rf "$run"
+  printf 'WEIR_BUFFER_LIMIT=128KiB\nISTIO_LOCAL_EXCLUDE_PORTS=22,10250\n' >"$conf"
+  agent_start "$FDIR/agent-takeover-old.log" "${FAULT_ARGS[@]}" --run-dir "$run" || {
+    pass_line "$sec" "the first agent starts" "no" "ready" 0; return; }
+  local old=$AGENT
+  bg "$POD" "$FDIR/takeover-stream-out.log" "$LOAD" client --once --events --conns 500 --mix idle=1 --idle-ms 200 \
+    --rounds 150 198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  local so=$BG_PID
+  bg "$PEER" "$FDIR/takeover-stream-in.log" "$LOAD" client --once --events --conns 500 --mix idle=1 --idle-ms 200 \
+    --rounds 150 198.18.1.1:7000 '[2001:db8:1::1]:7000'
+  local si=$BG_PID
+  bg "$POD" "$FDIR/takeover-bulk.log" "$LOAD" client --once --events --conns 10 --mix bulk=1 --up 256M --down 256M \
+    198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  local bk=$BG_PID
+  bg "$POD" "$FDIR/takeover-churn-out.log" "$LOAD" client --events --conns 20 --mix rr=1 --rounds-max 1 \
+    --think-ms 0 --retry-ms 5 198.18.1.2:7000 '[2001:db8:1::2]:7000'
+  local co=$BG_PID
+  bg "$PEER" "$FDIR/takeover-churn-in.log" "$LOAD" client --events --conns 20 --mix rr=1 --rounds-max 1 \
+    --think-ms 0 --retry-ms 5 198.18.1.1:7000 '[2001:db8:1::1]:7000'
+  local ci=$BG_PID
+  # The squatter logs every attempt's outcome by errno; it runs until SIGTERM.
+  bg "$POD" "$FDIR/takeover-squatter.log" setpriv --reuid=65534 --regid=65534 --clear-groups /usr/bin/python3 -c '
+import collections, fcntl, glob, signal, socket, sys
+seen = collections.Counter(); stop = []
+signal.signal(signal.SIGTERM, lambda *a: stop.append(1))
+locks = sys.argv[1:]
+print("squatting", flush=True)
+while not stop:
+    for family, host in ((socket.AF_INET, "0.0.0.0"), (socket.AF_INET6, "::")):
+        for port in (15001, 15006):
+            s = socket.socket(family)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            try:
+                s.bind((host, port)); s.listen(8); seen["port_got"] += 1
+            except OSError as e:
+                seen["port_" + (e.errno and __import__("errno").errorcode[e.errno] or "?")] += 1
+            s.close()
+    for path in locks:
+        try:
+            with open(path) as f:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB); seen["lock_got"] += 1
+        except OSError as e:
+            seen["lock_" + (e.errno and __import__("errno").errorcode[e.errno] or "?")] += 1
+print("squatter " + " ".join("%s=%d" % kv for kv in sorted(seen.items())), flush=True)
+' "$run/agent.lock" /run/weir/dataplane-*.lock
+  local sq=$BG_PID
+  # Every streaming connection open on the first agent before it is replaced.
+  local i active=0
+  for ((i = 0; i < 100; i++)); do
+    active=$(metric weir_proxy_connections_active); [ "${active:-0}" -ge 1010 ] && break; sleep 0.1
+  done
+  sleep 1
+  cp "$WEIR" "$FDIR/weir-new"
+  local t0 t_exit="" held_before
+  held_before=$(metric weir_proxy_connections_active)
+  t0=$(now_ms)
+  WEIR=$FDIR/weir-new agent_start "$FDIR/agent-takeover-new.log" "${FAULT_ARGS[@]}" --run-dir "$run" \
+    --takeover --config "$conf" || true
+  local new=$AGENT
+  # The old agent's exit (a zombie until reaped counts as exited).
+  for ((i = 0; i < 3000; i++)); do
+    if [ ! -e "/proc/$old" ] || [ "$(awk '{print $3}' "/proc/$old/stat" 2>/dev/null)" = Z ]; then t_exit=$(now_ms); break; fi
+    sleep 0.01
+  done
+  local old_status
+  old_status=$(status_of "$old")
+  sleep 4
+  local ready
+  ready=$(admin_get /readyz | sed -n 1p)
+  for p in "$so" "$si" "$bk"; do
+    for ((i = 0; i < 900; i++)); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+  done
+  stop_pid "$so" TERM 5; stop_pid "$si" TERM 5; stop_pid "$bk" TERM 5
+  kill -TERM "$co" "$ci" 2>/dev/null; wait "$co" "$ci" 2>/dev/null || true
+  stop_pid "$sq" TERM 5
+  local streams bulk churn_fail=0 churn_n=0 corrupt=0 f sm
+  streams=$(( $(grep -c '^ev .*outcome=ok' "$FDIR/takeover-stream-out.log" || true) + $(grep -c '^ev .*outcome=ok' "$FDIR/takeover-stream-in.log" || true) ))
+  bulk=$(grep -c '^ev .*outcome=ok' "$FDIR/takeover-bulk.log" || true)
+  for f in stream-out stream-in bulk churn-out churn-in; do
+    sm=$(summary_of "$FDIR/takeover-$f.log" client)
+    [ -n "$sm" ] || { corrupt=$((corrupt + 1)); continue; }  # a client without its summary line: counted as corrupt
+    corrupt=$(( corrupt + $(kv "$sm" corrupt_bytes) ))
+    case $f in churn-*) churn_fail=$(( churn_fail + $(kv "$sm" failed) )); churn_n=$(( churn_n + $(kv "$sm" started) )) ;; esac
+  done
+  local done_line took moved lost
+  done_line=$(grep -o 'event=handover_done.*' "$FDIR/agent-takeover-old.log" | tail -n 1 || true)
+  moved=$(grep -o 'event=takeover_done.*' "$FDIR/agent-takeover-new.log" | sed -n 's/.* connections=\([0-9]*\).*/\1/p' | tail -n 1 || true)
+  lost=$(grep -o 'event=takeover_done.*' "$FDIR/agent-takeover-new.log" | sed -n 's/.* lost=\([0-9]*\).*/\1/p' | tail -n 1 || true)
+  figure "$sec" "time from the new process's start to the old one's exit" \
+    "$( [ -n "$t_exit" ] && echo "$((t_exit - t0)) ms" || echo "the old agent did not exit within 30 s"), with ${held_before:-?} connections open; old agent: ${done_line:-no handover_done line}"
+  pass_line "$sec" "every connection moved, none drained: 1,000 streaming and 10 bulk end intact" \
+    "streams ok: $streams of 1000 ($(outcomes "$FDIR/takeover-stream-out.log"); $(outcomes "$FDIR/takeover-stream-in.log")), bulk ok: $bulk of 10; moved ${moved:-?}, lost ${lost:-?}; old agent exit ${old_status}" \
+    "1000, 10, lost 0, exit 0 without a drain" \
+    $(( streams == 1000 && bulk == 10 && ${lost:-1} == 0 && ${moved:-0} >= 1000 && old_status == 0 )) 
+  pass_line "$sec" "new connections all along: none reset or refused, no corrupt byte" \
+    "$churn_fail failed of $churn_n new connections (out: $(outcomes "$FDIR/takeover-churn-out.log"); in: $(outcomes "$FDIR/takeover-churn-in.log")); corrupt bytes of all clients: $corrupt" \
+    "0 of > 0, 0" $(( churn_fail == 0 && churn_n > 0 && corrupt == 0 ))
+  local sqline got tries
+  sqline=$(grep '^squatter ' "$FDIR/takeover-squatter.log" | tail -n 1 || true)
+  got=$(( $(kv "$sqline" port_got)+0 + $(kv "$sqline" lock_got)+0 ))
+  tries=$(tr ' ' '\n' <<<"$sqline" | awk -F= 'NF == 2 {n += $2} END {print n + 0}')
+  pass_line "$sec" "an unprivileged user squatting both ports and the locks through the takeover gets none; weir keeps serving" \
+    "squatter (uid 65534) attempts by outcome: ${sqline#squatter }; /readyz after: $ready" \
+    "> 0 attempts, 0 got, 200" $(( tries > 0 && got == 0 && ready == 200 ))
+  AGENT=$new
+  fault_agent_stop
+  rm -rf "$run"
+  agent_start "$FDIR/agent-after-takeover.log" "${FAULT_ARGS[@]}" || true
 }
 
 # fault_agent_stop: agent_stop, and its exit status kept for the check at the end (FAULT_EXITS: "pid=status ...")
@@ -391,7 +511,7 @@ faults() {
     pass_line faults "agent starts" "no: $(tail -n 1 "$FDIR/agent.log")" "ready" 0; topo_down; return
   fi
   local f
-  for f in ${STRESS_FAULTS:-dies blackhole vanish drift kill9 reload}; do "fault_$f"; done
+  for f in ${STRESS_FAULTS:-dies blackhole vanish drift kill9 reload takeover}; do "fault_$f"; done
   fault_agent_stop
   # Every agent stopped with SIGTERM (not the one fault_kill9 kills) must exit 0; a crash (or a start that failed,
   # status of a process already gone) shows here even when the checks around it passed.

@@ -25,8 +25,8 @@
  *   rsts   the server sends `cut` bytes of `down`, then resets: the client must see a reset (ECONNRESET).
  * Client options: --conns N, --seconds S (0: until SIGTERM; then no new connections, open ones finish within
  * --grace S, idle ones without their pauses), --mix bulk=W,rr=W,idle=W,rstc=W,rsts=W (weights per 100 slots),
- * --bulk-max BYTES, --idle-ms MS, --think-ms MS, --rounds-max N, --once (every slot runs one connection only),
- * --up BYTES --down BYTES (fixed bulk sizes), --connect-timeout-ms MS, --deadline-s S (a connection that has not
+ * --bulk-max BYTES, --idle-ms MS, --think-ms MS, --rounds-max N, --rounds N (exactly N rounds, rr and idle),
+ * --once (every slot runs one connection only), --up BYTES --down BYTES (fixed bulk sizes), --connect-timeout-ms MS, --deadline-s S (a connection that has not
  * finished by then counts as stalled), --retry-ms MS (pause of a slot after a failure), --events (one line per
  * finished connection), --progress S (a progress line every S seconds), --seed N.
  */
@@ -223,13 +223,45 @@ static void srv_mod(struct sconn *c, int out) {
     epoll_ctl(sep, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
+/* "addr:port" of a socket's peer (remote) or own address, for the diagnostic lines. */
+static const char *sock_name(int fd, int remote, char *buf, size_t len) {
+    struct sockaddr_storage a;
+    socklen_t al = sizeof(a);
+    char ip[INET6_ADDRSTRLEN] = "?";
+    int port = 0;
+    if ((remote ? getpeername(fd, (struct sockaddr *)&a, &al) : getsockname(fd, (struct sockaddr *)&a, &al)) == 0) {
+        if (a.ss_family == AF_INET) {
+            inet_ntop(AF_INET, &((struct sockaddr_in *)&a)->sin_addr, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in *)&a)->sin_port);
+        } else if (a.ss_family == AF_INET6) {
+            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&a)->sin6_addr, ip, sizeof(ip));
+            port = ntohs(((struct sockaddr_in6 *)&a)->sin6_port);
+        }
+    }
+    snprintf(buf, len, "%s:%d", ip, port);
+    return buf;
+}
+
+/* The first failures of a run, one line each on stderr (the log), to find them in the agent's log and a capture. */
+#define DIAGNOSED_MAX 20
+static int diagnosed;
+
 static void srv_close(struct sconn *c, int outcome) {
     /* outcome: 1 ok, 2 expected reset, 3 closed before a whole header came (the client decides whether that was
      * a failure: it sees it too), 0 unexpected */
     if (outcome == 1) S.ok++;
     else if (outcome == 2) S.expected_resets++;
     else if (outcome == 3) S.no_header++;
-    else S.unexpected++;
+    else {
+        S.unexpected++;
+        if (diagnosed++ < DIAGNOSED_MAX) {
+            char peer[80];
+            fprintf(stderr, "unexpected t_ms=%lld peer=%s kind=%d up=%llu recv=%llu down=%llu sent=%llu last_errno=%s\n",
+                    (long long)(mono() * 1000), sock_name(c->fd, 1, peer, sizeof(peer)), c->h.kind,
+                    (unsigned long long)c->h.up, (unsigned long long)c->recv, (unsigned long long)c->h.down,
+                    (unsigned long long)c->sent, errno ? strerrorname_np(errno) : "0");
+        }
+    }
     close(c->fd);
     free(c);
 }
@@ -407,7 +439,7 @@ struct cconn {
 
 static struct {
     int conns, once, events, seconds, grace, retry_ms, connect_timeout_ms, deadline_s, idle_ms, think_ms;
-    int rounds_max, progress;
+    int rounds_max, rounds_fixed, progress;
     uint64_t bulk_max, fixed_up, fixed_down;
     int weights[K_COUNT];
     int ntargets;
@@ -462,6 +494,14 @@ static void cli_finish(struct cconn *c, int outcome) {
         C.last_fail_ms = t;
     }
     C.by[c->kind][outcome]++;
+    if (outcome != O_OK && diagnosed++ < DIAGNOSED_MAX && c->fd >= 0) {
+        char local[80];
+        fprintf(stderr, "failed t_ms=%lld local=%s kind=%s outcome=%s up=%llu sent=%llu down=%llu recv=%llu "
+                "errno=%s dur_ms=%.0f\n", (long long)(mono() * 1000), sock_name(c->fd, 0, local, sizeof(local)),
+                kind_name[c->kind], outcome_name[outcome], (unsigned long long)c->h.up, (unsigned long long)c->sent,
+                (unsigned long long)c->h.down, (unsigned long long)c->recv, c->err ? strerrorname_np(c->err) : "0",
+                (mono() - c->started) * 1000);
+    }
     if (opt.events) {
         long long end = wall_ms();
         printf("ev kind=%s outcome=%s up=%llu up_sent=%llu down=%llu down_recv=%llu errno=%s start_ms=%lld "
@@ -496,7 +536,8 @@ static void cli_start(struct cconn *c) {
     case K_RR:
     case K_IDLE:
         /* an idle connection has at least one pause: two rounds or more */
-        c->h.rounds = c->kind == K_IDLE ? rnd_range(2, 3 + opt.rounds_max / 5) : rnd_range(1, opt.rounds_max);
+        c->h.rounds = opt.rounds_fixed ? (uint32_t)opt.rounds_fixed
+                      : c->kind == K_IDLE ? rnd_range(2, 3 + opt.rounds_max / 5) : rnd_range(1, opt.rounds_max);
         c->h.req = rnd_range(16, 4096);
         c->h.resp = rnd_range(16, 16384);
         c->h.up = (uint64_t)c->h.rounds * c->h.req;
@@ -717,6 +758,7 @@ static int cmd_client(int argc, char **argv) {
         else if (!strcmp(o, "idle-ms")) opt.idle_ms = atoi(v);
         else if (!strcmp(o, "think-ms")) opt.think_ms = atoi(v);
         else if (!strcmp(o, "rounds-max")) opt.rounds_max = atoi(v);
+        else if (!strcmp(o, "rounds")) opt.rounds_fixed = atoi(v);
         else if (!strcmp(o, "retry-ms")) opt.retry_ms = atoi(v);
         else if (!strcmp(o, "connect-timeout-ms")) opt.connect_timeout_ms = atoi(v);
         else if (!strcmp(o, "deadline-s")) opt.deadline_s = atoi(v);

@@ -47,7 +47,8 @@ public struct ProxyActions: OptionSet, Sendable, CustomStringConvertible {
     /// outlives the socket (10 s in CLOSE, 120 s in SYN_SENT, days when ESTABLISHED) and the kernel reuses it, NAT
     /// decision and all, for a new SYN on the same 4-tuple: an application on this host that happens to pick the
     /// port the proxy's upstream used would reach the destination directly, around the capture. A FIN or RST the
-    /// proxy sent itself makes the kernel drop the old entry on such a SYN and start a new one.
+    /// proxy sent itself makes the kernel drop the old entry on such a SYN and start a new one. The worker skips the
+    /// delete where only the proxy makes those 4-tuples (`Worker.ownsUpstreamTuples`).
     public static let forgetUpstream = ProxyActions(rawValue: 1 << 6)
 
     public static func shutdownWrite(_ side: ProxySide) -> ProxyActions {
