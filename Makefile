@@ -100,7 +100,7 @@ bench-report: bench-deps
 
 # Soak, faults, connection storm and rule scale against the production binary; every summary line must pass.
 # About 15 minutes with the defaults (STRESS_SOAK_SECONDS=300 per soak mode); not part of `make test`.
-stress: deps $(WEIR_BIN)
+stress: deps $(WEIR_BIN) deb
 	WEIR=$(abspath $(WEIR_BIN)) bash scripts/stress.sh
 
 install: $(WEIR_BIN)

@@ -5,6 +5,8 @@
 #   faults  faults injected while traffic flows, and what the client sees (scripts/stress/faults.sh)
 #   storm   far more new connections than somaxconn allows; the admin endpoint must keep answering (storm.sh)
 #   scale   10,000 to 100,000 excluded CIDRs and 1,000 ports against iptables (scripts/stress/scale.sh)
+#   systemd the real systemd: restart, package upgrade and kill -9 under 1,000 streaming connections
+#           (scripts/stress/systemd.sh; needs the .deb: `make stress` builds it)
 # It ends with a summary table; every line must pass, or the exit status is 1. Figures (timings, memory) are
 # printed after it and are never pass/fail.
 #
@@ -15,12 +17,12 @@
 #   STRESS_STORM_SECONDS  length of the connection storm (default 20)
 #   STRESS_SCALE_SIZES    excluded CIDR counts (default "10000 50000 100000")
 #   STRESS_IPTABLES_MAX   largest iptables ruleset tried (default 100000; above it the iptables side is skipped)
-#   STRESS_ONLY           a subset of "soak faults storm scale" (a run of all four, both soak modes, is "full")
+#   STRESS_ONLY           a subset of "soak faults storm scale systemd" (all five, both soak modes: a full run)
 #   STRESS_LOGS           where logs are kept (default .build/stress/<date>)
-#   STRESS_RESULTS_KEEP   set: a run of all four parts leaves docs/stress-results.md as it is
-#   STRESS_ALLOW_DIRTY    set to 1: a run of all four parts writes docs/stress-results.md even from a tree with
+#   STRESS_RESULTS_KEEP   set: a full run leaves docs/stress-results.md as it is
+#   STRESS_ALLOW_DIRTY    set to 1: a full run writes docs/stress-results.md even from a tree with
 #                         uncommitted changes (its header then names the tree "<commit>-dirty")
-# A run of all four parts also writes docs/stress-results.md, the Stress section of BENCHMARKS.md (not when
+# A full run also writes docs/stress-results.md, the Stress section of BENCHMARKS.md (not when
 # STRESS_RESULTS_KEEP is set, to leave the committed results as they are). Its header names the tree the run came
 # from (`git describe --always --dirty`); from a tree with uncommitted changes to tracked files (or outside git) the
 # run refuses, before measuring anything, to write it unless STRESS_ALLOW_DIRTY=1: results must name a commit that
@@ -38,7 +40,7 @@ IDLE_SAMPLE=5
 STORM=${STRESS_STORM_SECONDS:-20}
 SCALE_SIZES=${STRESS_SCALE_SIZES:-10000 50000 100000}
 IPT_MAX=${STRESS_IPTABLES_MAX:-100000}
-ONLY=${STRESS_ONLY:-soak faults storm scale}
+ONLY=${STRESS_ONLY:-soak faults storm scale systemd}
 SOAK_MODES=${STRESS_SOAK_MODES:-REDIRECT TPROXY}
 # The tree this run comes from, as scripts/bench.sh records it (`git describe --always --dirty`: "-dirty" when a
 # tracked file has uncommitted changes). Both are taken now: a commit made while the run goes on is not what it
@@ -46,7 +48,7 @@ SOAK_MODES=${STRESS_SOAK_MODES:-REDIRECT TPROXY}
 COMMIT=$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
 DESCRIBE=$(git describe --always --dirty 2>/dev/null || echo unknown)
 WRITE_RESULTS=0
-if [ "$ONLY" = "soak faults storm scale" ] && [ "$SOAK_MODES" = "REDIRECT TPROXY" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
+if [ "$ONLY" = "soak faults storm scale systemd" ] && [ "$SOAK_MODES" = "REDIRECT TPROXY" ] && [ -z "${STRESS_RESULTS_KEEP:-}" ]; then
   WRITE_RESULTS=1
   if [[ $DESCRIBE == *-dirty || $DESCRIBE == unknown ]] && [ "${STRESS_ALLOW_DIRTY:-}" != 1 ]; then
     echo "stress: the tree is not a clean commit (git describe: $DESCRIBE): a full run would write" \
@@ -71,6 +73,7 @@ KNOWN=$LOGS/known.tsv
 . scripts/stress/faults.sh
 . scripts/stress/storm.sh
 . scripts/stress/scale.sh
+. scripts/stress/systemd.sh
 
 cleanup() {
   local p ns
@@ -100,6 +103,7 @@ for part in $ONLY; do
     faults) faults ;;
     storm) storm ;;
     scale) scale ;;
+    systemd) stress_systemd ;;
     *) echo "stress: unknown part '$part' in STRESS_ONLY" >&2; exit 2 ;;
   esac
 done
