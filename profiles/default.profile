@@ -14,9 +14,9 @@ net.ipv4.tcp_syncookies = 1                          # When the SYN queue is ful
 net.ipv4.tcp_abort_on_overflow = 0                   # On a full accept queue, drop the ACK so the client retries;
                                                      # 1 would send resets to clients for a short burst.
 net.ipv4.tcp_migrate_req = 1                         # A listener closed while others share its port (SO_REUSEPORT:
-                                                     # weir's reload, nginx's binary upgrade, envoy's hot restart)
-                                                     # hands the handshakes still in its queues to them instead of
-                                                     # resetting those clients (Linux 5.14+; older: not available).
+                                                     # nginx's binary upgrade, envoy's hot restart; weir's reload
+                                                     # keeps its sockets) hands the handshakes still in its queues
+                                                     # to them instead of resetting those clients (Linux 5.14+).
 net.core.netdev_max_backlog = 1000 raise-only        # Packets queued per CPU before the stack takes them; the kernel
                                                      # default, listed so the dry run shows it (global key).
 net.ipv4.ip_local_port_range = 32768 60999           # The kernel default, stated so an apply undoes an odd value left

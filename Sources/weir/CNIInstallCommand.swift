@@ -53,7 +53,8 @@ struct CNIInstallCommand: ParsableCommand {
     @Flag(help: ArgumentHelp("""
         Install the plugin with the shared libraries and the loader this weir runs with (into --bin-dir/weir.d, \
         'weir' being a small /bin/sh script that starts them): the node's own libraries may be older (glibc) or \
-        missing (libnftnl, libmnl), and a plugin that cannot start fails every pod's ADD. The DaemonSet sets it.
+        missing (libnftnl, libmnl, libnetfilter_conntrack), and a plugin that cannot start fails every pod's ADD. \
+        The DaemonSet sets it.
         """))
     var bundleLibraries = false
 
