@@ -217,7 +217,8 @@ extension Worker {
             case .done(let n): sent = n
             case .wouldBlock: break
             case .failed(let e):
-                upstreamFailed(up, client: fd, target: target, errno: e, pod: pod, inbound: inbound)  // refused or unreachable, known at once
+                // Refused or unreachable, known at once.
+                upstreamFailed(up, client: fd, target: target, errno: e, pod: pod, inbound: inbound)
                 return nil
             }
         }

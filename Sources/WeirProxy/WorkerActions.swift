@@ -25,7 +25,8 @@ extension Worker {
         if actions.contains(.resetClient) { _ = SocketOption.lingerReset.apply(to: c.client, family: 0) }
         if actions.contains(.resetUpstream) { _ = SocketOption.lingerReset.apply(to: c.upstream, family: 0) }
         // Read while both sockets are open, deleted once the upstream is closed (see `upstreamFlow`).
-        let flow = actions.contains(.forgetUpstream) && !ownsUpstreamTuples(inbound: c.inbound) ? upstreamFlow(c) : nil
+        let forgets = actions.contains(.forgetUpstream) && !ownsUpstreamTuples(inbound: c.inbound)
+        let flow = forgets ? upstreamFlow(c) : nil
         defer { forget(flow, pod: c.pod) }
         if actions.contains(.close) {
             // Pipes that still hold bytes are closed, never pooled.
