@@ -272,13 +272,22 @@ enum Succession {
             server.resume(exported)
             return .stayed
         }
-        // The successor accepts on the listeners now; ours close.
-        server.releaseListeners(exported)
+        // The successor accepts on the listeners now. Ours stay open, unwatched, until it said BYE: a successor that
+        // fails before that exits (or has died), and this process accepts on them again. Closed at once, they would
+        // leave the ports with nobody, refusing connections and free for anyone to bind.
         guard full else {
             // Listeners only: the connections are this process's again, to drain.
             server.giveBack(server.batches(exported))
-            try? TakeoverFrame.send(.done, on: connection)
-            _ = try? TakeoverFrame.expect(.bye, on: connection)
+            do {
+                try TakeoverFrame.send(.done, on: connection)
+                _ = try TakeoverFrame.expect(.bye, on: connection)
+            } catch {
+                server.resumeListeners(exported)
+                agentLog("handover_failed", ["to": "pid \(peer)", "step": "done", "error": "\(error)",
+                                             "action": "every listener and connection stays here"])
+                return .stayed
+            }
+            server.releaseListeners(exported)
             agentLog("handover_done", ["to": "pid \(peer)", "connections": "draining here",
                                        "took_us": Clock.nowUs() - started])
             return .drainThenExit
@@ -292,12 +301,14 @@ enum Succession {
                                        fds: batch.descriptors, on: connection)
                 _ = try TakeoverFrame.expect(.ack, on: connection)
             } catch {
-                // Not acknowledged: this batch and the rest are served here again, and so are the listeners'
-                // connections to come (the successor failed: it exits, and its copies of the listeners with it).
+                // Not acknowledged: this batch and the rest are served here again, and so are the listeners (the
+                // successor failed: it exits, and the connections it had acknowledged with it).
                 server.giveBack(batches[i...])
+                server.resumeListeners(exported)
                 agentLog("handover_failed", ["to": "pid \(peer)", "step": "connections", "error": "\(error)",
-                                             "moved": moved, "kept": batches[i...].reduce(0) { $0 + $1.records.count }])
-                return .drainThenExit
+                                             "moved": moved, "kept": batches[i...].reduce(0) { $0 + $1.records.count },
+                                             "action": "the listeners and the connections not taken stay here"])
+                return .stayed
             }
             server.commit(batch)
             moved += batch.records.count
@@ -307,8 +318,11 @@ enum Succession {
                                                         counters: server.counters.totals()).encoded, on: connection)
             _ = try TakeoverFrame.expect(.bye, on: connection)
         } catch {
+            // Every connection went and was acknowledged: the successor serves them (if it is still alive, it holds
+            // the listeners too). Going on here could leave two agents on one node.
             agentLog("handover_failed", ["to": "pid \(peer)", "step": "done", "error": "\(error)"])
         }
+        server.releaseListeners(exported)
         agentLog("handover_done", ["to": "pid \(peer)", "connections": moved, "took_us": Clock.nowUs() - started])
         return .handedOver
     }

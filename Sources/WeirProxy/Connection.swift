@@ -44,6 +44,11 @@ final class Connection {
     /// Taken off the worker for another process (`export`): events already fetched in the same epoll batch are
     /// stale and must not touch it (its state was recorded; the other process serves it from that state).
     var handedOff = false
+    /// Its sockets came from another process (a handover, systemd's store, or back from a successor that failed),
+    /// which may still hold them open for a while. Closing a descriptor removes its epoll registration only when no
+    /// descriptor of the socket is left anywhere: this worker must unwatch them itself before it closes them, or
+    /// the socket's next event (an ACK, the peer's data) comes back with the address of a freed connection.
+    var sharedDescriptors = false
     /// The pod it belongs to (pod mode): its upstream socket was made in the pod's namespace, and it counts there.
     var pod: PodContext?
     /// CLOCK_MONOTONIC when connect() was called (µs), and when the connection was accepted (ms).

@@ -36,6 +36,10 @@ extension Worker {
             closePipe(&c.toClient)
             release(&c.toUpstream)
             release(&c.toClient)
+            if c.sharedDescriptors {
+                poller.remove(c.client)
+                poller.remove(c.upstream)
+            }
             closeDescriptor(c.client)
             closeDescriptor(c.upstream)
             graveyard.append(c)

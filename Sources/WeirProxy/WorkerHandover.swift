@@ -104,6 +104,7 @@ extension Worker {
     func adopt(_ incoming: [Connection]) {
         for c in incoming.sorted(by: { $0.listTime < $1.listTime }) {
             c.handedOff = false
+            c.sharedDescriptors = true
             if c.inConnectingList { insertOrdered(c, into: &connecting) } else { insertOrdered(c, into: &active) }
             countDetached(c, by: 1)
             register(c)
@@ -258,5 +259,15 @@ extension ProxyServer {
     /// The listeners exported: this process's copies close (the other process holds its own).
     public func releaseListeners(_ exported: [ExportedConnections]) {
         for e in exported { e.listeners.removeAll() }
+    }
+
+    /// A successor failed after it took the listeners: each worker accepts on its exported listeners again. The
+    /// connections are not part of this (each was committed or given back on its own).
+    public func resumeListeners(_ exported: [ExportedConnections]) {
+        for e in exported where e.worker < workers.count {
+            e.connections = []
+            e.records = []
+            workers[e.worker].post(.resume(e))
+        }
     }
 }

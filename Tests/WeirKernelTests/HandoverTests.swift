@@ -149,6 +149,6 @@ struct HandoverTests {
         #expect((c["tries"] ?? 0) > 100 && c["got"] == 0, "\(squatter.output)")
         #expect(try adminGet(s.pod, "/readyz") == (200, "ready\n"))
         second.signal(SIGTERM)
-        _ = second.wait(timeout: 10)
+        #expect(second.wait(timeout: 10) == 0, "\(second.output)")
     }
 }

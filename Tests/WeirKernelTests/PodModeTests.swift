@@ -333,10 +333,21 @@ struct PodModeLifecycleTests {
         #expect(repaired)
         #expect(try second.exec(["ip", "addr", "show", "dev", "lo"]).contains("::6/128"))
 
-        // A reload that replaces the data plane (new proxy settings) moves the pods' listeners to it.
+        // A reload that replaces the data plane (new proxy settings) moves the pods' listeners to it: the same
+        // sockets (by inode), none closed.
+        let podSockets = { () throws -> [String] in
+            try second.exec(["ss", "-Hltne", "( sport = :15001 or sport = :15006 )"]).split(separator: " ")
+                .filter { $0.hasPrefix("ino:") }.map(String.init).sorted()
+        }
+        let before = try podSockets()
+        #expect(!before.isEmpty)
         try "WEIR_IDLE_TIMEOUT=30m\n".write(toFile: config, atomically: true, encoding: .utf8)
         agent.signal(SIGHUP)
         try agent.waitFor("proxy=replaced")
+        #expect(try podSockets() == before)
+        // Every pod's sockets (and the node's, if any) were taken: none left over to close.
+        let lendLine = agent.output.split(separator: "\n").first { $0.contains("event=reload_listeners") } ?? ""
+        #expect(lendLine.hasSuffix(" closed=0") && !lendLine.contains(" kept=0 "), "\(agent.output)")
         #expect(try n.connect(from: second, CNINode.gateway, 80).hasPrefix("node:80 "))
         #expect(try adminGet(n.node, "/readyz") == (200, "ready\n"))
 
