@@ -376,6 +376,13 @@ fault_takeover() {
   # each way, and new connections come back to back both ways. Meanwhile an unprivileged user tries, in a loop, to
   # bind both capture ports and to lock the locks the agents hold.
   fault_agent_stop
+  # Both namespaces on Linux's default upper bound (60999, not the topology's 65000): --tproxy-source-ports auto then
+  # has 61000-65535 as on a node. With the topology's 535 ports, 250 long-lived inbound streams per family and
+  # the churn's TIME_WAITs (reusable after 1 s) ran the inbound upstreams out of source ports (EADDRNOTAVAIL, 272
+  # of 101,898 reset in one run): a limit of the test's ranges, measured by the soak's same-range line, not what
+  # this fault is about.
+  local ns
+  for ns in "$POD" "$PEER"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 60999"; done
   local run=/run/weir-stress-$$ conf=$FDIR/takeover.conf
   rm -rf "$run"
   printf 'WEIR_BUFFER_LIMIT=128KiB\nISTIO_LOCAL_EXCLUDE_PORTS=22,10250\n' >"$conf"
@@ -484,6 +491,7 @@ print("squatter " + " ".join("%s=%d" % kv for kv in sorted(seen.items())), flush
   AGENT=$new
   fault_agent_stop
   rm -rf "$run"
+  for ns in "$POD" "$PEER"; do ip netns exec "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000"; done
   agent_start "$FDIR/agent-after-takeover.log" "${FAULT_ARGS[@]}" || true
 }
 
