@@ -234,16 +234,10 @@ public final class ProxyServer {
     /// Every worker stops accepting and lets go of its connections (`Worker.export`); waits at most `timeoutMs`.
     /// Nil when a worker did not answer in time: then every worker that did answer is resumed, and nothing moved.
     public func exportAll(timeoutMs: Int64) -> [ExportedConnections]? {
-        let requests = workers.map { _ in ExportRequest() }
-        for (w, r) in zip(workers, requests) { w.post(.export(r)) }
-        let deadline = Clock.nowMs() + timeoutMs
-        while Clock.nowMs() < deadline {
-            let results = requests.compactMap { $0.result.withLock { $0 } }
-            if results.count == requests.count { return results }
-            Clock.sleepMs(1)
-        }
+        let (replies, answers) = askWorkers(ListenerChange.export, timeoutMs: timeoutMs)
+        if let answers { return answers }
         // A worker that never answered: give back what the others exported; a late answer is given back too.
-        for (w, r) in zip(workers, requests) {
+        for (w, r) in zip(workers, replies) {
             if let e = r.result.withLock({ $0 }) { w.post(.resume(e)) }
         }
         log("warning", ["reason": "handover export timed out: every connection stays here"])
@@ -257,16 +251,25 @@ public final class ProxyServer {
     /// SO_REUSEPORT groups, as before.
     public func lendListeners(timeoutMs: Int64 = 1000) -> [InheritedListener] {
         guard let shared, !stopped, shared.drainMode == .serving else { return [] }
-        let requests = workers.map { _ in LendRequest() }
-        for (w, r) in zip(workers, requests) { w.post(.lend(r)) }
-        let deadline = Clock.nowMs() + timeoutMs
-        while Clock.nowMs() < deadline {
-            let results = requests.compactMap { $0.result.withLock { $0 } }
-            if results.count == requests.count { return results.flatMap { $0 } }
-            Clock.sleepMs(1)
-        }
+        if let answers = askWorkers(ListenerChange.lend, timeoutMs: timeoutMs).answers { return answers.flatMap { $0 } }
         log("warning", ["reason": "a worker did not lend its listeners in time: the new data plane opens its own"])
         return []
+    }
+
+    /// Posts a request to every worker and waits at most `timeoutMs` for all their answers, in worker order; nil
+    /// answers when one did not come in time (the replies keep what did, and what comes late).
+    private func askWorkers<Value>(_ request: (WorkerReply<Value>) -> ListenerChange, timeoutMs: Int64)
+        -> (replies: [WorkerReply<Value>], answers: [Value]?)
+    {
+        let replies = workers.map { _ in WorkerReply<Value>() }
+        for (w, r) in zip(workers, replies) { w.post(request(r)) }
+        let deadline = Clock.nowMs() + timeoutMs
+        while Clock.nowMs() < deadline {
+            let answers = replies.compactMap { $0.result.withLock { $0 } }
+            if answers.count == replies.count { return (replies, answers) }
+            Clock.sleepMs(1)
+        }
+        return (replies, nil)
     }
 
     /// A failed handover: every worker serves again what it exported.

@@ -90,23 +90,19 @@ enum ListenerChange {
     case add([Listener])
     case removePod(PodContext)
     /// Stop accepting and take every connection off this worker; the result goes into the request.
-    case export(ExportRequest)
+    case export(WorkerReply<ExportedConnections>)
     /// Serve these connections (handed in, or given back after a failed handover).
     case adopt([Connection])
     /// A failed handover: the listeners and connections taken off by `export` are this worker's again.
     case resume(ExportedConnections)
     /// Duplicates of every listener, with its record, for a reload's new data plane (`ProxyServer.lendListeners`).
-    case lend(LendRequest)
+    case lend(WorkerReply<[InheritedListener]>)
 }
 
-/// One worker's answer to `.lend`, waited for by the thread that asked. A late answer closes with the request.
-final class LendRequest: @unchecked Sendable {
-    let result = Mutex<[InheritedListener]?>(nil)
-}
-
-/// One worker's answer to `.export`, waited for by the thread that asked.
-final class ExportRequest: @unchecked Sendable {
-    let result = Mutex<ExportedConnections?>(nil)
+/// One worker's answer to a request (`.export`, `.lend`), waited for by the thread that asked
+/// (`ProxyServer.askWorkers`). A late answer stays here, and goes with the reply.
+final class WorkerReply<Value>: @unchecked Sendable {
+    let result = Mutex<Value?>(nil)
 }
 
 final class Worker {
