@@ -10,8 +10,10 @@
 # callgrind in a throwaway network namespace, once as `weir proxy`, once as `weir run`, through the load of
 # `make bench`'s memory phase (scripts/bench.sh: 8 iperf3 streams, wrk with `Connection: close`, the 1 KiB
 # ping-pong, through a veth to a peer namespace). A dump after the start separates what a start executes from what
-# the load adds. The order: the proxy's start, the proxy's load, then what `weir run` adds (start, load), each part
-# hottest first. Functions that the linker cannot move on their own are left out: objects built without function
+# the load adds. A third run is `weir run --pod-mode` in a namespace of its own, serving that same namespace as a pod
+# the CNI plugin (the binary, not under callgrind) attached; its start dump is taken after the ADD. The order: the
+# proxy's start, the proxy's load, then what `weir run` adds (start, load), then what pod mode adds (start and
+# attach, load), each part hottest first. Functions that the linker cannot move on their own are left out: objects built without function
 # sections have all their code in one section (the Swift standard library's core is one of 1.5 MB, libswiftCore.a's
 # Swift.o), and naming one of its functions would move all of it into the middle of the list. The link map (-Map)
 # says which those are.
@@ -27,13 +29,13 @@ THREADS=$(nproc)
 for tool in valgrind callgrind_control iperf3 nginx wrk; do
   command -v "$tool" >/dev/null || { echo "symbol-order: $tool is missing" >&2; exit 1; }
 done
-NS=wtp-order-$$; PEER=wtp-orderpeer-$$
+NS=wtp-order-$$; PEER=wtp-orderpeer-$$; NODE=wtp-ordernode-$$
 WORK=$(mktemp -d /tmp/wtp-order.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in "$NS" "$PEER"; do
+  for ns in "$NS" "$PEER" "$NODE"; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
@@ -53,8 +55,8 @@ wait_port() { # port namespace
   for _ in $(seq 1200); do ip netns exec "$2" ss -Hltn "sport = :$1" | grep -q . && return 0; sleep 0.05; done
   echo "symbol-order: nothing listens on port $1" >&2; exit 1
 }
-readyz() {
-  ip netns exec "$NS" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15020 && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 &&
+readyz() { # namespace of the agent
+  ip netns exec "$1" bash -c 'exec 3<>/dev/tcp/127.0.0.1/15020 && printf "GET /readyz HTTP/1.0\r\n\r\n" >&3 &&
     head -1 <&3' 2>/dev/null | grep -q " 200"
 }
 cat >"$WORK/nginx.conf" <<NGINX
@@ -93,14 +95,29 @@ table inet wtorder {
 }
 NFT
   fi
-  ip netns exec "$NS" sh -c "ulimit -n 20000; exec valgrind -q --tool=callgrind --dump-instr=no --compress-strings=no \
+  # Pod mode: the agent runs in a namespace of its own and serves NS as a pod.
+  local home=$NS
+  if [ "$name" = pods ]; then
+    home=$NODE
+    ip netns add "$NODE"
+    ip netns exec "$NODE" ip link set lo up
+  fi
+  ip netns exec "$home" sh -c "ulimit -n 20000; exec valgrind -q --tool=callgrind --dump-instr=no --compress-strings=no \
     --demangle=no --callgrind-out-file=$WORK/$name.%p $WORK/weir $*" > "$WORK/$name.log" 2>&1 &
   p=$!; pids+=("$p")
-  wait_port 15001 "$NS"
-  if [ "$name" = run ]; then
-    for _ in $(seq 1200); do readyz && break; sleep 0.05; done
-    readyz || { echo "symbol-order: weir run never became ready: $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
+  if [ "$name" != proxy ]; then
+    for _ in $(seq 1200); do readyz "$home" && break; sleep 0.05; done
+    readyz "$home" || { echo "symbol-order: weir $name never became ready: $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
   fi
+  if [ "$name" = pods ]; then # ADD, as a runtime runs the plugin
+    printf '{"cniVersion":"1.0.0","name":"order","type":"weir","agentSocket":"%s","prevResult":%s}' \
+      "$WORK/run/cni.sock" '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}' |
+      ip netns exec "$NODE" env CNI_COMMAND=ADD CNI_CONTAINERID=c-order CNI_NETNS="/run/netns/$NS" CNI_IFNAME=eth0 \
+        CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=order;K8S_POD_NAME=p;K8S_POD_UID=u" CNI_PATH=/usr/lib/cni \
+        "$WORK/weir" >"$WORK/add.out" 2>&1 ||
+      { echo "symbol-order: ADD failed: $(cat "$WORK/add.out") $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
+  fi
+  wait_port 15001 "$NS"
   sleep 1
   callgrind_control -d "$p" >/dev/null 2>&1
   ip netns exec "$NS" iperf3 -c 198.18.1.2 -p 8080 -t "$LOAD_SECS" -P 8 >/dev/null
@@ -108,6 +125,7 @@ NFT
   ip netns exec "$NS" "$WORK/pingpong" rr 198.18.1.2 8082 "$LOAD_SECS" >/dev/null
   kill -TERM "$p"; wait "$p" 2>/dev/null || true
   ip netns del "$NS"
+  ip netns del "$NODE" 2>/dev/null || true
   for _ in $(seq 200); do ip netns exec "$PEER" ip link show pod0 >/dev/null 2>&1 || break; sleep 0.05; done
   # callgrind_control -d writes NAME.PID.1; the exit writes NAME.PID (everything since).
   mv "$WORK/$name.$p.1" "$WORK/$name.start"; mv "$WORK/$name.$p" "$WORK/$name.load"
@@ -116,6 +134,9 @@ echo "symbol-order: weir proxy under callgrind" >&2
 profile proxy proxy --workers "$THREADS" --max-connections 8000
 echo "symbol-order: weir run under callgrind" >&2
 profile run run -i 198.18.0.0/15 --workers "$THREADS" --max-connections 8000
+echo "symbol-order: weir run --pod-mode under callgrind" >&2
+profile pods run --pod-mode --run-dir "$WORK/run" --state-dir "$WORK/state" -i 198.18.0.0/15 --workers "$THREADS" \
+  --max-connections 8000
 
 python3 - "$WORK" "$OUT" <<'PY'
 import collections, re, sys
@@ -165,7 +186,7 @@ movable = lambda f: f in section_of and not any(s.endswith(":(.text)") and size[
 startup = collections.Counter({f: 1 for f in ("_start", "frame_dummy", "register_tm_clones", "deregister_tm_clones",
                                               "__do_global_dtors_aux")})
 order, seen = [], set()
-for part in ("proxy.start", "proxy.load", "run.start", "run.load"):
+for part in ("proxy.start", "proxy.load", "run.start", "run.load", "pods.start", "pods.load"):
     cost = executed(work + "/" + part)
     if part == "proxy.start":
         cost.update(startup)

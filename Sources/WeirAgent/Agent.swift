@@ -381,9 +381,10 @@ public final class Agent {
             let ready = try poller.wait(timeoutMs: Poller.timeout(until: schedule.deadline(now: now),
                                                                   now: Clock.nowMs(), maxMs: Int64(Int32.max)))
             now = Clock.nowMs()
-            if let stop = takeSignals(&running) { return stop }
+            if let stop = takeSignals(&running, &schedule, now: now) { return stop }
             if let podManager, (0..<ready).contains(where: { poller[$0].token == Self.podSocketToken }) {
                 podManager.serveRequests(running.server, settings.capture, settings.table)
+                schedule.controlPlaneWorked(now: now)
             }
             if (0..<ready).contains(where: { poller[$0].token == Self.handoverSocketToken }) {
                 switch serveSuccessor(running) {
@@ -414,13 +415,21 @@ public final class Agent {
                 schedule.watchdogHandled(now: now)
                 feedWatchdog(&running, now: now)
             }
+            if due.contains(.releasePages) {
+                // What a pod's attach or a reload ran (netlink, JSON, the registry) is not what serving runs: its
+                // code pages go back to the page cache, as the start's do (announceReady), and fault in again on
+                // the next burst. Serving's own pages come straight back.
+                schedule.pagesReleased()
+                Memory.releaseStartupPages()
+            }
         }
     }
 
     /// Takes the queued signals: SIGHUP reloads; SIGTERM or SIGINT is returned, to stop.
-    private func takeSignals(_ running: inout Running) -> Int32? {
+    private func takeSignals(_ running: inout Running, _ schedule: inout AgentSchedule, now: Int64) -> Int32? {
         while let signal = running.signals.next() {
             guard signal == Signals.SIGHUP else { return signal }
+            schedule.controlPlaneWorked(now: now)
             // systemd shows the unit reloading until READY=1, whether the reload was applied or refused.
             SystemdNotify.reloading()
             let rulesBefore = settings.capture

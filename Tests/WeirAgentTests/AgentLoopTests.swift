@@ -22,6 +22,20 @@ struct AgentScheduleTests {
         #expect(s.due(now: start + 15_000) == [.reconcile, .watchdog])
     }
 
+    @Test func pagesAreReleasedOnceAfterABurstOfControlPlaneWorkHasBeenQuietASecond() {
+        var s = AgentSchedule(now: start, reconcileIntervalMs: 10_000, watchdogIntervalMs: nil)
+        #expect(s.pageRelease == nil)
+        // A burst of pod requests: each one moves the release.
+        s.controlPlaneWorked(now: start + 100)
+        s.controlPlaneWorked(now: start + 700)
+        #expect(s.deadline(now: start + 700) == start + 1_700)
+        #expect(s.due(now: start + 1_699).isEmpty)
+        #expect(s.due(now: start + 1_700) == .releasePages)
+        s.pagesReleased()
+        #expect(s.pageRelease == nil)
+        #expect(s.due(now: start + 5_000).isEmpty)
+    }
+
     @Test func withoutAWatchdogNothingButReconcileIsEverDue() {
         let s = AgentSchedule(now: start, reconcileIntervalMs: 500, watchdogIntervalMs: nil)
         #expect(s.nextWatchdog == nil)
