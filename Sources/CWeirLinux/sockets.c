@@ -9,8 +9,12 @@
 #include <sys/un.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <fcntl.h>
 #include <linux/sock_diag.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <netinet/in.h>
 #include <linux/netfilter_ipv4.h>
 #include <linux/netfilter_ipv6/ip6_tables.h>
 
@@ -179,4 +183,60 @@ long weir_peer_pid(int fd) {
     socklen_t len = sizeof cred;
     if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return -1;
     return (long)cred.pid;
+}
+
+int weir_tcp_socket_exists(const struct sockaddr_storage *local, const struct sockaddr_storage *remote) {
+    int family = local->ss_family;
+    if (family != remote->ss_family || (family != AF_INET && family != AF_INET6)) { errno = EAFNOSUPPORT; return -1; }
+    struct {
+        struct nlmsghdr header;
+        struct inet_diag_req_v2 request;
+    } message;
+    memset(&message, 0, sizeof message);
+    message.header.nlmsg_len = sizeof message;
+    message.header.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+    message.header.nlmsg_flags = NLM_F_REQUEST;  /* one socket, looked up as an arriving packet would be */
+    message.request.sdiag_family = (uint8_t)family;
+    message.request.sdiag_protocol = IPPROTO_TCP;
+    message.request.idiag_states = ~0u;
+    message.request.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+    message.request.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+    if (family == AF_INET) {
+        const struct sockaddr_in *l = (const struct sockaddr_in *)local, *r = (const struct sockaddr_in *)remote;
+        message.request.id.idiag_sport = l->sin_port;
+        message.request.id.idiag_dport = r->sin_port;
+        memcpy(message.request.id.idiag_src, &l->sin_addr, 4);
+        memcpy(message.request.id.idiag_dst, &r->sin_addr, 4);
+    } else {
+        const struct sockaddr_in6 *l = (const struct sockaddr_in6 *)local, *r = (const struct sockaddr_in6 *)remote;
+        message.request.id.idiag_sport = l->sin6_port;
+        message.request.id.idiag_dport = r->sin6_port;
+        memcpy(message.request.id.idiag_src, &l->sin6_addr, 16);
+        memcpy(message.request.id.idiag_dst, &r->sin6_addr, 16);
+    }
+    int s = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+    if (s < 0) return -1;
+    struct timeval timeout = {.tv_sec = 1};
+    (void)setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    int result = -1;
+    if (send(s, &message, sizeof message, 0) == (ssize_t)sizeof message) {
+        char reply[1024];
+        ssize_t n = recv(s, reply, sizeof reply, 0);
+        const struct nlmsghdr *h = (const struct nlmsghdr *)reply;
+        if (n >= (ssize_t)sizeof *h && NLMSG_OK(h, (size_t)n)) {
+            if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+                result = 1;
+            } else if (h->nlmsg_type == NLMSG_ERROR && h->nlmsg_len >= NLMSG_LENGTH(sizeof(struct nlmsgerr))) {
+                int error = -((const struct nlmsgerr *)NLMSG_DATA(h))->error;
+                if (error == ENOENT) result = 0;
+                else errno = error ? error : EPROTO;
+            } else {
+                errno = EPROTO;
+            }
+        }
+    }
+    int saved = errno;
+    close(s);
+    errno = saved;
+    return result;
 }

@@ -65,11 +65,6 @@ final class PodManager {
         var lock: DataPlaneLock?
         var installer: CaptureInstaller?
         var context: PodContext?
-        /// Restored from the registry: a killed predecessor may have served this namespace, so its stale upstream
-        /// entries are swept as the agent claims it (`StaleConntrack`). A pod a CNI ADD brings has a namespace no
-        /// weir served, and a dump costs ~9 ms per family whatever the namespace holds (the kernel walks its whole
-        /// conntrack hash), so it is not swept.
-        var sweepOnClaim = false
 
         init(record: PodRecord, state: PodState) {
             self.record = record
@@ -105,6 +100,7 @@ final class PodManager {
     /// Re-attaches every pod of the registry whose namespace still exists (same device and inode); drops the rest.
     /// Pods that cannot be served now stay `failed` with the reason, and reconcile tries them again.
     func restore(_ server: ProxyServer, _ capture: CaptureConfig, _ table: Table) {
+        let started = Clock.nowUs()
         let records: [PodRecord]
         switch readSmallFile(settings.registryPath, limit: 16 << 20) {
         case .success(let bytes):
@@ -119,12 +115,12 @@ final class PodManager {
             records = []  // no file yet: a first start
         }
         var kept = 0, dropped = 0
+        var reopened: [Pod] = []
         for record in records {
             let pod = Pod(record: record, state: .pending)
-            pod.sweepOnClaim = true
             pods[record.key] = pod
             if reopen(pod) {
-                attach(pod, server, capture, table)
+                reopened.append(pod)
                 kept += 1
             } else {
                 pods[record.key] = nil
@@ -133,7 +129,10 @@ final class PodManager {
                                          "reason": "namespace gone or replaced"])
             }
         }
-        if !records.isEmpty { agentLog("pods_restored", ["attached": kept, "dropped": dropped]) }
+        for pod in reopened { attach(pod, server, capture, table) }
+        if !deferClaims && sweepsStaleConntrack { sweepInBackground(reopened) }
+        if !records.isEmpty { agentLog("pods_restored", ["attached": kept, "dropped": dropped,
+                                                          "took_ms": (Clock.nowUs() - started) / 1000]) }
         save()
         publish()
     }
@@ -277,14 +276,7 @@ final class PodManager {
         guard let namespace = pod.namespace else { pod.state = .failed(reason: "namespace not open"); return }
         do {
             try namespace.perform {
-                if pod.lock == nil && !deferClaims {
-                    pod.lock = try DataPlaneLock.acquire()
-                    // The namespace is this agent's now, and nothing of it is served yet (StaleConntrack).
-                    if sweepsStaleConntrack && pod.sweepOnClaim {
-                        onStaleConntrackDeleted?(StaleConntrack.sweep(pod: pod.record.label))
-                    }
-                    pod.sweepOnClaim = false
-                }
+                if pod.lock == nil && !deferClaims { pod.lock = try DataPlaneLock.acquire() }
                 if pod.installer == nil { pod.installer = try CaptureInstaller() }
             }
         } catch {
@@ -313,6 +305,30 @@ final class PodManager {
             return
         }
         pod.state = .up
+    }
+
+    /// Deletes the stale upstream entries a killed predecessor may have left in the namespaces of `restored` pods
+    /// (`StaleConntrack`), after they are served: each pod's sweep is one walk of the kernel's whole conntrack hash
+    /// (~6 ms with 262,144 buckets, more with many entries on the node), which before serving made a re-attach of 250
+    /// pods take seconds. An entry is deleted only when no socket has its 4-tuple (`StaleConntrack.sweep(serving:)`),
+    /// so this agent's own connecting upstreams keep theirs. Until a pod's sweep, an application's new connection on a
+    /// stale entry's exact 4-tuple would still go around the capture, as it would between the kill and this start.
+    /// Runs on half the usable CPUs (at least one), so serving keeps the rest; logs `pods_swept` at the end.
+    private func sweepInBackground(_ restored: [Pod]) {
+        let namespaces = restored.compactMap { p in p.namespace.map { ($0, p.record.label) } }
+        if namespaces.isEmpty { return }
+        let started = Clock.nowUs()
+        let deleted = Mutex(0)
+        let report = onStaleConntrackDeleted
+        runInBackground(namespaces.count, threads: max(1, SystemInfo.usableCPUs / 2), name: "weir-sweep", { i in
+            let (namespace, label) = namespaces[i]
+            let n = (try? namespace.perform { StaleConntrack.sweep(pod: label, serving: true) }) ?? 0
+            deleted.withLock { $0 += n }
+            report?(n)
+        }, done: {
+            agentLog("pods_swept", ["pods": namespaces.count, "deleted": deleted.withLock { $0 },
+                                    "took_ms": (Clock.nowUs() - started) / 1000])
+        })
     }
 
     /// Lets go of what the agent holds for `pod`: listeners (its open connections end on their own), the netlink

@@ -87,3 +87,16 @@ public struct SocketAddress: Equatable, CustomStringConvertible, Sendable {
         return rc == 0 ? a : nil
     }
 }
+
+extension SocketAddress {
+    /// Whether a TCP socket of the calling thread's network namespace, in any state, has `local` and `remote` as its
+    /// addresses: the kernel's own lookup of one socket (sock_diag), no dump. Nil when the kernel could not say.
+    public static func tcpSocketExists(local: SocketAddress, remote: SocketAddress) -> Bool? {
+        var l = local.storage, r = remote.storage
+        switch weir_tcp_socket_exists(&l, &r) {
+        case 1: return true
+        case 0: return false
+        default: return nil
+        }
+    }
+}

@@ -1,5 +1,6 @@
 import CWeirLinux
 import Glibc
+import Synchronization
 
 /// A started thread, for `joinThread` or `detachThread` (exactly one of them, once).
 public typealias ThreadID = pthread_t
@@ -46,6 +47,51 @@ public func startThread(name: String, stackSize: Int, _ body: @escaping () -> Vo
 /// A thread could not be started (pthread_create failed).
 public struct ThreadStartError: Error, CustomStringConvertible {
     public let description: String
+}
+
+/// Runs `work(i)` for every `i` in `0..<count` on up to `threads` new threads and returns at once; `done` runs once
+/// every item is done, on the thread that finished last. For slow work a caller need not wait for (a walk of the
+/// kernel's conntrack hash per pod namespace). When no thread can start, everything runs on the calling thread first.
+public func runInBackground(_ count: Int, threads: Int, name: String, _ work: @escaping (Int) -> Void,
+                            done: @escaping () -> Void) {
+    let queue = WorkQueue(count)
+    var started = 0
+    queue.running.withLock { $0 = max(1, min(threads, count)) }
+    for n in 0..<max(1, min(threads, count)) {
+        let body = { queue.drain(work); if queue.running.withLock({ $0 -= 1; return $0 }) == 0 { done() } }
+        guard let t = try? startThread(name: "\(name)-\(n)", stackSize: 256 * 1024, body) else { break }
+        detachThread(t)
+        started += 1
+    }
+    if started == 0 {
+        queue.drain(work)
+        done()
+    } else if started < max(1, min(threads, count)) {
+        // Threads that did not start will not count down.
+        let left = max(1, min(threads, count)) - started
+        if queue.running.withLock({ $0 -= left; return $0 }) == 0 { done() }
+    }
+}
+
+/// `runInBackground`'s shared state: the next item to take, and the threads still working.
+private final class WorkQueue: Sendable {
+    private let next = Mutex(0)
+    let running = Mutex(0)
+    private let count: Int
+
+    init(_ count: Int) { self.count = count }
+
+    /// Takes items until none is left.
+    func drain(_ work: (Int) -> Void) {
+        while true {
+            let i = next.withLock { n -> Int in
+                defer { n += 1 }
+                return n
+            }
+            guard i < count else { return }
+            work(i)
+        }
+    }
 }
 
 /// Sleeps the calling thread.

@@ -162,13 +162,61 @@ struct PodModeTests {
         let status2 = try n.node.weir(["status"]).stdout
         #expect(status2.contains("test/a") && status2.contains("pods: 2 (2 up)"), "\(status2)")
 
+        // Each pod's application connects to a port the node drops: the agent's upstream, made in the pod's
+        // namespace, stays in SYN_SENT with weir's conntrack mark (UpstreamConntrack).
+        try n.node.exec(["nft", "-f", "-"], input: """
+            table inet wtdrop {
+              chain input {
+                type filter hook input priority 0; policy accept;
+                tcp dport 8082 drop
+              }
+            }
+
+            """)
+        let connecting = ["conntrack", "-L", "-p", "tcp", "--dport", "8082", "--state", "SYN_SENT",
+                          "--mark", "2003134834"]
+        var holders: [BackgroundProcess] = []
+        defer { holders.forEach { $0.stop() } }
+        for pod in [a, b] {
+            holders.append(try BackgroundProcess(pod, ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                                                       "/usr/bin/python3", "-u", "-c", """
+                import socket, time
+                s = socket.create_connection(("\(CNINode.gateway)", 8082), timeout=5)
+                print("CONNECTED", flush=True)
+                time.sleep(60)
+                """]))
+            try holders.last!.waitFor("CONNECTED")
+            #expect(try eventually { try pod.run(connecting).stdout.contains("dport=8082") })
+        }
+        // And a live socket of the proxy's UID in pod a, connecting there too (not captured: that UID is the proxy's):
+        // the same mark and state, but its socket exists, so a sweep must spare it.
+        let live = try BackgroundProcess(a, ["setpriv", "--reuid=1337", "--regid=1337", "--clear-groups",
+                                             "/usr/bin/python3", "-c", """
+            import socket
+            try: socket.create_connection(("\(CNINode.gateway)", 8082), timeout=60)
+            except Exception: pass
+            """])
+        defer { live.stop() }
+        let entriesIn = { (pod: TestNamespace) in
+            try pod.run(connecting).stdout.split(separator: "\n").filter { $0.contains("dport=8082") }.count
+        }
+        #expect(try eventually { try entriesIn(a) == 2 })
+
         // kill -9: the pods' tables persist, so an application's connection is refused, never sent around the
-        // proxy; a new agent re-attaches both pods from the registry.
+        // proxy; a new agent re-attaches both pods from the registry. Once they are served, it deletes the upstream
+        // entries the killed agent left connecting there, in the background, and spares the live socket's.
         agent.signal(SIGKILL)
         _ = agent.wait()
         #expect(try n.connect(from: a, CNINode.gateway, 80).hasPrefix("ERR"))
         agent = try n.startAgent()
         try agent.waitFor("event=pods_restored attached=2 dropped=0")
+        try agent.waitFor("event=pods_swept pods=2 deleted=2 ")
+        #expect(agent.output.contains("event=conntrack_stale_deleted count=1 pod=test/a gone=0 spared=1 "),
+                "\(agent.output)")
+        #expect(agent.output.contains("event=conntrack_stale_deleted count=1 pod=test/b gone=0 spared=0 "))
+        #expect(try entriesIn(a) == 1)
+        #expect(try entriesIn(b) == 0)
+        #expect(metricValue(try adminGet(n.node, "/metrics").1, "weir_conntrack_stale_deleted_total") == 2)
         #expect(try n.connect(from: a, CNINode.gateway, 80).hasPrefix("node:80 "))
         #expect(try n.connect(from: b, CNINode.gateway, 80).hasPrefix("node:80 "))
 

@@ -25,7 +25,8 @@
 #    no agent work).
 #  - at BENCH_POD_RESTART_AT (100 250): kill -9 of the agent and a new one at once; the time from its start until
 #    GET /pods says every pod is up, while a client connects into pod 1's application every 2 ms: connections the
-#    application saw from anything but 127.0.0.6 went around the capture.
+#    application saw from anything but 127.0.0.6 went around the capture. Also how long the stale-entry sweep that
+#    follows took (the agent's `pods_swept`).
 #  - the sidecar model: the agent stopped (the pods' tables persist), one `weir proxy` per pod namespace, then one
 #    HAProxy per pod namespace (listeners 15001 and 15006, one worker/thread each, the smallest sidecar), each
 #    after the same load phase: the sums of VmRSS, RssAnon and Pss of the N processes.
@@ -694,6 +695,16 @@ restart() { # pods
   restored=$(grep -o 'event=pods_restored attached=[0-9]* dropped=[0-9]*' "$WORK/agent-$n-restart.log" || true)
   rec "$n" restart restored "$(sed -n 's/.*attached=\([0-9]*\).*/\1/p' <<<"$restored")"
   rec "$n" restart dropped "$(sed -n 's/.*dropped=\([0-9]*\).*/\1/p' <<<"$restored")"
+  # The stale-entry sweep runs after the pods are served (PodManager.sweepInBackground): its end, from its own log.
+  local swept=
+  for _ in $(seq 300); do
+    swept=$(grep -o 'event=pods_swept pods=[0-9]* deleted=[0-9]* took_ms=[0-9]*' "$WORK/agent-$n-restart.log" || true)
+    [ -n "$swept" ] && break
+    sleep 0.1
+  done
+  [ -n "$swept" ] || die "restart: the stale-entry sweep never ended: $(tail -c 600 "$WORK/agent-$n-restart.log")"
+  rec "$n" restart swept_ms "$(sed 's/.*took_ms=//' <<<"$swept")"
+  rec "$n" restart swept_deleted "$(sed 's/.*deleted=\([0-9]*\).*/\1/' <<<"$swept")"
   [ "${c[0]:-0}" -gt 0 ] || die "restart: the application saw no connection at all: probe $out"
   sleep 0.5
   rec_mem "$n" restart restored "$agent"

@@ -710,12 +710,14 @@ def pods_restart(p):
         rows.append(["{:,}".format(n), "%s ms" % fmt(p.med(n, "restart", "up_ms"), 1),
                      "%s / %s" % (g("restored"), g("dropped")), g("probe_attempts"), g("probe_ok"),
                      "%s / %s / %s / %s" % (g("probe_refused"), g("probe_reset"), g("probe_timeout"), g("probe_other")),
-                     g("app_captured"), g("app_uncaptured"), kib(p.med(n, "restart", "restored_rss"))])
+                     g("app_captured"), g("app_uncaptured"), kib(p.med(n, "restart", "restored_rss")),
+                     "%s ms (%s deleted)" % (g("swept_ms"), g("swept_deleted"))])
     if not rows:
         return "_Re-attach after `kill -9`: %s._" % NOT_MEASURED
     return table(["pods", "new process to every pod up", "restored / dropped", "client connections",
                   "answered", "refused / reset / timed out / other", "app saw from 127.0.0.6",
-                  "app saw from elsewhere (uncaptured)", "agent VmRSS after the re-attach"], rows)
+                  "app saw from elsewhere (uncaptured)", "agent VmRSS after the re-attach",
+                  "stale-entry sweep after serving"], rows)
 
 
 def pods_fairness(p):

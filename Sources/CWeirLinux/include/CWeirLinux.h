@@ -67,6 +67,10 @@ int weir_listen_queue(int fd, uint32_t *length, uint32_t *limit);
 /* Connections this listener dropped: tcp_listendrop() increments the listener's sk_drops (a full accept queue, a
    SYN that could not be answered), read with SO_MEMINFO at SK_MEMINFO_DROPS. -1 with errno on failure. */
 int64_t weir_socket_drops(int fd);
+/* Whether a TCP socket of the calling thread's network namespace, in any state, has this 4-tuple: `local`/`remote`
+   are AF_INET or AF_INET6 addresses with ports. The kernel's own lookup (sock_diag, one request, no dump): 1 found,
+   0 none (ENOENT), -1 with errno when the kernel could not say. */
+int weir_tcp_socket_exists(const struct sockaddr_storage *local, const struct sockaddr_storage *remote);
 
 /* ---- namespaces.c: network namespaces ---- */
 
