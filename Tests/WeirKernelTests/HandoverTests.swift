@@ -80,8 +80,11 @@ struct HandoverTests {
         let c = counts(load.output)
         #expect(c["streams"] == 100 && (c["rounds"] ?? 0) > 20 && (c["new"] ?? 0) > 40, "\(load.output)")
         #expect(c["stream_errors"] == 0 && c["new_errors"] == 0, "\(load.output)")
-        #expect(third.output.contains("event=takeover_done") && third.output.contains("connections=100 lost=0"),
-                "\(third.output)")
+        // Every stream moved, with nothing lost; the load's two new connections of a round may be open at that
+        // moment and move too.
+        let done = third.output.split(separator: "\n").first { $0.contains("event=takeover_done") }.map(String.init)
+        let moved = done.flatMap { counts($0)["connections"] } ?? 0
+        #expect(done?.contains(" lost=0") == true && (100...102).contains(moved), "\(third.output)")
         // The counters go on: every connection accepted by the three agents, in one series.
         let metrics = try adminGet(s.pod, "/metrics").1
         let accepted = metrics.split(separator: "\n").first { $0.hasPrefix("weir_proxy_connections_accepted_total ") }
