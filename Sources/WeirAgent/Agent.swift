@@ -364,6 +364,7 @@ public final class Agent {
         var now = Clock.nowMs()
         var schedule = AgentSchedule(now: now, reconcileIntervalMs: settings.reconcileIntervalMs,
                                      watchdogIntervalMs: running.watchdog?.intervalMs)
+        var housekeeping = MemoryHousekeeping()
         // Signals and the netlink subscriptions are read whenever the loop wakes; only the wake handle's event (the
         // admin thread's request) needs telling apart.
         let poller = running.poller
@@ -415,12 +416,14 @@ public final class Agent {
                 schedule.watchdogHandled(now: now)
                 feedWatchdog(&running, now: now)
             }
-            if due.contains(.releasePages) {
-                // What a pod's attach or a reload ran (netlink, JSON, the registry) is not what serving runs: its
-                // code pages go back to the page cache, as the start's do (announceReady), and fault in again on
-                // the next burst. Serving's own pages come straight back.
+            if housekeeping.due(open: openConnections(running)) {
+                Memory.giveBack()
+            } else if due.contains(.releasePages) {
+                // What a pod's attach or a reload ran (netlink, JSON, the registry) is not what serving runs: the
+                // heap it freed goes back to the kernel, and its code pages to the page cache, as the start's do
+                // (announceReady); they fault in again on the next burst. Serving's own pages come straight back.
                 schedule.pagesReleased()
-                Memory.releaseStartupPages()
+                Memory.giveBack()
             }
         }
     }
@@ -695,6 +698,11 @@ public final class Agent {
 
     /// A copy of the state, for what reads several fields (status lines, /status, /metrics).
     var current: AgentState { state.withLock { $0 } }
+
+    /// Connections open in every data plane, the retired ones too (`MemoryHousekeeping`).
+    private func openConnections(_ running: Running) -> Int {
+        ([running.server] + retired).reduce(0) { $0 + Int($1.counters.snapshot().active) }
+    }
 
     private func status(_ server: ProxyServer) -> String {
         let s = current

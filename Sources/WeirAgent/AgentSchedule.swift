@@ -18,8 +18,9 @@ struct AgentSchedule: Equatable {
     static let minReconcileGapMs: Int64 = 1000
     /// An event waits this long before its reconcile: events come in bursts (weir's own apply makes some).
     static let eventDelayMs: Int64 = 100
-    /// Control-plane work (pod attaches and detaches, a reload) must have been quiet this long before the code pages
-    /// it touched are dropped (`Memory.releaseStartupPages`): one release per burst, however many pods it brought.
+    /// Control-plane work (pod attaches and detaches, a reload) must have been quiet this long before the heap it
+    /// freed and the code pages it touched are given back (`Memory.giveBack`): once per burst, however many pods it
+    /// brought.
     static let pageReleaseDelayMs: Int64 = 1000
 
     /// The reconcile of the interval.

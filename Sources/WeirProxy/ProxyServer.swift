@@ -383,8 +383,10 @@ public final class ProxyServer {
         try start()
         Memory.releaseStartupPages()
         var signal: Int32 = 0
+        var housekeeping = MemoryHousekeeping()
         while signal != Signals.SIGTERM && signal != Signals.SIGINT {
             if let failure { stop(); throw ProxyStartError(description: failure) }
+            if housekeeping.due(open: Int(counters.load(.active))) { Memory.giveBack() }
             signal = Signals.wait(timeoutMs: 1000)
             if signal == Signals.SIGHUP { log("signal", ["signal": "SIGHUP", "action": "ignored (weir proxy has no config)"]) }
         }

@@ -17,6 +17,16 @@ public enum Memory {
     }
 }
 
+extension Memory {
+    /// After a burst of connections (`MemoryHousekeeping`): the heap's free pages go back to the kernel
+    /// (`malloc_trim(0)`, every arena), and the code pages the burst ran are dropped as at start
+    /// (`releaseStartupPages`); what runs next faults back in.
+    public static func giveBack() {
+        _ = weir_malloc_trim()
+        releaseStartupPages()
+    }
+}
+
 /// malloc: nil when memory ran out, where `UnsafeMutableRawPointer.allocate` would stop the process (the proxy's copy
 /// buffers: a connection that cannot get one is reset, the others go on). Free with `freeAllocation`.
 @inlinable @inline(__always)

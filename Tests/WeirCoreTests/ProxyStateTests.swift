@@ -203,3 +203,17 @@ struct ProxyStateTests {
         #expect(ProxyActions([.close, .forgetUpstream]).description == "[close,forgetUpstream]")
     }
 }
+
+/// When a proxy gives memory back after a burst of connections.
+struct MemoryHousekeepingTests {
+    @Test func onlyOnceTheOpenConnectionsHalvedByAtLeastTheMinimumDrop() {
+        var h = MemoryHousekeeping()
+        // Open connections, one per second, and whether memory goes back then:
+        // a small proxy never (16 come and go); a burst of 1,600, down to 900 (not half), 800 (half, 800 fewer);
+        // from 800 the mark starts again: 500 (300 fewer, not half), 0; then 400 and 100 (half, 300 fewer).
+        let open = [16, 0, 1_600, 900, 800, 500, 0, 0, 400, 100]
+        let due = open.map { h.due(open: $0) }
+        #expect(due == [false, false, false, false, true, false, true, false, false, true])
+        #expect(h.highWater == 100)
+    }
+}

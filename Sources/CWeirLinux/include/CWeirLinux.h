@@ -126,6 +126,8 @@ int weir_run_program(char *const argv[], char *out, size_t cap, int timeout_ms);
    page cache, and what the process runs afterwards faults back in with the kernel's usual fault-around (it is not
    turned off). Returns the kB released, or -1. */
 long weir_release_clean_file_pages(void);
+/* malloc_trim(0): every arena's free pages back to the kernel (malloc.h is not in Swift's Glibc). 1 if any went back. */
+int weir_malloc_trim(void);
 
 /* ---- process.c: clocks, atomics, signals, threads ---- */
 
