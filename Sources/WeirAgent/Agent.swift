@@ -416,12 +416,12 @@ public final class Agent {
                 schedule.watchdogHandled(now: now)
                 feedWatchdog(&running, now: now)
             }
-            if housekeeping.due(open: openConnections(running)) {
-                Memory.giveBack()
-            } else if due.contains(.releasePages) {
-                // What a pod's attach or a reload ran (netlink, JSON, the registry) is not what serving runs: the
-                // heap it freed goes back to the kernel, and its code pages to the page cache, as the start's do
-                // (announceReady); they fault in again on the next burst. Serving's own pages come straight back.
+            // After a burst of connections, or of control-plane work (a pod's attach or a reload ran netlink, JSON,
+            // the registry: not what serving runs), the heap it freed goes back to the kernel, and its code pages to
+            // the page cache, as the start's do (announceReady); they fault in again on the next burst. Serving's own
+            // pages come straight back. One release covers both, so a pending one is done with it.
+            let connectionsFell = housekeeping.due(open: openConnections(running))
+            if connectionsFell || due.contains(.releasePages) {
                 schedule.pagesReleased()
                 Memory.giveBack()
             }

@@ -55,9 +55,10 @@ public struct ThreadStartError: Error, CustomStringConvertible {
 public func runInBackground(_ count: Int, threads: Int, name: String, _ work: @escaping (Int) -> Void,
                             done: @escaping () -> Void) {
     let queue = WorkQueue(count)
+    let planned = max(1, min(threads, count))
+    queue.running.withLock { $0 = planned }
     var started = 0
-    queue.running.withLock { $0 = max(1, min(threads, count)) }
-    for n in 0..<max(1, min(threads, count)) {
+    for n in 0..<planned {
         let body = { queue.drain(work); if queue.running.withLock({ $0 -= 1; return $0 }) == 0 { done() } }
         guard let t = try? startThread(name: "\(name)-\(n)", stackSize: 256 * 1024, body) else { break }
         detachThread(t)
@@ -66,10 +67,9 @@ public func runInBackground(_ count: Int, threads: Int, name: String, _ work: @e
     if started == 0 {
         queue.drain(work)
         done()
-    } else if started < max(1, min(threads, count)) {
+    } else if started < planned {
         // Threads that did not start will not count down.
-        let left = max(1, min(threads, count)) - started
-        if queue.running.withLock({ $0 -= left; return $0 }) == 0 { done() }
+        if queue.running.withLock({ $0 -= planned - started; return $0 }) == 0 { done() }
     }
 }
 
