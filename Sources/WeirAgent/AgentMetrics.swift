@@ -16,6 +16,7 @@ public func proxyMetricSamples(_ c: ProxyCountersSnapshot, config: ProxyConfig) 
         ("weir_proxy_drain_closed_total", c.drainClosed),
         ("weir_proxy_conntrack_entries_deleted_total", c.conntrackDeleted),
         ("weir_proxy_conntrack_delete_failures_total", c.conntrackDeleteFailures),
+        ("weir_proxy_conntrack_deletes_spared_total", c.conntrackSpared),
     ]
     let failures = UpstreamFailure.allCases.map {
         MetricSample(name: "weir_proxy_upstream_failures_total", labels: ["reason": $0.label],
@@ -182,6 +183,8 @@ public let metricHelp: [String: String] = [
         "Conntrack entries of upstream flows that failed or never connected, deleted so new connections are captured.",
     "weir_proxy_conntrack_delete_failures_total":
         "Conntrack deletions the kernel refused (EPERM without CAP_NET_ADMIN); see the conntrack_delete_failed lines.",
+    "weir_proxy_conntrack_deletes_spared_total": "Conntrack deletes of failed upstream flows not made: an "
+        + "application's connection, redirected to weir, had taken the same 4-tuple by then.",
     "weir_proxy_bytes_total": "Bytes the proxy forwarded (written to the other side), by direction.",
     "weir_proxy_upstream_failures_total": "Upstream connects that failed, by reason: refused, timeout (the kernel's), "
         + "connect_timeout (--connect-timeout), unreachable, reset, other.",

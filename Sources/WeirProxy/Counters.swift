@@ -38,7 +38,7 @@ public final class ProxyCounters: @unchecked Sendable {
     enum Index: Int, CaseIterable {
         case accepted, active, closed, notRedirected, refusedMaxConnections
         case idleTimeouts, resets, fdExhausted, bufferFull, copyFallbacks, drainClosed
-        case conntrackDeleted, conntrackDeleteFailures
+        case conntrackDeleted, conntrackDeleteFailures, conntrackSpared
     }
 
     /// Slots of a worker's block.
@@ -133,6 +133,7 @@ public final class ProxyCounters: @unchecked Sendable {
             idleTimeouts: load(.idleTimeouts), resets: load(.resets), fdExhausted: load(.fdExhausted),
             bufferFull: load(.bufferFull), copyFallbacks: load(.copyFallbacks), drainClosed: load(.drainClosed),
             conntrackDeleted: load(.conntrackDeleted), conntrackDeleteFailures: load(.conntrackDeleteFailures),
+            conntrackSpared: load(.conntrackSpared),
             bytesFromClient: sum(Slot.bytesToUpstream), bytesFromUpstream: sum(Slot.bytesToClient),
             inboundTotal: sum(Slot.inboundTotal), outboundTotal: sum(Slot.outboundTotal),
             inboundActive: sum(Slot.inboundActive), outboundActive: sum(Slot.outboundActive),
@@ -204,6 +205,8 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
     /// connection on the same 4-tuple reuses them around the capture; and deletions the kernel refused (not ENOENT).
     public var conntrackDeleted: Int64
     public var conntrackDeleteFailures: Int64
+    /// Deletes not made because an application's connection, redirected to the proxy, had taken the 4-tuple by then.
+    public var conntrackSpared: Int64
     /// Bytes forwarded from clients to upstreams, and from upstreams back to clients (written, not just read).
     public var bytesFromClient: Int64
     public var bytesFromUpstream: Int64
@@ -227,7 +230,8 @@ public struct ProxyCountersSnapshot: Equatable, Sendable, CustomStringConvertibl
             + "idle_timeouts=\(idleTimeouts) resets=\(resets) "
             + "fd_exhausted=\(fdExhausted) buffer_full=\(bufferFull) copy_fallbacks=\(copyFallbacks) "
             + "drain_closed=\(drainClosed) conntrack_deleted=\(conntrackDeleted) "
-            + "conntrack_delete_failures=\(conntrackDeleteFailures) bytes_from_client=\(bytesFromClient) "
+            + "conntrack_delete_failures=\(conntrackDeleteFailures) conntrack_spared=\(conntrackSpared) "
+            + "bytes_from_client=\(bytesFromClient) "
             + "bytes_from_upstream=\(bytesFromUpstream) inbound=\(inboundTotal) outbound=\(outboundTotal)"
     }
 }

@@ -16,6 +16,9 @@ public final class Conntrack {
         case deleted
         /// The kernel had no such entry (it expired, or the flow never created one).
         case noEntry
+        /// The entry on that 4-tuple is a connection redirected to the proxy (`delete(...sparingRedirectsTo:)`): a new
+        /// one, not the flow asked for, and it was left alone.
+        case spared
         /// Refused or failed: errno (EPERM without CAP_NET_ADMIN; EAFNOSUPPORT for mixed or non-IP addresses).
         case failed(Int32)
     }
@@ -82,9 +85,20 @@ public final class Conntrack {
     }
 
     /// Deletes the TCP entry whose original direction is `source` -> `destination` (both IPv4 or both IPv6, default
-    /// zone): `nfct_query(NFCT_Q_DESTROY)`, which reads the kernel's answer (queued before its send returns). Does
-    /// not throw: a failure is a value for the caller to count and log, per connection.
-    public func delete(source: SocketAddress, destination: SocketAddress) -> Deletion {
+    /// zone), unless the entry the kernel holds on that 4-tuple now is a connection redirected (DNAT) to one of
+    /// `ports`, a listener of the proxy: that is not the flow asked for but an application's connection that took
+    /// the 4-tuple after it (`.spared`). Two `nfct_query` calls, each answered before its send returns: a GET of the
+    /// entry, then the delete of exactly that entry, by its id (one that ended and was replaced in between is not
+    /// touched: `.noEntry`). Does not throw: a failure is a value for the caller to count and log, per connection.
+    ///
+    /// Why the check: the 4-tuple of a proxy's upstream flow is free as soon as its socket is closed, or reset by
+    /// its peer, and the delete comes after that (see WeirProxy's WorkerConntrack). An application's connect can
+    /// take the same 4-tuple in between. When the old entry had seen a FIN, the kernel drops it on the new SYN and
+    /// starts a new one, redirected to the proxy like any other; deleting that one cuts a live connection: its next
+    /// packet starts yet another entry, and the proxy's replies and the application's packets then miss each
+    /// other's sockets and end in resets.
+    public func delete(source: SocketAddress, destination: SocketAddress,
+                       sparingRedirectsTo ports: (UInt16, UInt16)) -> Deletion {
         let family = source.family
         guard family == destination.family, family == AF_INET || family == AF_INET6 else {
             return .failed(EAFNOSUPPORT)
@@ -105,6 +119,22 @@ public final class Conntrack {
                 nfct_set_attr_u16(flow, ATTR_ORIG_PORT_DST, d.load(fromByteOffset: 2, as: UInt16.self))
             }
         }
+        nfct_attr_unset(flow, ATTR_ID)
+        var found = FoundEntry(ports: (ports.0.bigEndian, ports.1.bigEndian))
+        let got: Int32 = withUnsafeMutablePointer(to: &found) { pointer in
+            nfct_callback_register(handle, NFCT_T_ALL, { _, ct, data in
+                guard let ct, let data else { return Int32(NFCT_CB_CONTINUE) }
+                data.assumingMemoryBound(to: FoundEntry.self).pointee.read(ct)
+                return Int32(NFCT_CB_CONTINUE)
+            }, pointer)
+            defer { nfct_callback_unregister(handle) }
+            return nfct_query(handle, NFCT_Q_GET, UnsafeRawPointer(flow))
+        }
+        guard got == 0 else { return Self.deletion(got, errno) }
+        guard let id = found.id else { return .noEntry }
+        if found.redirected { return .spared }
+        nfct_set_attr_u32(flow, ATTR_ID, id)
+        defer { nfct_attr_unset(flow, ATTR_ID) }
         return Self.deletion(nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(flow)), errno)
     }
 
@@ -135,6 +165,7 @@ public final class Conntrack {
             switch Self.deletion(nfct_query(handle, NFCT_Q_DESTROY, UnsafeRawPointer(ct)), errno) {
             case .deleted: sweep.deleted += 1
             case .noEntry: sweep.gone += 1
+            case .spared: sweep.spared += 1  // not returned by a plain delete
             case .failed(let e):
                 sweep.failed += 1
                 if sweep.firstError == nil { sweep.firstError = e }
@@ -169,6 +200,21 @@ public final class Conntrack {
             }
             return collector.picked
         }
+    }
+}
+
+/// What the GET's callback of `Conntrack.delete` reads of the entry the kernel answered with.
+private struct FoundEntry {
+    /// The proxy's listener ports, in network order (as the library returns ports).
+    let ports: (UInt16, UInt16)
+    var id: UInt32?
+    var redirected = false
+
+    mutating func read(_ ct: OpaquePointer) {
+        id = nfct_get_attr_u32(ct, ATTR_ID)
+        let port = nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC)
+        redirected = nfct_get_attr_u32(ct, ATTR_STATUS) & UInt32(IPS_DST_NAT.rawValue) != 0
+            && (port == ports.0 || port == ports.1)
     }
 }
 

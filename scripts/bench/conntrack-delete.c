@@ -1,4 +1,4 @@
-/* Per-call cost of deleting one conntrack entry, two ways, on the same entries (scripts/bench/conntrack-delete.sh runs
+/* Per-call cost of deleting one conntrack entry, three ways, on the same entries (scripts/bench/conntrack-delete.sh runs
  * it inside a throwaway network namespace; never run it in the machine's own).
  *
  *   conntrack-delete N ROUNDS
@@ -9,7 +9,9 @@
  *              IPCTNL_MSG_CT_DELETE with the original tuple, sendto on a NETLINK_NETFILTER socket, then a
  *              non-blocking recv of the answer, which the kernel queues before sendto returns;
  *   - library: nfct_query(h, NFCT_Q_DESTROY, ct) on one nf_conntrack object reused for every call, as WeirSystem's
- *              Conntrack does.
+ *              Conntrack did until 2026-12-07;
+ *   - checked: what it does now: nfct_query(NFCT_Q_GET) of the entry on the tuple, a look at its status and reply
+ *              port (one redirected to the proxy is spared), then NFCT_Q_DESTROY of that entry by its id.
  * Rounds alternate which way goes first. Prints, per way and case, the median over the rounds of the mean ns per call,
  * and the minimum, as "way case median_ns min_ns calls". Exits 1 when a delete answered other than expected.
  */
@@ -110,6 +112,41 @@ static int library_delete(struct nfct_handle *h, struct nf_conntrack *ct, uint16
     return nfct_query(h, NFCT_Q_DESTROY, ct) == 0 ? 0 : errno;
 }
 
+/* What weir's workers do since the stress reload fault showed a delete hitting an application's new connection on
+ * the same 4-tuple: a GET of the entry on the tuple, a look at its status and reply port (redirected to the proxy's
+ * listener: spared), then the delete of exactly that entry by its id. */
+struct found { int seen; uint32_t id; int redirected; };
+
+static int found_cb(enum nf_conntrack_msg_type type, struct nf_conntrack *ct, void *data) {
+    struct found *f = data;
+    (void)type;
+    f->seen = 1;
+    f->id = nfct_get_attr_u32(ct, ATTR_ID);
+    uint16_t port = nfct_get_attr_u16(ct, ATTR_REPL_PORT_SRC);
+    f->redirected = (nfct_get_attr_u32(ct, ATTR_STATUS) & IPS_DST_NAT) && (port == htons(15001) || port == htons(15006));
+    return NFCT_CB_CONTINUE;
+}
+
+static int checked_delete(struct nfct_handle *h, struct nf_conntrack *ct, uint16_t sport) {
+    nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_SRC, src);
+    nfct_set_attr_u32(ct, ATTR_ORIG_IPV4_DST, dst);
+    nfct_set_attr_u16(ct, ATTR_ORIG_PORT_SRC, htons(sport));
+    nfct_set_attr_u16(ct, ATTR_ORIG_PORT_DST, htons(80));
+    nfct_attr_unset(ct, ATTR_ID);
+    struct found f = {0, 0, 0};
+    nfct_callback_register(h, NFCT_T_ALL, found_cb, &f);
+    int got = nfct_query(h, NFCT_Q_GET, ct);
+    int e = errno;
+    nfct_callback_unregister(h);
+    if (got != 0) return e;
+    if (!f.seen) return ENOENT;
+    if (f.redirected) return EEXIST;
+    nfct_set_attr_u32(ct, ATTR_ID, f.id);
+    int r = nfct_query(h, NFCT_Q_DESTROY, ct) == 0 ? 0 : errno;
+    nfct_attr_unset(ct, ATTR_ID);
+    return r;
+}
+
 static void create_all(struct nfct_handle *h, int n) {
     struct nf_conntrack *ct = nfct_new();
     nfct_set_attr_u8(ct, ATTR_L3PROTO, AF_INET);
@@ -163,28 +200,29 @@ int main(int argc, char **argv) {
     nfct_set_attr_u8(ct, ATTR_ORIG_L4PROTO, IPPROTO_TCP);
     struct request r;
     uint32_t seq = 1;
-    /* [way][case][round]: way 0 hand, 1 library; case 0 deleted, 1 no entry */
-    double *ns[2][2];
-    for (int w = 0; w < 2; w++)
+    /* [way][case][round]: way 0 hand, 1 library, 2 checked (GET, then delete by id); case 0 deleted, 1 no entry */
+    double *ns[3][2];
+    for (int w = 0; w < 3; w++)
         for (int c = 0; c < 2; c++) ns[w][c] = calloc(rounds, sizeof(double));
     int bad = 0;
     for (int round = 0; round < rounds; round++) {
-        for (int k = 0; k < 2; k++) {
-            int way = (round + k) % 2;
+        for (int k = 0; k < 3; k++) {
+            int way = (round + k) % 3;
             create_all(admin, n);
             for (int c = 0; c < 2; c++) {
                 int64_t t0 = now_ns();
                 for (int i = 0; i < n; i++) {
                     uint16_t port = 20000 + i;
-                    int e = way == 0 ? hand_delete(fd, &r, port, seq++) : library_delete(h, ct, port);
+                    int e = way == 0 ? hand_delete(fd, &r, port, seq++)
+                          : way == 1 ? library_delete(h, ct, port) : checked_delete(h, ct, port);
                     if (e != (c == 0 ? 0 : ENOENT)) bad++;
                 }
                 ns[way][c][round] = (double)(now_ns() - t0) / n;
             }
         }
     }
-    const char *ways[] = {"hand", "library"}, *cases[] = {"deleted", "no_entry"};
-    for (int w = 0; w < 2; w++)
+    const char *ways[] = {"hand", "library", "checked"}, *cases[] = {"deleted", "no_entry"};
+    for (int w = 0; w < 3; w++)
         for (int c = 0; c < 2; c++) {
             qsort(ns[w][c], rounds, sizeof(double), cmp);
             printf("%s %s %.0f %.0f %d\n", ways[w], cases[c], ns[w][c][rounds / 2], ns[w][c][0], n * rounds);

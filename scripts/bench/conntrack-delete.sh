@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Per-call cost of a conntrack delete: the ctnetlink message weir built by hand before issue 20 against
-# libnetfilter_conntrack's nfct_query(NFCT_Q_DESTROY), on the same entries, for an entry that is there (deleted) and
-# one that is not (no entry). Runs scripts/bench/conntrack-delete.c inside a throwaway network namespace (as root),
+# libnetfilter_conntrack's nfct_query(NFCT_Q_DESTROY), and the checked delete weir's workers make (NFCT_Q_GET of the
+# entry on the tuple, then NFCT_Q_DESTROY of that entry by its id, sparing one redirected to the proxy), on the same
+# entries, for an entry that is there (deleted) and one that is not (no entry). Runs scripts/bench/conntrack-delete.c inside a throwaway network namespace (as root),
 # deleted afterwards even on failure. Not part of `make bench`; figures quoted in docs/proxy.md.
 # Usage: scripts/bench/conntrack-delete.sh [N [ROUNDS]]     (default 2000 entries, 21 rounds)
 # Prints "way case median_ns_per_call min_ns_per_call calls" lines.
