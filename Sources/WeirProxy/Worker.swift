@@ -153,7 +153,7 @@ final class Worker {
     /// `--tproxy-source-ports` as a range (nil: the kernel chooses), and where this worker takes the next port: each
     /// worker starts at its own share of the range, so workers rarely try the same port at once.
     let sourcePorts: ClosedRange<UInt16>?
-    var sourcePortCursor = 0
+    var sourcePortCursor: SourcePortCursor?
     /// Source ports tried for one upstream connection before it is refused, at bind and at connect together (a
     /// connect that found the 4-tuple taken costs a new socket: a few microseconds each, and only while ports near
     /// the cursor are in use). Long-lived connections hold runs of neighbouring ports, so a handful of tries is not
@@ -176,7 +176,8 @@ final class Worker {
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : 1000
         if case .range(let r) = shared.config.tproxySourcePorts {
             sourcePorts = r
-            sourcePortCursor = (r.count / max(1, shared.workerCount)) * index
+            sourcePortCursor = SourcePortCursor(ports: r, start: (r.count / max(1, shared.workerCount)) * index,
+                                                attempts: Self.sourcePortAttempts)
         } else {
             sourcePorts = nil
         }
@@ -210,12 +211,6 @@ final class Worker {
         scratch.deallocate()
     }
 
-    /// The next port of `ports`, round the range.
-    func nextSourcePort(_ ports: ClosedRange<UInt16>) -> UInt16 {
-        if sourcePortCursor >= ports.count { sourcePortCursor = 0 }
-        defer { sourcePortCursor += 1 }
-        return ports.lowerBound + UInt16(sourcePortCursor)
-    }
 
     /// Wakes the worker from another thread (drain).
     func notify() { poller.wake() }

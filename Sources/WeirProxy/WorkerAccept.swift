@@ -239,13 +239,13 @@ extension Worker {
             source.port = 0
             failure = SocketOption.transparent.apply(to: up, family: family)
             if failure == 0 { failure = SocketOption.mark(config.tproxyMark).apply(to: up, family: family) }
-            if failure == 0, let ports = sourcePorts {
+            if failure == 0, sourcePorts != nil {
                 // A port of `--tproxy-source-ports`, which the clients do not use. SO_REUSEADDR lets sockets to
                 // other destinations share it (connect refuses a taken 4-tuple); a port in use by a listener on the
                 // wildcard address is skipped.
                 failure = SocketOption.reuseAddress.apply(to: up, family: family)
                 while failure == 0 {
-                    source.port = nextSourcePort(ports)
+                    source.port = sourcePortCursor!.next(tries: portTries)
                     failure = bindSocket(up, to: source)
                     portTries += 1
                     if failure != Errno.EADDRINUSE || portTries >= Self.sourcePortAttempts { break }

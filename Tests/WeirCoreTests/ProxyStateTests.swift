@@ -217,3 +217,43 @@ struct MemoryHousekeepingTests {
         #expect(h.highWater == 100)
     }
 }
+
+/// `SourcePortCursor`: ports in turn round the range, and after a refused port a jump that takes one connection's
+/// attempts across the whole range.
+struct SourcePortCursorTests {
+    /// Tries `attempts` ports for one connection; the first not in `busy`, or nil.
+    func take(_ cursor: inout SourcePortCursor, busy: Set<UInt16>, attempts: Int) -> UInt16? {
+        for tries in 0..<attempts {
+            let port = cursor.next(tries: tries)
+            if !busy.contains(port) { return port }
+        }
+        return nil
+    }
+
+    @Test func portsComeInTurnRoundTheRangeFromTheWorkersStart() {
+        var cursor = SourcePortCursor(ports: 61000...61003, start: 2, attempts: 64)
+        #expect((0..<6).map { _ in cursor.next(tries: 0) } == [61002, 61003, 61000, 61001, 61002, 61003])
+    }
+
+    @Test func aRunOfBusyPortsLongerThanTheAttemptsIsLeftInOneConnection() {
+        // Linux's default auto range above 60999, the 64 attempts of Worker, and 300 long-lived connections holding
+        // the ports right after the worker's start.
+        let ports: ClosedRange<UInt16> = 61000...65535
+        let busy = Set((0..<300).map { ports.lowerBound + UInt16($0) })
+        var cursor = SourcePortCursor(ports: ports, start: 0, attempts: 64)
+        let port = take(&cursor, busy: busy, attempts: 64)
+        #expect(port != nil && !busy.contains(port!))
+        // The next connection goes on from there, not back into the run.
+        let next = take(&cursor, busy: busy, attempts: 1)
+        #expect(next == port.map { $0 + 1 })
+        // Every attempt of a connection that finds everything busy lands on a different port.
+        var all = SourcePortCursor(ports: ports, start: 0, attempts: 64)
+        let tried = Set((0..<64).map { all.next(tries: $0) })
+        #expect(tried.count == 64)
+    }
+
+    @Test func aOnePortRangeAlwaysGivesThatPort() {
+        var cursor = SourcePortCursor(ports: 65000...65000, start: 7, attempts: 64)
+        #expect((0..<3).map { cursor.next(tries: $0) } == [65000, 65000, 65000])
+    }
+}
