@@ -211,7 +211,6 @@ final class Worker {
         scratch.deallocate()
     }
 
-
     /// Wakes the worker from another thread (drain).
     func notify() { poller.wake() }
 
