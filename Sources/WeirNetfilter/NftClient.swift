@@ -84,6 +84,8 @@ public final class NftClient {
         let stale = try self.table(family: otherFamily, name: table.name) != nil ? otherFamily : nil
         // Read before the comparison: a commit after this (anyone's) changes it, and the next apply compares again.
         let generation = try self.generation()
+        // The table's chains and sets as the kernel holds them, read once: for the comparison and the replacement.
+        var layout: Layout?
         if let existing, stale == nil {
             let flagsOK = ownershipUnsupported || existing.isPersistent
             // No batch was committed in this namespace since the kernel was seen to hold exactly this table: it still
@@ -92,7 +94,9 @@ public final class NftClient {
             if let verified, verified.generation == generation, verified.table == table, flagsOK, !force {
                 return .unchanged
             }
-            let current = try fingerprint(family: table.family, name: table.name)
+            let read = try self.layout(family: table.family, name: table.name)
+            layout = read
+            let current = try fingerprint(read, family: table.family, name: table.name)
             let desired = try describe(table)
             if current == desired && flagsOK && !force {
                 verified = (generation, table)
@@ -112,7 +116,8 @@ public final class NftClient {
                 ownershipUnsupported = true  // kernel older than 6.9: see below
             }
         }
-        let layout = inPlace ? try self.layout(family: table.family, name: table.name) : nil
+        if inPlace && layout == nil { layout = try self.layout(family: table.family, name: table.name) }
+        if !inPlace { layout = nil }
         do {
             try commit(table, replacing: existing != nil, layout: layout, stale: stale,
                        flags: TableFlag.owner | TableFlag.persist)
@@ -326,24 +331,11 @@ public final class NftClient {
         return try socket.transact(request, sequence: sequence, dump: dump, operation)
     }
 
-    /// A canonical description of what the kernel holds in the table: chains, sets, elements, rules with their
-    /// expressions. Counters' values, handles and positions are left out.
-    func fingerprint(family: TableFamily, name: String) throws -> [String] {
-        var out: [String] = []
-        let chainMsgs = try get(NFT_MSG_GETCHAIN, family: family, dump: true, NetlinkOperation(.dump, .chain, "list chains")) {
-            let c = nftnl_chain_alloc()!
-            defer { nftnl_chain_free(c) }
-            nftnl_chain_set_str(c, attr(NFTNL_CHAIN_TABLE), name)
-            nftnl_chain_nlmsg_build_payload($0, c)
-        }
-        out += chainMsgs.compactMap { NftReply.chain($0, table: name) }
-        let setMsgs = try get(NFT_MSG_GETSET, family: family, dump: true, NetlinkOperation(.dump, .set, "list sets")) {
-            let s = nftnl_set_alloc()!
-            defer { nftnl_set_free(s) }
-            nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), name)
-            nftnl_set_nlmsg_build_payload($0, s)
-        }
-        for (setName, description) in setMsgs.compactMap({ NftReply.set($0, table: name) }) {
+    /// A canonical description of what the kernel holds in the table: its chains and sets (`layout`, as read just
+    /// before), elements, rules with their expressions. Counters' values, handles and positions are left out.
+    func fingerprint(_ layout: Layout, family: TableFamily, name: String) throws -> [String] {
+        var out = Array(layout.chains.values)
+        for (setName, description) in layout.sets {
             out.append(description)
             let list = NetlinkOperation(.dump, .setElements, "list set \(setName)")
             let elemMsgs = try get(NFT_MSG_GETSETELEM, family: family, dump: true, list) {
@@ -437,27 +429,26 @@ extension NftBatch {
 
     /// Queues the deletion of every element of `set` (`nft flush set`).
     mutating func flushElements(_ table: Table, set: String) {
-        add(NFT_MSG_DELSETELEM, family: table.family.nfproto, flags: [],
-            NetlinkOperation(.delete, .setElements, "flush set \(table.family.rawValue) \(table.name) \(set)")) {
-            let s = nftnl_set_alloc()!
-            defer { nftnl_set_free(s) }
-            nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), table.name)
-            nftnl_set_set_str(s, attr(NFTNL_SET_NAME), set)
-            nftnl_set_set_u32(s, attr(NFTNL_SET_FAMILY), UInt32(table.family.nfproto))
-            nftnl_set_elems_nlmsg_build_payload($0, s)
-        }
+        deleteNamedSet(table, set, NFT_MSG_DELSETELEM, .setElements, "flush set", nftnl_set_elems_nlmsg_build_payload)
     }
 
     /// Queues the deletion of `set` (no rule may use it by then).
     mutating func deleteSet(_ table: Table, set: String) {
-        add(NFT_MSG_DELSET, family: table.family.nfproto, flags: [],
-            NetlinkOperation(.delete, .set, "delete set \(table.family.rawValue) \(table.name) \(set)")) {
+        deleteNamedSet(table, set, NFT_MSG_DELSET, .set, "delete set", nftnl_set_nlmsg_build_payload)
+    }
+
+    /// One delete message about set `set` of `table`, named only (no keys, no elements), its payload built by `build`.
+    private mutating func deleteNamedSet(_ table: Table, _ set: String, _ type: nf_tables_msg_types,
+                                         _ object: NetlinkOperation.Object, _ verb: String,
+                                         _ build: (UnsafeMutablePointer<nlmsghdr>?, OpaquePointer?) -> Void) {
+        add(type, family: table.family.nfproto, flags: [],
+            NetlinkOperation(.delete, object, "\(verb) \(table.family.rawValue) \(table.name) \(set)")) {
             let s = nftnl_set_alloc()!
             defer { nftnl_set_free(s) }
             nftnl_set_set_str(s, attr(NFTNL_SET_TABLE), table.name)
             nftnl_set_set_str(s, attr(NFTNL_SET_NAME), set)
             nftnl_set_set_u32(s, attr(NFTNL_SET_FAMILY), UInt32(table.family.nfproto))
-            nftnl_set_nlmsg_build_payload($0, s)
+            build($0, s)
         }
     }
 

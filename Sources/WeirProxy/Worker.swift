@@ -152,8 +152,8 @@ final class Worker {
     private var released = false
     /// `--tproxy-source-ports` as a range (nil: the kernel chooses), and where this worker takes the next port: each
     /// worker starts at its own share of the range, so workers rarely try the same port at once.
-    let sourcePorts: ClosedRange<UInt16>?
     var sourcePortCursor: SourcePortCursor?
+    var sourcePorts: ClosedRange<UInt16>? { sourcePortCursor?.ports }
     /// Source ports tried for one upstream connection before it is refused, at bind and at connect together (a
     /// connect that found the 4-tuple taken costs a new socket: a few microseconds each, and only while ports near
     /// the cursor are in use). Long-lived connections hold runs of neighbouring ports, so a handful of tries is not
@@ -175,11 +175,8 @@ final class Worker {
         // idle gauge reads it.
         touchGranularity = idle > 0 ? max(1, min(1000, idle / 10)) : 1000
         if case .range(let r) = shared.config.tproxySourcePorts {
-            sourcePorts = r
             sourcePortCursor = SourcePortCursor(ports: r, start: (r.count / max(1, shared.workerCount)) * index,
                                                 attempts: Self.sourcePortAttempts)
-        } else {
-            sourcePorts = nil
         }
         let refused = accepting.open(poller, listenerTokens)
         guard refused == 0 else { throw SystemError("epoll_ctl", errno: refused) }

@@ -239,7 +239,7 @@ extension Worker {
             source.port = 0
             failure = SocketOption.transparent.apply(to: up, family: family)
             if failure == 0 { failure = SocketOption.mark(config.tproxyMark).apply(to: up, family: family) }
-            if failure == 0, sourcePorts != nil {
+            if failure == 0, sourcePortCursor != nil {
                 // A port of `--tproxy-source-ports`, which the clients do not use. SO_REUSEADDR lets sockets to
                 // other destinations share it (connect refuses a taken 4-tuple); a port in use by a listener on the
                 // wildcard address is skipped.
