@@ -29,6 +29,14 @@ int64_t weir_atomic_add(int64_t *p, int64_t v) { return __atomic_add_fetch(p, v,
 int64_t weir_atomic_load(const int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 void weir_atomic_store(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
 
+int64_t weir_atomic_max_add(int64_t *p, int64_t floor, int64_t v) {
+    int64_t old = __atomic_load_n(p, __ATOMIC_RELAXED), next;
+    do {
+        next = (old > floor ? old : floor) + v;
+    } while (!__atomic_compare_exchange_n(p, &old, next, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED));
+    return next;
+}
+
 int weir_affinity_cpus(void) {
     cpu_set_t set;
     CPU_ZERO(&set);

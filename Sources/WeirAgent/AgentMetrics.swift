@@ -98,6 +98,7 @@ func podMetricSamples(_ views: [PodManager.PodView], overflows: [String: UInt64]
         sample("weir_pod_bytes_total", ["direction": "client_to_upstream"], c?.bytesToUpstream)
         sample("weir_pod_bytes_total", ["direction": "upstream_to_client"], c?.bytesToClient)
         sample("weir_pod_ceiling_pauses_total", [:], c?.ceilingPauses)
+        sample("weir_pod_rate_pauses_total", [:], c?.ratePauses)
         sample("weir_pod_repairs_total", [:], v.repairs)
         if let o = overflows[pod] { sample("weir_pod_listen_overflows_total", [:], Int64(clamping: o)) }
     }
@@ -148,6 +149,8 @@ public let metricHelp: [String: String] = [
     "weir_pod_bytes_total": "Bytes forwarded for a pod: client_to_upstream and upstream_to_client.",
     "weir_pod_ceiling_pauses_total": "Times a worker stopped accepting for a pod at --max-connections-per-pod (its "
         + "new connections wait in its own accept queue until it is below).",
+    "weir_pod_rate_pauses_total": "Times a worker stopped accepting for a pod at --max-connection-rate-per-pod "
+        + "(its new connections wait in its own accept queue until the rate allows more).",
     "weir_pod_repairs_total": "Drift in a pod's capture (table, routing) that reconcile repaired.",
     "weir_pod_listen_overflows_total": "TCP accept-queue overflows in the pod's network namespace "
         + "(TcpExtListenOverflows: weir's listeners there and the application's).",

@@ -84,6 +84,7 @@ public struct AgentSettings {
                 ("run_dir", .string(runDirectory)),
                 ("capture_node", .bool(capturesNode)),
                 ("max_connections_per_pod", .int(Int64(pods?.maxConnectionsPerPod ?? 0))),
+                ("max_connection_rate_per_pod", .int(Int64(pods?.maxConnectionRatePerPod ?? 0))),
                 ("table", .string("\(table.family.rawValue) \(table.name)"))]
     }
 }

@@ -13,11 +13,15 @@ public struct PodSettings: Equatable, Sendable {
     public var captureNode: Bool
     /// `--max-connections-per-pod` (0: none; --max-connections holds for all pods together).
     public var maxConnectionsPerPod: Int
+    /// `--max-connection-rate-per-pod`: new connections per second (0: none).
+    public var maxConnectionRatePerPod: Int
 
-    public init(runDirectory: String, captureNode: Bool = false, maxConnectionsPerPod: Int = 0) {
+    public init(runDirectory: String, captureNode: Bool = false, maxConnectionsPerPod: Int = 0,
+                maxConnectionRatePerPod: Int = 0) {
         self.runDirectory = runDirectory
         self.captureNode = captureNode
         self.maxConnectionsPerPod = maxConnectionsPerPod
+        self.maxConnectionRatePerPod = maxConnectionRatePerPod
     }
 
     public var socketPath: String { runDirectory + "/cni.sock" }
@@ -285,7 +289,8 @@ final class PodManager {
         }
         if pod.context == nil {
             let context = PodContext(key: pod.record.key, label: pod.record.label, namespace: namespace,
-                                     maxConnections: settings.maxConnectionsPerPod)
+                                     maxConnections: settings.maxConnectionsPerPod,
+                                     rate: ConnectionRate(perSecond: settings.maxConnectionRatePerPod))
             do {
                 try server.attach(context)
             } catch {

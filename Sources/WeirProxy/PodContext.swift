@@ -15,18 +15,24 @@ public final class PodContext: @unchecked Sendable {
     public let namespace: NetworkNamespace.Handle
     /// --max-connections-per-pod (0: no ceiling of its own; --max-connections still holds).
     public let maxConnections: Int
+    /// --max-connection-rate-per-pod (disabled: no rate ceiling).
+    public let rate: ConnectionRate
     private let words: UnsafeMutablePointer<Int64>
 
     enum Slot: Int, CaseIterable {
         case acceptedOutbound, acceptedInbound, activeOutbound, activeInbound, failedOutbound, failedInbound
-        case bytesToUpstream, bytesToClient, ceilingPauses
+        case bytesToUpstream, bytesToClient, ceilingPauses, ratePauses
+        /// The rate ceiling's theoretical arrival time (`ConnectionRate`), in CLOCK_MONOTONIC microseconds.
+        case rateTAT
     }
 
-    public init(key: String, label: String, namespace: NetworkNamespace.Handle, maxConnections: Int) {
+    public init(key: String, label: String, namespace: NetworkNamespace.Handle, maxConnections: Int,
+                rate: ConnectionRate = ConnectionRate(perSecond: 0)) {
         self.key = key
         self.label = label
         self.namespace = namespace
         self.maxConnections = maxConnections
+        self.rate = rate
         // A cache line of its own, so two pods' counters never share one.
         words = UnsafeMutableRawPointer.allocate(byteCount: 128, alignment: 64)
             .bindMemory(to: Int64.self, capacity: 16)
@@ -46,12 +52,26 @@ public final class PodContext: @unchecked Sendable {
     /// them wait, and cost the shared workers nothing.
     @inline(__always) var full: Bool { maxConnections > 0 && active >= Int64(maxConnections) }
 
+    /// Past its rate ceiling at `nowUs`: the workers stop accepting for the pod until `rate.allowedAt` (counted as
+    /// `ratePauses`), as at the open-connection ceiling.
+    @inline(__always) func rateLimited(nowUs: Int64) -> Bool {
+        rate.enabled && rate.limited(tat: load(.rateTAT), nowUs: nowUs)
+    }
+
+    /// When the rate ceiling allows the pod's next connection (CLOCK_MONOTONIC microseconds).
+    var rateAllowedAtUs: Int64 { rate.allowedAt(tat: load(.rateTAT)) }
+
+    /// One connection taken at `nowUs`, against the rate ceiling.
+    @inline(__always) func charge(nowUs: Int64) {
+        if rate.enabled { AtomicWords.maxAdd(words + Slot.rateTAT.rawValue, floor: nowUs, rate.intervalUs) }
+    }
+
     public var snapshot: PodCounters {
         PodCounters(acceptedOutbound: load(.acceptedOutbound), acceptedInbound: load(.acceptedInbound),
                     activeOutbound: load(.activeOutbound), activeInbound: load(.activeInbound),
                     failedOutbound: load(.failedOutbound), failedInbound: load(.failedInbound),
                     bytesToUpstream: load(.bytesToUpstream), bytesToClient: load(.bytesToClient),
-                    ceilingPauses: load(.ceilingPauses))
+                    ceilingPauses: load(.ceilingPauses), ratePauses: load(.ratePauses))
     }
 }
 
@@ -63,5 +83,7 @@ public struct PodCounters: Equatable, Sendable {
     public var bytesToUpstream: Int64, bytesToClient: Int64
     /// Times a worker stopped accepting for the pod because it reached --max-connections-per-pod.
     public var ceilingPauses: Int64
+    /// Times a worker stopped accepting for the pod because it reached --max-connection-rate-per-pod.
+    public var ratePauses: Int64 = 0
     public var active: Int64 { activeOutbound + activeInbound }
 }

@@ -140,6 +140,8 @@ final class Worker {
     var surrendered = false
     /// Pods at their ceiling whose listeners this worker does not watch for now.
     var pausedPods: [PodContext] = []
+    /// When the paused pods are looked at again (`resumePods`).
+    var resumeAtMs = Int64.max
     var drainDeadline: Int64 = 0
     /// When the connecting/idle/draining gauges are published next, and the values last published.
     var nextGauges: Int64 = 0
@@ -375,7 +377,7 @@ final class Worker {
         if let c = connecting.head { deadline = min(deadline, c.listTime + config.connectTimeoutMs) }
         if config.idleTimeoutMs > 0, let c = active.head { deadline = min(deadline, c.listTime + config.idleTimeoutMs) }
         if accepting.isPaused && !draining { deadline = min(deadline, accepting.pausedUntil) }
-        if !pausedPods.isEmpty { deadline = min(deadline, now + 10) }
+        if !pausedPods.isEmpty { deadline = min(deadline, resumeAtMs) }
         if draining { deadline = min(deadline, drainDeadline) }
         return Poller.timeout(until: deadline, now: Clock.nowMs(), maxMs: 1000)
     }
@@ -417,7 +419,7 @@ final class Worker {
         drainDeadline = retiring ? Int64.max / 4 : now + config.drainTimeoutMs
         // The listen queues hold connections whose handshake the kernel completed: their clients count them as
         // established, and closing a listener resets them. Take them first; they are served like the others.
-        if accepting.isOpen { for case let l? in listeners { acceptAll(l, limit: Int.max) } }
+        if accepting.isOpen { for case let l? in listeners { acceptAll(l, limit: Int.max, draining: true) } }
         // A reload's new data plane may hold the same sockets (`lendListeners`): this close then leaves them open,
         // and a socket still open keeps its epoll registration. Unwatched first, or its connections for the new
         // data plane would wake this worker on every turn (level-triggered) for ever.

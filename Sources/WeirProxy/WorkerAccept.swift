@@ -7,20 +7,32 @@ import WeirSystem
 extension Worker {
     // MARK: accept
 
-    /// Accepts up to `limit` waiting connections from `l` (see `acceptsPerTurn`).
-    func acceptAll(_ l: Listener, limit: Int) {
+    /// Accepts up to `limit` waiting connections from `l` (see `acceptsPerTurn`). A pod's ceilings hold, the rate
+    /// ceiling only while serving: a drain takes every connection that waits (its clients count them as
+    /// established, and closing the listener would reset them).
+    func acceptAll(_ l: Listener, limit: Int, draining: Bool = false) {
         var peer = SocketAddress()
         var taken = 0
+        let nowUs = l.pod?.rate.enabled == true ? Clock.nowUs() : 0
         while accepting.isOpen && taken < limit {
-            taken += 1
-            if let pod = l.pod, pod.full {
-                pauseAccepting(for: pod)
-                return
+            if let pod = l.pod {
+                let rateLimited = !draining && pod.rateLimited(nowUs: nowUs)
+                if pod.full || rateLimited {
+                    // Paused only when a connection is known to wait: the listener was reported ready and none has
+                    // been taken since. After one was taken, the listener (level-triggered) is reported again at
+                    // the next wait if more wait, and paused then.
+                    if taken == 0 { pauseAccepting(for: pod, rate: !pod.full) }
+                    return
+                }
             }
+            taken += 1
             switch acceptConnection(l.fd, peer: &peer) {
             case .accepted(let fd):
                 counters.add(.accepted)
-                if let pod = l.pod { pod.add(l.kind == .inbound ? .acceptedInbound : .acceptedOutbound) }
+                if let pod = l.pod {
+                    pod.add(l.kind == .inbound ? .acceptedInbound : .acceptedOutbound)
+                    pod.charge(nowUs: nowUs)
+                }
                 if counters.addFetch(.active, 1) > Int64(config.maxConnections) {
                     counters.add(.active, -1)
                     counters.add(.refusedMaxConnections)
@@ -53,18 +65,26 @@ extension Worker {
         pauseAccepting(reason: errnoName(e))
     }
 
-    /// A pod at its ceiling: this worker stops watching the pod's listeners; `resumePods` watches them again once
-    /// the pod is below its ceiling (checked every 10 ms while any pod is paused).
-    func pauseAccepting(for pod: PodContext) {
+    /// A pod at its ceiling (open connections, or `rate`: new connections per second): this worker stops watching
+    /// the pod's listeners; `resumePods` watches them again once the pod is below both ceilings: checked every
+    /// 10 ms at the open-connection ceiling, and at the moment the rate allows the next connection (so a storm at
+    /// its rate is taken a connection or two at a time, not in bunches).
+    func pauseAccepting(for pod: PodContext, rate: Bool) {
         guard !pausedPods.contains(where: { $0 === pod }) else { return }
         for case let l? in listeners where l.pod === pod { poller.remove(l.fd) }
         pausedPods.append(pod)
-        pod.add(.ceilingPauses)
+        pod.add(rate ? .ratePauses : .ceilingPauses)
+        resumeAtMs = min(resumeAtMs, resumeTime(of: pod, nowUs: Clock.nowUs()))
     }
 
     func resumePods() {
+        let nowUs = Clock.nowUs()
+        var next = Int64.max
         pausedPods.removeAll { pod in
-            guard !pod.full else { return false }
+            guard !pod.full && !pod.rateLimited(nowUs: nowUs) else {
+                next = min(next, resumeTime(of: pod, nowUs: nowUs))
+                return false
+            }
             if accepting.isOpen {
                 for (i, l) in listeners.enumerated() where l?.pod === pod {
                     _ = poller.add(l!.fd, .readable, token: tagListenerBase + UInt64(i))
@@ -72,6 +92,14 @@ extension Worker {
             }
             return true
         }
+        resumeAtMs = next
+    }
+
+    /// When a paused pod is looked at again (CLOCK_MONOTONIC ms).
+    private func resumeTime(of pod: PodContext, nowUs: Int64) -> Int64 {
+        let nowMs = nowUs / 1000
+        if pod.full || !pod.rate.enabled { return nowMs + 10 }
+        return max(nowMs + 1, (pod.rateAllowedAtUs + 999) / 1000)
     }
 
     func pauseAccepting(reason: String) {

@@ -32,4 +32,9 @@ public enum AtomicWords {
     public static func load(_ word: UnsafeMutablePointer<Int64>) -> Int64 { weir_atomic_load(word) }
     @inlinable @inline(__always)
     public static func store(_ word: UnsafeMutablePointer<Int64>, _ value: Int64) { weir_atomic_store(word, value) }
+    /// Sets the word to max(word, floor) + value in one step; returns the new value.
+    @inlinable @inline(__always) @discardableResult
+    public static func maxAdd(_ word: UnsafeMutablePointer<Int64>, floor: Int64, _ value: Int64) -> Int64 {
+        weir_atomic_max_add(word, floor, value)
+    }
 }

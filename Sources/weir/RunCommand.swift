@@ -106,6 +106,12 @@ struct RunCommand: ParsableCommand {
         + "weir_pod_ceiling_pauses_total). 0 (default): only --max-connections, for all pods together.",
         valueName: "count"))
     var maxConnectionsPerPod: [String] = []
+    @Option(help: ArgumentHelp("Pod mode: at most this many new connections per second per pod, with bursts of a "
+        + "tenth of a second's worth; past it the workers stop accepting for that pod as at "
+        + "--max-connections-per-pod (weir_pod_rate_pauses_total). Short connections leave the open-connection "
+        + "ceiling as fast as they come: this bounds the shared workers' time one storming pod takes. 0 (default): "
+        + "none.", valueName: "per-second"))
+    var maxConnectionRatePerPod: [String] = []
 
     @Option(help: ArgumentHelp("Fail open: a start that finds this many starts within --fail-open-window that "
         + "never reached ready removes the capture (as 'weir clean' does) and exits 1 instead of starting. Counted "
@@ -231,6 +237,7 @@ struct RunCommand: ParsableCommand {
         let node = try captureNode || (file?.bool(ConfigFile.key(forFlag: "--capture-node")) ?? false)
         let dir = try settings.value(runDir, "--run-dir")
         let perPod = try settings.value(maxConnectionsPerPod, "--max-connections-per-pod")
+        let ratePerPod = try settings.value(maxConnectionRatePerPod, "--max-connection-rate-per-pod")
         var directory = "/run/weir"
         if let (text, source) = dir {
             guard text.hasPrefix("/"), text.utf8.count < 90, !text.utf8.contains(0x0a) else {
@@ -240,7 +247,7 @@ struct RunCommand: ParsableCommand {
             directory = text.count > 1 && text.hasSuffix("/") ? String(text.dropLast()) : text
         }
         guard enabled else {
-            if let (text, source) = perPod {
+            for case let (text, source)? in [perPod, ratePerPod] {
                 throw ConfigError(source, text, "has no effect without --pod-mode: expected --pod-mode too")
             }
             if node { throw ConfigError("--capture-node has no effect without --pod-mode: expected --pod-mode too") }
@@ -253,7 +260,16 @@ struct RunCommand: ParsableCommand {
             }
             ceiling = Int(n)
         }
-        return (directory, PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling))
+        var rate = 0
+        if let (text, source) = ratePerPod {
+            guard let n = ValueParser.decimal(text, max: UInt64(ConnectionRate.maxPerSecond)) else {
+                throw ConfigError(source, text, "is not a rate: expected new connections per second, 0 (no ceiling) "
+                    + "to \(ConnectionRate.maxPerSecond), e.g. 1000")
+            }
+            rate = Int(n)
+        }
+        return (directory, PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling,
+                                       maxConnectionRatePerPod: rate))
     }
 
     static func readConfigFile(_ path: String) throws -> ConfigFile {

@@ -257,3 +257,56 @@ struct SourcePortCursorTests {
         #expect((0..<3).map { cursor.next(tries: $0) } == [65000, 65000, 65000])
     }
 }
+
+/// `ConnectionRate`: the per-pod rate ceiling as a cell rate algorithm over one shared arrival time.
+struct ConnectionRateTests {
+    /// Takes connections at `times` (us) while allowed; returns the times taken.
+    func taken(_ rate: ConnectionRate, at times: [Int64]) -> [Int64] {
+        var tat: Int64 = 0
+        var out: [Int64] = []
+        for t in times where !rate.limited(tat: tat, nowUs: t) {
+            tat = rate.taking(tat: tat, nowUs: t)
+            out.append(t)
+        }
+        return out
+    }
+
+    @Test func aQuietPodTakesABurstOfATenthOfASecondThenTheRate() {
+        let rate = ConnectionRate(perSecond: 100)  // burst 10, one every 10 ms after it
+        #expect(rate.burst == 10 && rate.intervalUs == 10_000)
+        let start: Int64 = 5_000_000
+        // 50 at once: the burst only.
+        #expect(taken(rate, at: Array(repeating: start, count: 50)).count == 10)
+        // A storm of one attempt per millisecond for a second: the burst plus the rate, not the storm.
+        let storm = (0..<1000).map { start + Int64($0) * 1000 }
+        let got = taken(rate, at: storm).count
+        #expect(got >= 100 && got <= 110, "\(got)")
+        // After the storm, the next is allowed at allowedAt and not before.
+        var tat: Int64 = 0
+        for t in storm where !rate.limited(tat: tat, nowUs: t) { tat = rate.taking(tat: tat, nowUs: t) }
+        let at = rate.allowedAt(tat: tat)
+        #expect(rate.limited(tat: tat, nowUs: at - 1) && !rate.limited(tat: tat, nowUs: at))
+    }
+
+    @Test func aLowRateHasABurstOfOneAndNoCeilingIsNeverLimited() {
+        let one = ConnectionRate(perSecond: 1)
+        #expect(one.burst == 1 && one.toleranceUs == 0)
+        #expect(taken(one, at: [0, 1, 999_999, 1_000_000, 1_500_000, 2_000_000]) == [0, 1_000_000, 2_000_000])
+        let none = ConnectionRate(perSecond: 0)
+        #expect(!none.enabled && none.burst == 0)
+        #expect(taken(none, at: Array(repeating: 7, count: 1000)).count == 1000)
+        // Past the most the flag takes: clamped, never a zero interval.
+        #expect(ConnectionRate(perSecond: 5_000_000).intervalUs == 1)
+    }
+
+    @Test func aPodThatWasQuietForLongGetsOnlyOneBurstNotItsSavings() {
+        let rate = ConnectionRate(perSecond: 1000)  // burst 100
+        var tat: Int64 = 0
+        tat = rate.taking(tat: tat, nowUs: 1_000)
+        // An hour later: the arrival time starts from now again.
+        let later: Int64 = 3_600_000_000
+        let burst = taken(rate, at: Array(repeating: later, count: 1000)).count
+        #expect(burst == 100)
+        #expect(rate.taking(tat: tat, nowUs: later) == later + 1000)
+    }
+}

@@ -337,6 +337,53 @@ struct PodModeTests {
         let metrics = try adminGet(n.node, "/metrics").1
         #expect(!metrics.contains("weir_pod_ceiling_pauses_total{pod=\"test/p0\"} 0\n"), "\(metrics)")
     }
+
+    @Test func perPodRateCeilingMakesAStormWaitAndLeavesOtherPodsAlone() throws {
+        let n = try CNINode()
+        defer { n.delete() }
+        let server = try n.startServer()
+        defer { server.stop() }
+        // One new connection per second per pod, a burst of one.
+        let agent = try n.startAgent(["--max-connection-rate-per-pod", "1"])
+        defer { agent.stop() }
+        let a = try n.newPod(), b = try n.newPod()
+        try n.add(a, containerID: "ca", name: "pa")
+        try n.add(b, containerID: "cb", name: "pb")
+        let config = try adminGet(n.node, "/config").1
+        #expect(config.contains("\"max_connection_rate_per_pod\": 1") || config.contains("\"max_connection_rate_per_pod\":1"),
+                "\(config)")
+        // Pod A: one connection served, then three more at once: past the rate, they wait in A's own accept queue
+        // (connected, no answer yet) and are served one a second. Each prints when it was served.
+        let storm = try BackgroundProcess(a, ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups",
+                                              "/usr/bin/python3", "-c", """
+            import socket, time
+            first = socket.create_connection(("\(CNINode.gateway)", 80), timeout=10)
+            print("first", first.recv(200).decode().strip(), flush=True); t = time.time()
+            more = [socket.create_connection(("\(CNINode.gateway)", 80), timeout=10) for _ in range(3)]
+            print("connected", flush=True)
+            for i, s in enumerate(more):
+                line = s.recv(200).decode().strip()
+                print("served %d after %.2f s: %s" % (i, time.time() - t, line), flush=True)
+            """])
+        defer { storm.stop() }
+        try storm.waitFor("connected", timeout: 10)
+        #expect(storm.output.contains("first node:80 "), "\(storm.output)")
+        // Pod B is not held by A's rate: served while A's connections wait.
+        #expect(try n.connect(from: b, CNINode.gateway, 80).hasPrefix("node:80 "))
+        try storm.waitFor("served 2 after", timeout: 10)
+        let served = storm.output.split(separator: "\n").filter { $0.hasPrefix("served") }
+        #expect(served.count == 3 && served.allSatisfy { $0.contains("node:80 ") }, "\(storm.output)")
+        // The third waited for its turn: at one a second, about three seconds after the first (never under two).
+        if let last = served.last, let secs = Double(last.split(separator: " ")[3]) {
+            #expect(secs >= 2.0, "\(storm.output)")
+        } else {
+            Issue.record("no time in \(storm.output)")
+        }
+        let metrics = try adminGet(n.node, "/metrics").1
+        #expect(metrics.contains("weir_pod_rate_pauses_total{pod=\"test/pa\"}"), "\(metrics)")
+        #expect(!metrics.contains("weir_pod_rate_pauses_total{pod=\"test/pa\"} 0\n"), "\(metrics)")
+        #expect(metrics.contains("weir_pod_rate_pauses_total{pod=\"test/pb\"} 0\n"), "\(metrics)")
+    }
 }
 
 @Suite(.enabled(if: canUseNamespaces, "needs root for network namespaces"), .serialized)

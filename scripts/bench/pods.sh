@@ -19,10 +19,12 @@
 #  - at BENCH_POD_COST_AT (the first step): the agent's CPU per new connection (wrk, `Connection: close`) and per
 #    GB (iperf3, one stream) through one pod, against `weir run` in host mode capturing its own namespace, in
 #    BENCH_POD_ROUNDS (5) interleaved rounds of BENCH_POD_SECONDS (2) each.
-#  - at BENCH_POD_FAIR_AT (100): pod B's connect-to-first-byte latency through the agent, idle, while pod A storms
+#  - at BENCH_POD_FAIR_AT (100): pod B's connect-to-first-byte latency through the agent (a connection every
+#    BENCH_POD_LAT_GAP_US, 2000), idle, while pod A storms
 #    new connections at --max-connections-per-pod (BENCH_POD_CEILING, 64; wrk with twice that many connections),
 #    and, as a control, while pod C runs the same storm uncaptured (as the proxy UID: the CPU contention alone,
-#    no agent work).
+#    no agent work). Then the agent is restarted with --max-connection-rate-per-pod (BENCH_POD_RATE, 1000; 0 skips
+#    this) and pod B measured again, idle and while pod A storms, and the agent restarted without it.
 #  - at BENCH_POD_RESTART_AT (100 250): kill -9 of the agent and a new one at once; the time from its start until
 #    GET /pods says every pod is up, while a client connects into pod 1's application every 2 ms: connections the
 #    application saw from anything but 127.0.0.6 went around the capture. Also how long the stale-entry sweep that
@@ -43,6 +45,8 @@ COST_AT=${BENCH_POD_COST_AT:-${STEPS%% *}}
 FAIR_AT=${BENCH_POD_FAIR_AT:-100}
 RESTART_AT=${BENCH_POD_RESTART_AT:-100 250}
 CEILING=${BENCH_POD_CEILING:-64}
+RATE=${BENCH_POD_RATE:-1000}   # --max-connection-rate-per-pod of the fairness' second agent (0: none)
+LAT_GAP_US=${BENCH_POD_LAT_GAP_US:-2000}   # pod B starts a connection every 2 ms (500/s, under RATE)
 SECS=${BENCH_POD_SECONDS:-2}
 ROUNDS=${BENCH_POD_ROUNDS:-5}
 LOAD_CONNS=${BENCH_POD_LOAD_CONNS:-8}
@@ -106,6 +110,7 @@ rec_mem() { # pods target prefix pid...
   read -r -a m <<<"$(mem_of "$@")"
   rec "$n" "$t" "${k}_rss" "${m[0]}"; rec "$n" "$t" "${k}_rss_anon" "${m[1]}"
   rec "$n" "$t" "${k}_smaps_rss" "${m[2]}"; rec "$n" "$t" "${k}_pss" "${m[3]}"
+  [ -n "${BENCH_POD_SMAPS:-}" ] && [ $# = 1 ] && cat "/proc/$1/smaps" >"$BENCH_POD_SMAPS-$n-$t-$k" || true
 }
 http_get() { in_ns "$NODE" curl -s -m 2 "http://$ADMIN$1"; }
 
@@ -120,8 +125,9 @@ gcc -O2 -Wall -o "$WORK/podtool" -x c - <<'PODTOOL'
  *                                        GET PATH read to the end; prints "ok= failed= bytes= targets_ok= targets="
  *   podtool probe TARGET PORT GAP_US      connects again and again (one GET each) until SIGTERM, then prints
  *                                        "attempts= ok= refused= reset= timeout= other="
- *   podtool lat TARGET PORT SECONDS      one connection after another (GET /); prints percentiles (us) of the
- *                                        connect and of connect to the first byte of the answer
+ *   podtool lat TARGET PORT SECONDS GAP_US  one connection after another (GET /), each started GAP_US after the
+ *                                        one before (or at once if that took longer); prints percentiles (us) of
+ *                                        the connect and of connect to the first byte of the answer
  *   podtool waitpods IP PORT N START_US TIMEOUT_S   polls GET /pods until N pods say "state": "up"; prints
  *                                        "up_ms=" (from START_US, wall clock in us) and "polls="; exit 1 on timeout
  */
@@ -345,10 +351,14 @@ static int lat(int argc, char **argv) {
     (void)argc;
     const char *ip = enter(argv[2]);
     int port = atoi(argv[3]), n = 0, failed = 0, cap = 1 << 20;
-    double secs = atof(argv[4]), *conn = malloc(cap * sizeof(double)), *first = malloc(cap * sizeof(double));
-    double end = mono_us() + secs * 1e6;
+    double secs = atof(argv[4]), gap = atof(argv[5]), *conn = malloc(cap * sizeof(double)),
+           *first = malloc(cap * sizeof(double));
+    double end = mono_us() + secs * 1e6, next = 0;
     while (mono_us() < end && n < cap) {
+        double wait = next - mono_us();
+        if (wait > 0) usleep((useconds_t)wait);
         double t0 = mono_us(), t2 = 0;
+        next = t0 + gap;
         int fd = dial(ip, port, 3000);
         double t1 = mono_us();
         long got = fd >= 0 ? (send_get(fd, "/") == 0 ? drain(fd, &t2) : -EPIPE) : fd;
@@ -408,7 +418,7 @@ int main(int argc, char **argv) {
     if (argc >= 5 && !strcmp(argv[1], "app")) return app(argc, argv);
     if (argc >= 6 && !strcmp(argv[1], "load")) return load(argc, argv);
     if (argc == 5 && !strcmp(argv[1], "probe")) return probe(argc, argv);
-    if (argc == 5 && !strcmp(argv[1], "lat")) return lat(argc, argv);
+    if (argc == 6 && !strcmp(argv[1], "lat")) return lat(argc, argv);
     if (argc == 7 && !strcmp(argv[1], "waitpods")) return waitpods(argc, argv);
     fprintf(stderr, "usage: see the comment at the top of podtool.c\n");
     return 2;
@@ -494,12 +504,26 @@ targets() { # count prefix-kind: "out" (inside each pod, to the node) or "in" (f
 
 # --- the agent ------------------------------------------------------------------------------------------------------
 RUN=$WORK/run
+AGENT_EXTRA=()   # more flags for the next start_agent (the fairness' rate ceiling)
 start_agent() { # log file; sets $agent
   ulimit -Sn 20000
   nsenter --net="/run/netns/$NODE" "$WEIR" run --pod-mode --run-dir "$RUN" --state-dir "$WORK/state" -i '*' -b '*' \
-    --max-connections-per-pod "$CEILING" --admin-address "$ADMIN" --drain-timeout 1s >"$1" 2>&1 &
+    --max-connections-per-pod "$CEILING" --admin-address "$ADMIN" --drain-timeout 1s ${AGENT_EXTRA[@]+"${AGENT_EXTRA[@]}"} \
+    >"$1" 2>&1 &
   agent=$!
   pids+=("$agent")
+}
+# Stops the agent (SIGTERM: the pods' tables stay) and starts it again with AGENT_EXTRA; back when every pod is up.
+restart_agent() { # pods log
+  local _
+  stop_pid "$agent"
+  start_agent "$2"
+  for _ in $(seq 600); do
+    [ "$(pods_up 2>/dev/null || echo 0)" = "$1" ] && return 0
+    kill -0 "$agent" 2>/dev/null || break
+    sleep 0.05
+  done
+  die "the agent restarted with ${AGENT_EXTRA[*]:-no extra flag} did not serve all $1 pods: $(tail -c 600 "$2")"
 }
 readyz() { [ "$(in_ns "$1" curl -s -o /dev/null -w '%{http_code}' -m 1 "http://$ADMIN/readyz")" = 200 ]; }
 wait_ready() { # namespace pid log
@@ -612,9 +636,9 @@ cost_rounds() { # pods
 }
 
 # --- fairness: pod B while pod A storms at its ceiling --------------------------------------------------------------
-refused_of() { # pod label: weir_pod_ceiling_pauses_total
-  http_get /metrics | awk -v l="pod=\"$1\"" '/^weir_pod_ceiling_pauses_total/ && index($0, l) {v = $NF}
-    END {print v + 0}'
+refused_of() { # pod label [metric]: weir_pod_ceiling_pauses_total
+  http_get /metrics | awk -v l="pod=\"$1\"" -v m="^${2:-weir_pod_ceiling_pauses_total}" '$0 ~ m && index($0, l) {
+    v = $NF} END {print v + 0}'
 }
 # The agent still works through pod A's accept queue after wrk exits: wait until its counters stop moving.
 settle() { # pod label
@@ -628,17 +652,30 @@ settle() { # pod label
   done
 }
 fairness() { # pods
-  local n=$1 r v out a b c wrk_pid r0 lat
-  a=$(pod_ns 1); b=$(pod_ns 2); c=$(pod_ns 3)
-  for ns in "$a" "$b" "$c"; do
+  local n=$1
+  for ns in "$(pod_ns 1)" "$(pod_ns 2)" "$(pod_ns 3)"; do
     in_ns "$ns" sysctl -qw net.ipv4.ip_local_port_range="1024 65000" net.ipv4.tcp_tw_reuse=1
   done
+  fairness_rounds "$n" idle storm control
+  # The same agent with a rate ceiling per pod too (a restart: the pod settings are the agent's flags), then back.
+  if [ "$RATE" != 0 ]; then
+    AGENT_EXTRA=(--max-connection-rate-per-pod "$RATE")
+    restart_agent "$n" "$WORK/agent-$n-rate.log"
+    fairness_rounds "$n" rate-idle rate-storm
+    AGENT_EXTRA=()
+    restart_agent "$n" "$WORK/agent-$n-norate.log"
+  fi
+}
+fairness_rounds() { # pods variants...
+  local n=$1 r v a b c wrk_pid r0 q0 lat; shift
+  a=$(pod_ns 1); b=$(pod_ns 2); c=$(pod_ns 3)
   for r in $(seq "$ROUNDS"); do
-    for v in idle storm control; do
+    for v in "$@"; do
       echo "pods: fairness round $r: pod B $v" >&2
       wrk_pid=
       r0=$(refused_of "$(pod_label 1)")
-      if [ "$v" != idle ]; then
+      q0=$(refused_of "$(pod_label 1)" weir_pod_rate_pauses_total)
+      if [ "${v#rate-}" != idle ]; then
         # The control storms from pod C, not A: a connection A's storm had reset leaves a conntrack entry (CLOSE,
         # 10 s) whose NAT binding a new connection on the same ports would inherit, redirected whatever its UID.
         local as=() from=$a
@@ -649,7 +686,7 @@ fairness() { # pods
         pids+=("$wrk_pid")
         sleep 0.5
       fi
-      lat=$(in_ns "$b" "$WORK/podtool" lat "-@$NODE_IP" 80 "$SECS")
+      lat=$(in_ns "$b" "$WORK/podtool" lat "-@$NODE_IP" 80 "$SECS" "$LAT_GAP_US")
       if [ -n "$wrk_pid" ]; then
         wait "$wrk_pid" || true
         stop_pid "$wrk_pid"
@@ -659,6 +696,7 @@ fairness() { # pods
           END {print e + 0}' "$WORK/storm.out")"
       fi
       rec "$n" "fair-$v" refused "$(calc "$(refused_of "$(pod_label 1)") - $r0")"
+      rec "$n" "fair-$v" rate_pauses "$(calc "$(refused_of "$(pod_label 1)" weir_pod_rate_pauses_total) - $q0")"
       [[ $lat =~ n=([0-9]+) ]] && [ "${BASH_REMATCH[1]}" -gt 0 ] || die "fairness: pod B made no connection: $lat"
       for k in n failed connect_p50_us connect_p99_us first_p50_us first_p90_us first_p99_us first_max_us; do
         rec "$n" "fair-$v" "$k" "$(sed "s/.*\b$k=\([0-9.]*\).*/\1/" <<<"$lat")"
@@ -784,6 +822,8 @@ step() {
   rec 0 meta haproxy_version "$(haproxy -v 2>&1 | head -1 | sed 's/ - http.*//')"
   rec 0 meta steps "$STEPS"
   rec 0 meta ceiling "$CEILING"
+  rec 0 meta rate "$RATE"
+  rec 0 meta lat_gap_us "$LAT_GAP_US"
   rec 0 meta seconds "$SECS"
   rec 0 meta rounds "$ROUNDS"
   rec 0 meta load_conns "$LOAD_CONNS"

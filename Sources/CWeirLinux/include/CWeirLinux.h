@@ -141,6 +141,8 @@ int64_t weir_wall_seconds(void);
 int64_t weir_atomic_add(int64_t *p, int64_t v);
 int64_t weir_atomic_load(const int64_t *p);
 void weir_atomic_store(int64_t *p, int64_t v);
+/* *p = max(*p, floor) + v in one step (a compare-and-swap loop); returns the new value. */
+int64_t weir_atomic_max_add(int64_t *p, int64_t floor, int64_t v);
 /* Number of CPUs in this process's affinity mask (CPU_COUNT is a macro). */
 int weir_affinity_cpus(void);
 /* Per-thread setfsuid/setfsgid (raw syscalls): sockets created by this thread are owned by uid/gid, for owner match. */

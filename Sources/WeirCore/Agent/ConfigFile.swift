@@ -16,6 +16,7 @@ public struct ConfigFile: Equatable, Sendable {
         ("WEIR_METRICS_ADDRESS", "--metrics-address"), ("WEIR_METRICS_TOKEN_FILE", "--metrics-token-file"),
         ("WEIR_POD_MODE", "--pod-mode"), ("WEIR_RUN_DIR", "--run-dir"), ("WEIR_CAPTURE_NODE", "--capture-node"),
         ("WEIR_MAX_CONNECTIONS_PER_POD", "--max-connections-per-pod"),
+        ("WEIR_MAX_CONNECTION_RATE_PER_POD", "--max-connection-rate-per-pod"),
         ("WEIR_TPROXY_SOURCE_PORTS", "--tproxy-source-ports"),
     ]
 
