@@ -34,7 +34,8 @@
 #    after the same load phase: the sums of VmRSS, RssAnon and Pss of the N processes.
 #
 # Raw samples: OUTDIR/pods.tsv, rows of (pods, target, metric, value); repeated rows are samples (ADD latencies,
-# rounds). A measure that saw nothing (no pod up, no connection through a pod) fails the run.
+# rounds). A measure that saw nothing (no pod up, no connection through a pod) fails the run. BENCH_POD_SMAPS=PREFIX
+# also keeps the agent's /proc/PID/smaps at each memory reading, as PREFIX-PODS-TARGET-WHEN (where its pages are).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 

@@ -650,11 +650,25 @@ def pods_goals(p):
         n = fair[0]
         idle, storm = p.med(n, "fair-idle", "first_p99_us"), p.med(n, "fair-storm", "first_p99_us")
         control = p.med(n, "fair-control", "first_p99_us")
+        rate = p.meta.get("rate", "0")
+        rated, rated_idle = p.med(n, "fair-rate-storm", "first_p99_us"), p.med(n, "fair-rate-idle", "first_p99_us")
+        if rated is not None:
+            # Judged against the lower of pod B's two idle figures (the same agent's, in the same rounds, and the
+            # first agent's): the stricter.
+            base = min(v for v in (idle, rated_idle) if v is not None) if (idle or rated_idle) else None
+            r = ratio(rated, base)
+            row("fairness: pod B's connect-to-first-byte p99 while pod A storms, with `--max-connection-rate-per-pod "
+                "%s` (and the open-connection ceiling), at %s pods" % (rate, n),
+                "≤ %.0f× idle" % POD_FAIR_GOAL, "%s µs against %s µs idle (the lower of %s µs with the same agent "
+                "and %s µs with the first)" % (fmt(rated, 0), fmt(base, 0), fmt(rated_idle, 0), fmt(idle, 0)),
+                r, r is not None and r <= POD_FAIR_GOAL, of_goal=False)
         r = ratio(storm, idle)
-        row("fairness: pod B's connect-to-first-byte p99 while pod A storms at its ceiling, at %s pods" % n,
+        row("fairness, the open-connection ceiling alone: pod B's connect-to-first-byte p99 while pod A storms at "
+            "its ceiling, at %s pods" % n,
             "≤ %.0f× idle" % POD_FAIR_GOAL, "%s µs against %s µs idle (%s µs during the uncaptured control storm: "
             "%s of the storm's)" % (fmt(storm, 0), fmt(idle, 0), fmt(control, 0), fmt_ratio(ratio(storm, control))),
-            r, r is not None and r <= POD_FAIR_GOAL, of_goal=False)
+            r, r is not None and r <= POD_FAIR_GOAL, of_goal=False,
+            note="without a rate ceiling (the row above has one)" if rated is not None else "")
     cost = [n for n in p.steps if p.values(n, "pod", "cpuconn_us")]
     if cost:
         n = cost[0]
@@ -725,18 +739,27 @@ def pods_fairness(p):
     if not fair:
         return "_Fairness: %s._" % NOT_MEASURED
     n, rows = fair[0], []
+    rate = p.meta.get("rate", "0")
     for v, label in (("idle", "idle (no storm)"), ("storm", "pod A storms through the agent, at its ceiling"),
-                     ("control", "control: pod C storms uncaptured (CPU contention alone)")):
+                     ("control", "control: pod C storms uncaptured (CPU contention alone)"),
+                     ("rate-idle", "idle, agent with `--max-connection-rate-per-pod %s`" % rate),
+                     ("rate-storm", "pod A storms through that agent, held to %s/s" % rate)):
+        if not p.values(n, "fair-" + v, "first_p99_us"):
+            continue
         def m(metric):
             return fmt(p.med(n, "fair-" + v, metric), 0)
+        quiet = v.endswith("idle")
         rows.append([label, m("n"), m("connect_p50_us"), m("connect_p99_us"), m("first_p50_us"), m("first_p90_us"),
                      m("first_p99_us"), " ".join(fmt(x, 0) for x in p.values(n, "fair-" + v, "first_p99_us")),
-                     "-" if v == "idle" else "%s / %s" % (m("storm_requests"), m("storm_errors")),
-                     "-" if v == "idle" else m("refused")])
-    return "At %s pods, medians of %s rounds of %s s:\n\n" % (n, p.meta.get("rounds", "?"), p.meta.get("seconds", "?")) + \
+                     "-" if quiet else "%s / %s" % (m("storm_requests"), m("storm_errors")),
+                     "-" if quiet else "%s / %s" % (m("refused"), m("rate_pauses"))])
+    gap = p.meta.get("lat_gap_us")
+    pace = (", pod B starting a connection every %s µs" % gap) if gap else ""
+    return "At %s pods, medians of %s rounds of %s s%s:\n\n" % (n, p.meta.get("rounds", "?"),
+                                                             p.meta.get("seconds", "?"), pace) + \
         table(["pod B's connections, while", "connections", "connect p50 (µs)", "connect p99", "first byte p50",
                "first byte p90", "first byte p99", "p99 of each round", "storm: requests / socket errors",
-               "ceiling pauses of A"], rows)
+               "ceiling / rate pauses of A"], rows)
 
 
 def pods_cost(p):
