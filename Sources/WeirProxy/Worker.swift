@@ -218,6 +218,18 @@ final class Worker {
         listeners.enumerated().compactMap { i, l in l.map { ($0.fd, tagListenerBase + UInt64(i)) } }
     }
 
+    /// The listeners to watch when accepting opens again (after a descriptor pause or a failed handover): all but
+    /// those of pods paused at a ceiling, which `resumePods` watches again. Watched while their pod is paused, a
+    /// level-triggered listener with a connection waiting would wake the loop on every turn until the pod resumed.
+    var watchedListenerTokens: [(fd: Int32, token: UInt64)] {
+        guard !pausedPods.isEmpty else { return listenerTokens }
+        return listeners.enumerated().compactMap { i, l in
+            guard let l else { return nil }
+            if let pod = l.pod, pausedPods.contains(where: { $0 === pod }) { return nil }
+            return (l.fd, tagListenerBase + UInt64(i))
+        }
+    }
+
     /// Hands the worker a change of its listeners and wakes it (any thread).
     func post(_ change: ListenerChange) {
         inbox.withLock { $0.append(change) }
@@ -268,7 +280,7 @@ final class Worker {
                 surrendered = false
                 listeners = exported.listeners.map { Optional($0) }
                 exported.listeners = []
-                if !draining { accepting.open(poller, listenerTokens) }
+                if !draining { accepting.open(poller, watchedListenerTokens) }
                 adopt(exported.connections)
                 exported.connections = []
                 log("handover_resumed", ["worker": index, "connections": exported.records.count])
@@ -397,7 +409,7 @@ final class Worker {
         }
         if !draining && !surrendered && accepting.pauseEnded(now: now) {
             if reserveFd < 0 { reserveFd = openReserveDescriptor() }
-            accepting.open(poller, listenerTokens)
+            accepting.open(poller, watchedListenerTokens)
         }
         if draining && now >= drainDeadline {
             for list in [connecting, active] {

@@ -70,8 +70,8 @@ extension Worker {
     /// 10 ms at the open-connection ceiling, and at the moment the rate allows the next connection (so a storm at
     /// its rate is taken a connection or two at a time, not in bunches).
     func pauseAccepting(for pod: PodContext, rate: Bool) {
-        guard !pausedPods.contains(where: { $0 === pod }) else { return }
         for case let l? in listeners where l.pod === pod { poller.remove(l.fd) }
+        guard !pausedPods.contains(where: { $0 === pod }) else { return }  // unwatched again all the same
         pausedPods.append(pod)
         pod.add(rate ? .ratePauses : .ceilingPauses)
         resumeAtMs = min(resumeAtMs, resumeTime(of: pod, nowUs: Clock.nowUs()))
