@@ -116,10 +116,9 @@ public final class NftClient {
                 ownershipUnsupported = true  // kernel older than 6.9: see below
             }
         }
-        if inPlace && layout == nil { layout = try self.layout(family: table.family, name: table.name) }
-        if !inPlace { layout = nil }
+        let replacement = inPlace ? try layout ?? self.layout(family: table.family, name: table.name) : nil
         do {
-            try commit(table, replacing: existing != nil, layout: layout, stale: stale,
+            try commit(table, replacing: existing != nil, layout: replacement, stale: stale,
                        flags: TableFlag.owner | TableFlag.persist)
         } catch let e as NetlinkError where (e.errno == Errno.EOPNOTSUPP || e.errno == Errno.EINVAL)
             && e.operation.request == .new && e.operation.object == .table {

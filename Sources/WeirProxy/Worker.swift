@@ -213,17 +213,12 @@ final class Worker {
     /// Wakes the worker from another thread (drain).
     func notify() { poller.wake() }
 
-    /// The listeners with their poller tokens.
+    /// The listeners accepting watches, with their poller tokens: all but those of pods paused at a ceiling, which
+    /// `resumePods` watches again. Watched while their pod is paused (accepting opening again after a descriptor
+    /// pause or a failed handover), a level-triggered listener with a connection waiting would wake the loop on
+    /// every turn until the pod resumed.
     var listenerTokens: [(fd: Int32, token: UInt64)] {
-        listeners.enumerated().compactMap { i, l in l.map { ($0.fd, tagListenerBase + UInt64(i)) } }
-    }
-
-    /// The listeners to watch when accepting opens again (after a descriptor pause or a failed handover): all but
-    /// those of pods paused at a ceiling, which `resumePods` watches again. Watched while their pod is paused, a
-    /// level-triggered listener with a connection waiting would wake the loop on every turn until the pod resumed.
-    var watchedListenerTokens: [(fd: Int32, token: UInt64)] {
-        guard !pausedPods.isEmpty else { return listenerTokens }
-        return listeners.enumerated().compactMap { i, l in
+        listeners.enumerated().compactMap { i, l in
             guard let l else { return nil }
             if let pod = l.pod, pausedPods.contains(where: { $0 === pod }) { return nil }
             return (l.fd, tagListenerBase + UInt64(i))
@@ -280,7 +275,7 @@ final class Worker {
                 surrendered = false
                 listeners = exported.listeners.map { Optional($0) }
                 exported.listeners = []
-                if !draining { accepting.open(poller, watchedListenerTokens) }
+                if !draining { accepting.open(poller, listenerTokens) }
                 adopt(exported.connections)
                 exported.connections = []
                 log("handover_resumed", ["worker": index, "connections": exported.records.count])
@@ -409,7 +404,7 @@ final class Worker {
         }
         if !draining && !surrendered && accepting.pauseEnded(now: now) {
             if reserveFd < 0 { reserveFd = openReserveDescriptor() }
-            accepting.open(poller, watchedListenerTokens)
+            accepting.open(poller, listenerTokens)
         }
         if draining && now >= drainDeadline {
             for list in [connecting, active] {

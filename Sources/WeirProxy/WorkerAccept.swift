@@ -16,12 +16,12 @@ extension Worker {
         let nowUs = l.pod?.rate.enabled == true ? Clock.nowUs() : 0
         while accepting.isOpen && taken < limit {
             if let pod = l.pod {
-                let rateLimited = !draining && pod.rateLimited(nowUs: nowUs)
-                if pod.full || rateLimited {
+                let full = pod.full
+                if full || !draining && pod.rateLimited(nowUs: nowUs) {
                     // Paused only when a connection is known to wait: the listener was reported ready and none has
                     // been taken since. After one was taken, the listener (level-triggered) is reported again at
                     // the next wait if more wait, and paused then.
-                    if taken == 0 { pauseAccepting(for: pod, rate: !pod.full) }
+                    if taken == 0 { pauseAccepting(for: pod, rate: !full) }
                     return
                 }
             }

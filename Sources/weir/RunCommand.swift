@@ -253,22 +253,17 @@ struct RunCommand: ParsableCommand {
             if node { throw ConfigError("--capture-node has no effect without --pod-mode: expected --pod-mode too") }
             return (directory, nil)
         }
-        var ceiling = 0
-        if let (text, source) = perPod {
-            guard let n = ValueParser.decimal(text, max: 10_000_000) else {
-                throw ConfigError(source, text, "is not a count: expected 0 (no ceiling) to 10000000, e.g. 1000")
-            }
-            ceiling = Int(n)
+        // A per-pod ceiling: 0 (none) when not set.
+        func ceiling(_ setting: (text: String, source: ValueSource)?, max: Int, _ expected: String) throws -> Int {
+            guard let (text, source) = setting else { return 0 }
+            guard let n = ValueParser.decimal(text, max: UInt64(max)) else { throw ConfigError(source, text, expected) }
+            return Int(n)
         }
-        var rate = 0
-        if let (text, source) = ratePerPod {
-            guard let n = ValueParser.decimal(text, max: UInt64(ConnectionRate.maxPerSecond)) else {
-                throw ConfigError(source, text, "is not a rate: expected new connections per second, 0 (no ceiling) "
-                    + "to \(ConnectionRate.maxPerSecond), e.g. 1000")
-            }
-            rate = Int(n)
-        }
-        return (directory, PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: ceiling,
+        let connections = try ceiling(perPod, max: 10_000_000,
+                                      "is not a count: expected 0 (no ceiling) to 10000000, e.g. 1000")
+        let rate = try ceiling(ratePerPod, max: ConnectionRate.maxPerSecond, "is not a rate: expected new connections "
+                               + "per second, 0 (no ceiling) to \(ConnectionRate.maxPerSecond), e.g. 1000")
+        return (directory, PodSettings(runDirectory: directory, captureNode: node, maxConnectionsPerPod: connections,
                                        maxConnectionRatePerPod: rate))
     }
 
