@@ -10,10 +10,17 @@
 # callgrind in a throwaway network namespace, once as `weir proxy`, once as `weir run`, through the load of
 # `make bench`'s memory phase (scripts/bench.sh: 8 iperf3 streams, wrk with `Connection: close`, the 1 KiB
 # ping-pong, through a veth to a peer namespace). A dump after the start separates what a start executes from what
-# the load adds. A third run is `weir run --pod-mode` in a namespace of its own, serving that same namespace as a pod
-# the CNI plugin (the binary, not under callgrind) attached; its start dump is taken after the ADD. The order: the
-# proxy's start, the proxy's load, then what `weir run` adds (start, load), then what pod mode adds (start and
-# attach, load), each part hottest first. Functions that the linker cannot move on their own are left out: objects built without function
+# runs after it. A third run is `weir run --pod-mode` in a namespace of its own, serving that same namespace as a pod
+# the CNI plugin (the binary, not under callgrind) attached, beside 24 more pods, with an inbound load too (the
+# 1 KiB ping-pong from the peer into the pod's application); its start dump is taken after the ADDs. Beside the load,
+# the two agents reconcile every second and answer what a node sends them all along (kubelet's probes, Prometheus'
+# scrapes, /pods, /config).
+#
+# The order: what runs after the start (the proxy's load, then what `weir run` and pod mode add), then the starts'
+# code, each part hottest first. A process drops the pages its start touched once it serves
+# (Memory.releaseStartupPages); what it runs from then on is what stays resident, so that code comes first and
+# together: laid out start first, the ~300 KiB a serving agent runs were spread over the ~900 KiB of the list and
+# beyond. Functions that the linker cannot move on their own are left out: objects built without function
 # sections have all their code in one section (the Swift standard library's core is one of 1.5 MB, libswiftCore.a's
 # Swift.o), and naming one of its functions would move all of it into the middle of the list. The link map (-Map)
 # says which those are.
@@ -30,16 +37,18 @@ for tool in valgrind callgrind_control iperf3 nginx wrk; do
   command -v "$tool" >/dev/null || { echo "symbol-order: $tool is missing" >&2; exit 1; }
 done
 NS=wtp-order-$$; PEER=wtp-orderpeer-$$; NODE=wtp-ordernode-$$
+# More pods than sorting a short list takes (Swift sorts up to 20 elements by insertion, more by its merge sort)
+MORE=(); for i in $(seq 2 25); do MORE+=("wtp-orderpod$i-$$"); done
 WORK=$(mktemp -d /tmp/wtp-order.XXXXXX)
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in "$NS" "$PEER" "$NODE"; do
+  for ns in "$NS" "$PEER" "$NODE" "${MORE[@]}"; do
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
-  if [ -n "${SYMBOL_ORDER_KEEP:-}" ]; then mkdir -p "$SYMBOL_ORDER_KEEP"; cp "$WORK"/*.start "$WORK"/*.load "$WORK"/weir.map "$SYMBOL_ORDER_KEEP"/ 2>/dev/null || true; fi
+  if [ -n "${SYMBOL_ORDER_KEEP:-}" ]; then mkdir -p "$SYMBOL_ORDER_KEEP"; cp "$WORK"/*.start "$WORK"/*.load "$WORK"/*.log "$WORK"/weir.map "$SYMBOL_ORDER_KEEP"/ 2>/dev/null || true; fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -75,7 +84,7 @@ ip netns exec "$PEER" "$WORK/pingpong" server 8082 198.18.1.2 & pids+=($!)
 wait_port 8080 "$PEER"; wait_port 8081 "$PEER"; wait_port 8082 "$PEER"
 
 profile() { # name weir-arguments...: callgrind dumps NAME.start (after the start) and NAME.load (the rest)
-  local name=$1 p _; shift
+  local name=$1 p _ pod; shift
   ip netns add "$NS"
   ip netns exec "$NS" ip link set lo up
   ip netns exec "$NS" ip addr add 198.18.0.1/32 dev lo
@@ -109,23 +118,47 @@ NFT
     for _ in $(seq 1200); do readyz "$home" && break; sleep 0.05; done
     readyz "$home" || { echo "symbol-order: weir $name never became ready: $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
   fi
-  if [ "$name" = pods ]; then # ADD, as a runtime runs the plugin
-    printf '{"cniVersion":"1.0.0","name":"order","type":"weir","agentSocket":"%s","prevResult":%s}' \
-      "$WORK/run/cni.sock" '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}' |
-      ip netns exec "$NODE" env CNI_COMMAND=ADD CNI_CONTAINERID=c-order CNI_NETNS="/run/netns/$NS" CNI_IFNAME=eth0 \
-        CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=order;K8S_POD_NAME=p;K8S_POD_UID=u" CNI_PATH=/usr/lib/cni \
-        "$WORK/weir" >"$WORK/add.out" 2>&1 ||
-      { echo "symbol-order: ADD failed: $(cat "$WORK/add.out") $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
+  if [ "$name" = pods ]; then # ADD, as a runtime runs the plugin: NS, which the load goes through, and 24 more
+    # pods (what a serving agent runs for many pods: sorting them, their reconciles)
+    local i=0
+    for pod in "$NS" "${MORE[@]}"; do
+      i=$((i + 1))
+      [ "$pod" = "$NS" ] || { ip netns add "$pod"; ip netns exec "$pod" ip link set lo up; }
+      printf '{"cniVersion":"1.0.0","name":"order","type":"weir","agentSocket":"%s","prevResult":%s}' \
+        "$WORK/run/cni.sock" '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}' |
+        ip netns exec "$NODE" env CNI_COMMAND=ADD CNI_CONTAINERID="c-order$i" CNI_NETNS="/run/netns/$pod" \
+          CNI_IFNAME=eth0 CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=order;K8S_POD_NAME=p$i;K8S_POD_UID=u$i" \
+          CNI_PATH=/usr/lib/cni "$WORK/weir" >"$WORK/add.out" 2>&1 ||
+        { echo "symbol-order: ADD failed: $(cat "$WORK/add.out") $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
+    done
+    # The pod's application, for the inbound load (the agent hands connections over from 127.0.0.6)
+    ip netns exec "$NS" "$WORK/pingpong" server 8083 198.18.1.1 & pids+=($!)
+    wait_port 8083 "$NS"
   fi
   wait_port 15001 "$NS"
   sleep 1
   callgrind_control -d "$p" >/dev/null 2>&1
+  # What a node's agent serves all along beside the data path: kubelet's probes and Prometheus' scrapes, as
+  # their clients send them (the pod list and the configuration too); a reconcile every second (below).
+  local admin=
+  if [ "$name" != proxy ]; then
+    ip netns exec "$home" bash -c 'while :; do
+      curl -s -o /dev/null -H "User-Agent: kube-probe/1.31" -H "Accept: */*" http://127.0.0.1:15020/readyz
+      curl -s -o /dev/null -H "User-Agent: kube-probe/1.31" -H "Accept: */*" http://127.0.0.1:15020/healthz
+      curl -s -o /dev/null -H "User-Agent: Prometheus/2.53.0" -H "X-Prometheus-Scrape-Timeout-Seconds: 10" \
+        -H "Accept: text/plain;version=0.0.4;q=0.5,*/*;q=0.1" http://127.0.0.1:15020/metrics
+      curl -s -o /dev/null http://127.0.0.1:15020/pods; curl -s -o /dev/null http://127.0.0.1:15020/config
+      sleep 0.5; done' >/dev/null 2>&1 &
+    admin=$!; pids+=("$admin")
+  fi
   ip netns exec "$NS" iperf3 -c 198.18.1.2 -p 8080 -t "$LOAD_SECS" -P 8 >/dev/null
   ip netns exec "$NS" wrk -t1 -c32 -d"${LOAD_SECS}s" -H "Connection: close" http://198.18.1.2:8081/ >/dev/null
   ip netns exec "$NS" "$WORK/pingpong" rr 198.18.1.2 8082 "$LOAD_SECS" >/dev/null
+  if [ "$name" = pods ]; then ip netns exec "$PEER" "$WORK/pingpong" rr 198.18.1.1 8083 "$LOAD_SECS" >/dev/null; fi
+  if [ -n "$admin" ]; then kill "$admin"; wait "$admin" 2>/dev/null || true; fi
   kill -TERM "$p"; wait "$p" 2>/dev/null || true
   ip netns del "$NS"
-  ip netns del "$NODE" 2>/dev/null || true
+  for pod in "$NODE" "${MORE[@]}"; do ip netns del "$pod" 2>/dev/null || true; done
   for _ in $(seq 200); do ip netns exec "$PEER" ip link show pod0 >/dev/null 2>&1 || break; sleep 0.05; done
   # callgrind_control -d writes NAME.PID.1; the exit writes NAME.PID (everything since).
   mv "$WORK/$name.$p.1" "$WORK/$name.start"; mv "$WORK/$name.$p" "$WORK/$name.load"
@@ -133,10 +166,10 @@ NFT
 echo "symbol-order: weir proxy under callgrind" >&2
 profile proxy proxy --workers "$THREADS" --max-connections 8000
 echo "symbol-order: weir run under callgrind" >&2
-profile run run -i 198.18.0.0/15 --workers "$THREADS" --max-connections 8000
+profile run run -i 198.18.0.0/15 --workers "$THREADS" --max-connections 8000 --reconcile-interval 1s
 echo "symbol-order: weir run --pod-mode under callgrind" >&2
-profile pods run --pod-mode --run-dir "$WORK/run" --state-dir "$WORK/state" -i 198.18.0.0/15 --workers "$THREADS" \
-  --max-connections 8000
+profile pods run --pod-mode --run-dir "$WORK/run" --state-dir "$WORK/state" -i 198.18.0.0/15 -b "'*'" --workers "$THREADS" \
+  --max-connections 8000 --max-connections-per-pod 1000 --max-connection-rate-per-pod 100000 --reconcile-interval 1s
 
 python3 - "$WORK" "$OUT" <<'PY'
 import collections, re, sys
@@ -186,9 +219,9 @@ movable = lambda f: f in section_of and not any(s.endswith(":(.text)") and size[
 startup = collections.Counter({f: 1 for f in ("_start", "frame_dummy", "register_tm_clones", "deregister_tm_clones",
                                               "__do_global_dtors_aux")})
 order, seen = [], set()
-for part in ("proxy.start", "proxy.load", "run.start", "run.load", "pods.start", "pods.load"):
+for part in ("proxy.load", "run.load", "pods.load", "proxy.start", "run.start", "pods.start"):
     cost = executed(work + "/" + part)
-    if part == "proxy.start":
+    if part == "proxy.start":   # after every load: the start's code is dropped at ready (Memory.releaseStartupPages)
         cost.update(startup)
     added = [f for f in sorted(cost, key=lambda f: (-cost[f], f)) if f not in seen and movable(f)]
     seen.update(added)

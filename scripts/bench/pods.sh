@@ -15,7 +15,8 @@
 #  - memory of the agent (VmRSS, RssAnon from /proc/PID/status, Rss and Pss from smaps_rollup): 1 s after it is
 #    ready with no pod, 1 s after the last ADD, and 1 s after a load phase through every pod: BENCH_POD_LOAD_CONNS
 #    (8) concurrent outbound connections per pod (GET of 128 KiB from the node's nginx) and as many inbound ones
-#    (32 KiB answers from the pod's application, which must see every one of them from 127.0.0.6).
+#    (32 KiB answers from the pod's application, which must see every one of them from 127.0.0.6). The binary's
+#    page cache is dropped before the agent starts, and before the `weir proxy` sidecars do (cold_binary).
 #  - at BENCH_POD_COST_AT (the first step): the agent's CPU per new connection (wrk, `Connection: close`) and per
 #    GB (iperf3, one stream) through one pod, against `weir run` in host mode capturing its own namespace, in
 #    BENCH_POD_ROUNDS (5) interleaved rounds of BENCH_POD_SECONDS (2) each.
@@ -114,6 +115,11 @@ rec_mem() { # pods target prefix pid...
   [ -n "${BENCH_POD_SMAPS:-}" ] && [ $# = 1 ] && cat "/proc/$1/smaps" >"$BENCH_POD_SMAPS-$n-$t-$k" || true
 }
 http_get() { in_ns "$NODE" curl -s -m 2 "http://$ADMIN$1"; }
+# Drops the weir binary's pages from the page cache (none is mapped: no weir process runs), as on a node after a
+# reboot, so that every start reads it back the same way. What a page fault maps depends on how the file got into
+# the page cache: run straight after the build wrote it, the agent mapped up to ~1 MB more of its code than from the
+# same binary read back (its Pss varied by that much between runs; BENCHMARKS.md, "The binary's page cache").
+cold_binary() { sync "$WEIR"; dd if="$WEIR" iflag=nocache count=0 status=none; }
 
 gcc -O2 -Wall -o "$WORK/podtool" -x c - <<'PODTOOL'
 /* The pod benchmark's clients and application (scripts/bench/pods.sh; namespaces only). A TARGET is NETNS@IP:
@@ -753,6 +759,7 @@ restart() { # pods
 sidecars() { # pods target command...
   local n=$1 t=$2 i sc=() _ out to; shift 2
   mapfile -t to < <(targets "$n" out)
+  [ "$1" = "$WEIR" ] && cold_binary   # as for the agent
   ulimit -Sn 4096
   for i in $(seq "$n"); do
     nsenter --net="/run/netns/$(pod_ns "$i")" "$@" >>"$WORK/$t.log" 2>&1 &
@@ -787,6 +794,7 @@ step() {
   app=$!
   pids+=("$app")
   rm -rf "$RUN"
+  cold_binary
   start_agent "$WORK/agent-$n.log"
   wait_ready "$NODE" "$agent" "$WORK/agent-$n.log"
   sleep 1
