@@ -37,7 +37,7 @@ for tool in valgrind callgrind_control iperf3 nginx wrk; do
   command -v "$tool" >/dev/null || { echo "symbol-order: $tool is missing" >&2; exit 1; }
 done
 NS=wtp-order-$$; PEER=wtp-orderpeer-$$; NODE=wtp-ordernode-$$
-# More pods than sorting a short list takes (Swift sorts up to 20 elements by insertion, more by its merge sort)
+# The pod-mode profile's 24 more pods: what an agent runs for many pods (their reconciles, listing and sorting them)
 MORE=(); for i in $(seq 2 25); do MORE+=("wtp-orderpod$i-$$"); done
 WORK=$(mktemp -d /tmp/wtp-order.XXXXXX)
 pids=()
@@ -48,7 +48,10 @@ cleanup() {
     for p in $(ip netns pids "$ns" 2>/dev/null); do kill "$p" 2>/dev/null || true; done
     ip netns del "$ns" 2>/dev/null || true
   done
-  if [ -n "${SYMBOL_ORDER_KEEP:-}" ]; then mkdir -p "$SYMBOL_ORDER_KEEP"; cp "$WORK"/*.start "$WORK"/*.load "$WORK"/*.log "$WORK"/weir.map "$SYMBOL_ORDER_KEEP"/ 2>/dev/null || true; fi
+  if [ -n "${SYMBOL_ORDER_KEEP:-}" ]; then # the dumps, the agents' logs and the link map, to look into
+    mkdir -p "$SYMBOL_ORDER_KEEP"
+    cp "$WORK"/*.start "$WORK"/*.load "$WORK"/*.log "$WORK"/weir.map "$SYMBOL_ORDER_KEEP"/ 2>/dev/null || true
+  fi
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -168,8 +171,9 @@ profile proxy proxy --workers "$THREADS" --max-connections 8000
 echo "symbol-order: weir run under callgrind" >&2
 profile run run -i 198.18.0.0/15 --workers "$THREADS" --max-connections 8000 --reconcile-interval 1s
 echo "symbol-order: weir run --pod-mode under callgrind" >&2
-profile pods run --pod-mode --run-dir "$WORK/run" --state-dir "$WORK/state" -i 198.18.0.0/15 -b "'*'" --workers "$THREADS" \
-  --max-connections 8000 --max-connections-per-pod 1000 --max-connection-rate-per-pod 100000 --reconcile-interval 1s
+profile pods run --pod-mode --run-dir "$WORK/run" --state-dir "$WORK/state" -i 198.18.0.0/15 -b "'*'" \
+  --workers "$THREADS" --max-connections 8000 --max-connections-per-pod 1000 --max-connection-rate-per-pod 100000 \
+  --reconcile-interval 1s
 
 python3 - "$WORK" "$OUT" <<'PY'
 import collections, re, sys
