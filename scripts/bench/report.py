@@ -369,7 +369,8 @@ def syscalls(run):
         return "_Syscalls per connection: %s._" % NOT_MEASURED
     names = sorted({m[len("syscalls_"):] for (t, m) in run.proxy if t in ("weir", "haproxy")
                     and m.startswith("syscalls_")},
-                   key=lambda n: -max(run.med("weir", "syscalls_" + n) or 0, run.med("haproxy", "syscalls_" + n) or 0))
+                   key=lambda n: (-max(run.med("weir", "syscalls_" + n) or 0, run.med("haproxy", "syscalls_" + n) or 0),
+                                  n))   # ties by name: the same rows in the same order every time
 
     def cell(t, name):
         calls, errors = run.med(t, "syscalls_" + name), run.med(t, "syscall_errors_" + name)
