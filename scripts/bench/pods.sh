@@ -117,7 +117,7 @@ rec_mem() { # pods target prefix pid...
 http_get() { in_ns "$NODE" curl -s -m 2 "http://$ADMIN$1"; }
 # Drops the weir binary's pages from the page cache (none is mapped: no weir process runs), as on a node after a
 # reboot, so that every start reads it back the same way. What a page fault maps depends on how the file got into
-# the page cache: run straight after the build wrote it, the agent mapped up to ~1 MB more of its code than from the
+# the page cache: run straight after the build wrote it, the agent mapped 0.8 to 1.7 MB more of its code than from the
 # same binary read back (its Pss varied by that much between runs; BENCHMARKS.md, "The binary's page cache").
 cold_binary() { sync "$WEIR"; dd if="$WEIR" iflag=nocache count=0 status=none; }
 
