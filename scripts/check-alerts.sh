@@ -7,6 +7,7 @@
 # The binary: WEIR_BIN, else .build/debug/weir. Prints one line per check and "alerts: N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
+. scripts/test-helpers/cni.sh
 rules=deploy/prometheus/weir-rules.yaml
 tests=deploy/prometheus/weir-rules.test.yaml
 promrule=deploy/kubernetes/prometheusrule.yaml
@@ -60,11 +61,7 @@ sys.stdout.write(urllib.request.urlopen("http://127.0.0.1:15020/metrics", timeou
     ip netns exec "$ns" "$bin" run --pod-mode --run-dir "$dir/run" --state-dir "$dir/state" -i 198.18.0.0/15 -b '*' \
       --workers 1 --drain-timeout 1s >"$dir/agent.log" 2>&1 &
     pid=$!
-    if ready && printf '{"cniVersion":"1.0.0","name":"alerts","type":"weir","agentSocket":"%s","prevResult":%s}' \
-          "$dir/run/cni.sock" '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}' |
-        ip netns exec "$ns" env CNI_COMMAND=ADD CNI_CONTAINERID=c-alerts CNI_NETNS="/run/netns/$podns" CNI_IFNAME=eth0 \
-          CNI_ARGS="K8S_POD_NAMESPACE=alerts;K8S_POD_NAME=p;K8S_POD_UID=u" CNI_PATH=/usr/lib/cni "$bin" >"$dir/add.out"
-    then
+    if ready && cni_add "$bin" "$ns" "$dir/run/cni.sock" "/run/netns/$podns" c-alerts alerts p u >"$dir/add.out"; then
       scrape "$dir/metrics" && $py $helper unknown "$dir/metrics" $rules $dashboard && rc=0
     else
       echo "the pod-mode agent did not serve a pod:"; cat "$dir/add.out" "$dir/agent.log"

@@ -30,6 +30,7 @@
 # compare with `make bench`'s memory rows. Needs root (namespaces), valgrind, iperf3, nginx, wrk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/test-helpers/cni.sh
 OUT=${SYMBOL_ORDER_OUT:-Sources/weir/symbol-order.txt}
 LOAD_SECS=${SYMBOL_ORDER_LOAD_SECONDS:-4}
 THREADS=$(nproc)
@@ -127,11 +128,8 @@ NFT
     for pod in "$NS" "${MORE[@]}"; do
       i=$((i + 1))
       [ "$pod" = "$NS" ] || { ip netns add "$pod"; ip netns exec "$pod" ip link set lo up; }
-      printf '{"cniVersion":"1.0.0","name":"order","type":"weir","agentSocket":"%s","prevResult":%s}' \
-        "$WORK/run/cni.sock" '{"cniVersion":"1.0.0","interfaces":[],"ips":[]}' |
-        ip netns exec "$NODE" env CNI_COMMAND=ADD CNI_CONTAINERID="c-order$i" CNI_NETNS="/run/netns/$pod" \
-          CNI_IFNAME=eth0 CNI_ARGS="IgnoreUnknown=1;K8S_POD_NAMESPACE=order;K8S_POD_NAME=p$i;K8S_POD_UID=u$i" \
-          CNI_PATH=/usr/lib/cni "$WORK/weir" >"$WORK/add.out" 2>&1 ||
+      cni_add "$WORK/weir" "$NODE" "$WORK/run/cni.sock" "/run/netns/$pod" "c-order$i" order "p$i" "u$i" \
+        >"$WORK/add.out" 2>&1 ||
         { echo "symbol-order: ADD failed: $(cat "$WORK/add.out") $(tail -c 500 "$WORK/$name.log")" >&2; exit 1; }
     done
     # The pod's application, for the inbound load (the agent hands connections over from 127.0.0.6)
